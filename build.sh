@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# prunelab's one entry point.
+#
+#   ./build.sh serve   build, then serve the playground on http://127.0.0.1:${PORT:-8080}/
+#   ./build.sh test    the whole suite: Rust unit and integration tests, CLI
+#                      end-to-end tests, headless-Chromium tests of the page
+#   ./build.sh build   the native CLI and the wasm package (static/pkg)
+#   ./build.sh wasm    only the wasm package
+#
+# It installs what it needs when missing: the wasm32 target, wasm-bindgen-cli
+# (pinned to the wasm-bindgen crate's version), and for the browser tests
+# Debian's chromium + chromium-driver and npm's playwright-core.
+# CARGO_TARGET_DIR is honoured (CI keeps it in a cache outside the clone).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+WASM_BINDGEN_VERSION=0.2.130 # = the `wasm-bindgen` crate in Cargo.lock; they must match
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+BIN="$TARGET_DIR/release/prunelab"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+need_wasm_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked
+  fi
+}
+
+# Debian packages for the browser tests (and SwiftShader's Vulkan driver,
+# which ships inside chromium, for the native cpu-vs-vulkan test).
+need_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  say "installing chromium and chromium-driver"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q chromium chromium-driver ||
+    { $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver; }
+}
+
+need_node_deps() {
+  if [ ! -d node_modules/playwright-core ]; then
+    say "installing playwright-core (npm)"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+build_native() {
+  say "building the native CLI (release)"
+  cargo build --release -p prunelab --bin prunelab
+}
+
+build_wasm() {
+  need_wasm_tools
+  say "building the wasm package into static/pkg"
+  cargo build -p prunelab --lib --target wasm32-unknown-unknown --profile wasm \
+    --no-default-features --features web
+  wasm-bindgen --target web --no-typescript --out-dir static/pkg \
+    "$TARGET_DIR/wasm32-unknown-unknown/wasm/prunelab.wasm"
+  # Optional shrinking with npm's binaryen (Debian's binaryen 108 breaks the module).
+  if [ "${PRUNELAB_WASM_OPT:-0}" = 1 ]; then
+    need_node_deps
+    say "shrinking the module with wasm-opt -Oz"
+    node node_modules/binaryen/bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      --strip-debug static/pkg/prunelab_bg.wasm -o static/pkg/prunelab_bg.wasm
+  fi
+}
+
+run_tests() {
+  build_native
+  build_wasm
+  need_browser
+  need_node_deps
+  say "Rust tests (unit, integration, CLI end-to-end)"
+  cargo test --release -p prunelab
+  say "browser tests (headless Chromium)"
+  PRUNELAB_BIN="$BIN" node tests/browser/run.mjs
+}
+
+case "${1:-}" in
+  serve)
+    build_native
+    build_wasm
+    say "serving the playground"
+    exec "$BIN" serve --dir static --web web "${@:2}"
+    ;;
+  test) run_tests ;;
+  build) build_native && build_wasm ;;
+  wasm) build_wasm ;;
+  *)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -1,0 +1,98 @@
+//! Throughput: training and inference images per second for one model and
+//! batch size on one device, after warm-up (autotune, shader compilation).
+//! Inputs are random, so the figure measures the engine, not data loading.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Distribution, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::device::OpenDevice;
+use crate::error::Result;
+use crate::host;
+use crate::metrics::count::count;
+use crate::model::ModelSpec;
+use crate::run::init_model;
+use crate::train::cross_entropy;
+use crate::train::optim::{Optimizer, OptimizerSettings};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub model: String,
+    pub batch: usize,
+    pub device: String,
+    pub params: u64,
+    pub macs: u64,
+    /// Training (forward, backward, SGD step) images per second.
+    pub train_img_s: f64,
+    /// Inference (eval-mode forward) images per second.
+    pub infer_img_s: f64,
+    /// Seconds spent in the warm-up steps (autotune, compilation).
+    pub warmup_seconds: f64,
+    pub warmup_steps: usize,
+    pub timed_steps: usize,
+    pub date: String,
+    pub prunelab: String,
+}
+
+/// Measures `spec` at batch size `batch`: `warmup` untimed steps, then
+/// `steps` timed ones, for training and for inference.
+pub async fn bench(spec: &ModelSpec, batch: usize, opened: &OpenDevice, warmup: usize, steps: usize) -> Result<BenchResult> {
+    let device = opened.autodiff();
+    let mut model = init_model(spec, 1, &device);
+    let mut optim = Optimizer::new(OptimizerSettings::default());
+    let [c, h, w] = spec.input_shape();
+    let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<1, Int>::from_data(
+        burn::tensor::TensorData::new((0..batch as i64).map(|i| i % spec.classes() as i64).collect::<Vec<_>>(), [batch]),
+        &device,
+    );
+
+    let mut train_steps = |n: usize, model: &mut crate::model::Model| -> Tensor<1> {
+        let mut last = Tensor::zeros([1], &device);
+        for _ in 0..n {
+            let loss = cross_entropy(model.forward(x.clone()), y.clone());
+            last = loss.clone().detach();
+            let grads = GradientsParams::from_grads(loss.backward(), &*model);
+            *model = optim.step(0.01, model.clone(), grads);
+        }
+        last
+    };
+    let t0 = clock::now();
+    host::scalar(train_steps(warmup, &mut model)).await?;
+    let warmup_seconds = clock::now() - t0;
+    let t1 = clock::now();
+    host::scalar(train_steps(steps, &mut model)).await?;
+    let train_seconds = clock::now() - t1;
+
+    let eval = model.valid();
+    let x_eval = x.clone().without_autodiff();
+    let infer = |n: usize| {
+        let mut acc = Tensor::<1>::zeros([1], &x_eval.device());
+        for _ in 0..n {
+            acc = acc + eval.forward(x_eval.clone()).slice([0..1, 0..1]).reshape([1]);
+        }
+        acc
+    };
+    host::scalar(infer(warmup)).await?;
+    let t2 = clock::now();
+    host::scalar(infer(steps)).await?;
+    let infer_seconds = clock::now() - t2;
+
+    let counted = count(spec);
+    Ok(BenchResult {
+        model: spec.name(),
+        batch,
+        device: opened.description.clone(),
+        params: counted.params,
+        macs: counted.macs,
+        train_img_s: (steps * batch) as f64 / train_seconds,
+        infer_img_s: (steps * batch) as f64 / infer_seconds,
+        warmup_seconds,
+        warmup_steps: warmup,
+        timed_steps: steps,
+        date: clock::today(),
+        prunelab: env!("CARGO_PKG_VERSION").into(),
+    })
+}

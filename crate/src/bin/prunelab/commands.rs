@@ -1,0 +1,196 @@
+//! The commands: flags → engine calls → files.
+
+use std::path::Path;
+
+use prunelab::config::RunConfig;
+use prunelab::device::{self, DeviceChoice};
+use prunelab::error::{Error, Result};
+use prunelab::host::block_on;
+use prunelab::io::{atomic, model_file};
+use prunelab::metrics::count::count;
+use prunelab::model::spec::{ModelOptions, ModelSpec};
+use prunelab::report::{count_table, human};
+use prunelab::run::{self, Resume};
+use prunelab::train::{checkpoint, evaluate};
+
+use crate::progress::Progress;
+use crate::{BenchArgs, EvalArgs, InfoArgs, RunArgs, TrainArgs};
+
+fn parse<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|_| Error::config(field, value, "see `prunelab train --help` for the accepted values"))
+}
+
+/// The config file (if any) with the flags laid over it.
+pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
+    let mut c = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            RunConfig::from_toml(&text, &path.display().to_string())?
+        }
+        None => RunConfig::default(),
+    };
+    if let Some(dir) = &args.data {
+        c.data.dir = Some(dir.display().to_string());
+        if !c.data.dataset.starts_with("cifar") {
+            c.data.dataset = "cifar10".into();
+        }
+    }
+    if let Some(path) = &args.csv {
+        c.data.path = Some(path.display().to_string());
+        c.data.dataset = "csv".into();
+    }
+    if let Some(v) = &args.dataset {
+        c.data.dataset = v.clone();
+    }
+    if let Some(v) = &args.model {
+        c.model.name = v.clone();
+    } else if args.config.is_none() && c.data.dataset.starts_with("cifar") {
+        c.model.name = "resnet20".into();
+    }
+    macro_rules! set {
+        ($($flag:ident => $($field:ident).+),* $(,)?) => {
+            $(if let Some(v) = &args.$flag { c.$($field).+ = v.clone(); })*
+        };
+    }
+    c.data.train_subset = args.train_subset.or(c.data.train_subset);
+    c.data.test_subset = args.test_subset.or(c.data.test_subset);
+    set!(points => data.train_points, noise => data.noise, epochs => train.epochs,
+         batch_size => train.batch_size, lr => train.lr, momentum => train.momentum,
+         weight_decay => train.weight_decay, milestones => train.milestones,
+         hidden => model.hidden, seed => seed);
+    if args.no_augment {
+        c.data.augment = false;
+    }
+    if args.nesterov {
+        c.train.nesterov = true;
+    }
+    if let Some(v) = &args.optimizer {
+        c.train.optimizer = v.parse()?;
+    }
+    if let Some(v) = &args.schedule {
+        c.train.schedule = v.parse()?;
+    }
+    if let Some(v) = &args.activation {
+        c.model.activation = parse("activation", v)?;
+    }
+    if let Some(v) = &args.shortcut {
+        c.model.shortcut = parse("shortcut", v)?;
+    }
+    if let Some(v) = &args.device {
+        c.device = v.parse()?;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    let config = run_config(&args.run)?;
+    let opened = device::open(config.device)?;
+    eprintln!("device: {}", opened.description);
+    let split = config.data.load(config.seed)?;
+    eprintln!(
+        "data: {} ({} train, {} test, {} classes)",
+        split.source,
+        split.train.len(),
+        split.test.len(),
+        split.train.classes
+    );
+    let bytes;
+    let resume = match (&args.checkpoint, args.resume) {
+        (Some(path), true) if path.exists() => {
+            bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let (pack, meta) = checkpoint::read(&bytes, path)?;
+            Some(Resume { pack, meta, path })
+        }
+        (None, true) => return Err(Error::config("resume", "true", "--resume needs --checkpoint FILE")),
+        _ => None,
+    };
+    let mut progress = Progress::new(args.json_events);
+    let mut save = |bytes: Vec<u8>| match &args.checkpoint {
+        Some(path) => atomic::write(path, &bytes),
+        None => Ok(()),
+    };
+    let (model, result) = block_on(run::train(&config, &opened, &split, resume, &mut progress, &mut save))?;
+    progress.finish();
+    eprintln!(
+        "test accuracy {:.2}% · {} params · {} MACs · {:.1} s",
+        100.0 * result.test_accuracy,
+        human(result.params as f64),
+        human(result.macs as f64),
+        result.wall_seconds
+    );
+    if let Some(path) = &args.save {
+        let bytes = block_on(model_file::to_bytes(&model, serde_json::to_value(&config).expect("plain data")))?;
+        atomic::write(path, &bytes)?;
+        eprintln!("model saved to {}", path.display());
+    }
+    if let Some(path) = &args.out {
+        atomic::write_json(path, &result)?;
+        eprintln!("result written to {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let config = run_config(&args.run)?;
+    let opened = device::open(config.device)?;
+    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
+    let (model, _) = model_file::from_bytes(&bytes, &args.file, &opened.device)?;
+    let split = config.data.load(config.seed)?;
+    let (loss, accuracy) = block_on(evaluate(&model, &split.test, split.norm, config.train.eval_batch_size, &opened.device))?;
+    let counted = count(&model.spec);
+    let result = serde_json::json!({
+        "model": model.spec.name(),
+        "file": args.file.display().to_string(),
+        "device": opened.description,
+        "test_accuracy": accuracy,
+        "test_loss": loss,
+        "test_examples": split.test.len(),
+        "params": counted.params,
+        "macs": counted.macs,
+    });
+    println!("{}", serde_json::to_string_pretty(&result).expect("plain data"));
+    if let Some(path) = &args.out {
+        atomic::write_json(path, &result)?;
+    }
+    Ok(())
+}
+
+pub fn info(args: InfoArgs) -> Result<()> {
+    let spec = ModelSpec::named(
+        &args.model,
+        &ModelOptions {
+            classes: args.classes,
+            hidden: args.hidden.clone(),
+            shortcut: parse("shortcut", &args.shortcut)?,
+            ..ModelOptions::default()
+        },
+    )?;
+    let counted = count(&spec);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&counted).expect("plain data"));
+    } else {
+        print!("{}", count_table(&counted));
+    }
+    Ok(())
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let spec = ModelSpec::named(
+        &args.model,
+        &ModelOptions {
+            shortcut: parse("shortcut", &args.shortcut)?,
+            ..ModelOptions::default()
+        },
+    )?;
+    let choice: DeviceChoice = args.device.parse()?;
+    let opened = device::open(choice)?;
+    eprintln!("device: {}", opened.description);
+    let result = block_on(prunelab::bench::bench(&spec, args.batch, &opened, args.warmup, args.steps))?;
+    println!("{}", serde_json::to_string_pretty(&result).expect("plain data"));
+    if let Some(path) = &args.out {
+        atomic::write_json(Path::new(path), &result)?;
+    }
+    Ok(())
+}

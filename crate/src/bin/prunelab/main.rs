@@ -1,0 +1,200 @@
+//! `prunelab`: the native front door. Parses flags, calls the engine, renders
+//! its events. Everything a second front door would also need lives in the
+//! library.
+
+mod commands;
+mod progress;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "prunelab", version, about = "Neural-network pruning you can see and reproduce")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model from flags or a TOML config; write a JSON result.
+    Train(TrainArgs),
+    /// Evaluate a saved model or checkpoint on a test set.
+    Eval(EvalArgs),
+    /// Per-layer and total parameters and MACs of a model.
+    Info(InfoArgs),
+    /// Training and inference throughput (images/s) after warm-up.
+    Bench(BenchArgs),
+    /// Serve the playground (static/) on 127.0.0.1.
+    Serve(ServeArgs),
+}
+
+/// Settings shared by every command that builds a run.
+#[derive(Args, Clone, Default)]
+pub struct RunArgs {
+    /// TOML config file; flags given here override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// mlp, cnn, resnet20, resnet32, resnet56, resnet110, vgg16.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Toy problem (spiral, circles, xor, gaussians, moons), cifar10, cifar100 or csv.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// CIFAR directory in the official binary layout (implies --dataset cifar10 unless given).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// A `x,y,label` CSV file (implies --dataset csv).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    #[arg(long)]
+    pub train_subset: Option<usize>,
+    #[arg(long)]
+    pub test_subset: Option<usize>,
+    /// Toy problems: training points.
+    #[arg(long)]
+    pub points: Option<usize>,
+    /// Toy problems: noise (standard deviation).
+    #[arg(long)]
+    pub noise: Option<f32>,
+    /// Turn off pad-crop/flip augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// sgd or adam.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    #[arg(long)]
+    pub nesterov: bool,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// constant, multistep or cosine.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Multistep epochs, e.g. 100,150.
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Option<Vec<usize>>,
+    /// MLP hidden widths, e.g. 16,16.
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// MLP activation: relu, tanh, sigmoid.
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// ResNet shortcut: a (zero-pad) or b (1x1 projection).
+    #[arg(long)]
+    pub shortcut: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// auto, cpu or vulkan.
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Write the JSON result here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write a checkpoint here after every epoch (atomically).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from --checkpoint if it exists.
+    #[arg(long)]
+    pub resume: bool,
+    /// Save the trained model here (a file `prune` and `eval` load).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Print one JSON event per line instead of progress bars.
+    #[arg(long)]
+    pub json_events: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A model (`train --save`) or checkpoint file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[arg(long, default_value = "resnet56")]
+    pub model: String,
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    #[arg(long, default_value = "a")]
+    pub shortcut: String,
+    #[arg(long, value_delimiter = ',', default_value = "16,16")]
+    pub hidden: Vec<usize>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "resnet56")]
+    pub model: String,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    #[arg(long, default_value = "a")]
+    pub shortcut: String,
+    /// Write the JSON result here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Directory to serve.
+    #[arg(long, default_value = "static")]
+    pub dir: PathBuf,
+    /// The front-end modules, served under /web/.
+    #[arg(long, default_value = "web")]
+    pub web: PathBuf,
+    /// Port (default: $PORT or 8080).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Also expose this CIFAR directory to the page under /data/.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => commands::train(args),
+        Command::Eval(args) => commands::eval(args),
+        Command::Info(args) => commands::info(args),
+        Command::Bench(args) => commands::bench(args),
+        Command::Serve(args) => serve::serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

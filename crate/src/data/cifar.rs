@@ -1,0 +1,332 @@
+//! CIFAR-10 and CIFAR-100 in the official binary layout (Krizhevsky, 2009).
+//!
+//! - CIFAR-10: records of 1 label byte (0..9) + 3,072 pixel bytes;
+//!   `data_batch_1.bin` … `data_batch_5.bin` and `test_batch.bin`.
+//! - CIFAR-100: records of a coarse label (0..19), a fine label (0..99) and
+//!   3,072 pixel bytes; `train.bin` and `test.bin`. We train on fine labels.
+//!
+//! Pixels are 1,024 R, then 1,024 G, then 1,024 B bytes, each plane 32×32
+//! row-major — already the `[C, H, W]` layout the models take.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::augment::Normalization;
+use super::{Dataset, Features, Split};
+use crate::error::{Error, Result};
+
+pub const PIXELS: usize = 3 * 32 * 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    Cifar10,
+    Cifar100,
+}
+
+impl Variant {
+    pub fn record_size(self) -> usize {
+        self.label_bytes() + PIXELS
+    }
+
+    fn label_bytes(self) -> usize {
+        match self {
+            Variant::Cifar10 => 1,
+            Variant::Cifar100 => 2,
+        }
+    }
+
+    pub fn classes(self) -> usize {
+        match self {
+            Variant::Cifar10 => 10,
+            Variant::Cifar100 => 100,
+        }
+    }
+
+    pub fn train_files(self) -> Vec<&'static str> {
+        match self {
+            Variant::Cifar10 => vec![
+                "data_batch_1.bin",
+                "data_batch_2.bin",
+                "data_batch_3.bin",
+                "data_batch_4.bin",
+                "data_batch_5.bin",
+            ],
+            Variant::Cifar100 => vec!["train.bin"],
+        }
+    }
+
+    pub fn test_file(self) -> &'static str {
+        match self {
+            Variant::Cifar10 => "test_batch.bin",
+            Variant::Cifar100 => "test.bin",
+        }
+    }
+
+    /// The published training-set statistics.
+    pub fn normalization(self) -> Normalization {
+        match self {
+            Variant::Cifar10 => Normalization {
+                mean: [0.4914, 0.4822, 0.4465],
+                std: [0.2470, 0.2435, 0.2616],
+            },
+            Variant::Cifar100 => Normalization {
+                mean: [0.5071, 0.4865, 0.4409],
+                std: [0.2673, 0.2564, 0.2762],
+            },
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Cifar10 => "CIFAR-10",
+            Variant::Cifar100 => "CIFAR-100",
+        }
+    }
+
+    fn download_hint(self) -> String {
+        let archive = match self {
+            Variant::Cifar10 => "cifar-10-binary.tar.gz",
+            Variant::Cifar100 => "cifar-100-binary.tar.gz",
+        };
+        format!(
+            "Use the binary version ({archive} from https://www.cs.toronto.edu/~kriz/cifar.html), unmodified"
+        )
+    }
+}
+
+fn bad(path: &Path, variant: Variant, problem: String, expected: String, found: String) -> Error {
+    Error::BadDataFile {
+        path: path.to_path_buf(),
+        problem,
+        expected,
+        found,
+        fix: format!("{}.", variant.download_hint()),
+    }
+}
+
+/// Parses one binary batch file (`bytes`, read from `path`).
+pub fn parse(bytes: &[u8], path: &Path, variant: Variant) -> Result<Dataset> {
+    let record = variant.record_size();
+    if bytes.is_empty() {
+        return Err(bad(path, variant, "the file is empty".into(), format!("{} records of {record} bytes", variant.label()), "0 bytes".into()));
+    }
+    if bytes.len() % record != 0 {
+        let other = match variant {
+            Variant::Cifar10 => Variant::Cifar100,
+            Variant::Cifar100 => Variant::Cifar10,
+        };
+        let hint = if bytes.len() % other.record_size() == 0 {
+            format!(" — the size fits {} records; is this the other data set?", other.label())
+        } else {
+            String::new()
+        };
+        return Err(bad(
+            path,
+            variant,
+            format!("the file is truncated or not {} data{hint}", variant.label()),
+            format!("a multiple of {record} bytes ({} records of {record} bytes)", variant.label()),
+            format!(
+                "{} bytes: {} whole records and {} bytes left over",
+                bytes.len(),
+                bytes.len() / record,
+                bytes.len() % record
+            ),
+        ));
+    }
+    let n = bytes.len() / record;
+    let classes = variant.classes();
+    let mut labels = Vec::with_capacity(n);
+    let mut pixels = Vec::with_capacity(n * PIXELS);
+    for (i, rec) in bytes.chunks_exact(record).enumerate() {
+        let label = rec[variant.label_bytes() - 1] as usize;
+        if label >= classes {
+            return Err(bad(
+                path,
+                variant,
+                format!("record {i} (byte offset {}) has an out-of-range label", i * record),
+                format!("a label in 0..{}", classes - 1),
+                format!("{label}"),
+            ));
+        }
+        labels.push(label as u16);
+        pixels.extend_from_slice(&rec[variant.label_bytes()..]);
+    }
+    Ok(Dataset {
+        features: Features::Bytes(pixels),
+        labels,
+        shape: [3, 32, 32],
+        classes,
+    })
+}
+
+/// Concatenates data sets of the same shape.
+pub fn concat(parts: Vec<Dataset>) -> Dataset {
+    let mut iter = parts.into_iter();
+    let mut first = iter.next().expect("concat needs at least one data set");
+    for part in iter {
+        if let (Features::Bytes(a), Features::Bytes(b)) = (&mut first.features, part.features) {
+            a.extend(b);
+        }
+        first.labels.extend(part.labels);
+    }
+    first
+}
+
+fn read(path: &Path, variant: Variant) -> Result<Dataset> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            bad(
+                path,
+                variant,
+                "the file is missing".into(),
+                format!(
+                    "the {} binary layout: {} and {}",
+                    variant.label(),
+                    variant.train_files().join(", "),
+                    variant.test_file()
+                ),
+                "no such file".into(),
+            )
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    parse(&bytes, path, variant)
+}
+
+/// Loads explicit training and test files.
+pub fn load_files(train: &[PathBuf], test: &[PathBuf], variant: Variant) -> Result<Split> {
+    let train = concat(train.iter().map(|p| read(p, variant)).collect::<Result<_>>()?);
+    let test = concat(test.iter().map(|p| read(p, variant)).collect::<Result<_>>()?);
+    Ok(Split {
+        train,
+        test,
+        norm: Some(variant.normalization()),
+        source: format!("{:?}", variant).to_lowercase(),
+    })
+}
+
+/// Loads a directory in the official layout.
+pub fn load_dir(dir: &Path, variant: Variant) -> Result<Split> {
+    if !dir.is_dir() {
+        return Err(bad(
+            dir,
+            variant,
+            "the data directory does not exist".into(),
+            format!("a directory holding {} and {}", variant.train_files().join(", "), variant.test_file()),
+            "nothing at this path".into(),
+        ));
+    }
+    let train: Vec<PathBuf> = variant.train_files().iter().map(|f| dir.join(f)).collect();
+    let mut split = load_files(&train, &[dir.join(variant.test_file())], variant)?;
+    split.source = format!("{}:{}", split.source, dir.display());
+    Ok(split)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` CIFAR-10 records with labels `i % 10` and pixel value `i`.
+    pub fn records(n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.push((i % 10) as u8);
+            out.extend(std::iter::repeat_n(i as u8, PIXELS));
+        }
+        out
+    }
+
+    #[test]
+    fn parses_labels_and_pixels_in_record_order() {
+        let ds = parse(&records(12), Path::new("b.bin"), Variant::Cifar10).unwrap();
+        assert_eq!(ds.len(), 12);
+        assert_eq!(ds.labels[..3], [0, 1, 2]);
+        assert_eq!(ds.labels[11], 1);
+        let Features::Bytes(px) = &ds.features else { panic!("images are bytes") };
+        assert_eq!(px.len(), 12 * PIXELS);
+        assert_eq!(px[5 * PIXELS], 5);
+        assert_eq!(px[6 * PIXELS - 1], 5);
+    }
+
+    #[test]
+    fn truncated_file_names_file_expected_and_found() {
+        let mut bytes = records(3);
+        bytes.truncate(bytes.len() - 100);
+        let err = parse(&bytes, Path::new("/x/data_batch_1.bin"), Variant::Cifar10).unwrap_err().to_string();
+        assert!(err.contains("/x/data_batch_1.bin"), "{err}");
+        assert!(err.contains("truncated"), "{err}");
+        assert!(err.contains("multiple of 3073 bytes"), "{err}");
+        assert!(err.contains("2 whole records and 2973 bytes left over"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_label_is_reported_with_its_record() {
+        let mut bytes = records(4);
+        bytes[2 * 3073] = 17;
+        let err = parse(&bytes, Path::new("t.bin"), Variant::Cifar10).unwrap_err().to_string();
+        assert!(err.contains("record 2"), "{err}");
+        assert!(err.contains("0..9"), "{err}");
+        assert!(err.contains("found 17"), "{err}");
+    }
+
+    #[test]
+    fn empty_file_and_wrong_variant_are_explained() {
+        let err = parse(&[], Path::new("e.bin"), Variant::Cifar10).unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
+        // 3074 bytes = one CIFAR-100 record read as CIFAR-10.
+        let err = parse(&vec![0; 3074 * 7], Path::new("c.bin"), Variant::Cifar10).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("CIFAR-100"), "{err}");
+    }
+
+    #[test]
+    fn cifar100_uses_fine_labels() {
+        let mut rec = vec![3u8, 42];
+        rec.extend(std::iter::repeat_n(9u8, PIXELS));
+        let ds = parse(&rec, Path::new("train.bin"), Variant::Cifar100).unwrap();
+        assert_eq!(ds.labels, vec![42]);
+        assert_eq!(ds.classes, 100);
+    }
+
+    #[test]
+    fn missing_directory_and_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_dir(&dir.path().join("nope"), Variant::Cifar10).unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        std::fs::write(dir.path().join("data_batch_1.bin"), records(2)).unwrap();
+        let err = load_dir(dir.path(), Variant::Cifar10).unwrap_err().to_string();
+        assert!(err.contains("data_batch_2.bin"), "{err}");
+        assert!(err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn loads_a_directory_in_the_official_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in Variant::Cifar10.train_files() {
+            std::fs::write(dir.path().join(f), records(20)).unwrap();
+        }
+        std::fs::write(dir.path().join("test_batch.bin"), records(10)).unwrap();
+        let split = load_dir(dir.path(), Variant::Cifar10).unwrap();
+        assert_eq!(split.train.len(), 100);
+        assert_eq!(split.test.len(), 10);
+        assert_eq!(split.norm, Some(Variant::Cifar10.normalization()));
+    }
+
+    #[test]
+    fn stratified_subset_is_balanced_and_seeded() {
+        let ds = parse(&records(200), Path::new("b.bin"), Variant::Cifar10).unwrap();
+        let a = ds.stratified_subset(50, 7).unwrap();
+        assert_eq!(a.class_counts(), vec![5; 10]);
+        let b = ds.stratified_subset(50, 7).unwrap();
+        assert_eq!(a.labels, b.labels);
+        let Features::Bytes(pa) = &a.features else { unreachable!() };
+        let c = ds.stratified_subset(50, 8).unwrap();
+        let Features::Bytes(pc) = &c.features else { unreachable!() };
+        assert_ne!(pa, pc, "another seed picks other images");
+        assert!(ds.stratified_subset(300, 1).unwrap().len() == 200);
+        let err = ds.stratified_subset(199, 1);
+        assert!(err.is_ok(), "199 of 200 fits: classes have 20 each");
+    }
+}

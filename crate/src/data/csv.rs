@@ -1,0 +1,127 @@
+//! 2-D points from a CSV file: `x,y,label` per line, an optional header line,
+//! labels 0..K-1. Errors name the file, the line and what was wrong.
+
+use std::path::Path;
+
+use super::{Dataset, Features, Split};
+use crate::error::{Error, Result};
+use crate::rng;
+
+fn bad(path: &Path, problem: String, expected: &str, found: String) -> Error {
+    Error::BadDataFile {
+        path: path.to_path_buf(),
+        problem,
+        expected: expected.into(),
+        found,
+        fix: "Write one `x,y,label` row per point (label an integer from 0), optionally after a header row.".into(),
+    }
+}
+
+/// Parses `bytes` (the contents of `path`) into a data set.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| bad(path, "the file is not UTF-8 text".into(), "UTF-8 text", format!("invalid byte at offset {}", e.valid_up_to())))?;
+    let (mut xy, mut labels) = (Vec::new(), Vec::new());
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let is_header = labels.is_empty() && xy.is_empty() && fields.iter().any(|f| f.parse::<f64>().is_err());
+        if is_header && number == 0 {
+            continue;
+        }
+        if fields.len() != 3 {
+            return Err(bad(path, format!("line {} has {} fields", number + 1, fields.len()), "3 fields: x,y,label", line.chars().take(60).collect()));
+        }
+        let coord = |s: &str| -> Result<f32> {
+            s.parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| bad(path, format!("line {}: `{s}` is not a finite number", number + 1), "a finite number", s.chars().take(30).collect()))
+        };
+        let label: u16 = fields[2]
+            .parse()
+            .ok()
+            .filter(|&l: &u16| l < 1000)
+            .ok_or_else(|| bad(path, format!("line {}: the label `{}` is not a class number", number + 1, fields[2]), "an integer 0..999", fields[2].chars().take(30).collect()))?;
+        xy.push(coord(fields[0])?);
+        xy.push(coord(fields[1])?);
+        labels.push(label);
+    }
+    if labels.is_empty() {
+        return Err(bad(path, "no data rows".into(), "at least one x,y,label row", "an empty file".into()));
+    }
+    let classes = *labels.iter().max().unwrap() as usize + 1;
+    if classes < 2 {
+        return Err(bad(path, "only one class".into(), "labels of at least 2 classes", "every label is 0".into()));
+    }
+    Ok(Dataset {
+        features: Features::Floats(xy),
+        labels,
+        shape: [2, 1, 1],
+        classes,
+    })
+}
+
+/// Splits points into train and test sets at random (seeded).
+pub fn split(points: Dataset, test_fraction: f32, seed: u64, source: &str) -> Split {
+    let order = rng::permutation(&mut rng::stream(seed, "csv-split", 0), points.len());
+    // `parse` guarantees two classes, hence at least two points: both sets get one.
+    let n_test = ((points.len() as f32 * test_fraction.clamp(0.0, 0.9)).round() as usize)
+        .clamp(1, points.len() - 1);
+    let (test, train) = order.split_at(n_test);
+    Split {
+        train: points.select(train),
+        test: points.select(test),
+        norm: None,
+        source: source.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rows_with_a_header_and_comments() {
+        let text = b"x,y,label\n0.5,-1,0\n# a comment\n\n1e-2, 3 ,1\n";
+        let ds = parse(text, Path::new("p.csv")).unwrap();
+        assert_eq!(ds.labels, vec![0, 1]);
+        let Features::Floats(xy) = &ds.features else { panic!() };
+        assert_eq!(xy, &vec![0.5, -1.0, 0.01, 3.0]);
+        assert_eq!(ds.classes, 2);
+    }
+
+    #[test]
+    fn bad_rows_name_the_line() {
+        let err = parse(b"0,0,0\n1,1\n", Path::new("p.csv")).unwrap_err().to_string();
+        assert!(err.contains("p.csv") && err.contains("line 2") && err.contains("2 fields"), "{err}");
+        let err = parse(b"0,0,0\n1,nan,1\n", Path::new("p.csv")).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("finite"), "{err}");
+        let err = parse(b"0,0,0\n1,1,-1\n", Path::new("p.csv")).unwrap_err().to_string();
+        assert!(err.contains("label"), "{err}");
+        let err = parse(b"0,0,0\n1,1,0\n", Path::new("p.csv")).unwrap_err().to_string();
+        assert!(err.contains("one class"), "{err}");
+        assert!(parse(b"", Path::new("p.csv")).is_err());
+        assert!(parse(&[0xff, 0xfe], Path::new("p.csv")).is_err());
+    }
+
+    #[test]
+    fn split_keeps_every_point_once() {
+        let mut text = String::new();
+        for i in 0..10 {
+            text += &format!("{i},0,{}\n", i % 2);
+        }
+        let ds = parse(text.as_bytes(), Path::new("p.csv")).unwrap();
+        let split = split(ds, 0.3, 1, "p.csv");
+        assert_eq!(split.test.len(), 3);
+        assert_eq!(split.train.len(), 7);
+        let Features::Floats(a) = &split.train.features else { panic!() };
+        let Features::Floats(b) = &split.test.features else { panic!() };
+        let mut xs: Vec<f32> = a.iter().chain(b).step_by(2).copied().collect();
+        xs.sort_by(f32::total_cmp);
+        assert_eq!(xs, (0..10).map(|i| i as f32).collect::<Vec<_>>());
+    }
+}

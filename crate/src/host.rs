@@ -1,0 +1,42 @@
+//! Reading tensors back to the host. The browser forbids synchronous reads, so
+//! the engine only ever reads through these async helpers; native front doors
+//! drive them with [`block_on`].
+
+use burn::tensor::{Int, Tensor};
+
+use crate::error::{Error, Result};
+
+/// All values of a float tensor, row-major, as `f32`.
+pub async fn floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Execution(format!("{e:?}")))?;
+    data.try_into_vec_as::<f32>()
+        .map_err(|e| Error::Execution(format!("{e:?}")))
+}
+
+/// All values of an integer tensor as `i64`.
+pub async fn ints<const D: usize>(tensor: Tensor<D, Int>) -> Result<Vec<i64>> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Execution(format!("{e:?}")))?;
+    data.try_into_vec_as::<i64>()
+        .map_err(|e| Error::Execution(format!("{e:?}")))
+}
+
+/// The single value of a one-element tensor.
+pub async fn scalar<const D: usize>(tensor: Tensor<D>) -> Result<f32> {
+    let values = floats(tensor).await?;
+    values
+        .first()
+        .copied()
+        .ok_or_else(|| Error::Execution("expected one value, the tensor was empty".into()))
+}
+
+/// Runs an engine future to completion on native targets.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}

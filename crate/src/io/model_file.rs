@@ -1,0 +1,63 @@
+//! Saved models: a [`Pack`] of kind `model` holding the architecture and the
+//! weights. The same bytes come out of the page's download button and
+//! `prunelab train --save`, and both `eval` and `prune` read them — as well
+//! as training checkpoints, whose model part they share.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::pack::{self, Pack};
+use crate::error::{Error, Result};
+use crate::model::{Model, ModelSpec};
+use crate::train::checkpoint;
+
+pub const KIND: &str = "model";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub prunelab: String,
+    pub spec: ModelSpec,
+    /// Free-form provenance: the config, the pruning method, the page's URL state.
+    #[serde(default)]
+    pub notes: serde_json::Value,
+}
+
+pub async fn to_bytes(model: &Model, notes: serde_json::Value) -> Result<Vec<u8>> {
+    let meta = ModelMeta {
+        prunelab: env!("CARGO_PKG_VERSION").into(),
+        spec: model.spec.clone(),
+        notes,
+    };
+    let mut pack = Pack::new(KIND, serde_json::to_value(meta).expect("plain data"));
+    pack::push_module(&mut pack, "model/", model).await?;
+    Ok(pack.to_bytes())
+}
+
+/// Loads a model file or the model inside a checkpoint.
+pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(Model, serde_json::Value)> {
+    let pack = Pack::from_bytes(bytes, path)?;
+    let (spec, notes) = match pack.kind.as_str() {
+        KIND => {
+            let meta: ModelMeta = serde_json::from_value(pack.meta.clone()).map_err(|e| Error::BadCheckpoint {
+                path: path.to_path_buf(),
+                problem: format!("the model's metadata is not readable by this prunelab: {e}"),
+            })?;
+            (meta.spec, meta.notes)
+        }
+        checkpoint::KIND => {
+            let meta = checkpoint::meta(&pack, path)?;
+            (meta.spec, meta.config)
+        }
+        other => {
+            return Err(Error::BadCheckpoint {
+                path: path.to_path_buf(),
+                problem: format!("a `{other}` file holds no model"),
+            });
+        }
+    };
+    spec.validate()?;
+    let model = pack::load_module(Model::new(&spec, device), &pack, "model/", path)?;
+    Ok((model, notes))
+}

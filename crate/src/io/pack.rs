@@ -1,0 +1,257 @@
+//! The tensor pack: prunelab's one file format for models and checkpoints,
+//! written and read identically by the CLI and the page (so a model pruned in
+//! the browser continues natively, and the other way round).
+//!
+//! Layout (little-endian):
+//! `b"PRUNELAB"` · format version `u32` · header length `u64` · header (JSON:
+//! `kind`, `meta`, and a table of tensors with name, shape and element offset)
+//! · the tensors as `f32` · FNV-1a-64 checksum `u64` of everything before it.
+//! A file is one unit: it is checked whole before anything is used, so a
+//! reader never mixes parts of two writes.
+
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::host;
+
+const MAGIC: &[u8; 8] = b"PRUNELAB";
+/// Bumped when the layout changes; readers refuse newer versions by name.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    kind: String,
+    meta: serde_json::Value,
+    tensors: Vec<Entry>,
+}
+
+/// Named `f32` tensors plus JSON metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Pack {
+    pub kind: String,
+    pub meta: serde_json::Value,
+    pub entries: Vec<Entry>,
+    pub data: Vec<f32>,
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl Pack {
+    pub fn new(kind: &str, meta: serde_json::Value) -> Self {
+        Pack {
+            kind: kind.into(),
+            meta,
+            ..Pack::default()
+        }
+    }
+
+    pub fn push(&mut self, name: impl Into<String>, shape: Vec<usize>, values: &[f32]) {
+        self.entries.push(Entry {
+            name: name.into(),
+            shape,
+            offset: self.data.len(),
+        });
+        self.data.extend_from_slice(values);
+    }
+
+    /// The shape and values of tensor `name`.
+    pub fn get(&self, name: &str) -> Option<(&[usize], &[f32])> {
+        self.entries.iter().find(|e| e.name == name).map(|e| {
+            let len: usize = e.shape.iter().product();
+            (e.shape.as_slice(), &self.data[e.offset..e.offset + len])
+        })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.name.as_str())
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&Header {
+            kind: self.kind.clone(),
+            meta: self.meta.clone(),
+            tensors: self.entries.clone(),
+        })
+        .expect("a pack header is plain JSON");
+        let mut out = Vec::with_capacity(28 + header.len() + 4 * self.data.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        for v in &self.data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Parses and fully validates a pack read from `path`.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Pack> {
+        let bad = |problem: String| Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            problem,
+        };
+        if bytes.len() < 28 || &bytes[..8] != MAGIC {
+            return Err(bad("not a prunelab model or checkpoint (no PRUNELAB header); \
+                 pass a file written by `prunelab train --checkpoint` or `prunelab prune --save`"
+                .into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        if version > FORMAT_VERSION {
+            return Err(bad(format!(
+                "written by a newer prunelab (file format {version}, this build reads up to {FORMAT_VERSION}); upgrade prunelab"
+            )));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        if fnv1a(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
+            return Err(bad(format!(
+                "the checksum does not match: the file is truncated or corrupted ({} bytes); \
+                 use an earlier checkpoint or re-create it",
+                bytes.len()
+            )));
+        }
+        let header_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+        let data_start = 20usize
+            .checked_add(header_len)
+            .filter(|&s| s <= body.len())
+            .ok_or_else(|| bad("the header length points past the end of the file".into()))?;
+        let header: Header = serde_json::from_slice(&body[20..data_start])
+            .map_err(|e| bad(format!("the header is not valid JSON: {e}")))?;
+        let raw = &body[data_start..];
+        if raw.len() % 4 != 0 {
+            return Err(bad("the tensor data is not a whole number of f32 values".into()));
+        }
+        let data: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        for e in &header.tensors {
+            let len = e.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            let end = len.and_then(|l| e.offset.checked_add(l));
+            if end.is_none_or(|end| end > data.len()) {
+                return Err(bad(format!("tensor `{}` lies outside the data section", e.name)));
+            }
+        }
+        Ok(Pack {
+            kind: header.kind,
+            meta: header.meta,
+            entries: header.tensors,
+            data,
+        })
+    }
+}
+
+/// Every float tensor of a module (parameters and running statistics), by path.
+struct Collector {
+    path: Vec<String>,
+    found: Vec<(String, Vec<usize>, Tensor<1>)>,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims().to_vec();
+        self.found
+            .push((self.path.join("."), shape, tensor.flatten::<1>(0, D - 1)));
+    }
+}
+
+/// Adds every float tensor of `module` to `pack`, each name prefixed by `prefix`.
+pub async fn push_module<M: Module>(pack: &mut Pack, prefix: &str, module: &M) -> Result<()> {
+    let mut collector = Collector {
+        path: Vec::new(),
+        found: Vec::new(),
+    };
+    module.visit(&mut collector);
+    for (name, shape, tensor) in collector.found {
+        let values = host::floats(tensor).await?;
+        pack.push(format!("{prefix}{name}"), shape, &values);
+    }
+    Ok(())
+}
+
+struct Loader<'a> {
+    pack: &'a Pack,
+    prefix: &'a str,
+    path: Vec<String>,
+    error: Option<String>,
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let name = format!("{}{}", self.prefix, self.path.join("."));
+        let dims = tensor.dims();
+        let loaded = match self.pack.get(&name) {
+            None => Err(format!("tensor `{name}` is missing")),
+            Some((shape, _)) if shape != dims.as_slice() => Err(format!(
+                "tensor `{name}` has shape {shape:?}, the model expects {dims:?}"
+            )),
+            Some((_, values)) => Ok(values),
+        };
+        let tensor = match loaded {
+            Ok(values) => {
+                let require_grad = tensor.is_require_grad();
+                let mut t = Tensor::<D>::from_data(TensorData::new(values.to_vec(), dims), &tensor.device());
+                if require_grad {
+                    t = t.require_grad();
+                }
+                t
+            }
+            Err(problem) => {
+                self.error.get_or_insert(problem);
+                tensor
+            }
+        };
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+/// Replaces every float tensor of `module` by the pack's tensor of the same
+/// path (under `prefix`); a missing tensor or a shape mismatch is an error.
+pub fn load_module<M: Module>(module: M, pack: &Pack, prefix: &str, path: &Path) -> Result<M> {
+    let mut loader = Loader {
+        pack,
+        prefix,
+        path: Vec::new(),
+        error: None,
+    };
+    let module = module.map(&mut loader);
+    match loader.error {
+        None => Ok(module),
+        Some(problem) => Err(Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            problem: format!("{problem}; the file does not match this architecture"),
+        }),
+    }
+}

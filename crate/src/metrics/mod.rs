@@ -1,0 +1,3 @@
+//! Measures of a model's cost: parameters, MACs, bytes.
+
+pub mod count;

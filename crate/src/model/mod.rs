@@ -1,0 +1,62 @@
+//! Models: an architecture ([`spec::ModelSpec`], plain data) and the burn
+//! module built from it. [`Model`] keeps both together so a network always
+//! knows its own geometry — pruning changes the two in step.
+
+pub mod layers;
+pub mod mlp;
+pub mod plain;
+pub mod resnet;
+pub mod spec;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+pub use layers::Ctx;
+use mlp::Mlp;
+use plain::PlainNet;
+use resnet::ResNet;
+pub use spec::ModelSpec;
+
+#[derive(Module, Debug)]
+pub enum Net {
+    Mlp(Mlp),
+    Plain(PlainNet),
+    Resnet(ResNet),
+}
+
+#[derive(Module, Debug)]
+pub struct Model {
+    pub net: Net,
+    #[module(skip)]
+    pub spec: ModelSpec,
+}
+
+impl Model {
+    /// A freshly initialised network for `spec` on `device`. Seed the device
+    /// (`device.seed(..)`) first for reproducible weights.
+    pub fn new(spec: &ModelSpec, device: &Device) -> Self {
+        let net = match spec {
+            ModelSpec::Mlp(m) => Net::Mlp(Mlp::new(m, device)),
+            ModelSpec::Plain(p) => Net::Plain(PlainNet::new(p, device)),
+            ModelSpec::Resnet(r) => Net::Resnet(ResNet::new(r, device)),
+        };
+        Model {
+            net,
+            spec: spec.clone(),
+        }
+    }
+
+    /// `[N, C, H, W]` (toy points: `[N, 2, 1, 1]`) → logits `[N, classes]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_ctx(x, &mut Ctx::default())
+    }
+
+    /// Forward with masks, gates or capture (see [`Ctx`]).
+    pub fn forward_ctx(&self, x: Tensor<4>, ctx: &mut Ctx) -> Tensor<2> {
+        match &self.net {
+            Net::Mlp(m) => m.forward(x, ctx),
+            Net::Plain(p) => p.forward(x, ctx),
+            Net::Resnet(r) => r.forward(x, ctx),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The decision boundary of a 2-D classifier, as class probabilities on a grid.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::Error;
+use crate::host;
+use crate::model::Model;
+
+/// Softmax probabilities of `model` over a square grid of 2-D points.
+pub async fn grid_probabilities(model: &Model, resolution: usize, extent: f32, device: &Device) -> Result<Vec<f32>, Error> {
+    let n = resolution * resolution;
+    let mut xy = Vec::with_capacity(2 * n);
+    for row in 0..resolution {
+        for col in 0..resolution {
+            let t = |i: usize| -extent + 2.0 * extent * (i as f32 + 0.5) / resolution as f32;
+            xy.push(t(col));
+            xy.push(-t(row));
+        }
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(xy, [n, 2, 1, 1]), device);
+    let probs = burn::tensor::activation::softmax(model.forward(x), 1);
+    host::floats(probs).await
+}

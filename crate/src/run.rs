@@ -1,0 +1,94 @@
+//! Whole runs, composed from the engine's parts, shared by the CLI and the
+//! experiment runner. Persistence is the caller's: checkpoints are handed out
+//! as bytes.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use crate::clock;
+use crate::config::RunConfig;
+use crate::data::Split;
+use crate::device::OpenDevice;
+use crate::error::Result;
+use crate::events::{Event, Sink};
+use crate::io::pack::Pack;
+use crate::metrics::count::count;
+use crate::model::{Model, ModelSpec};
+use crate::report::TrainResult;
+use crate::train::checkpoint::{self, Meta};
+use crate::train::Trainer;
+
+/// A checkpoint to continue from, already read and checked.
+pub struct Resume<'a> {
+    pub pack: Pack,
+    pub meta: Meta,
+    pub path: &'a Path,
+}
+
+/// A freshly initialised model for `spec`, seeded.
+pub fn init_model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
+    device.seed(seed);
+    Model::new(spec, device)
+}
+
+/// Trains `config`'s model on `split`, calling `save` with checkpoint bytes
+/// after every epoch, and returns the trained model and the result.
+pub async fn train(
+    config: &RunConfig,
+    opened: &OpenDevice,
+    split: &Split,
+    resume: Option<Resume<'_>>,
+    sink: &mut dyn Sink,
+    save: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+) -> Result<(Model, TrainResult)> {
+    let start = clock::now();
+    let device = opened.autodiff();
+    let spec = match &resume {
+        Some(r) => r.meta.spec.clone(),
+        None => config.model_spec(split.train.classes, split.train.shape[0])?,
+    };
+    let mut trainer = Trainer::new(init_model(&spec, config.seed, &device), config.train.clone(), config.seed);
+    if let Some(r) = &resume {
+        checkpoint::restore(&mut trainer, &r.pack, &r.meta, r.path, &device)?;
+        sink.emit(Event::Notice {
+            text: format!(
+                "resuming {} after epoch {} (step {})",
+                r.path.display(),
+                trainer.progress.epoch,
+                trainer.progress.step
+            ),
+        });
+    }
+    let counted = count(&spec);
+    sink.emit(Event::RunStarted {
+        device: opened.description.clone(),
+        model: spec.name(),
+        params: counted.params,
+        macs: counted.macs,
+        epochs: config.train.epochs,
+        steps_per_epoch: split.train.len().div_ceil(config.train.batch_size),
+    });
+    let config_json = serde_json::to_value(config).expect("plain data");
+    while !trainer.finished() {
+        trainer.run_epoch(split, config.data.augment, &device, sink).await?;
+        save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
+    }
+    let last = trainer.progress.history.last().cloned();
+    let result = TrainResult {
+        prunelab: env!("CARGO_PKG_VERSION").into(),
+        date: clock::today(),
+        model: spec.name(),
+        device: opened.description.clone(),
+        params: counted.params,
+        macs: counted.macs,
+        test_accuracy: last.as_ref().map_or(0.0, |m| m.test_accuracy),
+        test_loss: last.as_ref().map_or(0.0, |m| m.test_loss),
+        wall_seconds: clock::now() - start,
+        train_examples: split.train.len(),
+        test_examples: split.test.len(),
+        epochs: trainer.progress.history.clone(),
+        config: config.clone(),
+    };
+    Ok((trainer.model, result))
+}

@@ -1,0 +1,242 @@
+//! The training loop: one struct for every device and every model. It never
+//! prints — each step and epoch becomes an [`Event`] — and it never reads a
+//! tensor synchronously, so the same code runs in the browser.
+
+pub mod checkpoint;
+pub mod optim;
+pub mod schedule;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::config::TrainConfig;
+use crate::data::augment::Normalization;
+use crate::data::loader::{Batch, Loader};
+use crate::data::{Dataset, Split};
+use crate::error::{Error, Result};
+use crate::events::{EpochMetrics, Event, Sink};
+use crate::host;
+use crate::model::Model;
+use optim::Optimizer;
+
+/// What the loop needs from a model: a training loss and an inference forward.
+pub trait Trainable: Module + Sized {
+    /// Training loss (a `[1]` tensor) and the logits it came from.
+    fn loss(&self, batch: &Batch) -> (Tensor<1>, Tensor<2>);
+    /// Logits for inference (called on the `valid()` copy).
+    fn logits(&self, x: Tensor<4>) -> Tensor<2>;
+}
+
+impl Trainable for Model {
+    fn loss(&self, batch: &Batch) -> (Tensor<1>, Tensor<2>) {
+        let logits = self.forward(batch.x.clone());
+        (cross_entropy(logits.clone(), batch.y.clone()), logits)
+    }
+
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+}
+
+/// Mean cross-entropy of `logits` `[N, K]` against class indices `[N]`.
+pub fn cross_entropy(logits: Tensor<2>, y: Tensor<1, Int>) -> Tensor<1> {
+    let picked = log_softmax(logits, 1).gather(1, y.unsqueeze_dim(1));
+    picked.mean().neg()
+}
+
+/// How many rows of `logits` pick the labelled class, as a `[1]` float tensor.
+pub fn correct(logits: Tensor<2>, y: Tensor<1, Int>) -> Tensor<1> {
+    let predicted: Tensor<1, Int> = logits.argmax(1).squeeze_dim(1);
+    predicted.equal(y).float().sum()
+}
+
+/// Loss and accuracy of one step.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StepStats {
+    pub loss: f32,
+    pub accuracy: f32,
+    pub lr: f64,
+    pub seconds: f64,
+    pub images: usize,
+}
+
+/// Progress through a run, saved in checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Next batch within the current epoch.
+    pub batch: usize,
+    /// Optimisation steps taken in the whole run.
+    pub step: u64,
+    /// Sums over the current epoch so far.
+    pub loss_sum: f64,
+    pub correct_sum: f64,
+    pub seen: usize,
+    pub epoch_seconds: f64,
+    pub history: Vec<EpochMetrics>,
+}
+
+pub struct Trainer<M: Trainable> {
+    pub model: M,
+    pub optim: Optimizer,
+    pub config: TrainConfig,
+    pub seed: u64,
+    pub progress: Progress,
+    order: Option<(usize, Vec<usize>)>,
+}
+
+impl<M: Trainable> Trainer<M> {
+    /// `model` must live on an autodiff device.
+    pub fn new(model: M, config: TrainConfig, seed: u64) -> Self {
+        Trainer {
+            optim: Optimizer::new(config.optimizer_settings()),
+            model,
+            config,
+            seed,
+            progress: Progress::default(),
+            order: None,
+        }
+    }
+
+    pub fn loader<'a>(&self, data: &'a Dataset, norm: Option<Normalization>, augment: bool) -> Loader<'a> {
+        Loader {
+            data,
+            norm,
+            batch_size: self.config.batch_size,
+            shuffle: true,
+            augment,
+            seed: self.seed,
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.progress.epoch >= self.config.epochs
+    }
+
+    /// Runs the next batch of the current epoch. Returns `None` when the
+    /// epoch has no batches left (call [`Trainer::end_epoch`]).
+    pub async fn step(&mut self, loader: &Loader<'_>, device: &Device) -> Result<Option<StepStats>> {
+        let steps = loader.batches_per_epoch();
+        let p = &self.progress;
+        if p.batch >= steps {
+            return Ok(None);
+        }
+        let (epoch, index) = (p.epoch, p.batch);
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.order = Some((epoch, loader.order(epoch)));
+        }
+        let start = clock::now();
+        let batch = loader.batch(&self.order.as_ref().unwrap().1, epoch, index, device);
+        let lr = self.config.lr_at(epoch, index, steps);
+        let (loss, logits) = self.model.loss(&batch);
+        let hits = correct(logits.detach(), batch.y.clone());
+        let stats = Tensor::cat(vec![loss.clone().detach(), hits], 0);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        let values = host::floats(stats).await?;
+        let (loss, hits) = (values[0], values[1]);
+        let p = &mut self.progress;
+        p.step += 1;
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                value: loss,
+                epoch: epoch + 1,
+                step: p.step,
+            });
+        }
+        let seconds = clock::now() - start;
+        p.batch += 1;
+        p.loss_sum += loss as f64 * batch.len as f64;
+        p.correct_sum += hits as f64;
+        p.seen += batch.len;
+        p.epoch_seconds += seconds;
+        Ok(Some(StepStats {
+            loss,
+            accuracy: hits / batch.len as f32,
+            lr,
+            seconds,
+            images: batch.len,
+        }))
+    }
+
+    /// Evaluates on the test set and closes the epoch.
+    pub async fn end_epoch(&mut self, test: &Dataset, norm: Option<Normalization>, device: &Device) -> Result<EpochMetrics>
+    {
+        let (test_loss, test_accuracy) =
+            evaluate(&self.model.valid(), test, norm, self.config.eval_batch_size, &device.clone().without_autodiff()).await?;
+        let p = &mut self.progress;
+        let seen = p.seen.max(1) as f64;
+        let metrics = EpochMetrics {
+            epoch: p.epoch + 1,
+            train_loss: (p.loss_sum / seen) as f32,
+            train_accuracy: (p.correct_sum / seen) as f32,
+            test_loss,
+            test_accuracy,
+            lr: self.config.lr_at(p.epoch, p.batch.saturating_sub(1), p.batch.max(1)),
+            seconds: p.epoch_seconds,
+        };
+        p.history.push(metrics.clone());
+        p.epoch += 1;
+        p.batch = 0;
+        p.loss_sum = 0.0;
+        p.correct_sum = 0.0;
+        p.seen = 0;
+        p.epoch_seconds = 0.0;
+        Ok(metrics)
+    }
+
+    /// Runs the rest of the current epoch, emitting a `Step` event per batch
+    /// and an `Epoch` event at the end.
+    pub async fn run_epoch(&mut self, split: &Split, augment: bool, device: &Device, sink: &mut dyn Sink) -> Result<EpochMetrics>
+    {
+        let loader = self.loader(&split.train, split.norm, augment);
+        while let Some(stats) = self.step(&loader, device).await? {
+            sink.emit(Event::Step {
+                epoch: self.progress.epoch + 1,
+                step: self.progress.step,
+                loss: stats.loss,
+                accuracy: stats.accuracy,
+                lr: stats.lr,
+                images_per_second: stats.images as f64 / stats.seconds.max(1e-9),
+            });
+        }
+        let metrics = self.end_epoch(&split.test, split.norm, device).await?;
+        sink.emit(Event::Epoch(metrics.clone()));
+        Ok(metrics)
+    }
+}
+
+/// Mean loss and accuracy of `model` on `data` (no gradients, BN in eval mode).
+pub async fn evaluate<M: Trainable>(
+    model: &M,
+    data: &Dataset,
+    norm: Option<Normalization>,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(f32, f32)> {
+    if data.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    let loader = Loader::sequential(data, norm, batch_size);
+    let order = loader.order(0);
+    // Sums stay on the device; one read at the end keeps the GPU busy.
+    let mut totals: Option<Tensor<1>> = None;
+    for index in 0..loader.batches_per_epoch() {
+        let batch = loader.batch(&order, 0, index, device);
+        let logits = model.logits(batch.x.clone());
+        let loss = cross_entropy(logits.clone(), batch.y.clone()) * batch.len as f32;
+        let both = Tensor::cat(vec![loss, correct(logits, batch.y)], 0);
+        totals = Some(match totals {
+            Some(t) => t + both,
+            None => both,
+        });
+    }
+    let values = host::floats(totals.expect("at least one batch")).await?;
+    let n = data.len() as f32;
+    Ok((values[0] / n, values[1] / n))
+}

@@ -1,0 +1,187 @@
+//! SGD (momentum, Nesterov, weight decay) and Adam, with PyTorch's update rules.
+//!
+//! Written here rather than taken from burn-optim for two reasons: the state is
+//! keyed by parameter *path* (`net.blocks.3.conv1.conv.weight`), which survives
+//! rebuilding a model from a checkpoint and reads back asynchronously in the
+//! browser; and weight masks are applied inside the step, so a pruned weight
+//! stays exactly zero through fine-tuning.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    #[default]
+    Sgd,
+    Adam,
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sgd" => Ok(Self::Sgd),
+            "adam" => Ok(Self::Adam),
+            _ => Err(Error::config("optimizer", s, "choose sgd or adam")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerSettings {
+    pub kind: OptimizerKind,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub epsilon: f64,
+}
+
+impl Default for OptimizerSettings {
+    fn default() -> Self {
+        OptimizerSettings {
+            kind: OptimizerKind::Sgd,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 5e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        }
+    }
+}
+
+/// Optimizer state: one flat buffer per parameter path (SGD: momentum;
+/// Adam: `m` and `v`), the step count, and optional weight masks.
+#[derive(Debug, Clone)]
+pub struct Optimizer {
+    pub settings: OptimizerSettings,
+    pub steps: u64,
+    pub state: HashMap<String, Tensor<1>>,
+    /// Flat 0/1 masks by parameter path: masked weights are re-zeroed after every step.
+    pub masks: HashMap<String, Tensor<1>>,
+}
+
+impl Optimizer {
+    pub fn new(settings: OptimizerSettings) -> Self {
+        Optimizer {
+            settings,
+            steps: 0,
+            state: HashMap::new(),
+            masks: HashMap::new(),
+        }
+    }
+
+    /// One update of every parameter that has a gradient in `grads`.
+    pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
+        self.steps += 1;
+        let mut mapper = StepMapper {
+            optimizer: self,
+            grads,
+            lr,
+            path: Vec::new(),
+        };
+        module.map(&mut mapper)
+    }
+
+    /// Moves state and masks to `device` (after loading a checkpoint).
+    pub fn to_device(&mut self, device: &Device) {
+        for t in self.state.values_mut().chain(self.masks.values_mut()) {
+            *t = t.clone().to_device(device);
+        }
+    }
+
+    fn update(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
+        let s = self.settings.clone();
+        let mask = self.masks.get(path).cloned();
+        let g = match &mask {
+            Some(m) => g * m.clone(),
+            None => g,
+        };
+        let g = if s.weight_decay > 0.0 {
+            g + p.clone() * s.weight_decay
+        } else {
+            g
+        };
+        let p = match s.kind {
+            OptimizerKind::Sgd => {
+                let direction = if s.momentum > 0.0 {
+                    let key = format!("{path}#momentum");
+                    let buf = match self.state.remove(&key) {
+                        Some(buf) => buf * s.momentum + g.clone(),
+                        None => g.clone(),
+                    };
+                    self.state.insert(key, buf.clone());
+                    if s.nesterov { g + buf * s.momentum } else { buf }
+                } else {
+                    g
+                };
+                p - direction * lr
+            }
+            OptimizerKind::Adam => {
+                let (mk, vk) = (format!("{path}#m"), format!("{path}#v"));
+                let m = match self.state.remove(&mk) {
+                    Some(m) => m * s.beta1 + g.clone() * (1.0 - s.beta1),
+                    None => g.clone() * (1.0 - s.beta1),
+                };
+                let v = match self.state.remove(&vk) {
+                    Some(v) => v * s.beta2 + g.clone().powi_scalar(2) * (1.0 - s.beta2),
+                    None => g.powi_scalar(2) * (1.0 - s.beta2),
+                };
+                self.state.insert(mk, m.clone());
+                self.state.insert(vk, v.clone());
+                let t = self.steps as i32;
+                let m_hat = m / (1.0 - s.beta1.powi(t));
+                let v_hat = v / (1.0 - s.beta2.powi(t));
+                p - m_hat / (v_hat.sqrt() + s.epsilon) * lr
+            }
+        };
+        match mask {
+            Some(m) => p * m,
+            None => p,
+        }
+    }
+}
+
+struct StepMapper<'a> {
+    optimizer: &'a mut Optimizer,
+    grads: GradientsParams,
+    lr: f64,
+    path: Vec<String>,
+}
+
+impl ModuleMapper for StepMapper<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove::<D>(id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let path = self.path.join(".");
+        let require_grad = tensor.is_require_grad();
+        let shape = tensor.dims();
+        let flat = tensor.inner().flatten::<1>(0, D - 1);
+        let grad = grad.flatten::<1>(0, D - 1);
+        let updated = self.optimizer.update(&path, flat, grad, self.lr).reshape(shape);
+        let mut updated = Tensor::from_inner(updated);
+        if require_grad {
+            updated = updated.require_grad();
+        }
+        Param::from_mapped_value(id, updated, mapper)
+    }
+}
