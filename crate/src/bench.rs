@@ -38,14 +38,25 @@ pub struct BenchResult {
 
 /// Measures `spec` at batch size `batch`: `warmup` untimed steps, then
 /// `steps` timed ones, for training and for inference.
-pub async fn bench(spec: &ModelSpec, batch: usize, opened: &OpenDevice, warmup: usize, steps: usize) -> Result<BenchResult> {
+pub async fn bench(
+    spec: &ModelSpec,
+    batch: usize,
+    opened: &OpenDevice,
+    warmup: usize,
+    steps: usize,
+) -> Result<BenchResult> {
     let device = opened.autodiff();
     let mut model = init_model(spec, 1, &device);
     let mut optim = Optimizer::new(OptimizerSettings::default());
     let [c, h, w] = spec.input_shape();
     let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<1, Int>::from_data(
-        burn::tensor::TensorData::new((0..batch as i64).map(|i| i % spec.classes() as i64).collect::<Vec<_>>(), [batch]),
+        burn::tensor::TensorData::new(
+            (0..batch as i64)
+                .map(|i| i % spec.classes() as i64)
+                .collect::<Vec<_>>(),
+            [batch],
+        ),
         &device,
     );
 
@@ -71,7 +82,11 @@ pub async fn bench(spec: &ModelSpec, batch: usize, opened: &OpenDevice, warmup: 
     let infer = |n: usize| {
         let mut acc = Tensor::<1>::zeros([1], &x_eval.device());
         for _ in 0..n {
-            acc = acc + eval.forward(x_eval.clone()).slice([0..1, 0..1]).reshape([1]);
+            acc = acc
+                + eval
+                    .forward(x_eval.clone())
+                    .slice([0..1, 0..1])
+                    .reshape([1]);
         }
         acc
     };

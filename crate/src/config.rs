@@ -9,8 +9,8 @@ use crate::data::toy::{self, ToySpec};
 use crate::data::{DataSource, Split};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
-use crate::model::spec::{Activation, ModelOptions, Shortcut};
 use crate::model::ModelSpec;
+use crate::model::spec::{Activation, ModelOptions, Shortcut};
 use crate::train::optim::{OptimizerKind, OptimizerSettings};
 use crate::train::schedule::Schedule;
 
@@ -172,13 +172,21 @@ impl DataConfig {
     pub fn source(&self) -> Result<DataSource> {
         let need = |field: &Option<String>, name: &str, what: &str| {
             field.clone().ok_or_else(|| {
-                Error::config(name, "(missing)", format!("dataset `{}` needs {what}", self.dataset))
+                Error::config(
+                    name,
+                    "(missing)",
+                    format!("dataset `{}` needs {what}", self.dataset),
+                )
             })
         };
         Ok(match self.dataset.as_str() {
             "cifar10" | "cifar100" => DataSource::Cifar {
                 dir: need(&self.dir, "data.dir", "a directory (--data DIR)")?,
-                variant: if self.dataset == "cifar10" { Variant::Cifar10 } else { Variant::Cifar100 },
+                variant: if self.dataset == "cifar10" {
+                    Variant::Cifar10
+                } else {
+                    Variant::Cifar100
+                },
             },
             "csv" => DataSource::Csv {
                 path: need(&self.path, "data.path", "a CSV file (--csv FILE)")?,
@@ -195,7 +203,10 @@ impl DataConfig {
                 return Err(Error::config(
                     "dataset",
                     other,
-                    format!("choose one of {}, cifar10, cifar100, csv", toy::names().join(", ")),
+                    format!(
+                        "choose one of {}, cifar10, cifar100, csv",
+                        toy::names().join(", ")
+                    ),
                 ));
             }
         })
@@ -224,10 +235,15 @@ impl RunConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         let value: toml::Value = toml::from_str(text)
             .map_err(|e| Error::config("config file", origin, e.to_string()))?;
-        let json = serde_json::to_value(&value).map_err(|e| Error::config("config file", origin, e.to_string()))?;
-        check_known_keys(&json, &serde_json::to_value(RunConfig::default()).unwrap(), "")?;
-        let config: RunConfig =
-            serde_json::from_value(json).map_err(|e| Error::config("config file", origin, e.to_string()))?;
+        let json = serde_json::to_value(&value)
+            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
+        check_known_keys(
+            &json,
+            &serde_json::to_value(RunConfig::default()).unwrap(),
+            "",
+        )?;
+        let config: RunConfig = serde_json::from_value(json)
+            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -250,22 +266,69 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         let t = &self.train;
         let check = |ok: bool, field: &str, value: String, reason: &str| {
-            if ok { Ok(()) } else { Err(Error::config(field, value, reason)) }
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::config(field, value, reason))
+            }
         };
-        check((1..=100_000).contains(&t.epochs), "train.epochs", t.epochs.to_string(), "use 1 to 100000")?;
-        check((1..=65_536).contains(&t.batch_size), "train.batch_size", t.batch_size.to_string(), "use 1 to 65536")?;
-        check(t.lr.is_finite() && t.lr > 0.0 && t.lr <= 10.0, "train.lr", t.lr.to_string(), "use a positive rate up to 10")?;
-        check((0.0..1.0).contains(&t.momentum), "train.momentum", t.momentum.to_string(), "use a value in [0, 1)")?;
-        check(t.weight_decay.is_finite() && t.weight_decay >= 0.0, "train.weight_decay", t.weight_decay.to_string(), "use a value >= 0")?;
-        check(t.gamma > 0.0 && t.gamma <= 1.0, "train.gamma", t.gamma.to_string(), "use a factor in (0, 1]")?;
-        check(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size.to_string(), "use at least 1")?;
-        check(!t.nesterov || t.momentum > 0.0, "train.nesterov", "true".into(), "Nesterov needs momentum > 0")?;
+        check(
+            (1..=100_000).contains(&t.epochs),
+            "train.epochs",
+            t.epochs.to_string(),
+            "use 1 to 100000",
+        )?;
+        check(
+            (1..=65_536).contains(&t.batch_size),
+            "train.batch_size",
+            t.batch_size.to_string(),
+            "use 1 to 65536",
+        )?;
+        check(
+            t.lr.is_finite() && t.lr > 0.0 && t.lr <= 10.0,
+            "train.lr",
+            t.lr.to_string(),
+            "use a positive rate up to 10",
+        )?;
+        check(
+            (0.0..1.0).contains(&t.momentum),
+            "train.momentum",
+            t.momentum.to_string(),
+            "use a value in [0, 1)",
+        )?;
+        check(
+            t.weight_decay.is_finite() && t.weight_decay >= 0.0,
+            "train.weight_decay",
+            t.weight_decay.to_string(),
+            "use a value >= 0",
+        )?;
+        check(
+            t.gamma > 0.0 && t.gamma <= 1.0,
+            "train.gamma",
+            t.gamma.to_string(),
+            "use a factor in (0, 1]",
+        )?;
+        check(
+            t.eval_batch_size >= 1,
+            "train.eval_batch_size",
+            t.eval_batch_size.to_string(),
+            "use at least 1",
+        )?;
+        check(
+            !t.nesterov || t.momentum > 0.0,
+            "train.nesterov",
+            "true".into(),
+            "Nesterov needs momentum > 0",
+        )?;
         self.data.source()?;
         if !crate::model::spec::MODEL_NAMES.contains(&self.model.name.as_str()) {
             return Err(Error::config(
                 "model",
                 &self.model.name,
-                format!("choose one of {}", crate::model::spec::MODEL_NAMES.join(", ")),
+                format!(
+                    "choose one of {}",
+                    crate::model::spec::MODEL_NAMES.join(", ")
+                ),
             ));
         }
         let image_model = self.model.name != "mlp";
@@ -274,7 +337,11 @@ impl RunConfig {
             image_model == image_data,
             "model",
             self.model.name.clone(),
-            if image_data { "CIFAR data needs an image model (cnn, resnet20/32/56/110, vgg16)" } else { "2-D points need the mlp model" },
+            if image_data {
+                "CIFAR data needs an image model (cnn, resnet20/32/56/110, vgg16)"
+            } else {
+                "2-D points need the mlp model"
+            },
         )?;
         Ok(())
     }
@@ -284,11 +351,19 @@ impl RunConfig {
 fn check_known_keys(value: &serde_json::Value, known: &serde_json::Value, at: &str) -> Result<()> {
     if let (Some(map), Some(known_map)) = (value.as_object(), known.as_object()) {
         for (key, v) in map {
-            let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+            let path = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
             match known_map.get(key) {
                 None => {
                     let keys: Vec<&str> = known_map.keys().map(|k| k.as_str()).collect();
-                    return Err(Error::config(&path, "(unknown key)", format!("known keys here: {}", keys.join(", "))));
+                    return Err(Error::config(
+                        &path,
+                        "(unknown key)",
+                        format!("known keys here: {}", keys.join(", ")),
+                    ));
                 }
                 Some(k) => check_known_keys(v, k, &path)?,
             }

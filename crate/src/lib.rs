@@ -15,6 +15,7 @@ pub mod host;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod prune;
 pub mod report;
 pub mod rng;
 pub mod run;

@@ -16,8 +16,8 @@ use crate::io::pack::Pack;
 use crate::metrics::count::count;
 use crate::model::{Model, ModelSpec};
 use crate::report::TrainResult;
-use crate::train::checkpoint::{self, Meta};
 use crate::train::Trainer;
+use crate::train::checkpoint::{self, Meta};
 
 /// A checkpoint to continue from, already read and checked.
 pub struct Resume<'a> {
@@ -48,7 +48,11 @@ pub async fn train(
         Some(r) => r.meta.spec.clone(),
         None => config.model_spec(split.train.classes, split.train.shape[0])?,
     };
-    let mut trainer = Trainer::new(init_model(&spec, config.seed, &device), config.train.clone(), config.seed);
+    let mut trainer = Trainer::new(
+        init_model(&spec, config.seed, &device),
+        config.train.clone(),
+        config.seed,
+    );
     if let Some(r) = &resume {
         checkpoint::restore(&mut trainer, &r.pack, &r.meta, r.path, &device)?;
         sink.emit(Event::Notice {
@@ -71,7 +75,9 @@ pub async fn train(
     });
     let config_json = serde_json::to_value(config).expect("plain data");
     while !trainer.finished() {
-        trainer.run_epoch(split, config.data.augment, &device, sink).await?;
+        trainer
+            .run_epoch(split, config.data.augment, &device, sink)
+            .await?;
         save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
     }
     let last = trainer.progress.history.last().cloned();

@@ -102,7 +102,11 @@ impl Session {
         let source = config.data.source().map_err(js_error)?;
         let split = match source {
             crate::data::DataSource::Toy(spec) => crate::data::toy::generate(&spec, config.seed),
-            _ => Err(Error::config("dataset", &config.data.dataset, "the page builds toy data here; load CIFAR files with loadCifar")),
+            _ => Err(Error::config(
+                "dataset",
+                &config.data.dataset,
+                "the page builds toy data here; load CIFAR files with loadCifar",
+            )),
         }
         .map_err(js_error)?;
         let spec = config
@@ -133,7 +137,11 @@ impl Session {
             train_examples: inner.split.train.len(),
             test_examples: inner.split.test.len(),
             classes: inner.split.train.classes,
-            steps_per_epoch: inner.split.train.len().div_ceil(inner.config.train.batch_size),
+            steps_per_epoch: inner
+                .split
+                .train
+                .len()
+                .div_ceil(inner.config.train.batch_size),
         })
     }
 
@@ -143,14 +151,30 @@ impl Session {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let mut guard = inner.borrow_mut();
-            let Inner { config, opened, split, trainer } = &mut *guard;
+            let Inner {
+                config,
+                opened,
+                split,
+                trainer,
+            } = &mut *guard;
             let device = opened.autodiff();
-            let mut report = TrainReport { steps: vec![], epochs: vec![], step: 0, epoch: 0, finished: false };
+            let mut report = TrainReport {
+                steps: vec![],
+                epochs: vec![],
+                step: 0,
+                epoch: 0,
+                finished: false,
+            };
             while report.steps.len() < steps as usize && !trainer.finished() {
                 let loader = trainer.loader(&split.train, split.norm, config.data.augment);
                 match trainer.step(&loader, &device).await.map_err(js_error)? {
                     Some(stats) => report.steps.push(stats),
-                    None => report.epochs.push(trainer.end_epoch(&split.test, split.norm, &device).await.map_err(js_error)?),
+                    None => report.epochs.push(
+                        trainer
+                            .end_epoch(&split.test, split.norm, &device)
+                            .await
+                            .map_err(js_error)?,
+                    ),
                 }
             }
             report.step = trainer.progress.step;
@@ -170,7 +194,14 @@ impl Session {
                 let guard = inner.borrow();
                 (guard.trainer.model.valid(), guard.opened.device.clone())
             };
-            let probs = crate::report::boundary::grid_probabilities(&model, resolution as usize, extent, &device).await.map_err(js_error)?;
+            let probs = crate::report::boundary::grid_probabilities(
+                &model,
+                resolution as usize,
+                extent,
+                &device,
+            )
+            .await
+            .map_err(js_error)?;
             Ok(js_sys::Float32Array::from(probs.as_slice()).into())
         })
     }
@@ -178,7 +209,11 @@ impl Session {
     /// Points (`x0, y0, x1, y1, …`) of the `train` or `test` set.
     pub fn points(&self, which: &str) -> Vec<f32> {
         let inner = self.inner.borrow();
-        let data = if which == "test" { &inner.split.test } else { &inner.split.train };
+        let data = if which == "test" {
+            &inner.split.test
+        } else {
+            &inner.split.train
+        };
         match &data.features {
             Features::Floats(f) => f.clone(),
             Features::Bytes(_) => Vec::new(),
@@ -188,7 +223,11 @@ impl Session {
     /// Labels of the `train` or `test` set.
     pub fn labels(&self, which: &str) -> Vec<u16> {
         let inner = self.inner.borrow();
-        let data = if which == "test" { &inner.split.test } else { &inner.split.train };
+        let data = if which == "test" {
+            &inner.split.test
+        } else {
+            &inner.split.train
+        };
         data.labels.clone()
     }
 }

@@ -58,17 +58,25 @@ mod tests {
     use super::*;
     use crate::rng;
 
-    const ID: Normalization = Normalization { mean: [0.0; 3], std: [1.0 / 255.0; 3] };
+    const ID: Normalization = Normalization {
+        mean: [0.0; 3],
+        std: [1.0 / 255.0; 3],
+    };
 
     /// A 3×4×4 image whose pixel value is its position in the plane.
     fn image() -> Vec<u8> {
-        (0..3).flat_map(|c| (0..16).map(move |i| (c * 16 + i) as u8)).collect()
+        (0..3)
+            .flat_map(|c| (0..16).map(move |i| (c * 16 + i) as u8))
+            .collect()
     }
 
     #[test]
     fn without_augmentation_only_normalises() {
         let mut out = Vec::new();
-        let norm = Normalization { mean: [0.5; 3], std: [0.25; 3] };
+        let norm = Normalization {
+            mean: [0.5; 3],
+            std: [0.25; 3],
+        };
         image_into(&image(), [3, 4, 4], &norm, None, &mut out);
         assert_eq!(out.len(), 48);
         assert!((out[0] - (0.0 - 0.5) / 0.25).abs() < 1e-6);
@@ -87,7 +95,10 @@ mod tests {
             for (i, v) in out.iter().enumerate() {
                 let c = i / 16;
                 let v = v.round() as usize;
-                assert!(v == 0 || (c * 16..c * 16 + 16).contains(&v), "value {v} in channel {c}");
+                assert!(
+                    v == 0 || (c * 16..c * 16 + 16).contains(&v),
+                    "value {v} in channel {c}"
+                );
             }
             // Flipped images have decreasing values along a row's interior.
             if out[5] > out[6] && out[6] != 0.0 {

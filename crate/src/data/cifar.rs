@@ -110,7 +110,13 @@ fn bad(path: &Path, variant: Variant, problem: String, expected: String, found: 
 pub fn parse(bytes: &[u8], path: &Path, variant: Variant) -> Result<Dataset> {
     let record = variant.record_size();
     if bytes.is_empty() {
-        return Err(bad(path, variant, "the file is empty".into(), format!("{} records of {record} bytes", variant.label()), "0 bytes".into()));
+        return Err(bad(
+            path,
+            variant,
+            "the file is empty".into(),
+            format!("{} records of {record} bytes", variant.label()),
+            "0 bytes".into(),
+        ));
     }
     if bytes.len() % record != 0 {
         let other = match variant {
@@ -118,15 +124,24 @@ pub fn parse(bytes: &[u8], path: &Path, variant: Variant) -> Result<Dataset> {
             Variant::Cifar100 => Variant::Cifar10,
         };
         let hint = if bytes.len() % other.record_size() == 0 {
-            format!(" — the size fits {} records; is this the other data set?", other.label())
+            format!(
+                " — the size fits {} records; is this the other data set?",
+                other.label()
+            )
         } else {
             String::new()
         };
         return Err(bad(
             path,
             variant,
-            format!("the file is truncated or not {} data{hint}", variant.label()),
-            format!("a multiple of {record} bytes ({} records of {record} bytes)", variant.label()),
+            format!(
+                "the file is truncated or not {} data{hint}",
+                variant.label()
+            ),
+            format!(
+                "a multiple of {record} bytes ({} records of {record} bytes)",
+                variant.label()
+            ),
             format!(
                 "{} bytes: {} whole records and {} bytes left over",
                 bytes.len(),
@@ -145,7 +160,10 @@ pub fn parse(bytes: &[u8], path: &Path, variant: Variant) -> Result<Dataset> {
             return Err(bad(
                 path,
                 variant,
-                format!("record {i} (byte offset {}) has an out-of-range label", i * record),
+                format!(
+                    "record {i} (byte offset {}) has an out-of-range label",
+                    i * record
+                ),
                 format!("a label in 0..{}", classes - 1),
                 format!("{label}"),
             ));
@@ -198,8 +216,17 @@ fn read(path: &Path, variant: Variant) -> Result<Dataset> {
 
 /// Loads explicit training and test files.
 pub fn load_files(train: &[PathBuf], test: &[PathBuf], variant: Variant) -> Result<Split> {
-    let train = concat(train.iter().map(|p| read(p, variant)).collect::<Result<_>>()?);
-    let test = concat(test.iter().map(|p| read(p, variant)).collect::<Result<_>>()?);
+    let train = concat(
+        train
+            .iter()
+            .map(|p| read(p, variant))
+            .collect::<Result<_>>()?,
+    );
+    let test = concat(
+        test.iter()
+            .map(|p| read(p, variant))
+            .collect::<Result<_>>()?,
+    );
     Ok(Split {
         train,
         test,
@@ -215,7 +242,11 @@ pub fn load_dir(dir: &Path, variant: Variant) -> Result<Split> {
             dir,
             variant,
             "the data directory does not exist".into(),
-            format!("a directory holding {} and {}", variant.train_files().join(", "), variant.test_file()),
+            format!(
+                "a directory holding {} and {}",
+                variant.train_files().join(", "),
+                variant.test_file()
+            ),
             "nothing at this path".into(),
         ));
     }
@@ -245,7 +276,9 @@ mod tests {
         assert_eq!(ds.len(), 12);
         assert_eq!(ds.labels[..3], [0, 1, 2]);
         assert_eq!(ds.labels[11], 1);
-        let Features::Bytes(px) = &ds.features else { panic!("images are bytes") };
+        let Features::Bytes(px) = &ds.features else {
+            panic!("images are bytes")
+        };
         assert_eq!(px.len(), 12 * PIXELS);
         assert_eq!(px[5 * PIXELS], 5);
         assert_eq!(px[6 * PIXELS - 1], 5);
@@ -255,18 +288,25 @@ mod tests {
     fn truncated_file_names_file_expected_and_found() {
         let mut bytes = records(3);
         bytes.truncate(bytes.len() - 100);
-        let err = parse(&bytes, Path::new("/x/data_batch_1.bin"), Variant::Cifar10).unwrap_err().to_string();
+        let err = parse(&bytes, Path::new("/x/data_batch_1.bin"), Variant::Cifar10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/x/data_batch_1.bin"), "{err}");
         assert!(err.contains("truncated"), "{err}");
         assert!(err.contains("multiple of 3073 bytes"), "{err}");
-        assert!(err.contains("2 whole records and 2973 bytes left over"), "{err}");
+        assert!(
+            err.contains("2 whole records and 2973 bytes left over"),
+            "{err}"
+        );
     }
 
     #[test]
     fn out_of_range_label_is_reported_with_its_record() {
         let mut bytes = records(4);
         bytes[2 * 3073] = 17;
-        let err = parse(&bytes, Path::new("t.bin"), Variant::Cifar10).unwrap_err().to_string();
+        let err = parse(&bytes, Path::new("t.bin"), Variant::Cifar10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("record 2"), "{err}");
         assert!(err.contains("0..9"), "{err}");
         assert!(err.contains("found 17"), "{err}");
@@ -274,10 +314,15 @@ mod tests {
 
     #[test]
     fn empty_file_and_wrong_variant_are_explained() {
-        let err = parse(&[], Path::new("e.bin"), Variant::Cifar10).unwrap_err().to_string();
+        let err = parse(&[], Path::new("e.bin"), Variant::Cifar10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty"), "{err}");
         // 3074 bytes = one CIFAR-100 record read as CIFAR-10.
-        let err = parse(&vec![0; 3074 * 7], Path::new("c.bin"), Variant::Cifar10).map(|_| ()).unwrap_err().to_string();
+        let err = parse(&vec![0; 3074 * 7], Path::new("c.bin"), Variant::Cifar10)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("CIFAR-100"), "{err}");
     }
 
@@ -293,10 +338,14 @@ mod tests {
     #[test]
     fn missing_directory_and_file_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let err = load_dir(&dir.path().join("nope"), Variant::Cifar10).unwrap_err().to_string();
+        let err = load_dir(&dir.path().join("nope"), Variant::Cifar10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not exist"), "{err}");
         std::fs::write(dir.path().join("data_batch_1.bin"), records(2)).unwrap();
-        let err = load_dir(dir.path(), Variant::Cifar10).unwrap_err().to_string();
+        let err = load_dir(dir.path(), Variant::Cifar10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("data_batch_2.bin"), "{err}");
         assert!(err.contains("missing"), "{err}");
     }
@@ -321,9 +370,13 @@ mod tests {
         assert_eq!(a.class_counts(), vec![5; 10]);
         let b = ds.stratified_subset(50, 7).unwrap();
         assert_eq!(a.labels, b.labels);
-        let Features::Bytes(pa) = &a.features else { unreachable!() };
+        let Features::Bytes(pa) = &a.features else {
+            unreachable!()
+        };
         let c = ds.stratified_subset(50, 8).unwrap();
-        let Features::Bytes(pc) = &c.features else { unreachable!() };
+        let Features::Bytes(pc) = &c.features else {
+            unreachable!()
+        };
         assert_ne!(pa, pc, "another seed picks other images");
         assert!(ds.stratified_subset(300, 1).unwrap().len() == 200);
         let err = ds.stratified_subset(199, 1);

@@ -19,8 +19,14 @@ fn bad(path: &Path, problem: String, expected: &str, found: String) -> Error {
 
 /// Parses `bytes` (the contents of `path`) into a data set.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| bad(path, "the file is not UTF-8 text".into(), "UTF-8 text", format!("invalid byte at offset {}", e.valid_up_to())))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        bad(
+            path,
+            "the file is not UTF-8 text".into(),
+            "UTF-8 text",
+            format!("invalid byte at offset {}", e.valid_up_to()),
+        )
+    })?;
     let (mut xy, mut labels) = (Vec::new(), Vec::new());
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -28,34 +34,68 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let is_header = labels.is_empty() && xy.is_empty() && fields.iter().any(|f| f.parse::<f64>().is_err());
+        let is_header =
+            labels.is_empty() && xy.is_empty() && fields.iter().any(|f| f.parse::<f64>().is_err());
         if is_header && number == 0 {
             continue;
         }
         if fields.len() != 3 {
-            return Err(bad(path, format!("line {} has {} fields", number + 1, fields.len()), "3 fields: x,y,label", line.chars().take(60).collect()));
+            return Err(bad(
+                path,
+                format!("line {} has {} fields", number + 1, fields.len()),
+                "3 fields: x,y,label",
+                line.chars().take(60).collect(),
+            ));
         }
         let coord = |s: &str| -> Result<f32> {
             s.parse::<f32>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .ok_or_else(|| bad(path, format!("line {}: `{s}` is not a finite number", number + 1), "a finite number", s.chars().take(30).collect()))
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        format!("line {}: `{s}` is not a finite number", number + 1),
+                        "a finite number",
+                        s.chars().take(30).collect(),
+                    )
+                })
         };
         let label: u16 = fields[2]
             .parse()
             .ok()
             .filter(|&l: &u16| l < 1000)
-            .ok_or_else(|| bad(path, format!("line {}: the label `{}` is not a class number", number + 1, fields[2]), "an integer 0..999", fields[2].chars().take(30).collect()))?;
+            .ok_or_else(|| {
+                bad(
+                    path,
+                    format!(
+                        "line {}: the label `{}` is not a class number",
+                        number + 1,
+                        fields[2]
+                    ),
+                    "an integer 0..999",
+                    fields[2].chars().take(30).collect(),
+                )
+            })?;
         xy.push(coord(fields[0])?);
         xy.push(coord(fields[1])?);
         labels.push(label);
     }
     if labels.is_empty() {
-        return Err(bad(path, "no data rows".into(), "at least one x,y,label row", "an empty file".into()));
+        return Err(bad(
+            path,
+            "no data rows".into(),
+            "at least one x,y,label row",
+            "an empty file".into(),
+        ));
     }
     let classes = *labels.iter().max().unwrap() as usize + 1;
     if classes < 2 {
-        return Err(bad(path, "only one class".into(), "labels of at least 2 classes", "every label is 0".into()));
+        return Err(bad(
+            path,
+            "only one class".into(),
+            "labels of at least 2 classes",
+            "every label is 0".into(),
+        ));
     }
     Ok(Dataset {
         features: Features::Floats(xy),
@@ -89,20 +129,33 @@ mod tests {
         let text = b"x,y,label\n0.5,-1,0\n# a comment\n\n1e-2, 3 ,1\n";
         let ds = parse(text, Path::new("p.csv")).unwrap();
         assert_eq!(ds.labels, vec![0, 1]);
-        let Features::Floats(xy) = &ds.features else { panic!() };
+        let Features::Floats(xy) = &ds.features else {
+            panic!()
+        };
         assert_eq!(xy, &vec![0.5, -1.0, 0.01, 3.0]);
         assert_eq!(ds.classes, 2);
     }
 
     #[test]
     fn bad_rows_name_the_line() {
-        let err = parse(b"0,0,0\n1,1\n", Path::new("p.csv")).unwrap_err().to_string();
-        assert!(err.contains("p.csv") && err.contains("line 2") && err.contains("2 fields"), "{err}");
-        let err = parse(b"0,0,0\n1,nan,1\n", Path::new("p.csv")).unwrap_err().to_string();
+        let err = parse(b"0,0,0\n1,1\n", Path::new("p.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("p.csv") && err.contains("line 2") && err.contains("2 fields"),
+            "{err}"
+        );
+        let err = parse(b"0,0,0\n1,nan,1\n", Path::new("p.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2") && err.contains("finite"), "{err}");
-        let err = parse(b"0,0,0\n1,1,-1\n", Path::new("p.csv")).unwrap_err().to_string();
+        let err = parse(b"0,0,0\n1,1,-1\n", Path::new("p.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("label"), "{err}");
-        let err = parse(b"0,0,0\n1,1,0\n", Path::new("p.csv")).unwrap_err().to_string();
+        let err = parse(b"0,0,0\n1,1,0\n", Path::new("p.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("one class"), "{err}");
         assert!(parse(b"", Path::new("p.csv")).is_err());
         assert!(parse(&[0xff, 0xfe], Path::new("p.csv")).is_err());
@@ -118,8 +171,12 @@ mod tests {
         let split = split(ds, 0.3, 1, "p.csv");
         assert_eq!(split.test.len(), 3);
         assert_eq!(split.train.len(), 7);
-        let Features::Floats(a) = &split.train.features else { panic!() };
-        let Features::Floats(b) = &split.test.features else { panic!() };
+        let Features::Floats(a) = &split.train.features else {
+            panic!()
+        };
+        let Features::Floats(b) = &split.test.features else {
+            panic!()
+        };
         let mut xs: Vec<f32> = a.iter().chain(b).step_by(2).copied().collect();
         xs.sort_by(f32::total_cmp);
         assert_eq!(xs, (0..10).map(|i| i as f32).collect::<Vec<_>>());

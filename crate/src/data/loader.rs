@@ -49,7 +49,10 @@ impl<'a> Loader<'a> {
     /// The example order of `epoch` (identity for a sequential loader).
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         if self.shuffle {
-            rng::permutation(&mut rng::stream(self.seed, "shuffle", epoch as u64), self.data.len())
+            rng::permutation(
+                &mut rng::stream(self.seed, "shuffle", epoch as u64),
+                self.data.len(),
+            )
         } else {
             (0..self.data.len()).collect()
         }

@@ -49,10 +49,7 @@ pub enum DataSource {
     /// A generated 2-D problem.
     Toy(toy::ToySpec),
     /// A `x,y,label` CSV file (split into train/test by `test_fraction`).
-    Csv {
-        path: String,
-        test_fraction: f32,
-    },
+    Csv { path: String, test_fraction: f32 },
     /// CIFAR-10/100 binary files in a directory of the official layout.
     Cifar {
         dir: String,
@@ -159,7 +156,9 @@ impl Split {
                 let points = csv::parse(&bytes, std::path::Path::new(path))?;
                 Ok(csv::split(points, *test_fraction, seed, path))
             }
-            DataSource::Cifar { dir, variant } => cifar::load_dir(std::path::Path::new(dir), *variant),
+            DataSource::Cifar { dir, variant } => {
+                cifar::load_dir(std::path::Path::new(dir), *variant)
+            }
         }
     }
 }

@@ -56,23 +56,44 @@ pub fn generate(spec: &ToySpec, seed: u64) -> Result<Split> {
         .iter()
         .find(|(n, _, _)| *n == spec.name)
         .ok_or_else(|| {
-            Error::config("dataset", &spec.name, format!("choose one of {}", names().join(", ")))
+            Error::config(
+                "dataset",
+                &spec.name,
+                format!("choose one of {}", names().join(", ")),
+            )
         })?;
     if spec.classes < 2 || (!multiclass && spec.classes != 2) || spec.classes > 16 {
         return Err(Error::config(
             "classes",
             spec.classes,
-            if multiclass { "use 2 to 16 classes" } else { "this problem has exactly 2 classes" },
+            if multiclass {
+                "use 2 to 16 classes"
+            } else {
+                "this problem has exactly 2 classes"
+            },
         ));
     }
     if !(0.0..=1.0).contains(&spec.noise) {
-        return Err(Error::config("noise", spec.noise, "use a standard deviation in [0, 1]"));
+        return Err(Error::config(
+            "noise",
+            spec.noise,
+            "use a standard deviation in [0, 1]",
+        ));
     }
     if spec.train == 0 || spec.test == 0 {
-        return Err(Error::config("points", spec.train.min(spec.test), "train and test need at least one point"));
+        return Err(Error::config(
+            "points",
+            spec.train.min(spec.test),
+            "train and test need at least one point",
+        ));
     }
     let make = |count, purpose| {
-        let (xy, labels) = generator(count, spec.noise, spec.classes, &mut rng::stream(seed, purpose, 0));
+        let (xy, labels) = generator(
+            count,
+            spec.noise,
+            spec.classes,
+            &mut rng::stream(seed, purpose, 0),
+        );
         Dataset {
             features: Features::Floats(xy),
             labels,
@@ -98,7 +119,8 @@ fn spiral(n: usize, noise: f32, classes: usize, rng: &mut Rand) -> Points {
     for i in 0..n {
         let class = i % classes;
         let t = uniform(rng, 0.05, 1.0);
-        let angle = 1.75 * t * std::f32::consts::TAU + class as f32 * std::f32::consts::TAU / classes as f32;
+        let angle = 1.75 * t * std::f32::consts::TAU
+            + class as f32 * std::f32::consts::TAU / classes as f32;
         xy.push(t * angle.cos() + jitter(rng, noise));
         xy.push(t * angle.sin() + jitter(rng, noise));
         labels.push(class as u16);
@@ -111,7 +133,11 @@ fn circles(n: usize, noise: f32, _: usize, rng: &mut Rand) -> Points {
     let (mut xy, mut labels) = (Vec::with_capacity(2 * n), Vec::with_capacity(n));
     for i in 0..n {
         let class = i % 2;
-        let r = if class == 0 { uniform(rng, 0.0, 0.45) } else { uniform(rng, 0.65, 1.0) };
+        let r = if class == 0 {
+            uniform(rng, 0.0, 0.45)
+        } else {
+            uniform(rng, 0.65, 1.0)
+        };
         let angle = uniform(rng, 0.0, std::f32::consts::TAU);
         xy.push(r * angle.cos() + jitter(rng, noise));
         xy.push(r * angle.sin() + jitter(rng, noise));
@@ -126,7 +152,12 @@ fn xor(n: usize, noise: f32, _: usize, rng: &mut Rand) -> Points {
     let (mut xy, mut labels) = (Vec::with_capacity(2 * n), Vec::with_capacity(n));
     for i in 0..n {
         let class = i % 2;
-        let x = uniform(rng, 0.05, 1.0) * if uniform(rng, 0.0, 1.0) < 0.5 { -1.0 } else { 1.0 };
+        let x = uniform(rng, 0.05, 1.0)
+            * if uniform(rng, 0.0, 1.0) < 0.5 {
+                -1.0
+            } else {
+                1.0
+            };
         let y = uniform(rng, 0.05, 1.0) * x.signum() * if class == 1 { 1.0 } else { -1.0 };
         labels.push(class as u16);
         xy.push(x + jitter(rng, noise));
@@ -140,7 +171,8 @@ fn gaussians(n: usize, noise: f32, classes: usize, rng: &mut Rand) -> Points {
     let (mut xy, mut labels) = (Vec::with_capacity(2 * n), Vec::with_capacity(n));
     for i in 0..n {
         let class = i % classes;
-        let angle = std::f32::consts::TAU * class as f32 / classes as f32 + std::f32::consts::FRAC_PI_4;
+        let angle =
+            std::f32::consts::TAU * class as f32 / classes as f32 + std::f32::consts::FRAC_PI_4;
         let spread = 0.18 + noise;
         xy.push(0.55 * angle.cos() + spread * normal(rng));
         xy.push(0.55 * angle.sin() + spread * normal(rng));
@@ -182,29 +214,71 @@ mod tests {
     #[test]
     fn every_generator_is_seeded_balanced_and_bounded() {
         for name in names() {
-            let spec = ToySpec { name: name.into(), train: 200, test: 50, ..ToySpec::default() };
+            let spec = ToySpec {
+                name: name.into(),
+                train: 200,
+                test: 50,
+                ..ToySpec::default()
+            };
             let a = generate(&spec, 3).unwrap();
             let b = generate(&spec, 3).unwrap();
             let c = generate(&spec, 4).unwrap();
-            assert_eq!(floats(&a.train), floats(&b.train), "{name}: same seed, same points");
-            assert_ne!(floats(&a.train), floats(&c.train), "{name}: other seed, other points");
+            assert_eq!(
+                floats(&a.train),
+                floats(&b.train),
+                "{name}: same seed, same points"
+            );
+            assert_ne!(
+                floats(&a.train),
+                floats(&c.train),
+                "{name}: other seed, other points"
+            );
             assert_eq!(a.train.class_counts(), vec![100, 100], "{name}");
             assert_eq!(a.test.len(), 50);
-            assert!(floats(&a.train).iter().all(|v| v.abs() < 1.6), "{name} stays in the plot");
+            assert!(
+                floats(&a.train).iter().all(|v| v.abs() < 1.6),
+                "{name} stays in the plot"
+            );
         }
     }
 
     #[test]
     fn noise_moves_points() {
-        let quiet = generate(&ToySpec { noise: 0.0, ..ToySpec::default() }, 1).unwrap();
-        let noisy = generate(&ToySpec { noise: 0.2, ..ToySpec::default() }, 1).unwrap();
-        let d: f32 = floats(&quiet.train).iter().zip(floats(&noisy.train)).map(|(a, b)| (a - b).abs()).sum();
+        let quiet = generate(
+            &ToySpec {
+                noise: 0.0,
+                ..ToySpec::default()
+            },
+            1,
+        )
+        .unwrap();
+        let noisy = generate(
+            &ToySpec {
+                noise: 0.2,
+                ..ToySpec::default()
+            },
+            1,
+        )
+        .unwrap();
+        let d: f32 = floats(&quiet.train)
+            .iter()
+            .zip(floats(&noisy.train))
+            .map(|(a, b)| (a - b).abs())
+            .sum();
         assert!(d > 10.0, "noise 0.2 moves 400 points by {d} in total");
     }
 
     #[test]
     fn circles_separates_by_radius() {
-        let s = generate(&ToySpec { name: "circles".into(), noise: 0.0, ..ToySpec::default() }, 1).unwrap();
+        let s = generate(
+            &ToySpec {
+                name: "circles".into(),
+                noise: 0.0,
+                ..ToySpec::default()
+            },
+            1,
+        )
+        .unwrap();
         let xy = floats(&s.train);
         for (i, &y) in s.train.labels.iter().enumerate() {
             let r = (xy[2 * i].powi(2) + xy[2 * i + 1].powi(2)).sqrt();
@@ -214,12 +288,46 @@ mod tests {
 
     #[test]
     fn bad_specs_are_explained() {
-        let e = generate(&ToySpec { name: "swirl".into(), ..ToySpec::default() }, 1).unwrap_err().to_string();
+        let e = generate(
+            &ToySpec {
+                name: "swirl".into(),
+                ..ToySpec::default()
+            },
+            1,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("spiral"), "{e}");
-        let e = generate(&ToySpec { name: "xor".into(), classes: 3, ..ToySpec::default() }, 1).unwrap_err().to_string();
+        let e = generate(
+            &ToySpec {
+                name: "xor".into(),
+                classes: 3,
+                ..ToySpec::default()
+            },
+            1,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("exactly 2"), "{e}");
-        assert!(generate(&ToySpec { noise: 2.0, ..ToySpec::default() }, 1).is_err());
-        let three = generate(&ToySpec { name: "gaussians".into(), classes: 3, ..ToySpec::default() }, 1).unwrap();
+        assert!(
+            generate(
+                &ToySpec {
+                    noise: 2.0,
+                    ..ToySpec::default()
+                },
+                1
+            )
+            .is_err()
+        );
+        let three = generate(
+            &ToySpec {
+                name: "gaussians".into(),
+                classes: 3,
+                ..ToySpec::default()
+            },
+            1,
+        )
+        .unwrap();
         assert_eq!(three.train.classes, 3);
     }
 }

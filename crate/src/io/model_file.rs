@@ -36,14 +36,19 @@ pub async fn to_bytes(model: &Model, notes: serde_json::Value) -> Result<Vec<u8>
 }
 
 /// Loads a model file or the model inside a checkpoint.
-pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(Model, serde_json::Value)> {
+pub fn from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> Result<(Model, serde_json::Value)> {
     let pack = Pack::from_bytes(bytes, path)?;
     let (spec, notes) = match pack.kind.as_str() {
         KIND => {
-            let meta: ModelMeta = serde_json::from_value(pack.meta.clone()).map_err(|e| Error::BadCheckpoint {
-                path: path.to_path_buf(),
-                problem: format!("the model's metadata is not readable by this prunelab: {e}"),
-            })?;
+            let meta: ModelMeta =
+                serde_json::from_value(pack.meta.clone()).map_err(|e| Error::BadCheckpoint {
+                    path: path.to_path_buf(),
+                    problem: format!("the model's metadata is not readable by this prunelab: {e}"),
+                })?;
             (meta.spec, meta.notes)
         }
         checkpoint::KIND => {

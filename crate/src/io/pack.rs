@@ -110,9 +110,11 @@ impl Pack {
             problem,
         };
         if bytes.len() < 28 || &bytes[..8] != MAGIC {
-            return Err(bad("not a prunelab model or checkpoint (no PRUNELAB header); \
+            return Err(bad(
+                "not a prunelab model or checkpoint (no PRUNELAB header); \
                  pass a file written by `prunelab train --checkpoint` or `prunelab prune --save`"
-                .into()));
+                    .into(),
+            ));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
         if version > FORMAT_VERSION {
@@ -137,7 +139,9 @@ impl Pack {
             .map_err(|e| bad(format!("the header is not valid JSON: {e}")))?;
         let raw = &body[data_start..];
         if raw.len() % 4 != 0 {
-            return Err(bad("the tensor data is not a whole number of f32 values".into()));
+            return Err(bad(
+                "the tensor data is not a whole number of f32 values".into()
+            ));
         }
         let data: Vec<f32> = raw
             .chunks_exact(4)
@@ -147,7 +151,10 @@ impl Pack {
             let len = e.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             let end = len.and_then(|l| e.offset.checked_add(l));
             if end.is_none_or(|end| end > data.len()) {
-                return Err(bad(format!("tensor `{}` lies outside the data section", e.name)));
+                return Err(bad(format!(
+                    "tensor `{}` lies outside the data section",
+                    e.name
+                )));
             }
         }
         Ok(Pack {
@@ -222,7 +229,10 @@ impl ModuleMapper for Loader<'_> {
         let tensor = match loaded {
             Ok(values) => {
                 let require_grad = tensor.is_require_grad();
-                let mut t = Tensor::<D>::from_data(TensorData::new(values.to_vec(), dims), &tensor.device());
+                let mut t = Tensor::<D>::from_data(
+                    TensorData::new(values.to_vec(), dims),
+                    &tensor.device(),
+                );
                 if require_grad {
                     t = t.require_grad();
                 }

@@ -48,7 +48,11 @@ pub fn count(spec: &ModelSpec) -> ModelCount {
                     stride,
                 } => {
                     let weights = (kernel * kernel * c_in * c_out) as u64;
-                    let stride = if stride == 1 { String::new() } else { format!(" /{stride}") };
+                    let stride = if stride == 1 {
+                        String::new()
+                    } else {
+                        format!(" /{stride}")
+                    };
                     (
                         "conv",
                         format!("{c_in}→{c_out} {kernel}×{kernel}{stride}"),
@@ -89,31 +93,73 @@ mod tests {
     use crate::model::spec::{ModelOptions, Shortcut};
 
     fn counted(name: &str, shortcut: Shortcut) -> ModelCount {
-        count(&ModelSpec::named(name, &ModelOptions { shortcut, ..ModelOptions::default() }).unwrap())
+        count(
+            &ModelSpec::named(
+                name,
+                &ModelOptions {
+                    shortcut,
+                    ..ModelOptions::default()
+                },
+            )
+            .unwrap(),
+        )
     }
 
     /// The dense sizes the pruning papers quote (HRank's README, He et al.).
     #[test]
     fn cifar_models_match_the_published_sizes() {
         let r56 = counted("resnet56", Shortcut::A);
-        assert!((845_000..=860_000).contains(&r56.params), "resnet56 params {}", r56.params);
-        assert!((125_000_000..=127_000_000).contains(&r56.macs), "resnet56 MACs {}", r56.macs);
+        assert!(
+            (845_000..=860_000).contains(&r56.params),
+            "resnet56 params {}",
+            r56.params
+        );
+        assert!(
+            (125_000_000..=127_000_000).contains(&r56.macs),
+            "resnet56 MACs {}",
+            r56.macs
+        );
         let r20 = counted("resnet20", Shortcut::A);
-        assert!((268_000..=275_000).contains(&r20.params), "resnet20 params {}", r20.params);
-        assert!((40_000_000..=42_000_000).contains(&r20.macs), "resnet20 MACs {}", r20.macs);
+        assert!(
+            (268_000..=275_000).contains(&r20.params),
+            "resnet20 params {}",
+            r20.params
+        );
+        assert!(
+            (40_000_000..=42_000_000).contains(&r20.macs),
+            "resnet20 MACs {}",
+            r20.macs
+        );
         let r110 = counted("resnet110", Shortcut::A);
-        assert!((1_700_000..=1_740_000).contains(&r110.params), "resnet110 params {}", r110.params);
-        assert!((252_000_000..=254_000_000).contains(&r110.macs), "resnet110 MACs {}", r110.macs);
+        assert!(
+            (1_700_000..=1_740_000).contains(&r110.params),
+            "resnet110 params {}",
+            r110.params
+        );
+        assert!(
+            (252_000_000..=254_000_000).contains(&r110.macs),
+            "resnet110 MACs {}",
+            r110.macs
+        );
         let vgg = counted("vgg16", Shortcut::A);
-        assert!((14_700_000..=14_760_000).contains(&vgg.params), "vgg16 params {}", vgg.params);
-        assert!((313_000_000..=313_500_000).contains(&vgg.macs), "vgg16 MACs {}", vgg.macs);
+        assert!(
+            (14_700_000..=14_760_000).contains(&vgg.params),
+            "vgg16 params {}",
+            vgg.params
+        );
+        assert!(
+            (313_000_000..=313_500_000).contains(&vgg.macs),
+            "vgg16 MACs {}",
+            vgg.macs
+        );
     }
 
     #[test]
     fn exact_resnet20_arithmetic() {
         // stem 3·16·9·1024; stage 1: 6 convs 16·16·9·1024; stage 2: 16·32·9·256 + 5 × 32·32·9·256;
         // stage 3: 32·64·9·64 + 5 × 64·64·9·64; fc 64·10.
-        let macs = 432 * 1024 + 6 * 2304 * 1024 + (4608 + 5 * 9216) * 256 + (18432 + 5 * 36864) * 64 + 640;
+        let macs =
+            432 * 1024 + 6 * 2304 * 1024 + (4608 + 5 * 9216) * 256 + (18432 + 5 * 36864) * 64 + 640;
         assert_eq!(counted("resnet20", Shortcut::A).macs, macs);
     }
 

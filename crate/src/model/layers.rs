@@ -76,7 +76,9 @@ impl ConvBn {
         let padding = kernel / 2;
         let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
             .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
             .with_bias(false)
             // He et al.: N(0, 2/fan_in), what the CIFAR ResNet and VGG recipes use.
             .with_initializer(Initializer::KaimingNormal {

@@ -7,6 +7,7 @@ pub mod mlp;
 pub mod plain;
 pub mod resnet;
 pub mod spec;
+pub mod weights;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

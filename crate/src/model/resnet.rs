@@ -51,7 +51,9 @@ impl ResNet {
                 let changes = stride != 1 || c_in != c_out;
                 let (projection, zero_pad) = match (changes, spec.shortcut) {
                     (false, _) => (None, [0, 0]),
-                    (true, Shortcut::B) => (Some(ConvBn::new(c_in, c_out, 1, stride, device)), [0, 0]),
+                    (true, Shortcut::B) => {
+                        (Some(ConvBn::new(c_in, c_out, 1, stride, device)), [0, 0])
+                    }
                     (true, Shortcut::A) => {
                         let extra = c_out.saturating_sub(c_in);
                         (None, [extra / 2, extra - extra / 2])

@@ -158,7 +158,13 @@ pub enum LayerOp {
 
 /// The model names the CLI, configs and the page accept.
 pub const MODEL_NAMES: &[&str] = &[
-    "mlp", "cnn", "resnet20", "resnet32", "resnet56", "resnet110", "vgg16",
+    "mlp",
+    "cnn",
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "resnet110",
+    "vgg16",
 ];
 
 /// Options a named model can take.
@@ -191,7 +197,11 @@ impl ModelSpec {
     pub fn named(name: &str, options: &ModelOptions) -> Result<Self> {
         let classes = options.classes;
         if classes < 2 {
-            return Err(Error::config("classes", classes, "a classifier needs at least 2"));
+            return Err(Error::config(
+                "classes",
+                classes,
+                "a classifier needs at least 2",
+            ));
         }
         let spec = match name {
             "mlp" => {
@@ -231,7 +241,11 @@ impl ModelSpec {
                     .and_then(|d| d.parse().ok())
                     .filter(|d| [20, 32, 44, 56, 110].contains(d))
                     .ok_or_else(|| {
-                        Error::config("model", name, format!("choose one of {}", MODEL_NAMES.join(", ")))
+                        Error::config(
+                            "model",
+                            name,
+                            format!("choose one of {}", MODEL_NAMES.join(", ")),
+                        )
                     })?;
                 ModelSpec::Resnet(ResNetSpec::cifar(name, depth, options.shortcut, classes))
             }
@@ -364,10 +378,34 @@ impl ModelSpec {
                         let stride = if position == 0 { stage.stride } else { 1 };
                         let name = block_name(s + 1, block.index);
                         let out_hw = hw / stride;
-                        conv_bn(&mut out, format!("{name}.conv1"), c_in, block.mid, 3, stride, out_hw);
-                        conv_bn(&mut out, format!("{name}.conv2"), block.mid, stage.width, 3, 1, out_hw);
+                        conv_bn(
+                            &mut out,
+                            format!("{name}.conv1"),
+                            c_in,
+                            block.mid,
+                            3,
+                            stride,
+                            out_hw,
+                        );
+                        conv_bn(
+                            &mut out,
+                            format!("{name}.conv2"),
+                            block.mid,
+                            stage.width,
+                            3,
+                            1,
+                            out_hw,
+                        );
                         if r.shortcut == Shortcut::B && (stride != 1 || c_in != stage.width) {
-                            conv_bn(&mut out, format!("{name}.shortcut"), c_in, stage.width, 1, stride, out_hw);
+                            conv_bn(
+                                &mut out,
+                                format!("{name}.shortcut"),
+                                c_in,
+                                stage.width,
+                                1,
+                                stride,
+                                out_hw,
+                            );
                         }
                         c_in = stage.width;
                         hw = out_hw;
@@ -395,7 +433,12 @@ impl ModelSpec {
         if let ModelSpec::Resnet(r) = self {
             for (s, stage) in r.stages.iter().enumerate() {
                 let first_changes = stage.stride != 1
-                    || stage.width != if s == 0 { r.stem } else { r.stages[s - 1].width };
+                    || stage.width
+                        != if s == 0 {
+                            r.stem
+                        } else {
+                            r.stages[s - 1].width
+                        };
                 if first_changes && stage.blocks.is_empty() {
                     return Err(Error::config(
                         "blocks",
@@ -412,7 +455,13 @@ impl ModelSpec {
 fn plain_layers(widths: &[usize]) -> Vec<PlainLayer> {
     widths
         .iter()
-        .map(|&w| if w == 0 { PlainLayer::Pool } else { PlainLayer::Conv(w) })
+        .map(|&w| {
+            if w == 0 {
+                PlainLayer::Pool
+            } else {
+                PlainLayer::Conv(w)
+            }
+        })
         .collect()
 }
 
@@ -476,7 +525,9 @@ impl ResNetSpec {
         let stage = |width, stride| StageSpec {
             width,
             stride,
-            blocks: (0..n).map(|index| BlockSpec { index, mid: width }).collect(),
+            blocks: (0..n)
+                .map(|index| BlockSpec { index, mid: width })
+                .collect(),
         };
         ResNetSpec {
             name: name.into(),

@@ -7,7 +7,12 @@ use crate::host;
 use crate::model::Model;
 
 /// Softmax probabilities of `model` over a square grid of 2-D points.
-pub async fn grid_probabilities(model: &Model, resolution: usize, extent: f32, device: &Device) -> Result<Vec<f32>, Error> {
+pub async fn grid_probabilities(
+    model: &Model,
+    resolution: usize,
+    extent: f32,
+    device: &Device,
+) -> Result<Vec<f32>, Error> {
     let n = resolution * resolution;
     let mut xy = Vec::with_capacity(2 * n);
     for row in 0..resolution {

@@ -30,9 +30,15 @@ pub struct TrainResult {
 
 /// `prunelab info` as text: one row per layer, then the totals.
 pub fn count_table(count: &ModelCount) -> String {
-    let mut out = format!("{:<28} {:<10} {:<20} {:>12} {:>14}\n", "layer", "kind", "shape", "params", "MACs");
+    let mut out = format!(
+        "{:<28} {:<10} {:<20} {:>12} {:>14}\n",
+        "layer", "kind", "shape", "params", "MACs"
+    );
     for l in &count.layers {
-        out += &format!("{:<28} {:<10} {:<20} {:>12} {:>14}\n", l.name, l.kind, l.shape, l.params, l.macs);
+        out += &format!(
+            "{:<28} {:<10} {:<20} {:>12} {:>14}\n",
+            l.name, l.kind, l.shape, l.params, l.macs
+        );
     }
     out += &format!(
         "{:<60} {:>12} {:>14}\ntotal: {} params, {} MACs (1 MAC = one multiply-accumulate)\n",

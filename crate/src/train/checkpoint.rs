@@ -25,7 +25,11 @@ pub struct Meta {
 }
 
 /// Serialises the trainer (async: tensors are read back from the device).
-pub async fn to_bytes<M: Trainable>(trainer: &Trainer<M>, spec: &ModelSpec, config: serde_json::Value) -> Result<Vec<u8>> {
+pub async fn to_bytes<M: Trainable>(
+    trainer: &Trainer<M>,
+    spec: &ModelSpec,
+    config: serde_json::Value,
+) -> Result<Vec<u8>> {
     let meta = Meta {
         prunelab: env!("CARGO_PKG_VERSION").into(),
         spec: spec.clone(),
@@ -72,12 +76,21 @@ pub fn meta(pack: &Pack, path: &Path) -> Result<Meta> {
 }
 
 /// Restores model weights, optimizer state, masks and progress into `trainer`.
-pub fn restore<M: Trainable>(trainer: &mut Trainer<M>, pack: &Pack, meta: &Meta, path: &Path, device: &Device) -> Result<()> {
+pub fn restore<M: Trainable>(
+    trainer: &mut Trainer<M>,
+    pack: &Pack,
+    meta: &Meta,
+    path: &Path,
+    device: &Device,
+) -> Result<()> {
     trainer.model = pack::load_module(trainer.model.clone(), pack, "model/", path)?;
     let plain = device.clone().without_autodiff();
     let flat = |name: &str| {
         let (shape, values) = pack.get(name).expect("listed names exist");
-        Tensor::<1>::from_data(TensorData::new(values.to_vec(), [shape.iter().product::<usize>()]), &plain)
+        Tensor::<1>::from_data(
+            TensorData::new(values.to_vec(), [shape.iter().product::<usize>()]),
+            &plain,
+        )
     };
     trainer.optim.state.clear();
     trainer.optim.masks.clear();

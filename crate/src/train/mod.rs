@@ -103,7 +103,12 @@ impl<M: Trainable> Trainer<M> {
         }
     }
 
-    pub fn loader<'a>(&self, data: &'a Dataset, norm: Option<Normalization>, augment: bool) -> Loader<'a> {
+    pub fn loader<'a>(
+        &self,
+        data: &'a Dataset,
+        norm: Option<Normalization>,
+        augment: bool,
+    ) -> Loader<'a> {
         Loader {
             data,
             norm,
@@ -120,7 +125,11 @@ impl<M: Trainable> Trainer<M> {
 
     /// Runs the next batch of the current epoch. Returns `None` when the
     /// epoch has no batches left (call [`Trainer::end_epoch`]).
-    pub async fn step(&mut self, loader: &Loader<'_>, device: &Device) -> Result<Option<StepStats>> {
+    pub async fn step(
+        &mut self,
+        loader: &Loader<'_>,
+        device: &Device,
+    ) -> Result<Option<StepStats>> {
         let steps = loader.batches_per_epoch();
         let p = &self.progress;
         if p.batch >= steps {
@@ -165,10 +174,20 @@ impl<M: Trainable> Trainer<M> {
     }
 
     /// Evaluates on the test set and closes the epoch.
-    pub async fn end_epoch(&mut self, test: &Dataset, norm: Option<Normalization>, device: &Device) -> Result<EpochMetrics>
-    {
-        let (test_loss, test_accuracy) =
-            evaluate(&self.model.valid(), test, norm, self.config.eval_batch_size, &device.clone().without_autodiff()).await?;
+    pub async fn end_epoch(
+        &mut self,
+        test: &Dataset,
+        norm: Option<Normalization>,
+        device: &Device,
+    ) -> Result<EpochMetrics> {
+        let (test_loss, test_accuracy) = evaluate(
+            &self.model.valid(),
+            test,
+            norm,
+            self.config.eval_batch_size,
+            &device.clone().without_autodiff(),
+        )
+        .await?;
         let p = &mut self.progress;
         let seen = p.seen.max(1) as f64;
         let metrics = EpochMetrics {
@@ -177,7 +196,9 @@ impl<M: Trainable> Trainer<M> {
             train_accuracy: (p.correct_sum / seen) as f32,
             test_loss,
             test_accuracy,
-            lr: self.config.lr_at(p.epoch, p.batch.saturating_sub(1), p.batch.max(1)),
+            lr: self
+                .config
+                .lr_at(p.epoch, p.batch.saturating_sub(1), p.batch.max(1)),
             seconds: p.epoch_seconds,
         };
         p.history.push(metrics.clone());
@@ -192,8 +213,13 @@ impl<M: Trainable> Trainer<M> {
 
     /// Runs the rest of the current epoch, emitting a `Step` event per batch
     /// and an `Epoch` event at the end.
-    pub async fn run_epoch(&mut self, split: &Split, augment: bool, device: &Device, sink: &mut dyn Sink) -> Result<EpochMetrics>
-    {
+    pub async fn run_epoch(
+        &mut self,
+        split: &Split,
+        augment: bool,
+        device: &Device,
+        sink: &mut dyn Sink,
+    ) -> Result<EpochMetrics> {
         let loader = self.loader(&split.train, split.norm, augment);
         while let Some(stats) = self.step(&loader, device).await? {
             sink.emit(Event::Step {

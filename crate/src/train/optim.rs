@@ -68,6 +68,9 @@ pub struct Optimizer {
     pub state: HashMap<String, Tensor<1>>,
     /// Flat 0/1 masks by parameter path: masked weights are re-zeroed after every step.
     pub masks: HashMap<String, Tensor<1>>,
+    /// Parameters whose path starts with a prefix here train at `lr × scale`,
+    /// without weight decay (S1's gate logits).
+    pub lr_scale: Vec<(String, f64)>,
 }
 
 impl Optimizer {
@@ -77,6 +80,7 @@ impl Optimizer {
             steps: 0,
             state: HashMap::new(),
             masks: HashMap::new(),
+            lr_scale: Vec::new(),
         }
     }
 
@@ -100,7 +104,18 @@ impl Optimizer {
     }
 
     fn update(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
-        let s = self.settings.clone();
+        let mut s = self.settings.clone();
+        let lr = match self
+            .lr_scale
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+        {
+            Some((_, scale)) => {
+                s.weight_decay = 0.0;
+                lr * scale
+            }
+            None => lr,
+        };
         let mask = self.masks.get(path).cloned();
         let g = match &mask {
             Some(m) => g * m.clone(),
@@ -120,7 +135,11 @@ impl Optimizer {
                         None => g.clone(),
                     };
                     self.state.insert(key, buf.clone());
-                    if s.nesterov { g + buf * s.momentum } else { buf }
+                    if s.nesterov {
+                        g + buf * s.momentum
+                    } else {
+                        buf
+                    }
                 } else {
                     g
                 };
@@ -177,11 +196,131 @@ impl ModuleMapper for StepMapper<'_> {
         let shape = tensor.dims();
         let flat = tensor.inner().flatten::<1>(0, D - 1);
         let grad = grad.flatten::<1>(0, D - 1);
-        let updated = self.optimizer.update(&path, flat, grad, self.lr).reshape(shape);
+        let updated = self
+            .optimizer
+            .update(&path, flat, grad, self.lr)
+            .reshape(shape);
         let mut updated = Tensor::from_inner(updated);
         if require_grad {
             updated = updated.require_grad();
         }
         Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::{Module, Param};
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    use super::*;
+    use crate::host::{block_on, floats};
+
+    #[derive(Module, Debug)]
+    struct Two {
+        w: Param<Tensor<1>>,
+    }
+
+    /// Runs `steps` updates of `w` under the loss `Σ c·w` (gradient `c`).
+    fn run(
+        settings: OptimizerSettings,
+        w0: [f32; 2],
+        c: [f32; 2],
+        steps: usize,
+        mask: Option<[f32; 2]>,
+    ) -> Vec<f32> {
+        let device = Device::flex().autodiff();
+        let mut m = Two {
+            w: Param::from_tensor(
+                Tensor::from_data(TensorData::new(w0.to_vec(), [2]), &device).require_grad(),
+            ),
+        };
+        let mut opt = Optimizer::new(settings);
+        if let Some(mask) = mask {
+            let plain = Device::flex();
+            opt.masks.insert(
+                "w".into(),
+                Tensor::from_data(TensorData::new(mask.to_vec(), [2]), &plain),
+            );
+        }
+        let c = Tensor::<1>::from_data(TensorData::new(c.to_vec(), [2]), &device);
+        for _ in 0..steps {
+            let loss = (m.w.val() * c.clone()).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            m = opt.step(0.1, m, grads);
+        }
+        block_on(floats(m.w.val())).unwrap()
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+    }
+
+    fn sgd(momentum: f64, nesterov: bool, weight_decay: f64) -> OptimizerSettings {
+        OptimizerSettings {
+            kind: OptimizerKind::Sgd,
+            momentum,
+            nesterov,
+            weight_decay,
+            ..OptimizerSettings::default()
+        }
+    }
+
+    #[test]
+    fn sgd_with_momentum_follows_pytorch() {
+        // buf₁ = g = 2 → w = 1 − 0.2; buf₂ = 0.9·2 + 2 = 3.8 → w = 0.8 − 0.38.
+        close(
+            &run(sgd(0.9, false, 0.0), [1.0, 0.0], [2.0, -1.0], 2, None),
+            &[0.42, 0.29],
+        );
+        // Plain SGD.
+        close(
+            &run(sgd(0.0, false, 0.0), [1.0, 0.0], [2.0, -1.0], 2, None),
+            &[0.6, 0.2],
+        );
+    }
+
+    #[test]
+    fn nesterov_looks_ahead() {
+        // Step 1: buf = 2, direction = 2 + 0.9·2 = 3.8.
+        close(
+            &run(sgd(0.9, true, 0.0), [1.0, 0.0], [2.0, 0.0], 1, None),
+            &[0.62, 0.0],
+        );
+    }
+
+    #[test]
+    fn weight_decay_is_added_to_the_gradient() {
+        // g = 2 + 0.5·1 = 2.5 → w = 1 − 0.25.
+        close(
+            &run(sgd(0.0, false, 0.5), [1.0, 0.0], [2.0, 0.0], 1, None),
+            &[0.75, 0.0],
+        );
+    }
+
+    #[test]
+    fn adam_steps_by_the_learning_rate_under_a_constant_gradient() {
+        let adam = OptimizerSettings {
+            kind: OptimizerKind::Adam,
+            weight_decay: 0.0,
+            ..OptimizerSettings::default()
+        };
+        // Bias-corrected m̂/√v̂ = sign(g) for a constant gradient: each step moves lr.
+        close(&run(adam, [1.0, 1.0], [2.0, -3.0], 3, None), &[0.7, 1.3]);
+    }
+
+    #[test]
+    fn masked_weights_stay_zero() {
+        let w = run(
+            sgd(0.9, false, 5e-4),
+            [1.0, 1.0],
+            [2.0, 2.0],
+            3,
+            Some([1.0, 0.0]),
+        );
+        assert_eq!(w[1], 0.0);
+        assert!(w[0] < 1.0);
     }
 }

@@ -22,7 +22,11 @@ impl std::str::FromStr for Schedule {
             "constant" => Ok(Schedule::Constant),
             "multistep" => Ok(Schedule::Multistep),
             "cosine" => Ok(Schedule::Cosine),
-            _ => Err(Error::config("schedule", s, "choose constant, multistep or cosine")),
+            _ => Err(Error::config(
+                "schedule",
+                s,
+                "choose constant, multistep or cosine",
+            )),
         }
     }
 }

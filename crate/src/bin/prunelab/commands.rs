@@ -17,8 +17,13 @@ use crate::progress::Progress;
 use crate::{BenchArgs, EvalArgs, InfoArgs, RunArgs, TrainArgs};
 
 fn parse<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(value.to_string()))
-        .map_err(|_| Error::config(field, value, "see `prunelab train --help` for the accepted values"))
+    serde_json::from_value(serde_json::Value::String(value.to_string())).map_err(|_| {
+        Error::config(
+            field,
+            value,
+            "see `prunelab train --help` for the accepted values",
+        )
+    })
 }
 
 /// The config file (if any) with the flags laid over it.
@@ -103,7 +108,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
             let (pack, meta) = checkpoint::read(&bytes, path)?;
             Some(Resume { pack, meta, path })
         }
-        (None, true) => return Err(Error::config("resume", "true", "--resume needs --checkpoint FILE")),
+        (None, true) => {
+            return Err(Error::config(
+                "resume",
+                "true",
+                "--resume needs --checkpoint FILE",
+            ));
+        }
         _ => None,
     };
     let mut progress = Progress::new(args.json_events);
@@ -111,7 +122,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
         Some(path) => atomic::write(path, &bytes),
         None => Ok(()),
     };
-    let (model, result) = block_on(run::train(&config, &opened, &split, resume, &mut progress, &mut save))?;
+    let (model, result) = block_on(run::train(
+        &config,
+        &opened,
+        &split,
+        resume,
+        &mut progress,
+        &mut save,
+    ))?;
     progress.finish();
     eprintln!(
         "test accuracy {:.2}% · {} params · {} MACs · {:.1} s",
@@ -121,7 +139,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
         result.wall_seconds
     );
     if let Some(path) = &args.save {
-        let bytes = block_on(model_file::to_bytes(&model, serde_json::to_value(&config).expect("plain data")))?;
+        let bytes = block_on(model_file::to_bytes(
+            &model,
+            serde_json::to_value(&config).expect("plain data"),
+        ))?;
         atomic::write(path, &bytes)?;
         eprintln!("model saved to {}", path.display());
     }
@@ -138,7 +159,13 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
     let (model, _) = model_file::from_bytes(&bytes, &args.file, &opened.device)?;
     let split = config.data.load(config.seed)?;
-    let (loss, accuracy) = block_on(evaluate(&model, &split.test, split.norm, config.train.eval_batch_size, &opened.device))?;
+    let (loss, accuracy) = block_on(evaluate(
+        &model,
+        &split.test,
+        split.norm,
+        config.train.eval_batch_size,
+        &opened.device,
+    ))?;
     let counted = count(&model.spec);
     let result = serde_json::json!({
         "model": model.spec.name(),
@@ -150,7 +177,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         "params": counted.params,
         "macs": counted.macs,
     });
-    println!("{}", serde_json::to_string_pretty(&result).expect("plain data"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result).expect("plain data")
+    );
     if let Some(path) = &args.out {
         atomic::write_json(path, &result)?;
     }
@@ -169,7 +199,10 @@ pub fn info(args: InfoArgs) -> Result<()> {
     )?;
     let counted = count(&spec);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&counted).expect("plain data"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&counted).expect("plain data")
+        );
     } else {
         print!("{}", count_table(&counted));
     }
@@ -187,8 +220,17 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
     let opened = device::open(choice)?;
     eprintln!("device: {}", opened.description);
-    let result = block_on(prunelab::bench::bench(&spec, args.batch, &opened, args.warmup, args.steps))?;
-    println!("{}", serde_json::to_string_pretty(&result).expect("plain data"));
+    let result = block_on(prunelab::bench::bench(
+        &spec,
+        args.batch,
+        &opened,
+        args.warmup,
+        args.steps,
+    ))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result).expect("plain data")
+    );
     if let Some(path) = &args.out {
         atomic::write_json(Path::new(path), &result)?;
     }

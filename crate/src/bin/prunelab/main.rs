@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "prunelab", version, about = "Neural-network pruning you can see and reproduce")]
+#[command(
+    name = "prunelab",
+    version,
+    about = "Neural-network pruning you can see and reproduce"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +62,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub points: Option<usize>,
     /// Toy problems: noise (standard deviation).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub noise: Option<f32>,
     /// Turn off pad-crop/flip augmentation.
     #[arg(long)]
@@ -67,16 +71,16 @@ pub struct RunArgs {
     pub epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// sgd or adam.
     #[arg(long)]
     pub optimizer: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     #[arg(long)]
     pub nesterov: bool,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// constant, multistep or cosine.
     #[arg(long)]

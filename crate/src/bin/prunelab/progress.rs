@@ -55,7 +55,9 @@ impl Sink for Progress {
                 steps_per_epoch,
             } => {
                 self.steps_per_epoch = steps_per_epoch as u64;
-                eprintln!("training {model} ({params} params, {macs} MACs) for {epochs} epochs on {device}");
+                eprintln!(
+                    "training {model} ({params} params, {macs} MACs) for {epochs} epochs on {device}"
+                );
             }
             Event::Step {
                 epoch,

@@ -51,7 +51,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let port = match args.port {
         Some(p) => p,
         None => match std::env::var("PORT") {
-            Ok(p) => p.parse().map_err(|_| Error::config("PORT", &p, "use a port number 1-65535"))?,
+            Ok(p) => p
+                .parse()
+                .map_err(|_| Error::config("PORT", &p, "use a port number 1-65535"))?,
             Err(_) => 8080,
         },
     };
@@ -62,8 +64,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             "no index.html there; run ./build.sh serve from the repository root",
         ));
     }
-    let server = tiny_http::Server::http(("127.0.0.1", port))
-        .map_err(|e| Error::config("port", port, format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
+        Error::config(
+            "port",
+            port,
+            format!("cannot listen on 127.0.0.1:{port}: {e}"),
+        )
+    })?;
     println!("prunelab playground: http://127.0.0.1:{port}/");
     for request in server.incoming_requests() {
         let url = request.url().to_string();

@@ -1,0 +1,76 @@
+//! Feature maps for data-driven criteria (HRank, S3): scoring batches run
+//! through the model in eval mode; each yields the unit groups' outputs
+//! (after BN, before the activation), `(group, [N, C, H, W])` in forward order.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use crate::data::Split;
+use crate::data::loader::Loader;
+use crate::model::{Ctx, Model};
+
+/// How many batches of which size, from the training set (with its
+/// augmentation, as Yeom et al.'s code does).
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling {
+    pub batches: usize,
+    pub batch_size: usize,
+    pub augment: bool,
+    pub seed: u64,
+}
+
+pub struct Captures<'a> {
+    eval: Model,
+    device: Device,
+    loader: Loader<'a>,
+    order: Vec<usize>,
+    next: usize,
+    batches: usize,
+}
+
+/// The scoring batches of `sampling`, lazily.
+pub fn batches<'a>(model: &Model, split: &'a Split, sampling: Sampling) -> Captures<'a> {
+    let eval = model.valid();
+    let device = eval_device(&eval);
+    let loader = Loader {
+        data: &split.train,
+        norm: split.norm,
+        batch_size: sampling.batch_size,
+        shuffle: true,
+        augment: sampling.augment,
+        seed: sampling.seed ^ 0x5c0e,
+    };
+    let order = loader.order(0);
+    let batches = sampling.batches.min(loader.batches_per_epoch());
+    Captures {
+        eval,
+        device,
+        loader,
+        order,
+        next: 0,
+        batches,
+    }
+}
+
+impl Captures<'_> {
+    /// The next batch's size and captured maps.
+    pub fn next_batch(&mut self) -> Option<(usize, Vec<(String, Tensor<4>)>)> {
+        if self.next >= self.batches {
+            return None;
+        }
+        let batch = self.loader.batch(&self.order, 0, self.next, &self.device);
+        self.next += 1;
+        let mut ctx = Ctx::capturing();
+        let _ = self.eval.forward_ctx(batch.x, &mut ctx);
+        Some((batch.len, ctx.captured))
+    }
+}
+
+/// The device a model's parameters live on.
+pub fn eval_device(model: &Model) -> Device {
+    model
+        .prunable_weights()
+        .first()
+        .map(|w| w.param.flat().device())
+        .expect("every model has weights")
+}

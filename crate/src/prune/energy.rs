@@ -1,0 +1,217 @@
+//! S3 — energy-aware pruning (Yeom, Shim, Hwang, "Toward Compact Deep Neural
+//! Networks via Energy-Aware Pruning", arXiv 2103.10858).
+//!
+//! A filter's energy is the nuclear norm (sum of singular values) of its
+//! feature map after BN, laid out as a `batch × (H·W)` matrix — one matrix per
+//! channel and batch, not one per image (that is HRank). Scores are averaged
+//! over `limit` training batches (augmented, model in eval mode):
+//! `score_c = Σ_batches ‖M_c‖_* / images`. The pruner then L1-normalises each
+//! layer's scores and ranks all filters globally (`Normalize::L1`), in one
+//! shot or iteratively with renormalisation (`step`), as the authors' code does.
+//!
+//! Singular values come from nalgebra. By default (`svd = "gram"`) they are
+//! the square roots of the eigenvalues of the `B × B` Gram matrix `M Mᵀ`,
+//! which the device computes (a batched matmul), leaving only a small
+//! symmetric eigenproblem for the host; `svd = "full"` runs nalgebra's SVD on
+//! `M` itself. The two agree (tested); the Gram route is ~10× faster.
+
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+
+use super::capture::{self, Sampling};
+use super::pipeline::{self, Then};
+use super::select::Normalize;
+use super::select::UnitScores;
+use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use crate::data::Split;
+use crate::error::Result;
+use crate::host;
+use crate::model::Model;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Svd {
+    /// Eigenvalues of `M Mᵀ` (computed on the device) → singular values.
+    #[default]
+    Gram,
+    /// nalgebra's SVD of `M`.
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Energy {
+    /// Σσ, the paper's criterion.
+    #[default]
+    Nuclear,
+    /// Normalised spectral entropy of σ² (a variant in the authors' code).
+    Entropy,
+}
+
+/// Singular values of a `rows × cols` row-major matrix (nalgebra SVD).
+pub fn singular_values(rows: usize, cols: usize, values: &[f32]) -> Vec<f64> {
+    let m = DMatrix::from_row_slice(
+        rows,
+        cols,
+        &values.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+    );
+    m.singular_values().iter().copied().collect()
+}
+
+/// Singular values of `M` from its Gram matrix `M Mᵀ` (`n × n`, row-major).
+pub fn singular_values_from_gram(n: usize, gram: &[f32]) -> Vec<f64> {
+    let m = DMatrix::from_row_slice(n, n, &gram.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    // Symmetrise against rounding before the symmetric solver.
+    let m = (&m + m.transpose()) * 0.5;
+    m.symmetric_eigenvalues()
+        .iter()
+        .map(|&l| l.max(0.0).sqrt())
+        .collect()
+}
+
+/// The criterion's value for one set of singular values.
+pub fn energy(sigma: &[f64], kind: Energy) -> f64 {
+    match kind {
+        Energy::Nuclear => sigma.iter().sum(),
+        Energy::Entropy => {
+            let power: Vec<f64> = sigma.iter().map(|s| s * s).filter(|&p| p > 1e-12).collect();
+            let total: f64 = power.iter().sum();
+            if power.len() < 2 || total <= 0.0 {
+                return 0.0;
+            }
+            -power
+                .iter()
+                .map(|p| (p / total) * (p / total).ln())
+                .sum::<f64>()
+                / (power.len() as f64).ln()
+        }
+    }
+}
+
+/// Energy scores of every unit group.
+pub async fn scores(
+    model: &Model,
+    split: &Split,
+    sampling: Sampling,
+    svd: Svd,
+    kind: Energy,
+) -> Result<UnitScores> {
+    let mut sums: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut images = 0usize;
+    let mut batches = capture::batches(model, split, sampling);
+    while let Some((n, captured)) = batches.next_batch() {
+        images += n;
+        for (group, fm) in captured {
+            let [b, c, h, w] = fm.dims();
+            let per_channel = fm.reshape([b, c, h * w]).swap_dims(0, 1); // [C, B, HW]
+            let entry = sums.entry(group).or_insert_with(|| vec![0.0; c]);
+            match svd {
+                Svd::Gram => {
+                    let gram = per_channel.clone().matmul(per_channel.swap_dims(1, 2)); // [C, B, B]
+                    let values = host::floats(gram).await?;
+                    for (ch, g) in values.chunks_exact(b * b).enumerate() {
+                        entry[ch] += energy(&singular_values_from_gram(b, g), kind);
+                    }
+                }
+                Svd::Full => {
+                    let values = host::floats(per_channel).await?;
+                    for (ch, m) in values.chunks_exact(b * h * w).enumerate() {
+                        entry[ch] += energy(&singular_values(b, h * w, m), kind);
+                    }
+                }
+            }
+        }
+    }
+    let images = images.max(1) as f64;
+    Ok(sums
+        .into_iter()
+        .map(|(g, s)| (g, s.into_iter().map(|v| (v / images) as f32).collect()))
+        .collect())
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "energy",
+    title: "S3: energy-aware pruning (nuclear norm)",
+    source: "Yeom, Shim, Hwang, Toward Compact Deep Neural Networks via Energy-Aware Pruning (arXiv 2103.10858)",
+    phase: Phase::AfterTraining,
+    granularity: Granularity::Channels,
+    needs_blocks: false,
+};
+
+pub struct EnergyAware;
+
+impl Method for EnergyAware {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            // The authors score on augmented training batches, model in eval mode.
+            let sampling = Sampling {
+                batches: job.options.score_batches,
+                batch_size: job.options.score_batch_size,
+                augment: true,
+                seed: job.seed,
+            };
+            let o = job.options.energy.clone();
+            let scores = scores(&job.model, job.split, sampling, o.svd, o.criterion).await?;
+            let mut options = pipeline::select_options(&job);
+            // Per-layer L1 normalisation is part of the method.
+            options.normalize = Normalize::L1;
+            let details = serde_json::json!({ "scores": scores });
+            pipeline::structured(job, scores, options, Then::Finetune, details).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nalgebra_svd_recovers_known_singular_values() {
+        // diag(3, 2) rotated: U·Σ·Vᵀ with U a rotation by 30°, V the identity.
+        let (c, s) = (30f64.to_radians().cos(), 30f64.to_radians().sin());
+        let m = [3.0 * c, -2.0 * s, 3.0 * s, 2.0 * c].map(|v| v as f32);
+        let mut sv = singular_values(2, 2, &m);
+        sv.sort_by(|a, b| b.total_cmp(a));
+        assert!(
+            (sv[0] - 3.0).abs() < 1e-6 && (sv[1] - 2.0).abs() < 1e-6,
+            "{sv:?}"
+        );
+        // A rank-1 2×3 matrix [1 2 2; 2 4 4] has σ = (√45, 0).
+        let mut sv = singular_values(2, 3, &[1.0, 2.0, 2.0, 2.0, 4.0, 4.0]);
+        sv.sort_by(|a, b| b.total_cmp(a));
+        assert!(
+            (sv[0] - 45f64.sqrt()).abs() < 1e-5 && sv[1].abs() < 1e-5,
+            "{sv:?}"
+        );
+    }
+
+    #[test]
+    fn gram_route_matches_the_full_svd() {
+        let (rows, cols) = (5, 9);
+        let m: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let mut gram = vec![0.0f32; rows * rows];
+        for i in 0..rows {
+            for j in 0..rows {
+                gram[i * rows + j] = (0..cols).map(|k| m[i * cols + k] * m[j * cols + k]).sum();
+            }
+        }
+        let full: f64 = singular_values(rows, cols, &m).iter().sum();
+        let via_gram: f64 = singular_values_from_gram(rows, &gram).iter().sum();
+        assert!(
+            (full - via_gram).abs() < 1e-4 * full,
+            "{full} vs {via_gram}"
+        );
+    }
+
+    #[test]
+    fn spectral_entropy_is_one_for_a_flat_spectrum_and_zero_for_rank_one() {
+        assert!((energy(&[2.0, 2.0, 2.0], Energy::Entropy) - 1.0).abs() < 1e-12);
+        assert_eq!(energy(&[5.0, 0.0], Energy::Entropy), 0.0);
+        assert_eq!(energy(&[1.0, 2.5], Energy::Nuclear), 3.5);
+    }
+}

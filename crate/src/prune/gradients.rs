@@ -1,0 +1,54 @@
+//! Gradients of the training loss with respect to every prunable weight, for
+//! the gradient-based criteria (SNIP, GraSP, FlexRel's gradient×input).
+
+use burn::tensor::Tensor;
+
+use super::capture::Sampling;
+use crate::data::Split;
+use crate::data::loader::Loader;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::train::cross_entropy;
+
+/// `Σ_batches ∂L/∂w` for each prunable weight (flattened, in
+/// [`Model::prunable_weights`] order) at the model's current weights, BN in
+/// training mode as during training. `model` must live on an autodiff device.
+pub fn weight_grads(model: &Model, split: &Split, sampling: Sampling) -> Result<Vec<Tensor<1>>> {
+    let device = model.prunable_weights()[0].param.flat().device();
+    if !device.is_autodiff() {
+        return Err(Error::config(
+            "device",
+            "plain",
+            "gradient criteria need a model on an autodiff device",
+        ));
+    }
+    let loader = Loader {
+        data: &split.train,
+        norm: split.norm,
+        batch_size: sampling.batch_size,
+        shuffle: true,
+        augment: sampling.augment,
+        seed: sampling.seed ^ 0x9a4d,
+    };
+    let order = loader.order(0);
+    let mut sums: Option<Vec<Tensor<1>>> = None;
+    for index in 0..sampling.batches.min(loader.batches_per_epoch()).max(1) {
+        let batch = loader.batch(&order, 0, index, &device);
+        let loss = cross_entropy(model.forward(batch.x), batch.y);
+        let grads = loss.backward();
+        let these: Vec<Tensor<1>> = model
+            .prunable_weights()
+            .iter()
+            .map(|w| {
+                w.param
+                    .grad(&grads)
+                    .expect("every prunable weight takes part in the loss")
+            })
+            .collect();
+        sums = Some(match sums {
+            None => these,
+            Some(s) => s.into_iter().zip(these).map(|(a, b)| a + b).collect(),
+        });
+    }
+    Ok(sums.expect("at least one batch"))
+}

@@ -1,0 +1,98 @@
+//! HRank (Lin et al., "HRank: Filter Pruning using High-Rank Feature Map",
+//! CVPR 2020, arXiv 2002.10179): a filter's importance is the average rank of
+//! its feature map over images — each image's `H × W` map on its own, after
+//! the activation (ReLU), as in the authors' hooks. Rank = the number of
+//! singular values above `max(H, W) · σ_max · ε_f32` (numpy's default).
+
+use super::capture::{self, Sampling};
+use super::energy::singular_values;
+use super::pipeline::{self, Then};
+use super::select::UnitScores;
+use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use crate::data::Split;
+use crate::error::Result;
+use crate::error::Result as R;
+use crate::host;
+use crate::model::Model;
+
+/// The numerical rank of a row-major `rows × cols` matrix.
+pub fn rank(rows: usize, cols: usize, values: &[f32]) -> usize {
+    let sv = singular_values(rows, cols, values);
+    let max = sv.iter().fold(0.0f64, |m, &s| m.max(s));
+    let tol = rows.max(cols) as f64 * max * f32::EPSILON as f64;
+    sv.iter().filter(|&&s| s > tol).count()
+}
+
+pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<UnitScores> {
+    let mut sums: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut images = 0usize;
+    let mut batches = capture::batches(model, split, sampling);
+    while let Some((n, captured)) = batches.next_batch() {
+        images += n;
+        for (group, fm) in captured {
+            let [_, c, h, w] = fm.dims();
+            let values = host::floats(burn::tensor::activation::relu(fm)).await?;
+            let entry = sums.entry(group).or_insert_with(|| vec![0.0; c]);
+            for (k, map) in values.chunks_exact(h * w).enumerate() {
+                entry[k % c] += rank(h, w, map) as f64;
+            }
+        }
+    }
+    let images = images.max(1) as f64;
+    Ok(sums
+        .into_iter()
+        .map(|(g, s)| (g, s.into_iter().map(|v| (v / images) as f32).collect()))
+        .collect())
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "hrank",
+    title: "HRank (feature-map rank)",
+    source: "Lin et al., HRank: Filter Pruning using High-Rank Feature Map, CVPR 2020 (arXiv 2002.10179)",
+    phase: Phase::AfterTraining,
+    granularity: Granularity::Channels,
+    needs_blocks: false,
+};
+
+pub struct HRank;
+
+impl Method for HRank {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, R<Outcome>> {
+        Box::pin(async move {
+            let sampling = Sampling {
+                batches: job.options.score_batches,
+                batch_size: job.options.score_batch_size,
+                augment: job.augment,
+                seed: job.seed,
+            };
+            let scores = scores(&job.model, job.split, sampling).await?;
+            let options = pipeline::select_options(&job);
+            pipeline::structured(
+                job,
+                scores,
+                options,
+                Then::Finetune,
+                serde_json::Value::Null,
+            )
+            .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_counts_independent_rows() {
+        assert_eq!(rank(2, 3, &[1.0, 2.0, 2.0, 2.0, 4.0, 4.0]), 1);
+        assert_eq!(
+            rank(3, 3, &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
+            3
+        );
+        assert_eq!(rank(2, 2, &[0.0; 4]), 0);
+    }
+}

@@ -1,0 +1,65 @@
+//! L1-norm filter pruning (Li et al., "Pruning Filters for Efficient ConvNets",
+//! ICLR 2017, arXiv 1608.08710): a filter's importance is the sum of the
+//! absolute values of its weights; for a hidden neuron, of its incoming weights.
+
+use burn::tensor::Tensor;
+
+use super::pipeline::{self, Then};
+use super::select::UnitScores;
+use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use crate::error::Result;
+use crate::host;
+use crate::model::Model;
+use crate::model::weights::WeightParam;
+
+pub async fn scores(model: &Model) -> Result<UnitScores> {
+    let groups: Vec<String> = model
+        .spec
+        .unit_groups()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    let mut out = UnitScores::new();
+    for w in model.prunable_weights() {
+        if !groups.contains(&w.layer) {
+            continue;
+        }
+        let per_unit: Tensor<1> = match w.param {
+            WeightParam::Conv(p) => p.val().abs().sum_dims(&[1, 2, 3]).flatten(0, 3),
+            WeightParam::Linear(p) => p.val().abs().sum_dim(0).flatten(0, 1),
+        };
+        out.insert(w.layer, host::floats(per_unit).await?);
+    }
+    Ok(out)
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "l1",
+    title: "L1-norm filter pruning",
+    source: "Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017 (arXiv 1608.08710)",
+    phase: Phase::AfterTraining,
+    granularity: Granularity::Channels,
+    needs_blocks: false,
+};
+
+pub struct L1;
+
+impl Method for L1 {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let scores = scores(&job.model).await?;
+            let options = pipeline::select_options(&job);
+            pipeline::structured(
+                job,
+                scores,
+                options,
+                Then::Finetune,
+                serde_json::Value::Null,
+            )
+            .await
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! Magnitude pruning (Han et al., "Learning both Weights and Connections for
+//! Efficient Neural Networks", NeurIPS 2015, arXiv 1506.02626): a weight's
+//! importance is |w|. With a global scope this is "global magnitude"; it is
+//! also FlexRel with δ = 0 and the criterion of iterative magnitude pruning.
+
+use super::masks::LayerScores;
+use super::pipeline::{self, Then};
+use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use crate::error::Result;
+use crate::host;
+use crate::model::Model;
+
+/// `f(w, i)` for each prunable weight `w` (index `i` in forward order).
+pub async fn per_weight<F>(model: &Model, mut f: F) -> Result<Vec<LayerScores>>
+where
+    F: FnMut(&crate::model::weights::PrunableWeight<'_>, usize) -> burn::tensor::Tensor<1>,
+{
+    let mut out = Vec::new();
+    for (i, w) in model.prunable_weights().iter().enumerate() {
+        let scores = host::floats(f(w, i)).await?;
+        out.push(LayerScores {
+            layer: w.layer.clone(),
+            path: w.path.clone(),
+            shape: w.param.shape(),
+            rows: w.param.rows(),
+            scores,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn scores(model: &Model) -> Result<Vec<LayerScores>> {
+    per_weight(model, |w, _| w.param.flat().abs()).await
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "magnitude",
+    title: "Magnitude pruning (weights)",
+    source: "Han et al., Learning both Weights and Connections, NeurIPS 2015 (arXiv 1506.02626)",
+    phase: Phase::AfterTraining,
+    granularity: Granularity::Weights,
+    needs_blocks: false,
+};
+
+pub struct Magnitude;
+
+impl Method for Magnitude {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let scores = scores(&job.model).await?;
+            pipeline::weight_level(job, scores, Then::Finetune, serde_json::Value::Null).await
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Every knob of every method, with its documented default. Where a paper
+//! leaves a detail open (see docs/methods.md), the knob is here and the
+//! default says what we chose.
+
+use serde::{Deserialize, Serialize};
+
+use super::energy::{Energy, Svd};
+use super::select::{Normalize, Scope};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PruneOptions {
+    /// Global or per-layer ranking (structured and weight-level methods).
+    pub scope: Scope,
+    /// Per-layer score normalisation before a global ranking (S3 forces L1).
+    pub normalize: Normalize,
+    /// Iterative selection: share of units removed per round, with the
+    /// survivors renormalised between rounds. `None`: one shot.
+    pub step: Option<f32>,
+    /// HRank-style fixed pruning rates, one per prunable layer (overrides `target`).
+    pub rates: Option<Vec<f32>>,
+    /// Epochs of fine-tuning after pruning (after-training methods).
+    pub finetune_epochs: usize,
+    /// Learning rate for fine-tuning (default: the training config's `lr` × 0.1).
+    pub finetune_lr: Option<f64>,
+    /// Batches and batch size used to score (S3's `limit`, SNIP/GraSP batches).
+    pub score_batches: usize,
+    pub score_batch_size: usize,
+    /// What `random` removes: `channels`, `weights` or `blocks`.
+    pub unit: RandomUnit,
+    pub polarization: PolarizationOptions,
+    pub flexrel: FlexRelOptions,
+    pub energy: EnergyOptions,
+    pub lottery: LotteryOptions,
+    pub imp: ImpOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RandomUnit {
+    #[default]
+    Channels,
+    Weights,
+    Blocks,
+}
+
+/// S1 (Zhi et al.). The paper's gate and loss formulas are not public: these
+/// are our reading of its abstract (docs/methods.md §S1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolarizationOptions {
+    /// Gate temperature τ in g = σ(z/τ).
+    pub temperature: f32,
+    /// Initial logit z₀ (σ(3) ≈ 0.95: every gate starts open).
+    pub init_logit: f32,
+    /// λ_pol: weight of the polarizer Σ g(1−g) / n.
+    pub lambda_pol: f32,
+    /// λ_sp: weight of the sparsity term (MACs(b)/MACs₀ − (1 − target))².
+    pub lambda_sp: f32,
+    /// Learning-rate multiplier for the gate logits.
+    pub gate_lr_scale: f64,
+    /// Gate residual blocks as well as channels.
+    pub block_gates: bool,
+    /// Epochs of the one training pass (default: the training config's epochs).
+    pub epochs: Option<usize>,
+}
+
+impl Default for PolarizationOptions {
+    fn default() -> Self {
+        PolarizationOptions {
+            temperature: 1.0,
+            init_logit: 3.0,
+            lambda_pol: 0.5,
+            lambda_sp: 5.0,
+            gate_lr_scale: 10.0,
+            block_gates: true,
+            epochs: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Relevance {
+    /// Layer-wise relevance propagation with the ε rule.
+    #[default]
+    LrpEpsilon,
+    /// Gradient × input.
+    GradientInput,
+}
+
+/// S2 (Chiasserini et al.).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlexRelOptions {
+    /// δ in s = (1 − δ)·norm(|w|) + δ·norm(relevance).
+    pub delta: f32,
+    pub relevance: Relevance,
+    /// ε of the LRP-ε rule (relative to each layer's pre-activation scale).
+    pub lrp_epsilon: f32,
+    /// Inference samples the relevance is summed over.
+    pub samples: usize,
+    /// δ values for `prunelab prune --method flexrel --sweep`.
+    pub sweep: Vec<f32>,
+    /// Accuracy target (0..1) for "the highest pruning factor that meets it".
+    pub accuracy_target: Option<f32>,
+}
+
+impl Default for FlexRelOptions {
+    fn default() -> Self {
+        FlexRelOptions {
+            delta: 0.5,
+            relevance: Relevance::LrpEpsilon,
+            lrp_epsilon: 0.01,
+            samples: 256,
+            sweep: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            accuracy_target: None,
+        }
+    }
+}
+
+/// S3 (Yeom et al.).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnergyOptions {
+    pub svd: Svd,
+    pub criterion: Energy,
+}
+
+impl Default for EnergyOptions {
+    fn default() -> Self {
+        EnergyOptions {
+            svd: Svd::Gram,
+            criterion: Energy::Nuclear,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockCriterion {
+    Snip,
+    #[default]
+    Grasp,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    #[default]
+    Sum,
+    Mean,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rewind {
+    /// Retrain from scratch (Algorithm 2: tickets at initialisation).
+    #[default]
+    Init,
+    /// Algorithm 1: train, score, remove, rewind the weights to θ_i, retrain with LR rewinding.
+    Epoch,
+}
+
+/// S4 (Jordao et al.).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LotteryOptions {
+    pub criterion: BlockCriterion,
+    /// How per-weight scores become one score per block.
+    pub aggregate: Aggregate,
+    /// GraSP: a block's importance is Σ w⊙Hg (= −S, GraSP's own ordering);
+    /// set true to rank by S instead.
+    pub grasp_flip: bool,
+    pub rewind: Rewind,
+    /// Algorithm 1's rewind point i (epochs), and its training length n.
+    pub rewind_epoch: usize,
+    /// Relative finite-difference step for GraSP's Hessian-gradient product.
+    pub grasp_epsilon: f32,
+    /// Winning-ticket tolerance ξ (accuracy points, 0..1).
+    pub xi: f32,
+}
+
+impl Default for LotteryOptions {
+    fn default() -> Self {
+        LotteryOptions {
+            criterion: BlockCriterion::Grasp,
+            aggregate: Aggregate::Sum,
+            grasp_flip: false,
+            rewind: Rewind::Init,
+            rewind_epoch: 0,
+            grasp_epsilon: super::grasp::EPSILON,
+            xi: 0.01,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImpRewind {
+    /// Frankle & Carbin: rewind weights to θ_k (k = `rewind_epoch`), restart the schedule.
+    #[default]
+    Weights,
+    /// Renda et al.: keep the trained weights, replay the learning-rate schedule.
+    Lr,
+}
+
+/// Iterative magnitude pruning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImpOptions {
+    /// Prune-retrain rounds; each removes 1 − (1 − target)^(1/rounds) of the survivors.
+    pub rounds: usize,
+    pub rewind: ImpRewind,
+    /// Weight rewinding point (epoch; 0 = initialisation).
+    pub rewind_epoch: usize,
+    /// Epochs per round (default: the training config's epochs).
+    pub epochs: Option<usize>,
+}
+
+impl Default for ImpOptions {
+    fn default() -> Self {
+        ImpOptions {
+            rounds: 3,
+            rewind: ImpRewind::Weights,
+            rewind_epoch: 0,
+            epochs: None,
+        }
+    }
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            scope: Scope::Global,
+            normalize: Normalize::None,
+            step: None,
+            rates: None,
+            finetune_epochs: 0,
+            finetune_lr: None,
+            score_batches: 10,
+            score_batch_size: 128,
+            unit: RandomUnit::Channels,
+            polarization: PolarizationOptions::default(),
+            flexrel: FlexRelOptions::default(),
+            energy: EnergyOptions::default(),
+            lottery: LotteryOptions::default(),
+            imp: ImpOptions::default(),
+        }
+    }
+}

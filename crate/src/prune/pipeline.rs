@@ -1,0 +1,171 @@
+//! The flows methods share: score → select → cut → fine-tune (structured),
+//! score → mask → fine-tune with the mask held (weight level), and training a
+//! model for some epochs inside a method.
+
+use super::masks::{LayerScores, WeightMasks, masks_from_scores};
+use super::select::{SelectOptions, UnitScores, select_by_rates, select_units};
+use super::surgery::cut;
+use super::target::Target;
+use super::{Job, Outcome};
+use crate::config::TrainConfig;
+use crate::error::{Error, Result};
+use crate::events::{EpochMetrics, Event};
+use crate::metrics::count::count;
+use crate::model::Model;
+use crate::train::Trainer;
+
+/// Trains `model` for `config.epochs` epochs (holding `masks` at zero) and
+/// returns it with the epochs' metrics.
+pub async fn train_for(
+    job: &mut Job<'_>,
+    model: Model,
+    config: TrainConfig,
+    masks: Option<&WeightMasks>,
+) -> Result<(Model, Vec<EpochMetrics>)> {
+    if config.epochs == 0 {
+        return Ok((model, Vec::new()));
+    }
+    let device = job.device.autodiff();
+    let mut trainer = Trainer::new(model, config, job.seed);
+    if let Some(m) = masks {
+        trainer.optim.masks = m.for_optimizer(&device.clone().without_autodiff());
+    }
+    while !trainer.finished() {
+        trainer
+            .run_epoch(job.split, job.augment, &device, &mut *job.sink)
+            .await?;
+    }
+    Ok((trainer.model, trainer.progress.history))
+}
+
+/// The training settings for fine-tuning: `finetune_epochs` at a tenth of the
+/// training rate unless `finetune_lr` says otherwise.
+pub fn finetune_config(job: &Job<'_>) -> TrainConfig {
+    TrainConfig {
+        epochs: job.options.finetune_epochs,
+        lr: job.options.finetune_lr.unwrap_or(job.train.lr * 0.1),
+        ..job.train.clone()
+    }
+}
+
+pub fn select_options(job: &Job<'_>) -> SelectOptions {
+    SelectOptions {
+        scope: job.options.scope,
+        normalize: job.options.normalize,
+        min_keep: 1,
+        step: job.options.step,
+    }
+}
+
+/// Structured pruning from unit scores: select for the target (or the fixed
+/// `rates`), cut physically, fine-tune.
+pub async fn structured(
+    mut job: Job<'_>,
+    scores: UnitScores,
+    options: SelectOptions,
+    then: Then,
+    details: serde_json::Value,
+) -> Result<Outcome> {
+    let spec = job.model.spec.clone();
+    let plan = match &job.options.rates {
+        Some(rates) => select_by_rates(&spec, &scores, rates)?,
+        None => select_units(&spec, &scores, &job.target, &options)?,
+    };
+    let pruned = cut(&job.model, &plan)?;
+    let (before, after) = (count(&spec), count(&pruned.spec));
+    job.sink.emit(Event::Phase {
+        name: "cut".into(),
+        detail: format!(
+            "MACs {} → {} ({:.1}% removed), params {} → {}",
+            before.macs,
+            after.macs,
+            100.0 * (1.0 - after.macs as f64 / before.macs as f64),
+            before.params,
+            after.params
+        ),
+    });
+    let config = config_for(&job, then);
+    let (model, history) = train_for(&mut job, pruned, config, None).await?;
+    Ok(Outcome {
+        model,
+        plan: Some(plan),
+        masks: None,
+        history,
+        details,
+    })
+}
+
+/// The weight sparsity a target asks for.
+pub fn weight_sparsity(target: &Target, model: &Model) -> Result<f32> {
+    match *target {
+        Target::Sparsity(s) => Ok(s),
+        Target::Params(p) => {
+            let total = count(&model.spec).params as f64;
+            let prunable: usize = model
+                .prunable_weights()
+                .iter()
+                .map(|w| w.param.shape().iter().product::<usize>())
+                .sum();
+            let s = p as f64 * total / prunable as f64;
+            if s >= 1.0 {
+                return Err(Error::config(
+                    "target",
+                    target,
+                    "more than all prunable weights; lower it",
+                ));
+            }
+            Ok(s as f32)
+        }
+        _ => Err(Error::config(
+            "target",
+            target,
+            "weight-level methods zero weights and do not change the dense MACs; use sparsity=F or params=F",
+        )),
+    }
+}
+
+/// What follows pruning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// `finetune_epochs` at the fine-tuning rate (after-training methods).
+    Finetune,
+    /// The full training run (at-initialisation methods).
+    Train,
+}
+
+pub fn config_for(job: &Job<'_>, then: Then) -> TrainConfig {
+    match then {
+        Then::Finetune => finetune_config(job),
+        Then::Train => job.train.clone(),
+    }
+}
+
+/// Weight-level pruning from per-weight scores: mask for the target, zero
+/// the weights, then fine-tune or train with the mask held.
+pub async fn weight_level(
+    mut job: Job<'_>,
+    scores: Vec<LayerScores>,
+    then: Then,
+    details: serde_json::Value,
+) -> Result<Outcome> {
+    let sparsity = weight_sparsity(&job.target, &job.model)?;
+    let masks = masks_from_scores(&scores, sparsity, job.options.scope)?;
+    let model = masks.apply(job.model.clone());
+    job.sink.emit(Event::Phase {
+        name: "mask".into(),
+        detail: format!(
+            "{:.1}% of {} prunable weights zeroed",
+            100.0 * masks.sparsity(),
+            masks.total()
+        ),
+    });
+    let config = config_for(&job, then);
+    let (model, history) = train_for(&mut job, model, config, Some(&masks)).await?;
+    Ok(Outcome {
+        model,
+        plan: None,
+        masks: Some(masks),
+        history,
+        details,
+    })
+}

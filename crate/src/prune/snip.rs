@@ -1,0 +1,50 @@
+//! SNIP (Lee et al., "SNIP: Single-shot Network Pruning based on Connection
+//! Sensitivity", ICLR 2019, arXiv 1810.02340): a weight's importance is
+//! |w · ∂L/∂w| on a few batches of training data, usually at initialisation.
+
+use super::capture::Sampling;
+use super::gradients::weight_grads;
+use super::magnitude::per_weight;
+use super::masks::LayerScores;
+use super::pipeline::{self, Then};
+use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use crate::data::Split;
+use crate::error::Result;
+use crate::model::Model;
+
+pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<Vec<LayerScores>> {
+    let grads = weight_grads(model, split, sampling)?;
+    per_weight(model, |w, i| {
+        (w.param.flat().inner() * grads[i].clone()).abs()
+    })
+    .await
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "snip",
+    title: "SNIP (connection sensitivity at initialisation)",
+    source: "Lee et al., SNIP: Single-shot Network Pruning, ICLR 2019 (arXiv 1810.02340)",
+    phase: Phase::AtInit,
+    granularity: Granularity::Weights,
+    needs_blocks: false,
+};
+
+pub struct Snip;
+
+impl Method for Snip {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let sampling = Sampling {
+                batches: job.options.score_batches,
+                batch_size: job.options.score_batch_size,
+                augment: false,
+                seed: job.seed,
+            };
+            let scores = scores(&job.model, job.split, sampling).await?;
+            pipeline::weight_level(job, scores, Then::Train, serde_json::Value::Null).await
+        })
+    }
+}

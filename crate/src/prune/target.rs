@@ -1,0 +1,88 @@
+//! How much to prune: `sparsity=0.5`, `macs=0.4`, `params=0.5` or `blocks=3`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "value")]
+pub enum Target {
+    /// Fraction of the prunable units (or weights, for weight-level methods) removed.
+    Sparsity(f32),
+    /// Fraction of the dense model's MACs removed.
+    Macs(f32),
+    /// Fraction of the dense model's parameters removed.
+    Params(f32),
+    /// Number of residual blocks removed.
+    Blocks(usize),
+}
+
+impl FromStr for Target {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::config("target", s, reason.to_string());
+        let (kind, value) = s.split_once('=').unwrap_or(("sparsity", s));
+        let fraction = || -> Result<f32> {
+            let v: f32 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("the value must be a number"))?;
+            if (0.0..1.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(bad(
+                    "a fraction removed must be in [0, 1): 0.5 removes half",
+                ))
+            }
+        };
+        match kind.trim() {
+            "sparsity" => Ok(Target::Sparsity(fraction()?)),
+            "macs" | "flops" => Ok(Target::Macs(fraction()?)),
+            "params" => Ok(Target::Params(fraction()?)),
+            "blocks" => value
+                .trim()
+                .parse()
+                .map(Target::Blocks)
+                .map_err(|_| bad("blocks=N takes a whole number of blocks")),
+            _ => Err(bad(
+                "use sparsity=F, macs=F, params=F (fractions removed) or blocks=N",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Sparsity(v) => write!(f, "sparsity={v}"),
+            Target::Macs(v) => write!(f, "macs={v}"),
+            Target::Params(v) => write!(f, "params={v}"),
+            Target::Blocks(n) => write!(f, "blocks={n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form_and_rejects_out_of_range() {
+        assert_eq!("0.5".parse::<Target>().unwrap(), Target::Sparsity(0.5));
+        assert_eq!("macs=0.4".parse::<Target>().unwrap(), Target::Macs(0.4));
+        assert_eq!("flops=0.4".parse::<Target>().unwrap(), Target::Macs(0.4));
+        assert_eq!(
+            "params=0.25".parse::<Target>().unwrap(),
+            Target::Params(0.25)
+        );
+        assert_eq!("blocks=3".parse::<Target>().unwrap(), Target::Blocks(3));
+        for bad in ["1.0", "macs=1.2", "-0.1", "blocks=x", "speed=2", "macs=abc"] {
+            let e = bad.parse::<Target>().unwrap_err().to_string();
+            assert!(e.contains("target"), "{bad}: {e}");
+        }
+        assert_eq!(Target::Macs(0.4).to_string(), "macs=0.4");
+    }
+}

@@ -1,0 +1,153 @@
+//! The training loop on CPU: it learns, it is reproducible, it resumes exactly,
+//! and it stops on a non-finite loss.
+
+mod common;
+
+use common::*;
+use prunelab::data::{Features, Split};
+use prunelab::host::block_on;
+use prunelab::train::{Trainer, checkpoint};
+
+fn run_epochs(trainer: &mut Trainer<prunelab::model::Model>, split: &Split, n: usize) {
+    let device = cpu().autodiff();
+    for _ in 0..n {
+        block_on(trainer.run_epoch(split, false, &device, &mut prunelab::events::Quiet)).unwrap();
+    }
+}
+
+#[test]
+fn a_few_steps_lower_the_loss() {
+    let split = toy("gaussians", 256, 1);
+    let device = cpu().autodiff();
+    let mut trainer = Trainer::new(model(&mlp_spec(&[16]), 1, &device), adam(1, 0.05), 1);
+    let loader = trainer.loader(&split.train, None, false);
+    let first = block_on(trainer.step(&loader, &device))
+        .unwrap()
+        .unwrap()
+        .loss;
+    let mut last = first;
+    for _ in 0..7 {
+        last = block_on(trainer.step(&loader, &device))
+            .unwrap()
+            .unwrap()
+            .loss;
+    }
+    assert!(
+        last < 0.7 * first,
+        "loss went from {first} to {last} in 8 steps"
+    );
+}
+
+#[test]
+fn training_is_reproducible_on_cpu() {
+    let split = toy("spiral", 200, 3);
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut t = Trainer::new(
+                model(&mlp_spec(&[8, 8]), 5, &cpu().autodiff()),
+                adam(2, 0.02),
+                5,
+            );
+            run_epochs(&mut t, &split, 2);
+            (t.progress.history.clone(), weights(&t.model))
+        })
+        .collect();
+    assert_eq!(runs[0].0.len(), 2);
+    for (a, b) in runs[0].0.iter().zip(&runs[1].0) {
+        assert!(
+            (a.train_loss - b.train_loss).abs() <= 1e-9,
+            "{} vs {}",
+            a.train_loss,
+            b.train_loss
+        );
+    }
+    assert!(max_abs_diff(&runs[0].1, &runs[1].1) <= 1e-9);
+    // A different seed gives a different run.
+    let mut other = Trainer::new(
+        model(&mlp_spec(&[8, 8]), 6, &cpu().autodiff()),
+        adam(2, 0.02),
+        6,
+    );
+    run_epochs(&mut other, &split, 2);
+    assert!(max_abs_diff(&runs[0].1, &weights(&other.model)) > 1e-3);
+}
+
+#[test]
+fn resume_from_a_checkpoint_equals_an_uninterrupted_run() {
+    let split = toy("moons", 160, 2);
+    let spec = mlp_spec(&[12]);
+    let mut config = adam(3, 0.02);
+    config.optimizer = prunelab::train::optim::OptimizerKind::Sgd;
+    config.momentum = 0.9;
+    config.schedule = prunelab::train::schedule::Schedule::Cosine;
+
+    let mut straight = Trainer::new(model(&spec, 9, &cpu().autodiff()), config.clone(), 9);
+    run_epochs(&mut straight, &split, 3);
+
+    let mut first = Trainer::new(model(&spec, 9, &cpu().autodiff()), config.clone(), 9);
+    run_epochs(&mut first, &split, 1);
+    // Stop in the middle of epoch 2 as well, to check the data position.
+    let loader = first.loader(&split.train, None, false);
+    for _ in 0..2 {
+        block_on(first.step(&loader, &cpu().autodiff())).unwrap();
+    }
+    let bytes = block_on(checkpoint::to_bytes(&first, &spec, serde_json::json!({}))).unwrap();
+    drop(first);
+
+    let path = std::path::Path::new("mem.ckpt");
+    let (pack, meta) = checkpoint::read(&bytes, path).unwrap();
+    assert_eq!(meta.progress.epoch, 1);
+    assert_eq!(meta.progress.batch, 2);
+    // Different initial weights: everything must come from the checkpoint.
+    let mut resumed = Trainer::new(model(&spec, 1234, &cpu().autodiff()), config, 9);
+    checkpoint::restore(&mut resumed, &pack, &meta, path, &cpu().autodiff()).unwrap();
+    run_epochs(&mut resumed, &split, 2);
+
+    assert_eq!(resumed.progress.history.len(), 3);
+    assert_eq!(resumed.progress.step, straight.progress.step);
+    let diff = max_abs_diff(&weights(&straight.model), &weights(&resumed.model));
+    assert!(diff <= 1e-6, "resumed weights differ by {diff}");
+    let (a, b) = (&straight.progress.history[2], &resumed.progress.history[2]);
+    assert!((a.test_loss - b.test_loss).abs() <= 1e-6);
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_says_where() {
+    let mut split = toy("xor", 64, 1);
+    if let Features::Floats(f) = &mut split.train.features {
+        // A corrupt input (NaN) poisons the first batch.
+        for v in f.iter_mut() {
+            *v = f32::NAN;
+        }
+    }
+    let device = cpu().autodiff();
+    let mut trainer = Trainer::new(model(&mlp_spec(&[8]), 1, &device), adam(1, 0.01), 1);
+    let err = block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("loss became") && err.contains("step 1"),
+        "{err}"
+    );
+    assert!(err.contains("--lr"), "the message suggests a fix: {err}");
+}
+
+#[test]
+fn cifar_shaped_training_runs_and_evaluates() {
+    let split = Split {
+        train: tiny_images(40, 10, 1),
+        test: tiny_images(20, 10, 2),
+        norm: Some(prunelab::data::cifar::Variant::Cifar10.normalization()),
+        source: "generated".into(),
+    };
+    let spec = prunelab::model::ModelSpec::named("cnn", &Default::default()).unwrap();
+    let device = cpu().autodiff();
+    let mut config = adam(1, 0.01);
+    config.batch_size = 16;
+    let mut trainer = Trainer::new(model(&spec, 1, &device), config, 1);
+    let m =
+        block_on(trainer.run_epoch(&split, true, &device, &mut prunelab::events::Quiet)).unwrap();
+    assert_eq!(trainer.progress.step, 3);
+    assert!(m.train_loss.is_finite() && m.test_loss.is_finite());
+    assert!((0.0..=1.0).contains(&m.test_accuracy));
+}

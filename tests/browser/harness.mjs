@@ -1,0 +1,72 @@
+// Shared pieces of the browser tests: the served page, Chromium, assertions.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+export const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `prunelab serve` and resolves to {url, stop}. */
+export async function serve() {
+  const bin = process.env.PRUNELAB_BIN || path.join(ROOT, 'target/release/prunelab');
+  const port = await freePort();
+  const child = spawn(bin, ['serve', '--dir', 'static', '--web', 'web'], {
+    cwd: ROOT, env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => { if (String(d).includes('http://127.0.0.1')) resolve(); });
+    child.on('exit', (code) => reject(new Error(`prunelab serve exited with ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
+}
+
+/** A headless Chromium; `webgpu: false` leaves WebGPU without an adapter. */
+export async function browser({ webgpu = true } = {}) {
+  const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  return chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'pw-')), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args,
+    viewport: { width: 1100, height: 720 },
+  });
+}
+
+/** Opens `url` and records every request and console error. */
+export async function open(context, url) {
+  const page = context.pages()[0] || await context.newPage();
+  const requests = [];
+  const errors = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url);
+  return { page, requests, errors };
+}
+
+/** Waits for the page's view state to satisfy `predicate` (a function source). */
+export async function waitForView(page, predicate, timeout = 240_000) {
+  await page.waitForFunction(`(() => { const v = window.__prunelab; return v && (v.error || (${predicate})(v)); })()`,
+    null, { timeout, polling: 250 });
+  const view = await page.evaluate(() => window.__prunelab);
+  if (view.error) throw new Error(`the page reported an error: ${view.error}`);
+  return view;
+}
+
+export function check(condition, message) {
+  if (!condition) throw new Error(`check failed: ${message}`);
+}
+
+export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);

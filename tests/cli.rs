@@ -1,0 +1,278 @@
+//! End-to-end tests of the `prunelab` binary: what a user types, what they get.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn prunelab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prunelab"))
+        .args(args)
+        .output()
+        .expect("the prunelab binary runs")
+}
+
+fn ok(args: &[&str]) -> (String, String) {
+    let out = prunelab(args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "prunelab {args:?} failed:\n{stderr}");
+    (stdout, stderr)
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = prunelab(args);
+    assert!(!out.status.success(), "prunelab {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn cifar_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar-10-batches-bin");
+    if dir.join("data_batch_1.bin").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: real CIFAR-10 not found at {} (see ../shared/data/README.md)",
+            dir.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn info_prints_the_published_model_sizes_as_json() {
+    for (model, params, macs) in [
+        (
+            "resnet56",
+            845_000..=860_000u64,
+            125_000_000..=127_000_000u64,
+        ),
+        ("resnet20", 265_000..=275_000, 40_000_000..=42_000_000),
+        ("vgg16", 14_600_000..=14_800_000, 312_000_000..=314_000_000),
+    ] {
+        let (stdout, _) = ok(&["info", "--model", model, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let (p, m) = (v["params"].as_u64().unwrap(), v["macs"].as_u64().unwrap());
+        assert!(params.contains(&p), "{model}: params {p}");
+        assert!(macs.contains(&m), "{model}: MACs {m}");
+        assert!(v["layers"].as_array().unwrap().len() > 10);
+    }
+    let (table, _) = ok(&["info", "--model", "resnet20"]);
+    assert!(
+        table.contains("stage2.block0.conv1") && table.contains("1 MAC = one multiply-accumulate")
+    );
+}
+
+#[test]
+fn train_on_a_toy_problem_writes_the_result_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let (_, stderr) = ok(&[
+        "train",
+        "--dataset",
+        "gaussians",
+        "--epochs",
+        "15",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.02",
+        "--weight-decay",
+        "0",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("epoch  15"), "progress is shown:\n{stderr}");
+    let r = json(&out);
+    let acc = r["test_accuracy"].as_f64().unwrap();
+    assert!((0.85..=1.0).contains(&acc), "gaussians are easy: {acc}");
+    assert_eq!(r["epochs"].as_array().unwrap().len(), 15);
+    assert!(r["params"].as_u64().unwrap() > 0 && r["macs"].as_u64().unwrap() > 0);
+    assert!(r["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(r["device"].as_str().unwrap().starts_with("cpu"));
+    assert_eq!(r["config"]["data"]["dataset"], "gaussians");
+}
+
+#[test]
+fn a_config_file_works_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        "seed = 4\n[data]\ndataset = \"moons\"\n[train]\nepochs = 3\nbatch_size = 50\n",
+    )
+    .unwrap();
+    let out = dir.path().join("r.json");
+    ok(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let r = json(&out);
+    assert_eq!(r["config"]["seed"], 4);
+    assert_eq!(r["config"]["train"]["batch_size"], 50);
+    assert_eq!(r["epochs"].as_array().unwrap().len(), 2);
+
+    std::fs::write(&config, "[train]\nlearning_rate = 0.1\n").unwrap();
+    let e = fails(&["train", "--config", config.to_str().unwrap()]);
+    assert!(
+        e.contains("train.learning_rate") && e.contains("known keys") && e.contains("lr"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_values_get_clear_errors() {
+    let e = fails(&["train", "--lr", "-1"]);
+    assert!(e.contains("train.lr") && e.contains("positive"), "{e}");
+    let e = fails(&["train", "--model", "resnet57"]);
+    assert!(e.contains("resnet56"), "{e}");
+    let e = fails(&["train", "--device", "tpu"]);
+    assert!(e.contains("auto, cpu, vulkan"), "{e}");
+    let e = fails(&["train", "--dataset", "cifar10"]);
+    assert!(e.contains("--data DIR"), "{e}");
+}
+
+#[test]
+fn a_truncated_cifar_file_exits_non_zero_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ] {
+        std::fs::write(dir.path().join(name), vec![1u8; 3073 * 2]).unwrap();
+    }
+    std::fs::write(dir.path().join("data_batch_3.bin"), vec![1u8; 3073 * 2 - 7]).unwrap();
+    let e = fails(&[
+        "train",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        e.contains("data_batch_3.bin") && e.contains("truncated"),
+        "{e}"
+    );
+    assert!(
+        e.contains("expected a multiple of 3073 bytes") && e.contains("found 6139 bytes"),
+        "{e}"
+    );
+}
+
+#[test]
+fn resume_continues_from_the_checkpoint_and_eval_reads_saved_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("run.ckpt");
+    let model = dir.path().join("model.plm");
+    let out = dir.path().join("r.json");
+    let common = [
+        "train",
+        "--dataset",
+        "circles",
+        "--device",
+        "cpu",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+    ];
+    ok(&[&common[..], &["--epochs", "1"]].concat());
+    assert!(ckpt.exists());
+    let (_, stderr) = ok(&[
+        &common[..],
+        &[
+            "--epochs",
+            "3",
+            "--resume",
+            "--save",
+            model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    assert!(
+        stderr.contains("resuming") && stderr.contains("after epoch 1"),
+        "{stderr}"
+    );
+    let r = json(&out);
+    let epochs: Vec<u64> = r["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, vec![1, 2, 3], "the history continues");
+
+    let (stdout, _) = ok(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--dataset",
+        "circles",
+        "--device",
+        "cpu",
+    ]);
+    let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let acc = e["test_accuracy"].as_f64().unwrap();
+    assert!(
+        (acc - r["test_accuracy"].as_f64().unwrap()).abs() < 1e-6,
+        "eval reproduces the final accuracy"
+    );
+
+    std::fs::write(&ckpt, b"PRUNELAB garbage").unwrap();
+    let e = fails(&[&common[..], &["--epochs", "3", "--resume"]].concat());
+    assert!(e.contains("run.ckpt"), "{e}");
+}
+
+#[test]
+fn trains_on_real_cifar10_above_chance() {
+    let Some(dir) = cifar_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r.json");
+    ok(&[
+        "train",
+        "--model",
+        "cnn",
+        "--data",
+        dir.to_str().unwrap(),
+        "--train-subset",
+        "2000",
+        "--test-subset",
+        "1000",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.05",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let r = json(&out);
+    let acc = r["test_accuracy"].as_f64().unwrap();
+    assert!(
+        acc > 0.2,
+        "2 epochs on 2000 images beat chance (0.1): {acc}"
+    );
+    assert_eq!(r["train_examples"], 2000);
+    assert_eq!(r["test_examples"], 1000);
+}
