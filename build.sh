@@ -28,7 +28,7 @@ need_wasm_tools() {
   fi
   if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
     say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
 }
 

@@ -10,6 +10,7 @@ use crate::data::{DataSource, Split};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
+use crate::prune::{PruneOptions, Target};
 use crate::model::spec::{Activation, ModelOptions, Shortcut};
 use crate::train::optim::{OptimizerKind, OptimizerSettings};
 use crate::train::schedule::Schedule;
@@ -22,6 +23,35 @@ pub struct RunConfig {
     pub model: ModelConfig,
     pub data: DataConfig,
     pub train: TrainConfig,
+    pub prune: PruneConfig,
+}
+
+/// What `prunelab prune` and `prunelab run` do to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PruneConfig {
+    /// A name from `prunelab methods`.
+    pub method: String,
+    /// `sparsity=F`, `macs=F`, `params=F` or `blocks=N`.
+    pub target: String,
+    #[serde(flatten)]
+    pub options: PruneOptions,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            method: "l1".into(),
+            target: "macs=0.5".into(),
+            options: PruneOptions::default(),
+        }
+    }
+}
+
+impl PruneConfig {
+    pub fn target(&self) -> Result<Target> {
+        self.target.parse()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +115,7 @@ impl Default for RunConfig {
             model: ModelConfig::default(),
             data: DataConfig::default(),
             train: TrainConfig::default(),
+            prune: PruneConfig::default(),
         }
     }
 }
@@ -348,7 +379,7 @@ impl RunConfig {
 }
 
 /// Errors on the first key of `value` that `known` does not have.
-fn check_known_keys(value: &serde_json::Value, known: &serde_json::Value, at: &str) -> Result<()> {
+pub fn check_known_keys(value: &serde_json::Value, known: &serde_json::Value, at: &str) -> Result<()> {
     if let (Some(map), Some(known_map)) = (value.as_object(), known.as_object()) {
         for (key, v) in map {
             let path = if at.is_empty() {

@@ -11,6 +11,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod events;
+pub mod experiment;
 pub mod host;
 pub mod io;
 pub mod metrics;

@@ -5,6 +5,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use burn::module::Module;
+
 use js_sys::Promise;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;

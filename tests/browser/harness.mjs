@@ -52,14 +52,15 @@ export async function open(context, url) {
   page.on('request', (r) => requests.push(r.url()));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(url);
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
   return { page, requests, errors };
 }
 
-/** Waits for the page's view state to satisfy `predicate` (a function source). */
-export async function waitForView(page, predicate, timeout = 240_000) {
-  await page.waitForFunction(`(() => { const v = window.__prunelab; return v && (v.error || (${predicate})(v)); })()`,
-    null, { timeout, polling: 250 });
+/** Waits until the page's view reaches `state` (or reports an error). The
+ *  predicate is a function, not a string: the page's CSP forbids eval. */
+export async function waitForView(page, state, timeout = 240_000) {
+  await page.waitForFunction((want) => { const v = window.__prunelab; return v && (v.error || v.state === want); },
+    state, { timeout, polling: 250 });
   const view = await page.evaluate(() => window.__prunelab);
   if (view.error) throw new Error(`the page reported an error: ${view.error}`);
   return view;

@@ -23,6 +23,7 @@ const tests = {
     check(csp && csp.includes("default-src 'self'") && csp.includes("connect-src 'self'"), `CSP: ${csp}`);
     const wasm = await fetch(`${server.url}/pkg/prunelab_bg.wasm`);
     check(wasm.headers.get('content-type') === 'application/wasm', `wasm MIME: ${wasm.headers.get('content-type')}`);
+    await wasm.arrayBuffer();
     const escape = await fetch(`${server.url}/..%2f..%2fCargo.toml`);
     check(escape.status === 404, `path traversal refused (${escape.status})`);
   },
@@ -31,7 +32,7 @@ const tests = {
     const ctx = await browser({ webgpu: true });
     try {
       const { page, requests, errors } = await open(ctx, `${server.url}/${TOY}`);
-      const view = await waitForView(page, '(v) => v.state === "done"');
+      const view = await waitForView(page, 'done');
       check(view.kind === 'webgpu', `adapter: ${view.kind} (${view.device})`);
       const losses = view.losses;
       check(losses.length >= 20, `${losses.length} steps`);
@@ -52,7 +53,7 @@ const tests = {
     const ctx = await browser({ webgpu: false });
     try {
       const { page } = await open(ctx, `${server.url}/${TOY}`);
-      const view = await waitForView(page, '(v) => v.state === "done"');
+      const view = await waitForView(page, 'done');
       check(view.kind === 'cpu', `fell back to ${view.kind}`);
       check(await page.isVisible('#notice'), 'a notice is shown');
       const notice = await page.textContent('#notice');

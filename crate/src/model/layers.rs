@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 /// Per-pass options for a forward: multipliers on units and blocks, and
@@ -18,12 +18,31 @@ use burn::tensor::{Device, Tensor};
 ///   (shape `[1]` for one gate for all samples, `[N]` for one per sample).
 /// - with `capture` on, `captured` receives each unit group's output after BN
 ///   and before the activation (what S3 and HRank score), in forward order.
+/// - with `lrp_epsilon`, every weight layer's output `z` passes backward
+///   scaled by `z / (z + ε·std(z)·sign z)`: gradient × activation then *is*
+///   LRP-ε relevance (see `prune::lrp`).
+/// - with `probe`, `probes` receives each weight layer's input and output
+///   with a zero leaf added, whose gradient is the gradient at that point.
 #[derive(Default)]
 pub struct Ctx {
     pub unit_scale: HashMap<String, Tensor<1>>,
     pub block_scale: HashMap<String, Tensor<1>>,
     pub capture: bool,
     pub captured: Vec<(String, Tensor<4>)>,
+    pub lrp_epsilon: Option<f32>,
+    pub probe: bool,
+    pub probes: Vec<Probe>,
+    pending: Option<(String, Tensor<4>, Tensor<4>)>,
+}
+
+/// A weight layer's input and output during a probed forward pass (linear
+/// layers as `[N, D, 1, 1]`), and the zero leaves added to them.
+pub struct Probe {
+    pub layer: String,
+    pub input: Tensor<4>,
+    pub input_leaf: Tensor<4>,
+    pub output: Tensor<4>,
+    pub output_leaf: Tensor<4>,
 }
 
 impl Ctx {
@@ -32,6 +51,60 @@ impl Ctx {
             capture: true,
             ..Ctx::default()
         }
+    }
+
+    /// Probes every weight layer; with `lrp_epsilon`, the backward pass is LRP-ε.
+    pub fn probing(lrp_epsilon: Option<f32>) -> Self {
+        Ctx {
+            probe: true,
+            lrp_epsilon,
+            ..Ctx::default()
+        }
+    }
+
+    /// Marks the input of weight layer `name` (call before the layer).
+    pub(crate) fn layer_input(&mut self, name: &str, x: Tensor<4>) -> Tensor<4> {
+        if !self.probe {
+            return x;
+        }
+        let leaf = Tensor::zeros(x.dims(), &x.device()).require_grad();
+        self.pending = Some((name.to_string(), x.clone(), leaf.clone()));
+        x + leaf
+    }
+
+    /// Marks the output of weight layer `name` (after its BN, before any
+    /// activation): LRP-ε scaling and the output probe.
+    pub(crate) fn layer_output(&mut self, name: &str, z: Tensor<4>) -> Tensor<4> {
+        let z = match self.lrp_epsilon {
+            Some(eps) => lrp_epsilon_backward(z, eps),
+            None => z,
+        };
+        if !self.probe {
+            return z;
+        }
+        let leaf = Tensor::zeros(z.dims(), &z.device()).require_grad();
+        let (layer, input, input_leaf) = self.pending.take().expect("layer_input before layer_output");
+        debug_assert_eq!(layer, name);
+        self.probes.push(Probe { layer, input, input_leaf, output: z.clone(), output_leaf: leaf.clone() });
+        z + leaf
+    }
+
+    /// `layer_input` for `[N, D]` activations.
+    pub(crate) fn layer_input2(&mut self, name: &str, x: Tensor<2>) -> Tensor<2> {
+        if !self.probe {
+            return x;
+        }
+        let [n, d] = x.dims();
+        self.layer_input(name, x.reshape([n, d, 1, 1])).reshape([n, d])
+    }
+
+    /// `layer_output` for `[N, D]` activations.
+    pub(crate) fn layer_output2(&mut self, name: &str, z: Tensor<2>) -> Tensor<2> {
+        if !self.probe && self.lrp_epsilon.is_none() {
+            return z;
+        }
+        let [n, d] = z.dims();
+        self.layer_output(name, z.reshape([n, d, 1, 1])).reshape([n, d])
     }
 
     /// Records `x` (the pre-activation output of `name`) when capturing.
@@ -94,4 +167,39 @@ impl ConvBn {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.bn.forward(self.conv.forward(x))
     }
+}
+
+/// A linear layer, `[N, d_in]` → `[N, d_out]`.
+///
+/// When `d_in` is not a multiple of 4 the product is computed as a
+/// broadcast multiply and a sum instead of a matmul: burn 0.22's wgpu matmul
+/// returns wrong values for such shapes on SwiftShader — the adapter of
+/// headless Chromium and of our CPU-only CI — (`tests/vulkan.rs` pins it).
+/// These layers are tiny (toy inputs, pruned widths), so the detour costs
+/// nothing that matters, and every backend runs the same code.
+pub fn dense(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    let w = layer.weight.val();
+    let [d_in, d_out] = w.dims();
+    let y = if d_in % 4 == 0 {
+        x.matmul(w)
+    } else {
+        let [n, _] = x.dims();
+        (x.unsqueeze_dim::<3>(2) * w.unsqueeze_dim::<3>(0)).sum_dim(1).reshape([n, d_out])
+    };
+    match &layer.bias {
+        Some(b) => y + b.val().unsqueeze_dim(0),
+        None => y,
+    }
+}
+
+/// The identity forward, with the backward scaled by `k = z / (z + ε')` where
+/// `ε' = ε·rms(z)·sign(z)` (sign 0 counts as +): the LRP-ε rule for the layer
+/// that produced `z`, written as a gradient (docs in `prune::lrp`).
+pub fn lrp_epsilon_backward<const D: usize>(z: Tensor<D>, epsilon: f32) -> Tensor<D> {
+    let value = z.clone().detach();
+    let rms = value.clone().powi_scalar(2).mean().sqrt().clamp_min(1e-12);
+    let sign = value.clone().greater_equal_elem(0.0).float() * 2.0 - 1.0;
+    let stabiliser = sign * rms.unsqueeze::<D>() * epsilon;
+    let k = (value.clone() / (value + stabiliser)).detach();
+    z.clone() * k.clone() + (z * (k.neg() + 1.0)).detach()
 }

@@ -18,6 +18,14 @@ use plain::PlainNet;
 use resnet::ResNet;
 pub use spec::ModelSpec;
 
+struct Initialise;
+
+impl burn::module::ModuleVisitor for Initialise {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
 #[derive(Module, Debug)]
 pub enum Net {
     Mlp(Mlp),
@@ -41,10 +49,16 @@ impl Model {
             ModelSpec::Plain(p) => Net::Plain(PlainNet::new(p, device)),
             ModelSpec::Resnet(r) => Net::Resnet(ResNet::new(r, device)),
         };
-        Model {
+        let model = Model {
             net,
             spec: spec.clone(),
-        }
+        };
+        // burn initialises parameters lazily, on first use, from whatever the
+        // device's RNG holds then; draw them all now, in a fixed order, so a
+        // seed alone decides the weights (and moving the model to another
+        // device moves these weights, not a fresh draw).
+        model.visit(&mut Initialise);
+        model
     }
 
     /// `[N, C, H, W]` (toy points: `[N, 2, 1, 1]`) → logits `[N, classes]`.

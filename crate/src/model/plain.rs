@@ -10,7 +10,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{ConvBn, Ctx};
+use super::layers::{ConvBn, Ctx, dense};
 use super::spec::{PlainLayer, PlainSpec};
 
 #[derive(Module, Debug)]
@@ -52,7 +52,8 @@ impl PlainNet {
     pub fn forward(&self, mut x: Tensor<4>, ctx: &mut Ctx) -> Tensor<2> {
         for (i, (conv, &pool)) in self.convs.iter().zip(&self.pool_after).enumerate() {
             let name = format!("conv{}", i + 1);
-            let z = conv.forward(x);
+            let x_in = ctx.layer_input(&name, x);
+            let z = ctx.layer_output(&name, conv.forward(x_in));
             ctx.record(&name, &z);
             x = ctx.scale_units(&name, relu(z));
             if pool {
@@ -60,6 +61,7 @@ impl PlainNet {
             }
         }
         let x: Tensor<2> = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);
-        self.fc.forward(x)
+        let x = ctx.layer_input2("fc", x);
+        ctx.layer_output2("fc", dense(&self.fc, x))
     }
 }

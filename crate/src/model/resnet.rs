@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor, s};
 
-use super::layers::{ConvBn, Ctx};
+use super::layers::{ConvBn, Ctx, dense};
 use super::spec::{ResNetSpec, Shortcut, block_name};
 
 #[derive(Module, Debug)]
@@ -79,12 +79,14 @@ impl ResNet {
 
     /// `[N, 3, 32, 32]` → logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<4>, ctx: &mut Ctx) -> Tensor<2> {
-        let mut x = relu(self.stem.forward(x));
+        let x = ctx.layer_input("stem", x);
+        let mut x = relu(ctx.layer_output("stem", self.stem.forward(x)));
         for block in &self.blocks {
             x = block.forward(x, ctx);
         }
         let x: Tensor<2> = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);
-        self.fc.forward(x)
+        let x = ctx.layer_input2("fc", x);
+        ctx.layer_output2("fc", dense(&self.fc, x))
     }
 }
 
@@ -95,11 +97,27 @@ impl BasicBlock {
 
     pub fn forward(&self, x: Tensor<4>, ctx: &mut Ctx) -> Tensor<4> {
         let conv1 = self.conv1_name();
-        let z = self.conv1.forward(x.clone());
+        let conv2 = format!("{}.conv2", self.name);
+        let x1 = ctx.layer_input(&conv1, x.clone());
+        let z = ctx.layer_output(&conv1, self.conv1.forward(x1));
         ctx.record(&conv1, &z);
         let h = ctx.scale_units(&conv1, relu(z));
-        let branch = ctx.scale_block(&self.name, self.conv2.forward(h));
-        relu(branch + self.shortcut(x))
+        let h = ctx.layer_input(&conv2, h);
+        let z2 = ctx.layer_output(&conv2, self.conv2.forward(h));
+        let branch = ctx.scale_block(&self.name, z2);
+        relu(branch + self.shortcut_ctx(x, ctx))
+    }
+
+    /// The shortcut, with the projection (option B) treated as a weight layer.
+    fn shortcut_ctx(&self, x: Tensor<4>, ctx: &mut Ctx) -> Tensor<4> {
+        match &self.projection {
+            Some(projection) => {
+                let name = format!("{}.shortcut", self.name);
+                let x = ctx.layer_input(&name, x);
+                ctx.layer_output(&name, projection.forward(x))
+            }
+            None => self.shortcut(x),
+        }
     }
 
     /// The identity, the option-B projection, or option A's subsample-and-pad.

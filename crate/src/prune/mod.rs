@@ -11,15 +11,15 @@
 
 pub mod capture;
 pub mod energy;
-// pub mod flexrel;
+pub mod flexrel;
 pub mod gates;
 pub mod gradients;
 pub mod grasp;
 pub mod hrank;
-// pub mod imp;
+pub mod imp;
 pub mod l1;
-// pub mod lottery;
-// pub mod lrp;
+pub mod lottery;
+pub mod lrp;
 pub mod magnitude;
 pub mod masks;
 pub mod options;
@@ -122,18 +122,24 @@ pub trait Method {
 /// Every method, seed methods first.
 pub const METHODS: &[&MethodInfo] = &[
     &polarization::INFO,
+    &flexrel::INFO,
     &energy::INFO,
+    &lottery::INFO,
     &random::INFO,
     &l1::INFO,
     &magnitude::INFO,
     &hrank::INFO,
     &snip::INFO,
+    &imp::INFO,
 ];
 
 /// The method called `name`.
 pub fn by_name(name: &str) -> Result<Box<dyn Method>> {
     Ok(match name {
         "polarization" => Box::new(polarization::Polarization),
+        "flexrel" => Box::new(flexrel::FlexRel),
+        "lottery" => Box::new(lottery::LayerLottery),
+        "imp" => Box::new(imp::Imp),
         "energy" => Box::new(energy::EnergyAware),
         "random" => Box::new(random::Random),
         "l1" => Box::new(l1::L1),

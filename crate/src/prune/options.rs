@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::energy::{Energy, Svd};
 use super::select::{Normalize, Scope};
 
+// No `deny_unknown_fields` here: these options are flattened into the
+// `[prune]` table, and `RunConfig::from_toml` checks unknown keys itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct PruneOptions {
     /// Global or per-layer ranking (structured and weight-level methods).
     pub scope: Scope,

@@ -1,6 +1,8 @@
 //! Results: what a run writes to `--out`, and the human-readable tables.
 
 pub mod boundary;
+pub mod plot;
+pub mod table;
 
 use serde::{Deserialize, Serialize};
 

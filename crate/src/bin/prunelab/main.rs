@@ -4,6 +4,7 @@
 
 mod commands;
 mod progress;
+mod pruning;
 mod serve;
 
 use std::path::PathBuf;
@@ -30,6 +31,12 @@ enum Command {
     Eval(EvalArgs),
     /// Per-layer and total parameters and MACs of a model.
     Info(InfoArgs),
+    /// Prune a trained model (or one at initialisation) with one method.
+    Prune(PruneArgs),
+    /// Compare several methods on one model, seed and budget (an experiment TOML).
+    Run(RunExperimentArgs),
+    /// List the pruning methods.
+    Methods,
     /// Training and inference throughput (images/s) after warm-up.
     Bench(BenchArgs),
     /// Serve the playground (static/) on 127.0.0.1.
@@ -126,6 +133,50 @@ pub struct TrainArgs {
 }
 
 #[derive(Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A method from `prunelab methods`.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// sparsity=F, macs=F, params=F (fractions removed) or blocks=N.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The trained model (`train --save`) or checkpoint to prune; at-initialisation
+    /// methods start from a fresh model without it.
+    #[arg(long)]
+    pub model_file: Option<PathBuf>,
+    /// Epochs of fine-tuning after pruning.
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    /// A method option, e.g. `--set polarization.lambda_sp=5` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Write the JSON result here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Save the pruned model here.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    #[arg(long)]
+    pub json_events: bool,
+}
+
+#[derive(Args)]
+pub struct RunExperimentArgs {
+    /// The experiment file (see examples/toy-compare.toml).
+    pub experiment: PathBuf,
+    /// Directory for results.json, results.md, results.csv and plot.svg.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Override the experiment's device.
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub json_events: bool,
+}
+
+#[derive(Args)]
 pub struct EvalArgs {
     /// A model (`train --save`) or checkpoint file.
     pub file: PathBuf,
@@ -191,6 +242,9 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train(args),
         Command::Eval(args) => commands::eval(args),
         Command::Info(args) => commands::info(args),
+        Command::Prune(args) => pruning::prune(args),
+        Command::Run(args) => pruning::run(args),
+        Command::Methods => pruning::methods(),
         Command::Bench(args) => commands::bench(args),
         Command::Serve(args) => serve::serve(args),
     };

@@ -72,30 +72,38 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         )
     })?;
     println!("prunelab playground: http://127.0.0.1:{port}/");
+    let (dir, web, data) = (args.dir.clone(), args.web.clone(), args.data.clone());
     for request in server.incoming_requests() {
-        let url = request.url().to_string();
-        let file = if let (Some(rest), Some(dir)) = (url.strip_prefix("/data/"), &args.data) {
-            resolve(dir, rest)
-        } else if let Some(rest) = url.strip_prefix("/web/") {
-            resolve(&args.web, rest)
-        } else {
-            resolve(&args.dir, &url)
-        };
-        let response = match file.and_then(|f| std::fs::read(&f).ok().map(|b| (f, b))) {
-            Some((file, body)) => tiny_http::Response::from_data(body)
-                .with_header(header("Content-Type", mime(&file)))
-                .with_status_code(200),
-            None => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
-        };
-        let response = response
-            .with_header(header("Content-Security-Policy", CSP))
-            .with_header(header("X-Content-Type-Options", "nosniff"))
-            .with_header(header("Cache-Control", "no-cache"));
-        let _ = request.respond(response);
+        // One thread per request: a large response (the 40 MB wasm module)
+        // to a slow reader must not hold up the page's other requests.
+        let (dir, web, data) = (dir.clone(), web.clone(), data.clone());
+        std::thread::spawn(move || respond(request, &dir, &web, data.as_deref()));
     }
     Ok(())
 }
 
 fn header(name: &str, value: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
+}
+
+fn respond(request: tiny_http::Request, dir: &Path, web: &Path, data: Option<&Path>) {
+    let url = request.url().to_string();
+    let file = if let (Some(rest), Some(data)) = (url.strip_prefix("/data/"), data) {
+        resolve(data, rest)
+    } else if let Some(rest) = url.strip_prefix("/web/") {
+        resolve(web, rest)
+    } else {
+        resolve(dir, &url)
+    };
+    let response = match file.and_then(|f| std::fs::read(&f).ok().map(|b| (f, b))) {
+        Some((file, body)) => tiny_http::Response::from_data(body)
+            .with_header(header("Content-Type", mime(&file)))
+            .with_status_code(200),
+        None => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
+    };
+    let response = response
+        .with_header(header("Content-Security-Policy", CSP))
+        .with_header(header("X-Content-Type-Options", "nosniff"))
+        .with_header(header("Cache-Control", "no-cache"));
+    let _ = request.respond(response);
 }

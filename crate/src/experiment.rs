@@ -1,0 +1,260 @@
+//! Comparisons: one model, one seed, one data set, one budget, several
+//! methods — the dense run first — and one table. Shared by `prunelab prune`
+//! (one method) and `prunelab run` (many); persistence is the caller's.
+//!
+//! Fairness: the dense model is trained once. After-training methods prune
+//! that trained model and fine-tune `finetune_epochs`; at-initialisation
+//! methods prune the same initial weights θ₀ and train for the dense budget;
+//! S1 trains its one gated pass for the dense budget; IMP trains `rounds + 1`
+//! times the budget (its wall time says so).
+
+use burn::module::Module;
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::config::RunConfig;
+use crate::data::Split;
+use crate::device::OpenDevice;
+use crate::error::{Error, Result};
+use crate::events::{EpochMetrics, Event, Sink};
+use crate::metrics::bytes::size;
+use crate::metrics::count::count;
+use crate::model::Model;
+use crate::prune::{self, Job, Outcome, Phase, PruneOptions, Target};
+use crate::run::init_model;
+use crate::train::evaluate;
+
+/// A comparison, as written in an experiment TOML file: a run config (model,
+/// data, training, shared `[prune]` options) and one `[[methods]]` entry per
+/// method.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentConfig {
+    #[serde(default = "default_name")]
+    pub name: String,
+    #[serde(flatten)]
+    pub base: RunConfig,
+    pub methods: Vec<MethodEntry>,
+}
+
+fn default_name() -> String {
+    "experiment".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MethodEntry {
+    pub method: String,
+    pub target: String,
+    /// Name in the table (default: the method).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Options over the shared `[prune]` ones.
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MethodResult {
+    pub method: String,
+    pub label: String,
+    pub target: String,
+    pub phase: String,
+    /// Test accuracy, 0..1.
+    pub test_accuracy: f32,
+    pub test_loss: f32,
+    /// Accuracy minus the dense model's, in points (0..100 scale).
+    pub delta_vs_dense: f32,
+    pub params: u64,
+    pub macs: u64,
+    /// Smallest encoding (dense, bitmap or CSR per layer).
+    pub bytes: u64,
+    pub nonzero_params: u64,
+    pub params_reduction: f64,
+    pub macs_reduction: f64,
+    pub bytes_reduction: f64,
+    pub wall_seconds: f64,
+    pub train_epochs: usize,
+    /// `conv1 16→9` lines and removed blocks.
+    pub plan: Vec<String>,
+    /// Energy is not metered in this build (docs/metrics.md).
+    pub energy_joules: Option<f64>,
+    pub history: Vec<EpochMetrics>,
+    pub details: serde_json::Value,
+}
+
+impl ExperimentConfig {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let config: ExperimentConfig = toml::from_str(text).map_err(|e| Error::config("experiment file", origin, e.to_string()))?;
+        config.base.validate()?;
+        if config.methods.is_empty() {
+            return Err(Error::config("methods", origin, "add at least one [[methods]] entry"));
+        }
+        for m in &config.methods {
+            prune::by_name(&m.method)?;
+            m.target.parse::<Target>()?;
+            config.options_for(m)?;
+        }
+        Ok(config)
+    }
+
+    /// The shared options with the entry's laid over them.
+    pub fn options_for(&self, entry: &MethodEntry) -> Result<PruneOptions> {
+        let mut merged = serde_json::to_value(&self.base.prune.options).expect("plain data");
+        merge(&mut merged, &entry.options);
+        let known = serde_json::to_value(PruneOptions::default()).expect("plain data");
+        crate::config::check_known_keys(&entry.options, &known, &format!("methods.{}.options", entry.method))?;
+        serde_json::from_value(merged).map_err(|e| Error::config(&format!("methods.{}.options", entry.method), "", e.to_string()))
+    }
+}
+
+pub fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) if !o.is_null() => *b = o.clone(),
+        _ => {}
+    }
+}
+
+/// Accuracy, size and cost of a finished model.
+pub async fn measure(
+    model: &Model,
+    outcome_masks: Option<&prune::masks::WeightMasks>,
+    split: &Split,
+    config: &RunConfig,
+    opened: &OpenDevice,
+) -> Result<(f32, f32, u64, u64, u64, u64)> {
+    let (loss, accuracy) = evaluate(&model.valid(), &split.test, split.norm, config.train.eval_batch_size, &opened.device).await?;
+    let counted = count(&model.spec);
+    let sized = size(&model.spec, outcome_masks);
+    Ok((accuracy, loss, counted.params, counted.macs, sized.bytes, sized.nonzero_params))
+}
+
+/// Runs one method on `start` (trained or θ₀, as its phase needs) and
+/// measures the result against `dense`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_method(
+    config: &RunConfig,
+    method: &str,
+    target: &str,
+    label: &str,
+    options: PruneOptions,
+    start: Model,
+    dense: &MethodResult,
+    opened: &OpenDevice,
+    split: &Split,
+    sink: &mut dyn Sink,
+) -> Result<(Outcome, MethodResult)> {
+    let m = prune::by_name(method)?;
+    prune::check_applicable(m.info(), &start)?;
+    let target_v: Target = target.parse()?;
+    sink.emit(Event::Phase { name: method.into(), detail: format!("{} ({target})", m.info().title) });
+    let t0 = clock::now();
+    let outcome = m
+        .run(Job {
+            model: start,
+            split,
+            train: config.train.clone(),
+            augment: config.data.augment,
+            seed: config.seed,
+            target: target_v,
+            options,
+            device: opened.clone(),
+            sink: &mut *sink,
+        })
+        .await?;
+    let wall = clock::now() - t0;
+    let (accuracy, loss, params, macs, bytes, nonzero) = measure(&outcome.model, outcome.masks.as_ref(), split, config, opened).await?;
+    let spec_before = &dense_spec(dense);
+    let plan = match (&outcome.plan, spec_before) {
+        (Some(p), Some(s)) => p.describe(s),
+        _ => Vec::new(),
+    };
+    let ratio = |a: u64, b: u64| 1.0 - a as f64 / b.max(1) as f64;
+    let result = MethodResult {
+        method: method.into(),
+        label: label.into(),
+        target: target.into(),
+        phase: serde_json::to_value(m.info().phase).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        test_accuracy: accuracy,
+        test_loss: loss,
+        delta_vs_dense: 100.0 * (accuracy - dense.test_accuracy),
+        params,
+        macs,
+        bytes,
+        nonzero_params: nonzero,
+        params_reduction: ratio(nonzero, dense.params),
+        macs_reduction: ratio(macs, dense.macs),
+        bytes_reduction: ratio(bytes, dense.bytes),
+        wall_seconds: wall,
+        train_epochs: outcome.history.len(),
+        plan,
+        energy_joules: None,
+        history: outcome.history.clone(),
+        details: outcome.details.clone(),
+    };
+    Ok((outcome, result))
+}
+
+fn dense_spec(dense: &MethodResult) -> Option<crate::model::ModelSpec> {
+    serde_json::from_value(dense.details.get("spec")?.clone()).ok()
+}
+
+/// The dense reference row for a trained `model`.
+pub async fn dense_result(model: &Model, history: Vec<EpochMetrics>, wall: f64, split: &Split, config: &RunConfig, opened: &OpenDevice) -> Result<MethodResult> {
+    let (accuracy, loss, params, macs, bytes, nonzero) = measure(model, None, split, config, opened).await?;
+    Ok(MethodResult {
+        method: "dense".into(),
+        label: "dense".into(),
+        target: "-".into(),
+        phase: "-".into(),
+        test_accuracy: accuracy,
+        test_loss: loss,
+        delta_vs_dense: 0.0,
+        params,
+        macs,
+        bytes,
+        nonzero_params: nonzero,
+        params_reduction: 0.0,
+        macs_reduction: 0.0,
+        bytes_reduction: 0.0,
+        wall_seconds: wall,
+        train_epochs: history.len(),
+        plan: Vec::new(),
+        energy_joules: None,
+        history,
+        details: serde_json::json!({ "spec": model.spec }),
+    })
+}
+
+/// The whole comparison: dense training, then every method.
+pub async fn run(config: &ExperimentConfig, opened: &OpenDevice, split: &Split, sink: &mut dyn Sink) -> Result<Vec<MethodResult>> {
+    let base = &config.base;
+    let spec = base.model_spec(split.train.classes, split.train.shape[0])?;
+    let device = opened.autodiff();
+    let theta0 = init_model(&spec, base.seed, &device);
+    sink.emit(Event::Phase { name: "dense".into(), detail: format!("training {} for {} epochs", spec.name(), base.train.epochs) });
+    let t0 = clock::now();
+    let mut trainer = crate::train::Trainer::new(theta0.clone(), base.train.clone(), base.seed);
+    while !trainer.finished() {
+        trainer.run_epoch(split, base.data.augment, &device, sink).await?;
+    }
+    let dense_model = trainer.model;
+    let dense = dense_result(&dense_model, trainer.progress.history, clock::now() - t0, split, base, opened).await?;
+    let mut results = vec![dense.clone()];
+    for entry in &config.methods {
+        let m = prune::by_name(&entry.method)?;
+        let start = match m.info().phase {
+            Phase::AfterTraining => dense_model.clone(),
+            _ => theta0.clone(),
+        };
+        let options = config.options_for(entry)?;
+        let label = entry.label.clone().unwrap_or_else(|| entry.method.clone());
+        let (_, result) = run_method(base, &entry.method, &entry.target, &label, options, start, &dense, opened, split, sink).await?;
+        results.push(result);
+    }
+    Ok(results)
+}

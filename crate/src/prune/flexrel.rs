@@ -1,0 +1,139 @@
+//! S2 — FlexRel (Chiasserini, Malandrino, Molner, Zhao, "Combining Relevance
+//! and Magnitude for Resource-Aware DNN Pruning", arXiv 2405.13088).
+//!
+//! Each weight gets `s = (1 − δ)·norm(|w|) + δ·norm(R(w))`: training-time
+//! information (magnitude) blended with inference-time information (the
+//! relevance of the activations the weight connects, [`super::lrp`]). The
+//! lowest scores are pruned (unstructured). δ = 0 is magnitude pruning, δ = 1
+//! relevance-only pruning. `norm` is min-max per layer (the paper's
+//! normalisation is not public; docs/methods.md).
+//!
+//! Besides the pruned model, with `accuracy_target` set it sweeps δ and the
+//! pruning factor (no fine-tuning) and reports, per δ, the highest factor
+//! that keeps the accuracy target and the bytes needed to ship that model —
+//! the bandwidth FlexRel saves over magnitude-only pruning.
+
+use burn::module::Module;
+use serde::Serialize;
+
+use super::masks::{LayerScores, masks_from_scores};
+use super::options::Relevance;
+use super::pipeline::{self, Then};
+use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use crate::error::Result;
+use crate::host;
+use crate::metrics::bytes::size;
+use crate::train::evaluate;
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "flexrel",
+    title: "S2: FlexRel (magnitude + relevance)",
+    source: "Chiasserini et al., Combining Relevance and Magnitude for Resource-Aware DNN Pruning (arXiv 2405.13088)",
+    phase: Phase::AfterTraining,
+    granularity: Granularity::Weights,
+    needs_blocks: false,
+};
+
+fn min_max(values: &[f32]) -> Vec<f32> {
+    let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let span = hi - lo;
+    if !(span > 0.0) {
+        return vec![0.0; values.len()];
+    }
+    values.iter().map(|v| (v - lo) / span).collect()
+}
+
+/// `(1 − δ)·minmax(|w|) + δ·minmax(R)` per layer.
+pub fn combine(magnitude: &[LayerScores], relevance: &[Vec<f32>], delta: f32) -> Vec<LayerScores> {
+    magnitude
+        .iter()
+        .zip(relevance)
+        .map(|(m, r)| {
+            let (m_n, r_n) = (min_max(&m.scores), min_max(r));
+            LayerScores {
+                scores: m_n.iter().zip(&r_n).map(|(a, b)| (1.0 - delta) * a + delta * b).collect(),
+                ..m.clone()
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepPoint {
+    pub delta: f32,
+    pub sparsity: f32,
+    pub test_accuracy: f32,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Best {
+    pub delta: f32,
+    /// Highest pruning factor meeting the accuracy target (None: not even the lowest).
+    pub sparsity: Option<f32>,
+    pub bytes: Option<u64>,
+    /// Bytes saved against magnitude-only (δ = 0) at its own best factor.
+    pub saving_vs_magnitude: Option<f64>,
+}
+
+pub const SWEEP_FACTORS: &[f32] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95];
+
+pub struct FlexRel;
+
+impl Method for FlexRel {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let o = job.options.flexrel.clone();
+            let magnitude = super::magnitude::scores(&job.model).await?;
+            let relevance_t = super::lrp::weight_relevance(&job.model, job.split, &job.device, o.samples, job.options.score_batch_size, o.relevance, o.lrp_epsilon)?;
+            let mut relevance = Vec::new();
+            for t in relevance_t {
+                relevance.push(host::floats(t).await?);
+            }
+            let mut details = serde_json::json!({
+                "delta": o.delta,
+                "relevance": match o.relevance { Relevance::LrpEpsilon => "lrp-epsilon", Relevance::GradientInput => "gradient-input" },
+            });
+            if let Some(target) = o.accuracy_target {
+                let (points, best) = sweep(&job, &magnitude, &relevance, &o.sweep, target).await?;
+                details["sweep"] = serde_json::to_value(&points).expect("plain data");
+                details["best"] = serde_json::to_value(&best).expect("plain data");
+            }
+            let scores = combine(&magnitude, &relevance, o.delta);
+            pipeline::weight_level(job, scores, Then::Finetune, details).await
+        })
+    }
+}
+
+/// Accuracy and size at every (δ, factor), and the best factor per δ.
+async fn sweep(job: &Job<'_>, magnitude: &[LayerScores], relevance: &[Vec<f32>], deltas: &[f32], target: f32) -> Result<(Vec<SweepPoint>, Vec<Best>)> {
+    let device = job.device.device.clone();
+    let mut points = Vec::new();
+    let mut best = Vec::new();
+    for &delta in deltas {
+        let scores = combine(magnitude, relevance, delta);
+        let mut best_here: Option<(f32, u64)> = None;
+        for &sparsity in SWEEP_FACTORS {
+            let masks = masks_from_scores(&scores, sparsity, job.options.scope)?;
+            let model = masks.apply(job.model.clone()).valid();
+            let (_, accuracy) = evaluate(&model, &job.split.test, job.split.norm, job.train.eval_batch_size, &device).await?;
+            let bytes = size(&model.spec, Some(&masks)).bytes;
+            points.push(SweepPoint { delta, sparsity, test_accuracy: accuracy, bytes });
+            if accuracy >= target {
+                best_here = Some((sparsity, bytes));
+            }
+        }
+        best.push(Best { delta, sparsity: best_here.map(|b| b.0), bytes: best_here.map(|b| b.1), saving_vs_magnitude: None });
+    }
+    let reference = best.iter().find(|b| b.delta == 0.0).and_then(|b| b.bytes);
+    for b in best.iter_mut() {
+        if let (Some(r), Some(bytes)) = (reference, b.bytes) {
+            b.saving_vs_magnitude = Some(1.0 - bytes as f64 / r as f64);
+        }
+    }
+    Ok((points, best))
+}
