@@ -35,13 +35,14 @@ need_wasm_tools() {
 # Debian packages for the browser tests (and SwiftShader's Vulkan driver,
 # which ships inside chromium, for the native cpu-vs-vulkan test).
 need_browser() {
-  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
-  say "installing chromium and chromium-driver"
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && ldconfig -p | grep -q libvulkan.so.1; then return; fi
+  say "installing chromium, chromium-driver and the Vulkan loader"
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -q chromium chromium-driver ||
-    { $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver; }
+  local packages="chromium chromium-driver libvulkan1"
+  $sudo apt-get install -y -q $packages ||
+    { $sudo apt-get update -q && $sudo apt-get install -y -q $packages; }
 }
 
 need_node_deps() {
@@ -74,6 +75,8 @@ build_wasm() {
 }
 
 run_tests() {
+  # Vulkan and Chromium want a runtime directory; CI shells often lack one.
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
   build_native
   build_wasm
   need_browser

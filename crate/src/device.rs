@@ -117,6 +117,13 @@ mod native {
 
     /// Opens `choice` on this machine.
     pub fn open(choice: DeviceChoice) -> Result<OpenDevice> {
+        #[cfg(feature = "native")]
+        if choice != DeviceChoice::Cpu && std::env::var("PRUNELAB_FUSION").is_ok_and(|v| v == "0" || v == "off") {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            let mut result = Ok(());
+            ONCE.call_once(|| result = super::disable_fusion());
+            result?;
+        }
         match choice {
             DeviceChoice::Cpu => Ok(OpenDevice::cpu("cpu (burn flex)")),
             DeviceChoice::Webgpu => Err(Error::Device {
@@ -167,6 +174,22 @@ mod native {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::open;
+
+/// Switches burn's kernel fusion off for this process (call before the first
+/// GPU tensor operation). A workaround for drivers that miscompile fused
+/// kernels — SwiftShader's Vulkan does (docs/devices.md) — at the cost of
+/// speed on real GPUs. `PRUNELAB_FUSION=0` does the same from outside.
+#[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
+pub fn disable_fusion() -> Result<()> {
+    for name in burn_cubecl::fusion::BUILTIN_NAMES {
+        burn_cubecl::fusion::remove(name).map_err(|e| Error::Device {
+            device: "vulkan".into(),
+            reason: format!("fusion cannot be switched off now: {e:?}"),
+            fix: "switch it off before the first GPU operation (PRUNELAB_FUSION=0)".into(),
+        })?;
+    }
+    Ok(())
+}
 
 /// Opens `choice` in a browser: WebGPU when an adapter exists, else the CPU.
 /// `auto` falls back with a description that says so; `webgpu` fails instead.

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::Device;
 
 use crate::clock;
@@ -26,10 +27,33 @@ pub struct Resume<'a> {
     pub path: &'a Path,
 }
 
-/// A freshly initialised model for `spec`, seeded.
+/// A freshly initialised model for `spec`, seeded. The weights are drawn on
+/// the CPU and moved to `device`, so a seed gives the same network on every
+/// device (a GPU's random generator would draw other numbers).
 pub fn init_model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
-    device.seed(seed);
-    Model::new(spec, device)
+    let cpu = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
+    cpu.seed(seed);
+    let model = Model::new(spec, &cpu);
+    if *device == cpu { model } else { from_cpu(model, device) }
+}
+
+/// Moves a CPU (flex) model to `device` through host memory. burn's own
+/// `to_device` between backends reads synchronously from the destination
+/// side, which the browser forbids; reading a flex tensor is a memory copy.
+pub fn from_cpu(model: Model, device: &Device) -> Model {
+    struct Upload<'a>(&'a Device);
+    impl burn::module::ModuleMapper for Upload<'_> {
+        fn map_float<const D: usize>(&mut self, param: burn::module::Param<burn::tensor::Tensor<D>>) -> burn::module::Param<burn::tensor::Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let require_grad = tensor.is_require_grad();
+            let mut moved = burn::tensor::Tensor::from_data(tensor.into_data(), self.0);
+            if require_grad {
+                moved = moved.require_grad();
+            }
+            burn::module::Param::from_mapped_value(id, moved, mapper)
+        }
+    }
+    model.map(&mut Upload(device))
 }
 
 /// Trains `config`'s model on `split`, calling `save` with checkpoint bytes

@@ -14,6 +14,8 @@ if (!existsSync(path.join(ROOT, 'static/pkg/prunelab_bg.wasm'))) {
 }
 
 const server = await serve();
+// Loss trajectories of the same seeded run on each device, compared at the end.
+const runs = {};
 const TOY = '#dataset=gaussians&hidden=8&lr=0.05&epochs=6&seed=3&autoplay=1';
 
 const tests = {
@@ -44,6 +46,7 @@ const tests = {
       const origin = new URL(server.url).origin;
       check(requests.every((u) => u.startsWith(origin)), `only same-origin requests: ${requests.filter((u) => !u.startsWith(origin))}`);
       check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
+      runs.webgpu = view.losses;
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-webgpu.png') });
       return `device "${view.device}", loss ${first.toFixed(3)} → ${last.toFixed(3)}`;
     } finally { await ctx.close(); }
@@ -59,10 +62,20 @@ const tests = {
       const notice = await page.textContent('#notice');
       check(/WebGPU is not available/.test(notice), `notice: ${notice}`);
       check(mean(view.losses.slice(-5)) < mean(view.losses.slice(0, 5)), 'the loss fell on the CPU too');
+      runs.cpu = view.losses;
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-cpu-fallback.png') });
       return `device "${view.device}"`;
     } finally { await ctx.close(); }
   },
+};
+
+tests['WebGPU and the CPU compute the same training run (forward and backward)'] = async () => {
+  const { webgpu, cpu } = runs;
+  check(webgpu && cpu, 'both runs finished');
+  check(webgpu.length === cpu.length, `${webgpu.length} vs ${cpu.length} steps`);
+  const diff = Math.max(...webgpu.map((l, i) => Math.abs(l - cpu[i]) / Math.max(1e-3, Math.abs(cpu[i]))));
+  check(diff < 1e-3, `largest relative loss difference ${diff.toExponential(2)}`);
+  return `${cpu.length} steps, largest relative difference ${diff.toExponential(2)}`;
 };
 
 let failed = 0;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 /// Per-pass options for a forward: multipliers on units and blocks, and
@@ -166,29 +166,6 @@ impl ConvBn {
     /// `[N, C_in, H, W]` → `[N, C_out, H/stride, W/stride]`, after BN, before any activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.bn.forward(self.conv.forward(x))
-    }
-}
-
-/// A linear layer, `[N, d_in]` → `[N, d_out]`.
-///
-/// When `d_in` is not a multiple of 4 the product is computed as a
-/// broadcast multiply and a sum instead of a matmul: burn 0.22's wgpu matmul
-/// returns wrong values for such shapes on SwiftShader — the adapter of
-/// headless Chromium and of our CPU-only CI — (`tests/vulkan.rs` pins it).
-/// These layers are tiny (toy inputs, pruned widths), so the detour costs
-/// nothing that matters, and every backend runs the same code.
-pub fn dense(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
-    let w = layer.weight.val();
-    let [d_in, d_out] = w.dims();
-    let y = if d_in % 4 == 0 {
-        x.matmul(w)
-    } else {
-        let [n, _] = x.dims();
-        (x.unsqueeze_dim::<3>(2) * w.unsqueeze_dim::<3>(0)).sum_dim(1).reshape([n, d_out])
-    };
-    match &layer.bias {
-        Some(b) => y + b.val().unsqueeze_dim(0),
-        None => y,
     }
 }
 

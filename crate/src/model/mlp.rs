@@ -6,7 +6,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, sigmoid, tanh};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{Ctx, dense};
+use super::layers::Ctx;
 use super::spec::{Activation, MlpSpec};
 
 #[derive(Module, Debug)]
@@ -50,13 +50,13 @@ impl Mlp {
         for (i, layer) in self.hidden.iter().enumerate() {
             let name = format!("fc{}", i + 1);
             let input = ctx.layer_input2(&name, h);
-            let z = ctx.layer_output2(&name, dense(layer, input));
+            let z = ctx.layer_output2(&name, layer.forward(input));
             let [n, d] = z.dims();
             ctx.record(&name, &z.clone().reshape([n, d, 1, 1]));
             let a = self.activate(z).reshape([n, d, 1, 1]);
             h = ctx.scale_units(&name, a).reshape([n, d]);
         }
         let h = ctx.layer_input2("out", h);
-        ctx.layer_output2("out", dense(&self.out, h))
+        ctx.layer_output2("out", self.out.forward(h))
     }
 }

@@ -10,7 +10,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{ConvBn, Ctx, dense};
+use super::layers::{ConvBn, Ctx};
 use super::spec::{PlainLayer, PlainSpec};
 
 #[derive(Module, Debug)]
@@ -62,6 +62,6 @@ impl PlainNet {
         }
         let x: Tensor<2> = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);
         let x = ctx.layer_input2("fc", x);
-        ctx.layer_output2("fc", dense(&self.fc, x))
+        ctx.layer_output2("fc", self.fc.forward(x))
     }
 }

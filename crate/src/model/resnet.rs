@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor, s};
 
-use super::layers::{ConvBn, Ctx, dense};
+use super::layers::{ConvBn, Ctx};
 use super::spec::{ResNetSpec, Shortcut, block_name};
 
 #[derive(Module, Debug)]
@@ -86,7 +86,7 @@ impl ResNet {
         }
         let x: Tensor<2> = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);
         let x = ctx.layer_input2("fc", x);
-        ctx.layer_output2("fc", dense(&self.fc, x))
+        ctx.layer_output2("fc", self.fc.forward(x))
     }
 }
 
