@@ -10,8 +10,8 @@ use crate::data::{DataSource, Split};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
-use crate::prune::{PruneOptions, Target};
 use crate::model::spec::{Activation, ModelOptions, Shortcut};
+use crate::prune::{PruneOptions, Target};
 use crate::train::optim::{OptimizerKind, OptimizerSettings};
 use crate::train::schedule::Schedule;
 
@@ -362,7 +362,7 @@ impl RunConfig {
                 ),
             ));
         }
-        let image_model = self.model.name != "mlp";
+        let image_model = !crate::model::spec::POINT_MODELS.contains(&self.model.name.as_str());
         let image_data = self.data.dataset.starts_with("cifar");
         check(
             image_model == image_data,
@@ -379,7 +379,11 @@ impl RunConfig {
 }
 
 /// Errors on the first key of `value` that `known` does not have.
-pub fn check_known_keys(value: &serde_json::Value, known: &serde_json::Value, at: &str) -> Result<()> {
+pub fn check_known_keys(
+    value: &serde_json::Value,
+    known: &serde_json::Value,
+    at: &str,
+) -> Result<()> {
     if let (Some(map), Some(known_map)) = (value.as_object(), known.as_object()) {
         for (key, v) in map {
             let path = if at.is_empty() {

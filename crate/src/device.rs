@@ -118,7 +118,9 @@ mod native {
     /// Opens `choice` on this machine.
     pub fn open(choice: DeviceChoice) -> Result<OpenDevice> {
         #[cfg(feature = "native")]
-        if choice != DeviceChoice::Cpu && std::env::var("PRUNELAB_FUSION").is_ok_and(|v| v == "0" || v == "off") {
+        if choice != DeviceChoice::Cpu
+            && std::env::var("PRUNELAB_FUSION").is_ok_and(|v| v == "0" || v == "off")
+        {
             static ONCE: std::sync::Once = std::sync::Once::new();
             let mut result = Ok(());
             ONCE.call_once(|| result = super::disable_fusion());

@@ -84,10 +84,15 @@ pub struct MethodResult {
 
 impl ExperimentConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let config: ExperimentConfig = toml::from_str(text).map_err(|e| Error::config("experiment file", origin, e.to_string()))?;
+        let config: ExperimentConfig = toml::from_str(text)
+            .map_err(|e| Error::config("experiment file", origin, e.to_string()))?;
         config.base.validate()?;
         if config.methods.is_empty() {
-            return Err(Error::config("methods", origin, "add at least one [[methods]] entry"));
+            return Err(Error::config(
+                "methods",
+                origin,
+                "add at least one [[methods]] entry",
+            ));
         }
         for m in &config.methods {
             prune::by_name(&m.method)?;
@@ -102,8 +107,18 @@ impl ExperimentConfig {
         let mut merged = serde_json::to_value(&self.base.prune.options).expect("plain data");
         merge(&mut merged, &entry.options);
         let known = serde_json::to_value(PruneOptions::default()).expect("plain data");
-        crate::config::check_known_keys(&entry.options, &known, &format!("methods.{}.options", entry.method))?;
-        serde_json::from_value(merged).map_err(|e| Error::config(&format!("methods.{}.options", entry.method), "", e.to_string()))
+        crate::config::check_known_keys(
+            &entry.options,
+            &known,
+            &format!("methods.{}.options", entry.method),
+        )?;
+        serde_json::from_value(merged).map_err(|e| {
+            Error::config(
+                &format!("methods.{}.options", entry.method),
+                "",
+                e.to_string(),
+            )
+        })
     }
 }
 
@@ -127,10 +142,24 @@ pub async fn measure(
     config: &RunConfig,
     opened: &OpenDevice,
 ) -> Result<(f32, f32, u64, u64, u64, u64)> {
-    let (loss, accuracy) = evaluate(&model.valid(), &split.test, split.norm, config.train.eval_batch_size, &opened.device).await?;
+    let (loss, accuracy) = evaluate(
+        &model.valid(),
+        &split.test,
+        split.norm,
+        config.train.eval_batch_size,
+        &opened.device,
+    )
+    .await?;
     let counted = count(&model.spec);
     let sized = size(&model.spec, outcome_masks);
-    Ok((accuracy, loss, counted.params, counted.macs, sized.bytes, sized.nonzero_params))
+    Ok((
+        accuracy,
+        loss,
+        counted.params,
+        counted.macs,
+        sized.bytes,
+        sized.nonzero_params,
+    ))
 }
 
 /// Runs one method on `start` (trained or θ₀, as its phase needs) and
@@ -151,7 +180,10 @@ pub async fn run_method(
     let m = prune::by_name(method)?;
     prune::check_applicable(m.info(), &start)?;
     let target_v: Target = target.parse()?;
-    sink.emit(Event::Phase { name: method.into(), detail: format!("{} ({target})", m.info().title) });
+    sink.emit(Event::Phase {
+        name: method.into(),
+        detail: format!("{} ({target})", m.info().title),
+    });
     let t0 = clock::now();
     let outcome = m
         .run(Job {
@@ -167,7 +199,14 @@ pub async fn run_method(
         })
         .await?;
     let wall = clock::now() - t0;
-    let (accuracy, loss, params, macs, bytes, nonzero) = measure(&outcome.model, outcome.masks.as_ref(), split, config, opened).await?;
+    let (accuracy, loss, params, macs, bytes, nonzero) = measure(
+        &outcome.model,
+        outcome.masks.as_ref(),
+        split,
+        config,
+        opened,
+    )
+    .await?;
     let spec_before = &dense_spec(dense);
     let plan = match (&outcome.plan, spec_before) {
         (Some(p), Some(s)) => p.describe(s),
@@ -178,7 +217,10 @@ pub async fn run_method(
         method: method.into(),
         label: label.into(),
         target: target.into(),
-        phase: serde_json::to_value(m.info().phase).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        phase: serde_json::to_value(m.info().phase)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
         test_accuracy: accuracy,
         test_loss: loss,
         delta_vs_dense: 100.0 * (accuracy - dense.test_accuracy),
@@ -204,8 +246,16 @@ fn dense_spec(dense: &MethodResult) -> Option<crate::model::ModelSpec> {
 }
 
 /// The dense reference row for a trained `model`.
-pub async fn dense_result(model: &Model, history: Vec<EpochMetrics>, wall: f64, split: &Split, config: &RunConfig, opened: &OpenDevice) -> Result<MethodResult> {
-    let (accuracy, loss, params, macs, bytes, nonzero) = measure(model, None, split, config, opened).await?;
+pub async fn dense_result(
+    model: &Model,
+    history: Vec<EpochMetrics>,
+    wall: f64,
+    split: &Split,
+    config: &RunConfig,
+    opened: &OpenDevice,
+) -> Result<MethodResult> {
+    let (accuracy, loss, params, macs, bytes, nonzero) =
+        measure(model, None, split, config, opened).await?;
     Ok(MethodResult {
         method: "dense".into(),
         label: "dense".into(),
@@ -231,19 +281,37 @@ pub async fn dense_result(model: &Model, history: Vec<EpochMetrics>, wall: f64, 
 }
 
 /// The whole comparison: dense training, then every method.
-pub async fn run(config: &ExperimentConfig, opened: &OpenDevice, split: &Split, sink: &mut dyn Sink) -> Result<Vec<MethodResult>> {
+pub async fn run(
+    config: &ExperimentConfig,
+    opened: &OpenDevice,
+    split: &Split,
+    sink: &mut dyn Sink,
+) -> Result<Vec<MethodResult>> {
     let base = &config.base;
     let spec = base.model_spec(split.train.classes, split.train.shape[0])?;
     let device = opened.autodiff();
     let theta0 = init_model(&spec, base.seed, &device);
-    sink.emit(Event::Phase { name: "dense".into(), detail: format!("training {} for {} epochs", spec.name(), base.train.epochs) });
+    sink.emit(Event::Phase {
+        name: "dense".into(),
+        detail: format!("training {} for {} epochs", spec.name(), base.train.epochs),
+    });
     let t0 = clock::now();
     let mut trainer = crate::train::Trainer::new(theta0.clone(), base.train.clone(), base.seed);
     while !trainer.finished() {
-        trainer.run_epoch(split, base.data.augment, &device, sink).await?;
+        trainer
+            .run_epoch(split, base.data.augment, &device, sink)
+            .await?;
     }
     let dense_model = trainer.model;
-    let dense = dense_result(&dense_model, trainer.progress.history, clock::now() - t0, split, base, opened).await?;
+    let dense = dense_result(
+        &dense_model,
+        trainer.progress.history,
+        clock::now() - t0,
+        split,
+        base,
+        opened,
+    )
+    .await?;
     let mut results = vec![dense.clone()];
     for entry in &config.methods {
         let m = prune::by_name(&entry.method)?;
@@ -253,7 +321,19 @@ pub async fn run(config: &ExperimentConfig, opened: &OpenDevice, split: &Split, 
         };
         let options = config.options_for(entry)?;
         let label = entry.label.clone().unwrap_or_else(|| entry.method.clone());
-        let (_, result) = run_method(base, &entry.method, &entry.target, &label, options, start, &dense, opened, split, sink).await?;
+        let (_, result) = run_method(
+            base,
+            &entry.method,
+            &entry.target,
+            &label,
+            options,
+            start,
+            &dense,
+            opened,
+            split,
+            sink,
+        )
+        .await?;
         results.push(result);
     }
     Ok(results)

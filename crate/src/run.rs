@@ -31,10 +31,18 @@ pub struct Resume<'a> {
 /// the CPU and moved to `device`, so a seed gives the same network on every
 /// device (a GPU's random generator would draw other numbers).
 pub fn init_model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
-    let cpu = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
+    let cpu = if device.is_autodiff() {
+        Device::flex().autodiff()
+    } else {
+        Device::flex()
+    };
     cpu.seed(seed);
     let model = Model::new(spec, &cpu);
-    if *device == cpu { model } else { from_cpu(model, device) }
+    if *device == cpu {
+        model
+    } else {
+        from_cpu(model, device)
+    }
 }
 
 /// Moves a CPU (flex) model to `device` through host memory. burn's own
@@ -43,7 +51,10 @@ pub fn init_model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
 pub fn from_cpu(model: Model, device: &Device) -> Model {
     struct Upload<'a>(&'a Device);
     impl burn::module::ModuleMapper for Upload<'_> {
-        fn map_float<const D: usize>(&mut self, param: burn::module::Param<burn::tensor::Tensor<D>>) -> burn::module::Param<burn::tensor::Tensor<D>> {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<burn::tensor::Tensor<D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<D>> {
             let (id, tensor, mapper) = param.consume();
             let require_grad = tensor.is_require_grad();
             let mut moved = burn::tensor::Tensor::from_data(tensor.into_data(), self.0);

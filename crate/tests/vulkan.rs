@@ -26,15 +26,16 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use common::*;
 use prunelab::device::{self, DeviceChoice};
 use prunelab::host::{block_on, floats};
-use prunelab::model::spec::{ModelOptions, ModelSpec};
 use prunelab::model::Model;
+use prunelab::model::spec::{ModelOptions, ModelSpec};
 use prunelab::train::cross_entropy;
 use prunelab::train::optim::{Optimizer, OptimizerSettings};
 
 const SWIFTSHADER: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
 
 fn open_vulkan() -> Option<device::OpenDevice> {
-    if std::env::var_os("VK_ICD_FILENAMES").is_none() && std::path::Path::new(SWIFTSHADER).exists() {
+    if std::env::var_os("VK_ICD_FILENAMES").is_none() && std::path::Path::new(SWIFTSHADER).exists()
+    {
         // SAFETY: set before any thread of this test binary touches Vulkan.
         unsafe { std::env::set_var("VK_ICD_FILENAMES", SWIFTSHADER) };
     }
@@ -45,7 +46,9 @@ fn open_vulkan() -> Option<device::OpenDevice> {
     match device::open(DeviceChoice::Vulkan) {
         Ok(d) => Some(d),
         Err(e) => {
-            eprintln!("SKIPPED: no usable Vulkan device ({e}); install chromium and libvulkan1 for SwiftShader");
+            eprintln!(
+                "SKIPPED: no usable Vulkan device ({e}); install chromium and libvulkan1 for SwiftShader"
+            );
             None
         }
     }
@@ -69,7 +72,11 @@ fn forward_and_step(model: Model, x: Tensor<4>, y: Tensor<1, Int>) -> (Vec<f32>,
     let out = block_on(floats(logits.clone())).unwrap();
     let loss = cross_entropy(logits, y);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let settings = OptimizerSettings { momentum: 0.0, weight_decay: 0.0, ..OptimizerSettings::default() };
+    let settings = OptimizerSettings {
+        momentum: 0.0,
+        weight_decay: 0.0,
+        ..OptimizerSettings::default()
+    };
     let model = Optimizer::new(settings).step(1.0, model, grads);
     (out, weights(&model))
 }
@@ -79,12 +86,20 @@ fn cpu_and_vulkan_agree_on_forward_and_backward() {
     let Some(vulkan) = open_vulkan() else { return };
     eprintln!("vulkan device: {}", vulkan.description);
     let swiftshader = vulkan.description.contains("SwiftShader");
-    assert!(fused_linear_agrees(&vulkan.device), "matmul + bias agree across devices");
+    assert!(
+        fused_linear_agrees(&vulkan.device),
+        "matmul + bias agree across devices"
+    );
     for name in ["mlp", "cnn", "resnet20"] {
         // Every matmul inner dimension, forward and backward, a multiple of 4:
         // SwiftShader also gets burn's plain matmul wrong for other shapes
         // (e.g. `[4,2]×[2,16]`), the browser's WGSL path does not.
-        let options = ModelOptions { classes: 8, inputs: 4, hidden: vec![16, 12], ..ModelOptions::default() };
+        let options = ModelOptions {
+            classes: 8,
+            inputs: 4,
+            hidden: vec![16, 12],
+            ..ModelOptions::default()
+        };
         let spec = ModelSpec::named(name, &options).unwrap();
         let cpu_dev = cpu().autodiff();
         let model = common::model(&spec, 7, &cpu_dev);
@@ -93,7 +108,11 @@ fn cpu_and_vulkan_agree_on_forward_and_backward() {
         let x_host = block_on(floats(x.clone())).unwrap();
         let labels = TensorData::new(vec![1i64, 3, 5, 7], [4]);
 
-        let (cpu_out, cpu_w) = forward_and_step(model.clone(), x, Tensor::from_data(labels.clone(), &cpu_dev));
+        let (cpu_out, cpu_w) = forward_and_step(
+            model.clone(),
+            x,
+            Tensor::from_data(labels.clone(), &cpu_dev),
+        );
         let vk_dev = vulkan.autodiff();
         let (vk_out, vk_w) = forward_and_step(
             model.to_device(&vk_dev),
@@ -106,7 +125,9 @@ fn cpu_and_vulkan_agree_on_forward_and_backward() {
         eprintln!("{name}: max |Δoutput| = {d_out:e} (scale {scale}), max |Δ(w − ∇w)| = {d_w:e}");
         assert!(d_out <= 1e-3 * scale, "{name}: outputs differ by {d_out}");
         if swiftshader {
-            eprintln!("{name}: backward not asserted on SwiftShader (known driver issue, see the module docs)");
+            eprintln!(
+                "{name}: backward not asserted on SwiftShader (known driver issue, see the module docs)"
+            );
         } else {
             assert!(d_w <= 1e-3, "{name}: gradients differ by {d_w}");
         }

@@ -30,7 +30,11 @@ pub async fn to_bytes(model: &Model, notes: serde_json::Value) -> Result<Vec<u8>
 
 /// A model file that also carries weight masks (`mask/<path>` tensors), so a
 /// weight-pruned model keeps its zeros when training continues.
-pub async fn to_bytes_with_masks(model: &Model, masks: Option<&crate::prune::masks::WeightMasks>, notes: serde_json::Value) -> Result<Vec<u8>> {
+pub async fn to_bytes_with_masks(
+    model: &Model,
+    masks: Option<&crate::prune::masks::WeightMasks>,
+    notes: serde_json::Value,
+) -> Result<Vec<u8>> {
     let meta = ModelMeta {
         prunelab: env!("CARGO_PKG_VERSION").into(),
         spec: model.spec.clone(),
@@ -39,7 +43,11 @@ pub async fn to_bytes_with_masks(model: &Model, masks: Option<&crate::prune::mas
     let mut pack = Pack::new(KIND, serde_json::to_value(meta).expect("plain data"));
     pack::push_module(&mut pack, "model/", model).await?;
     for layer in masks.map(|m| m.layers.as_slice()).unwrap_or_default() {
-        let values: Vec<f32> = layer.keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+        let values: Vec<f32> = layer
+            .keep
+            .iter()
+            .map(|&k| if k { 1.0 } else { 0.0 })
+            .collect();
         pack.push(format!("mask/{}", layer.path), vec![values.len()], &values);
     }
     Ok(pack.to_bytes())

@@ -83,9 +83,18 @@ impl Ctx {
             return z;
         }
         let leaf = Tensor::zeros(z.dims(), &z.device()).require_grad();
-        let (layer, input, input_leaf) = self.pending.take().expect("layer_input before layer_output");
+        let (layer, input, input_leaf) = self
+            .pending
+            .take()
+            .expect("layer_input before layer_output");
         debug_assert_eq!(layer, name);
-        self.probes.push(Probe { layer, input, input_leaf, output: z.clone(), output_leaf: leaf.clone() });
+        self.probes.push(Probe {
+            layer,
+            input,
+            input_leaf,
+            output: z.clone(),
+            output_leaf: leaf.clone(),
+        });
         z + leaf
     }
 
@@ -95,7 +104,8 @@ impl Ctx {
             return x;
         }
         let [n, d] = x.dims();
-        self.layer_input(name, x.reshape([n, d, 1, 1])).reshape([n, d])
+        self.layer_input(name, x.reshape([n, d, 1, 1]))
+            .reshape([n, d])
     }
 
     /// `layer_output` for `[N, D]` activations.
@@ -104,7 +114,8 @@ impl Ctx {
             return z;
         }
         let [n, d] = z.dims();
-        self.layer_output(name, z.reshape([n, d, 1, 1])).reshape([n, d])
+        self.layer_output(name, z.reshape([n, d, 1, 1]))
+            .reshape([n, d])
     }
 
     /// Records `x` (the pre-activation output of `name`) when capturing.

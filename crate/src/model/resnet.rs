@@ -41,7 +41,8 @@ pub struct BasicBlock {
 
 impl ResNet {
     pub fn new(spec: &ResNetSpec, device: &Device) -> Self {
-        let stem = ConvBn::new(spec.in_channels, spec.stem, 3, 1, device);
+        let k = spec.kernel;
+        let stem = ConvBn::new(spec.in_channels, spec.stem, k, 1, device);
         let mut blocks = Vec::new();
         let mut c_in = spec.stem;
         for (s, stage) in spec.stages.iter().enumerate() {
@@ -60,8 +61,8 @@ impl ResNet {
                     }
                 };
                 blocks.push(BasicBlock {
-                    conv1: ConvBn::new(c_in, block.mid, 3, stride, device),
-                    conv2: ConvBn::new(block.mid, c_out, 3, 1, device),
+                    conv1: ConvBn::new(c_in, block.mid, k, stride, device),
+                    conv2: ConvBn::new(block.mid, c_out, k, 1, device),
                     projection,
                     name: block_name(s + 1, block.index),
                     stride,

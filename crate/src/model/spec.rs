@@ -80,6 +80,15 @@ pub struct ResNetSpec {
     pub stages: Vec<StageSpec>,
     pub shortcut: Shortcut,
     pub classes: usize,
+    /// Conv kernel size: 3 for images; 1 makes every conv a linear layer, so
+    /// a 1×1 "image" of `in_channels` features gives a residual MLP (with BN)
+    /// for 2-D toy data — `resmlp`.
+    #[serde(default = "default_kernel")]
+    pub kernel: usize,
+}
+
+fn default_kernel() -> usize {
+    3
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +168,7 @@ pub enum LayerOp {
 /// The model names the CLI, configs and the page accept.
 pub const MODEL_NAMES: &[&str] = &[
     "mlp",
+    "resmlp",
     "cnn",
     "resnet20",
     "resnet32",
@@ -166,6 +176,9 @@ pub const MODEL_NAMES: &[&str] = &[
     "resnet110",
     "vgg16",
 ];
+
+/// Models that take 2-D points rather than images.
+pub const POINT_MODELS: &[&str] = &["mlp", "resmlp"];
 
 /// Options a named model can take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +232,32 @@ impl ModelSpec {
                     activation: options.activation,
                 })
             }
+            "resmlp" => {
+                let width = options.hidden.first().copied().unwrap_or(0);
+                if width == 0 || options.hidden.iter().any(|&w| w != width) {
+                    return Err(Error::config(
+                        "hidden",
+                        format!("{:?}", options.hidden),
+                        "resmlp takes one width per residual block, all equal, e.g. 16,16,16",
+                    ));
+                }
+                ModelSpec::Resnet(ResNetSpec {
+                    name: "resmlp".into(),
+                    in_channels: options.inputs,
+                    image_size: 1,
+                    stem: width,
+                    stages: vec![StageSpec {
+                        width,
+                        stride: 1,
+                        blocks: (0..options.hidden.len())
+                            .map(|index| BlockSpec { index, mid: width })
+                            .collect(),
+                    }],
+                    shortcut: Shortcut::A,
+                    classes,
+                    kernel: 1,
+                })
+            }
             "cnn" => ModelSpec::Plain(PlainSpec {
                 name: "cnn".into(),
                 in_channels: 3,
@@ -256,6 +295,10 @@ impl ModelSpec {
     /// A short name for reports (`resnet56`, `mlp-16-16`).
     pub fn name(&self) -> String {
         match self {
+            ModelSpec::Resnet(r) if r.name == "resmlp" => {
+                let blocks = r.stages.iter().map(|s| s.blocks.len()).sum::<usize>();
+                format!("resmlp-{}x{blocks}", r.stem)
+            }
             ModelSpec::Mlp(m) => {
                 let widths: Vec<String> = m.hidden.iter().map(|w| w.to_string()).collect();
                 format!("mlp-{}", widths.join("-"))
@@ -370,8 +413,8 @@ impl ModelSpec {
                 out.push(linear("fc".into(), c_in, p.classes));
             }
             ModelSpec::Resnet(r) => {
-                let mut hw = r.image_size;
-                conv_bn(&mut out, "stem".into(), r.in_channels, r.stem, 3, 1, hw);
+                let (mut hw, k) = (r.image_size, r.kernel);
+                conv_bn(&mut out, "stem".into(), r.in_channels, r.stem, k, 1, hw);
                 let mut c_in = r.stem;
                 for (s, stage) in r.stages.iter().enumerate() {
                     for (position, block) in stage.blocks.iter().enumerate() {
@@ -383,7 +426,7 @@ impl ModelSpec {
                             format!("{name}.conv1"),
                             c_in,
                             block.mid,
-                            3,
+                            k,
                             stride,
                             out_hw,
                         );
@@ -392,7 +435,7 @@ impl ModelSpec {
                             format!("{name}.conv2"),
                             block.mid,
                             stage.width,
-                            3,
+                            k,
                             1,
                             out_hw,
                         );
@@ -537,6 +580,7 @@ impl ResNetSpec {
             stages: vec![stage(16, 1), stage(32, 2), stage(64, 2)],
             shortcut,
             classes,
+            kernel: 3,
         }
     }
 

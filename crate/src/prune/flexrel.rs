@@ -35,7 +35,11 @@ pub static INFO: MethodInfo = MethodInfo {
 };
 
 fn min_max(values: &[f32]) -> Vec<f32> {
-    let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let (lo, hi) = values
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+            (l.min(v), h.max(v))
+        });
     let span = hi - lo;
     if !(span > 0.0) {
         return vec![0.0; values.len()];
@@ -51,7 +55,11 @@ pub fn combine(magnitude: &[LayerScores], relevance: &[Vec<f32>], delta: f32) ->
         .map(|(m, r)| {
             let (m_n, r_n) = (min_max(&m.scores), min_max(r));
             LayerScores {
-                scores: m_n.iter().zip(&r_n).map(|(a, b)| (1.0 - delta) * a + delta * b).collect(),
+                scores: m_n
+                    .iter()
+                    .zip(&r_n)
+                    .map(|(a, b)| (1.0 - delta) * a + delta * b)
+                    .collect(),
                 ..m.clone()
             }
         })
@@ -89,7 +97,15 @@ impl Method for FlexRel {
         Box::pin(async move {
             let o = job.options.flexrel.clone();
             let magnitude = super::magnitude::scores(&job.model).await?;
-            let relevance_t = super::lrp::weight_relevance(&job.model, job.split, &job.device, o.samples, job.options.score_batch_size, o.relevance, o.lrp_epsilon)?;
+            let relevance_t = super::lrp::weight_relevance(
+                &job.model,
+                job.split,
+                &job.device,
+                o.samples,
+                job.options.score_batch_size,
+                o.relevance,
+                o.lrp_epsilon,
+            )?;
             let mut relevance = Vec::new();
             for t in relevance_t {
                 relevance.push(host::floats(t).await?);
@@ -110,7 +126,13 @@ impl Method for FlexRel {
 }
 
 /// Accuracy and size at every (δ, factor), and the best factor per δ.
-async fn sweep(job: &Job<'_>, magnitude: &[LayerScores], relevance: &[Vec<f32>], deltas: &[f32], target: f32) -> Result<(Vec<SweepPoint>, Vec<Best>)> {
+async fn sweep(
+    job: &Job<'_>,
+    magnitude: &[LayerScores],
+    relevance: &[Vec<f32>],
+    deltas: &[f32],
+    target: f32,
+) -> Result<(Vec<SweepPoint>, Vec<Best>)> {
     let device = job.device.device.clone();
     let mut points = Vec::new();
     let mut best = Vec::new();
@@ -120,14 +142,31 @@ async fn sweep(job: &Job<'_>, magnitude: &[LayerScores], relevance: &[Vec<f32>],
         for &sparsity in SWEEP_FACTORS {
             let masks = masks_from_scores(&scores, sparsity, job.options.scope)?;
             let model = masks.apply(job.model.clone()).valid();
-            let (_, accuracy) = evaluate(&model, &job.split.test, job.split.norm, job.train.eval_batch_size, &device).await?;
+            let (_, accuracy) = evaluate(
+                &model,
+                &job.split.test,
+                job.split.norm,
+                job.train.eval_batch_size,
+                &device,
+            )
+            .await?;
             let bytes = size(&model.spec, Some(&masks)).bytes;
-            points.push(SweepPoint { delta, sparsity, test_accuracy: accuracy, bytes });
+            points.push(SweepPoint {
+                delta,
+                sparsity,
+                test_accuracy: accuracy,
+                bytes,
+            });
             if accuracy >= target {
                 best_here = Some((sparsity, bytes));
             }
         }
-        best.push(Best { delta, sparsity: best_here.map(|b| b.0), bytes: best_here.map(|b| b.1), saving_vs_magnitude: None });
+        best.push(Best {
+            delta,
+            sparsity: best_here.map(|b| b.0),
+            bytes: best_here.map(|b| b.1),
+            saving_vs_magnitude: None,
+        });
     }
     let reference = best.iter().find(|b| b.delta == 0.0).and_then(|b| b.bytes);
     for b in best.iter_mut() {

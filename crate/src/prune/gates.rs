@@ -33,14 +33,18 @@ pub struct Gates {
 pub struct GateValues {
     pub soft_units: Vec<Tensor<1>>,
     pub soft_blocks: Vec<Tensor<1>>,
+    pub surrogate_units: Vec<Tensor<1>>,
+    pub surrogate_blocks: Vec<Tensor<1>>,
     pub hard_units: Vec<Tensor<1>>,
     pub hard_blocks: Vec<Tensor<1>>,
 }
 
 fn logits(n: usize, init: f32, device: &Device) -> Param<Tensor<1>> {
-    Param::from_tensor(
-        Tensor::from_data(TensorData::new(vec![init; n], [n]), device).require_grad(),
-    )
+    // `from_tensor` marks it trainable (on a plain device, for later).
+    Param::from_tensor(Tensor::from_data(
+        TensorData::new(vec![init; n], [n]),
+        device,
+    ))
 }
 
 fn straight_through(soft: &Tensor<1>) -> Tensor<1> {
@@ -77,16 +81,41 @@ impl Gates {
         }
     }
 
+    /// Soft values at the current temperature τ, and hard values whose
+    /// straight-through gradient is that of `σ(z)` at τ = 1 — annealing τ
+    /// sharpens the soft values without letting a closed gate's gradient
+    /// vanish (σ'(z/τ) underflows for small τ, and the gate could never
+    /// reopen). The surrogate values `σ(z)` also price the soft cost.
     pub fn values(&self) -> GateValues {
         let soft =
             |z: &Param<Tensor<1>>| burn::tensor::activation::sigmoid(z.val() / self.temperature);
-        let soft_units: Vec<Tensor<1>> = self.units.iter().map(soft).collect();
-        let soft_blocks: Vec<Tensor<1>> = self.blocks.iter().map(soft).collect();
+        let surrogate = |z: &Param<Tensor<1>>| burn::tensor::activation::sigmoid(z.val());
+        let surrogate_units: Vec<Tensor<1>> = self.units.iter().map(surrogate).collect();
+        let surrogate_blocks: Vec<Tensor<1>> = self.blocks.iter().map(surrogate).collect();
         GateValues {
-            hard_units: soft_units.iter().map(straight_through).collect(),
-            hard_blocks: soft_blocks.iter().map(straight_through).collect(),
-            soft_units,
-            soft_blocks,
+            hard_units: surrogate_units.iter().map(straight_through).collect(),
+            hard_blocks: surrogate_blocks.iter().map(straight_through).collect(),
+            soft_units: self.units.iter().map(soft).collect(),
+            soft_blocks: self.blocks.iter().map(soft).collect(),
+            surrogate_units,
+            surrogate_blocks,
+        }
+    }
+
+    /// The same gates, fixed open or closed (logits ±1, far from the
+    /// threshold once τ is small).
+    pub fn fixed(self, units: &[Vec<bool>], blocks: &[bool], device: &Device) -> Self {
+        let logit = |open: &[bool]| {
+            let z: Vec<f32> = open.iter().map(|&o| if o { 1.0 } else { -1.0 }).collect();
+            Param::from_tensor(Tensor::from_data(
+                TensorData::new(z.clone(), [z.len()]),
+                device,
+            ))
+        };
+        Gates {
+            units: units.iter().map(|u| logit(u)).collect(),
+            blocks: blocks.iter().map(|&b| logit(&[b])).collect(),
+            ..self
         }
     }
 

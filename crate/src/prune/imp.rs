@@ -45,15 +45,25 @@ impl Method for Imp {
                 config.epochs = e;
             }
             if o.rewind_epoch > config.epochs {
-                return Err(Error::config("imp.rewind_epoch", o.rewind_epoch, "rewind to an epoch within one round"));
+                return Err(Error::config(
+                    "imp.rewind_epoch",
+                    o.rewind_epoch,
+                    "rewind to an epoch within one round",
+                ));
             }
             // Round 0: dense training, keeping θ_k.
             let theta0 = job.model.clone();
             let mut history = Vec::new();
             let (theta_k, mut model) = {
-                let first = crate::config::TrainConfig { epochs: o.rewind_epoch, ..config.clone() };
+                let first = crate::config::TrainConfig {
+                    epochs: o.rewind_epoch,
+                    ..config.clone()
+                };
                 let (theta_k, h1) = train_for(&mut job, theta0, first, None).await?;
-                let rest = crate::config::TrainConfig { epochs: config.epochs - o.rewind_epoch, ..config.clone() };
+                let rest = crate::config::TrainConfig {
+                    epochs: config.epochs - o.rewind_epoch,
+                    ..config.clone()
+                };
                 let (trained, h2) = train_for(&mut job, theta_k.clone(), rest, None).await?;
                 history.extend(h1);
                 history.extend(h2);
@@ -64,21 +74,33 @@ impl Method for Imp {
             for round in 1..=o.rounds {
                 let sparsity = 1.0 - (1.0 - per_round).powi(round as i32);
                 let scores = super::magnitude::scores(&model).await?;
-                masks = masks_from_scores(&scores, sparsity.min(final_sparsity) as f32, Scope::Global)?;
+                masks =
+                    masks_from_scores(&scores, sparsity.min(final_sparsity) as f32, Scope::Global)?;
                 job.sink.emit(Event::Phase {
                     name: "imp".into(),
-                    detail: format!("round {round}/{}: {:.1}% of weights pruned", o.rounds, 100.0 * masks.sparsity()),
+                    detail: format!(
+                        "round {round}/{}: {:.1}% of weights pruned",
+                        o.rounds,
+                        100.0 * masks.sparsity()
+                    ),
                 });
                 let start = match o.rewind {
                     ImpRewind::Weights => theta_k.clone(),
                     ImpRewind::Lr => model,
                 };
-                let (trained, h) = train_for(&mut job, masks.apply(start), config.clone(), Some(&masks)).await?;
+                let (trained, h) =
+                    train_for(&mut job, masks.apply(start), config.clone(), Some(&masks)).await?;
                 history.extend(h);
                 model = trained;
             }
             let details = serde_json::json!({ "rounds": o.rounds, "rewind": o.rewind, "rewind_epoch": o.rewind_epoch });
-            Ok(Outcome { model, plan: None, masks: Some(masks), history, details })
+            Ok(Outcome {
+                model,
+                plan: None,
+                masks: Some(masks),
+                history,
+                details,
+            })
         })
     }
 }

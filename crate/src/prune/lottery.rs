@@ -40,7 +40,11 @@ pub static INFO: MethodInfo = MethodInfo {
 };
 
 /// One score per removable block from per-weight scores (higher = keep).
-pub fn block_scores(model: &Model, weights: &[LayerScores], aggregate: Aggregate) -> Vec<(String, f32)> {
+pub fn block_scores(
+    model: &Model,
+    weights: &[LayerScores],
+    aggregate: Aggregate,
+) -> Vec<(String, f32)> {
     model
         .spec
         .removable_blocks()
@@ -50,7 +54,12 @@ pub fn block_scores(model: &Model, weights: &[LayerScores], aggregate: Aggregate
             let (sum, n) = weights
                 .iter()
                 .filter(|w| w.layer.starts_with(&prefix))
-                .fold((0.0f64, 0usize), |(s, n), w| (s + w.scores.iter().map(|&v| v as f64).sum::<f64>(), n + w.scores.len()));
+                .fold((0.0f64, 0usize), |(s, n), w| {
+                    (
+                        s + w.scores.iter().map(|&v| v as f64).sum::<f64>(),
+                        n + w.scores.len(),
+                    )
+                });
             let score = match aggregate {
                 Aggregate::Sum => sum,
                 Aggregate::Mean => sum / n.max(1) as f64,
@@ -70,7 +79,11 @@ async fn score_blocks(job: &Job<'_>, model: &Model) -> Result<Vec<(String, f32)>
     };
     Ok(match o.criterion {
         BlockCriterion::Random => super::random::block_scores(&model.spec, job.seed),
-        BlockCriterion::Snip => block_scores(model, &super::snip::scores(model, job.split, sampling).await?, o.aggregate),
+        BlockCriterion::Snip => block_scores(
+            model,
+            &super::snip::scores(model, job.split, sampling).await?,
+            o.aggregate,
+        ),
         BlockCriterion::Grasp => {
             let s = super::grasp::scores(model, job.split, sampling, o.grasp_epsilon).await?;
             let importance = block_scores(model, &s, o.aggregate);
@@ -91,7 +104,11 @@ impl Method for LayerLottery {
     fn run<'a>(&'a self, mut job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             let Target::Blocks(p) = job.target else {
-                return Err(Error::config("target", job.target, "the layer lottery removes blocks: use blocks=N"));
+                return Err(Error::config(
+                    "target",
+                    job.target,
+                    "the layer lottery removes blocks: use blocks=N",
+                ));
             };
             let o = job.options.lottery.clone();
             let theta0 = job.model.clone();
@@ -99,7 +116,11 @@ impl Method for LayerLottery {
                 Rewind::Init => (theta0.clone(), theta0, 0, Vec::new()),
                 Rewind::Epoch => {
                     if o.rewind_epoch >= job.train.epochs {
-                        return Err(Error::config("lottery.rewind_epoch", o.rewind_epoch, "rewind to an epoch before the end of training"));
+                        return Err(Error::config(
+                            "lottery.rewind_epoch",
+                            o.rewind_epoch,
+                            "rewind to an epoch before the end of training",
+                        ));
                     }
                     // Train to θᵢ, keep it, train on to θₙ.
                     let mut trainer = Trainer::new(theta0, job.train.clone(), job.seed);
@@ -109,14 +130,24 @@ impl Method for LayerLottery {
                         if trainer.progress.epoch == o.rewind_epoch {
                             theta_i = trainer.model.clone();
                         }
-                        trainer.run_epoch(job.split, job.augment, &device, &mut *job.sink).await?;
+                        trainer
+                            .run_epoch(job.split, job.augment, &device, &mut *job.sink)
+                            .await?;
                     }
-                    (trainer.model, theta_i, o.rewind_epoch, trainer.progress.history)
+                    (
+                        trainer.model,
+                        theta_i,
+                        o.rewind_epoch,
+                        trainer.progress.history,
+                    )
                 }
             };
             let scores = score_blocks(&job, &scored).await?;
             let removed = select_blocks(&scores, p)?;
-            let plan = Plan { keep: Default::default(), remove_blocks: removed.clone() };
+            let plan = Plan {
+                keep: Default::default(),
+                remove_blocks: removed.clone(),
+            };
             let ticket = surgery::cut(&rewound, &plan)?;
             let (dense, cut) = (count(&rewound.spec), count(&ticket.spec));
             job.sink.emit(Event::Phase {
@@ -137,7 +168,9 @@ impl Method for LayerLottery {
                 let mut trainer = Trainer::new(ticket, job.train.clone(), job.seed);
                 trainer.progress.epoch = start_epoch;
                 while !trainer.finished() {
-                    trainer.run_epoch(job.split, job.augment, &device, &mut *job.sink).await?;
+                    trainer
+                        .run_epoch(job.split, job.augment, &device, &mut *job.sink)
+                        .await?;
                 }
                 (trainer.model, trainer.progress.history)
             };
@@ -149,7 +182,13 @@ impl Method for LayerLottery {
                 "block_scores": scores,
                 "removed": removed,
             });
-            Ok(Outcome { model, plan: Some(plan), masks: None, history, details })
+            Ok(Outcome {
+                model,
+                plan: Some(plan),
+                masks: None,
+                history,
+                details,
+            })
         })
     }
 }

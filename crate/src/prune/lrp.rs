@@ -32,12 +32,24 @@ use crate::model::{Ctx, Model};
 /// Relevance of each prunable weight, flattened in
 /// [`Model::prunable_weights`] order, summed over `samples` training examples
 /// (in a fixed order, no augmentation, BN in eval mode).
-pub fn weight_relevance(model: &Model, split: &Split, device: &OpenDevice, samples: usize, batch_size: usize, rule: Relevance, epsilon: f32) -> Result<Vec<Tensor<1>>> {
+pub fn weight_relevance(
+    model: &Model,
+    split: &Split,
+    device: &OpenDevice,
+    samples: usize,
+    batch_size: usize,
+    rule: Relevance,
+    epsilon: f32,
+) -> Result<Vec<Tensor<1>>> {
     let ad = device.autodiff();
     // Eval-mode BN, but gradients recorded: validation copy moved onto the autodiff device.
     let eval = model.valid().to_device(&ad);
     let layers = model.spec.layers();
-    let names: Vec<String> = model.prunable_weights().into_iter().map(|w| w.layer).collect();
+    let names: Vec<String> = model
+        .prunable_weights()
+        .into_iter()
+        .map(|w| w.layer)
+        .collect();
     let mut sums: Vec<Option<Tensor<1>>> = vec![None; names.len()];
     let loader = Loader::sequential(&split.train, split.norm, batch_size);
     let order = loader.order(0);
@@ -56,14 +68,29 @@ pub fn weight_relevance(model: &Model, split: &Split, device: &OpenDevice, sampl
         let predicted: Tensor<2, Int> = logits.clone().detach().argmax(1);
         let grads = logits.gather(1, predicted).sum().backward();
         for probe in ctx.probes {
-            let i = names.iter().position(|n| *n == probe.layer).ok_or_else(|| {
-                Error::Execution(format!("probed layer {} is not a prunable weight", probe.layer))
-            })?;
-            let g_in = probe.input_leaf.grad(&grads).expect("the probe takes part in the output");
-            let g_out = probe.output_leaf.grad(&grads).expect("the probe takes part in the output");
+            let i = names
+                .iter()
+                .position(|n| *n == probe.layer)
+                .ok_or_else(|| {
+                    Error::Execution(format!(
+                        "probed layer {} is not a prunable weight",
+                        probe.layer
+                    ))
+                })?;
+            let g_in = probe
+                .input_leaf
+                .grad(&grads)
+                .expect("the probe takes part in the output");
+            let g_out = probe
+                .output_leaf
+                .grad(&grads)
+                .expect("the probe takes part in the output");
             let r_in = probe.input.detach().inner() * g_in;
             let r_out = probe.output.detach().inner() * g_out;
-            let geometry = layers.iter().find(|l| l.name == probe.layer).map(|l| l.op.clone());
+            let geometry = layers
+                .iter()
+                .find(|l| l.name == probe.layer)
+                .map(|l| l.op.clone());
             let relevance = per_weight(r_in, r_out, geometry)?;
             sums[i] = Some(match sums[i].take() {
                 Some(s) => s + relevance,
@@ -81,10 +108,21 @@ pub fn weight_relevance(model: &Model, split: &Split, device: &OpenDevice, sampl
 /// weight's layout (conv `[O, C, k, k]`, linear `[d_in, d_out]`).
 fn per_weight(r_in: Tensor<4>, r_out: Tensor<4>, op: Option<LayerOp>) -> Result<Tensor<1>> {
     match op {
-        Some(LayerOp::Conv { c_in, c_out, kernel, stride }) => {
+        Some(LayerOp::Conv {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+        }) => {
             let pad = kernel / 2;
-            let unfolded = unfold4d(r_in, [kernel, kernel], UnfoldOptions::new([stride, stride], [pad, pad], [1, 1]));
-            let input: Tensor<2> = unfolded.sum_dims(&[0, 2]).reshape([1, c_in * kernel * kernel]);
+            let unfolded = unfold4d(
+                r_in,
+                [kernel, kernel],
+                UnfoldOptions::new([stride, stride], [pad, pad], [1, 1]),
+            );
+            let input: Tensor<2> = unfolded
+                .sum_dims(&[0, 2])
+                .reshape([1, c_in * kernel * kernel]);
             let output: Tensor<2> = r_out.sum_dims(&[0, 2, 3]).reshape([c_out, 1]);
             Ok((output + input).flatten(0, 1))
         }
@@ -93,6 +131,8 @@ fn per_weight(r_in: Tensor<4>, r_out: Tensor<4>, op: Option<LayerOp>) -> Result<
             let output: Tensor<2> = r_out.sum_dims(&[0, 2, 3]).reshape([1, d_out]);
             Ok((input + output).flatten(0, 1))
         }
-        _ => Err(Error::Execution("relevance asked for a layer without weights".into())),
+        _ => Err(Error::Execution(
+            "relevance asked for a layer without weights".into(),
+        )),
     }
 }

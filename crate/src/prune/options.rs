@@ -51,16 +51,26 @@ pub enum RandomUnit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolarizationOptions {
-    /// Gate temperature τ in g = σ(z/τ).
+    /// Gate temperature τ in g = σ(z/τ) at the start of the pass …
     pub temperature: f32,
+    /// … and at its end (geometric annealing in between).
+    pub final_temperature: f32,
     /// Initial logit z₀ (σ(3) ≈ 0.95: every gate starts open).
     pub init_logit: f32,
-    /// λ_pol: weight of the polarizer Σ g(1−g) / n.
+    /// The polarizing regulariser on the soft gates.
+    pub polarizer: Polarizer,
+    /// λ_pol: its weight.
     pub lambda_pol: f32,
     /// λ_sp: weight of the sparsity term (MACs(b)/MACs₀ − (1 − target))².
     pub lambda_sp: f32,
-    /// Learning-rate multiplier for the gate logits.
-    pub gate_lr_scale: f64,
+    /// Share of the pass after which the gates are settled on the exact
+    /// budget and frozen; the weights train on under the fixed sub-network.
+    pub freeze_at: f32,
+    /// Share of the pass over which λ_pol ramps up from 0.
+    pub polarize_after: f32,
+    /// Gate logits move by `gate_step · g / rms(g)` per step (normalised, so
+    /// the same on SGD and Adam runs, and gates keep their relative pulls).
+    pub gate_step: f64,
     /// Gate residual blocks as well as channels.
     pub block_gates: bool,
     /// Epochs of the one training pass (default: the training config's epochs).
@@ -71,14 +81,28 @@ impl Default for PolarizationOptions {
     fn default() -> Self {
         PolarizationOptions {
             temperature: 1.0,
+            final_temperature: 0.05,
+            polarizer: Polarizer::Spread,
             init_logit: 3.0,
-            lambda_pol: 0.5,
+            lambda_pol: 1.0,
             lambda_sp: 5.0,
-            gate_lr_scale: 10.0,
+            freeze_at: 0.8,
+            polarize_after: 0.5,
+            gate_step: 0.02,
             block_gates: true,
             epochs: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Polarizer {
+    /// `−mean|g − ḡ|`: pushes gates away from their mean.
+    #[default]
+    Spread,
+    /// `mean g(1 − g)`: pushes gates away from ½.
+    Bowl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -5,12 +5,30 @@
 //! Binary gates ([`super::gates`]) sit on every prunable channel group and on
 //! every removable residual block. One training pass minimises
 //!
-//! `L = CE + λ_pol · mean(g(1 − g)) + λ_sp · (C(b)/C₀ − (1 − target))²`
+//! `L = CE + λ_pol(t) · R_pol(g) + λ_sp · (C(b)/C₀ − (1 − target))²`
+//!
+//! with, by default, the spreading polarizer `R_pol = −mean|g − ḡ|` (after
+//! Zhuang et al., NeurIPS 2020, with t = 0 since the sparsity term sets the
+//! level): gates above the mean are pushed up, gates below it down, so the
+//! gates split into open and closed however close to each other they start.
+//! `polarizer = "bowl"` uses `mean g(1 − g)` instead, which has no force at
+//! g = ½ and lets the gates drift together onto the threshold.
 //!
 //! where `g` are the soft gates, `b` the hard ones (straight-through), `C(b)`
 //! the MACs (or params) of the gated network — each gate weighted by what it
 //! costs — and `C₀` the dense cost. The polarizer drives every gate to 0 or
-//! 1; the sparsity term moves the network to the user's target. After the
+//! 1; the sparsity term moves the network to the user's target.
+//!
+//! Two details keep the pass from collapsing. The sparsity term's gradient
+//! is taken through the *soft* cost `C(g)` (its value stays the hard
+//! `C(b)`): through hard gates a closed block with closed channels has zero
+//! gradient (a product of zeros) and could never reopen. And both the budget
+//! and `λ_pol(t)` ramp in over the first `polarize_after` share of the pass
+//! (the kept share falls from 1 to 1 − target), so gates close in order of
+//! importance rather than all at once, then commit to 0 or 1; meanwhile the
+//! temperature τ anneals geometrically to `final_temperature`, sharpening
+//! `σ(z/τ)` so the soft gates meet the hard ones (the hard decision `z > 0`
+//! does not depend on τ). After the
 //! pass the gates are dropped and the network is cut where they are closed:
 //! the cut network computes exactly what the gated one did, so there is no
 //! fine-tuning. The paper's exact formulas are not public; these are our
@@ -20,6 +38,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use super::gates::{Cost, GatedModel, Gates, Measure};
+use super::options::Polarizer;
 use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
@@ -28,6 +47,7 @@ use crate::data::loader::Batch;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::host;
+use crate::metrics::count::count;
 use crate::train::{Trainable, Trainer, cross_entropy};
 
 pub static INFO: MethodInfo = MethodInfo {
@@ -48,10 +68,13 @@ pub struct Polarized {
     /// Share of the dense cost to keep, `1 − target`.
     #[module(skip)]
     pub keep: f32,
+    /// The polarizer weight now (ramped by the method between epochs).
     #[module(skip)]
     pub lambda_pol: f32,
     #[module(skip)]
     pub lambda_sp: f32,
+    #[module(skip)]
+    pub polarizer: Polarizer,
 }
 
 impl Trainable for Polarized {
@@ -60,14 +83,23 @@ impl Trainable for Polarized {
         let device = batch.x.device();
         let mut loss = cross_entropy(logits.clone(), batch.y.clone());
         let all_soft: Vec<Tensor<1>> = v.soft_units.iter().chain(&v.soft_blocks).cloned().collect();
-        if !all_soft.is_empty() {
+        if !all_soft.is_empty() && self.lambda_pol > 0.0 {
             let g = Tensor::cat(all_soft, 0);
-            let polarizer = (g.clone() * (g.neg() + 1.0)).mean();
+            let polarizer = match self.polarizer {
+                Polarizer::Spread => (g.clone() - g.mean().detach().unsqueeze())
+                    .abs()
+                    .mean()
+                    .neg(),
+                Polarizer::Bowl => (g.clone() * (g.neg() + 1.0)).mean(),
+            };
             loss = loss + polarizer * self.lambda_pol;
         }
         if let Some(cost) = &self.cost {
-            let ratio = cost.of(&v.hard_units, &v.hard_blocks, &device) / cost.dense;
-            loss = loss + (ratio - self.keep).powi_scalar(2) * self.lambda_sp;
+            // d/dz of λ(r_hard − keep)² with r's derivative taken from the soft cost.
+            let hard = cost.of(&v.hard_units, &v.hard_blocks, &device) / cost.dense;
+            let soft = cost.of(&v.surrogate_units, &v.surrogate_blocks, &device) / cost.dense;
+            let slope = ((hard - self.keep) * (2.0 * self.lambda_sp)).detach();
+            loss = loss + slope * soft;
         }
         (loss, logits)
     }
@@ -146,6 +178,7 @@ impl Method for Polarization {
                 &device,
             );
             let cost = measure.map(|m| Cost::new(&job.model.spec, &gates, m));
+            let measure = measure.unwrap_or(Measure::Macs);
             let spec = job.model.spec.clone();
             let polarized = Polarized {
                 gated: GatedModel {
@@ -154,39 +187,78 @@ impl Method for Polarization {
                 },
                 cost,
                 keep: 1.0 - target,
-                lambda_pol: o.lambda_pol,
+                lambda_pol: 0.0,
                 lambda_sp: o.lambda_sp,
+                polarizer: o.polarizer,
             };
             let mut config = job.train.clone();
             if let Some(e) = o.epochs {
                 config.epochs = e;
             }
             let mut trainer = Trainer::new(polarized, config, job.seed);
-            trainer
-                .optim
-                .lr_scale
-                .push(("gated.gates.".into(), o.gate_lr_scale));
+            trainer.optim.normalized_steps.push((
+                "gated.gates.".into(),
+                o.gate_step,
+                trainer.config.lr,
+            ));
             let mut trajectory = Vec::new();
+            let epochs = trainer.config.epochs;
+            let ramp = (o.polarize_after * epochs as f32).max(1.0);
+            let freeze_epoch = ((o.freeze_at * epochs as f32).round() as usize).clamp(1, epochs);
+            let mut settled = None;
             while !trainer.finished() {
+                let epoch = trainer.progress.epoch;
+                if epoch == freeze_epoch && settled.is_none() {
+                    let state = settle(&spec, &trainer.model.gated.gates, measure, target).await?;
+                    trainer.model.gated.gates = trainer
+                        .model
+                        .gated
+                        .gates
+                        .clone()
+                        .fixed(&state.0, &state.1, &device);
+                    trainer.optim.normalized_steps.clear();
+                    trainer
+                        .optim
+                        .normalized_steps
+                        .push(("gated.gates.".into(), 0.0, 1.0));
+                    trainer.model.lambda_pol = 0.0;
+                    trainer.model.cost = None;
+                    settled = Some(state);
+                }
+                if settled.is_none() {
+                    let progress = ((epoch as f32 + 1.0) / ramp).min(1.0);
+                    trainer.model.lambda_pol = o.lambda_pol * progress;
+                    // The budget tightens gradually, so gates close in order
+                    // of importance instead of all at once.
+                    trainer.model.keep = 1.0 - target * progress;
+                    let share = epoch as f32 / freeze_epoch.max(2) as f32;
+                    trainer.model.gated.gates.temperature =
+                        o.temperature * (o.final_temperature / o.temperature).powf(share.min(1.0));
+                }
                 trainer
                     .run_epoch(job.split, job.augment, &device, &mut *job.sink)
                     .await?;
                 let (units, blocks) = soft_values(&trainer.model.gated.gates).await?;
                 let all: Vec<f32> = units.iter().flatten().chain(&blocks).copied().collect();
+                let plan = plan_from_gates(&trainer.model.gated.gates, &units, &blocks);
+                let kept = kept_share(&spec, &plan, measure);
+                let open = all.iter().filter(|&&g| g > 0.5).count();
                 let undecided = all.iter().filter(|&&g| (0.1..0.9).contains(&g)).count();
                 trajectory.push(serde_json::json!({
                     "epoch": trainer.progress.epoch,
-                    "open": all.iter().filter(|&&g| g > 0.5).count(),
+                    "kept_cost": kept,
+                    "open": open,
                     "undecided": undecided,
                     "gates": all.len(),
+                    "frozen": settled.is_some(),
                 }));
                 job.sink.emit(Event::Phase {
                     name: "gates".into(),
                     detail: format!(
-                        "{} of {} open, {} undecided (0.1 < g < 0.9)",
-                        all.iter().filter(|&&g| g > 0.5).count(),
+                        "{open} of {} open, {undecided} undecided (0.1 < g < 0.9), {:.1}% of the cost kept{}",
                         all.len(),
-                        undecided
+                        100.0 * kept,
+                        if settled.is_some() { ", frozen" } else { "" }
                     ),
                 });
             }
@@ -209,4 +281,94 @@ impl Method for Polarization {
             })
         })
     }
+}
+
+/// The share of the dense cost a plan keeps.
+fn kept_share(spec: &crate::model::ModelSpec, plan: &Plan, measure: Measure) -> f64 {
+    let (dense, cut) = (count(spec), count(&plan.apply_to_spec(spec)));
+    match measure {
+        Measure::Macs => cut.macs as f64 / dense.macs as f64,
+        Measure::Params => cut.params as f64 / dense.params as f64,
+    }
+}
+
+/// The consensus. With the gates polarized, fix the sub-network: closed gates
+/// (z ≤ 0) stay closed and the budget is then met exactly — channel gates are
+/// reopened (highest z first) while the network keeps less than `1 − target`
+/// of the dense cost, or closed (lowest z first) while it keeps more. A block
+/// is reopened (highest z first) only when the channels alone cannot reach
+/// the budget. Returns the open units and blocks.
+async fn settle(
+    spec: &crate::model::ModelSpec,
+    gates: &Gates,
+    measure: Measure,
+    target: f32,
+) -> Result<(Vec<Vec<bool>>, Vec<bool>)> {
+    let mut z_units = Vec::new();
+    for z in &gates.units {
+        z_units.push(host::floats(z.val()).await?);
+    }
+    let mut z_blocks = Vec::new();
+    for z in &gates.blocks {
+        z_blocks.push(host::scalar(z.val()).await?);
+    }
+    let mut blocks: Vec<bool> = z_blocks.iter().map(|&z| z > 0.0).collect();
+    let mut open: Vec<Vec<bool>> = z_units
+        .iter()
+        .map(|z| z.iter().map(|&v| v > 0.0).collect())
+        .collect();
+    for group in open.iter_mut() {
+        if !group.iter().any(|&o| o) {
+            group[0] = true;
+        }
+    }
+    let keep = 1.0 - target as f64;
+    let share_of = |open: &[Vec<bool>], blocks: &[bool]| {
+        let units: Vec<Vec<f32>> = open
+            .iter()
+            .map(|g| g.iter().map(|&o| if o { 1.0 } else { 0.0 }).collect())
+            .collect();
+        let blocks: Vec<f32> = blocks.iter().map(|&o| if o { 1.0 } else { 0.0 }).collect();
+        kept_share(spec, &plan_from_gates(gates, &units, &blocks), measure)
+    };
+    let mut order: Vec<(f32, usize, usize)> = z_units
+        .iter()
+        .enumerate()
+        .flat_map(|(g, z)| z.iter().enumerate().map(move |(i, &v)| (v, g, i)))
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut current = share_of(&open, &blocks);
+    // Blocks first: a budget missed by closed blocks cannot be met with channels.
+    while current < keep {
+        let Some(b) = (0..blocks.len())
+            .filter(|&b| !blocks[b])
+            .max_by(|&a, &b| z_blocks[a].total_cmp(&z_blocks[b]))
+        else {
+            break;
+        };
+        blocks[b] = true;
+        current = share_of(&open, &blocks);
+    }
+    if current < keep {
+        for &(_, g, i) in order.iter().rev() {
+            if current >= keep {
+                break;
+            }
+            if !open[g][i] {
+                open[g][i] = true;
+                current = share_of(&open, &blocks);
+            }
+        }
+    } else {
+        for &(_, g, i) in order.iter() {
+            if current <= keep {
+                break;
+            }
+            if open[g][i] && open[g].iter().filter(|&&o| o).count() > 1 {
+                open[g][i] = false;
+                current = share_of(&open, &blocks);
+            }
+        }
+    }
+    Ok((open, blocks))
 }

@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::metrics::count::count;
 use crate::model::ModelSpec;
 
+/// Slack when comparing achieved and wanted shares (f32 targets seen as f64).
+const TOLERANCE: f64 = 1e-6;
+
 /// Group name → one score per unit.
 pub type UnitScores = BTreeMap<String, Vec<f32>>;
 
@@ -205,7 +208,7 @@ pub fn select_units(
             // Round r aims at min(r·step, want) of the *target measure*; each
             // round re-normalises the surviving scores.
             let mut aim = 0.0;
-            while reduction(spec, &plan, target) + 1e-9 < want {
+            while reduction(spec, &plan, target) + TOLERANCE < want {
                 aim = (aim + step as f64).min(want);
                 plan = global_round(spec, scores, target, aim, &plan, options)?;
             }
@@ -229,7 +232,7 @@ fn global_round(
             spec,
             &remove_prefix(spec, base, &order, n, options.min_keep),
             target,
-        ) + 1e-9
+        ) + TOLERANCE
             >= want
     };
     if !met(order.len()) {
@@ -295,7 +298,7 @@ fn per_layer(
     if matches!(target, Target::Sparsity(_)) {
         return plan_at(want);
     }
-    if reduction(spec, &plan_at(1.0)?, target) + 1e-9 < want {
+    if reduction(spec, &plan_at(1.0)?, target) + TOLERANCE < want {
         return Err(unreachable_target(
             target,
             reduction(spec, &plan_at(1.0)?, target),
@@ -304,7 +307,7 @@ fn per_layer(
     let (mut lo, mut hi) = (0.0, 1.0);
     for _ in 0..40 {
         let mid = (lo + hi) / 2.0;
-        if reduction(spec, &plan_at(mid)?, target) + 1e-9 >= want {
+        if reduction(spec, &plan_at(mid)?, target) + TOLERANCE >= want {
             hi = mid
         } else {
             lo = mid

@@ -49,7 +49,7 @@ fn index(kept: &[usize], device: &Device) -> Tensor<1, Int> {
 
 /// A new trainable parameter holding `t`, cut loose from any graph.
 fn param<const D: usize>(t: Tensor<D>) -> Param<Tensor<D>> {
-    Param::from_tensor(t.detach().require_grad())
+    Param::from_tensor(t.detach())
 }
 
 fn pick<const D: usize>(t: Tensor<D>, dim: usize, kept: Option<&Vec<usize>>) -> Tensor<D> {

@@ -41,8 +41,20 @@ pub fn csv(rows: &[MethodResult]) -> String {
         let label = r.label.replace(['"', ','], " ");
         out += &format!(
             "{},{},{},{:.6},{:.4},{},{},{:.6},{},{:.6},{},{:.6},{:.3},{}\n",
-            r.method, label, r.target, r.test_accuracy, r.delta_vs_dense, r.params, r.nonzero_params,
-            r.params_reduction, r.macs, r.macs_reduction, r.bytes, r.bytes_reduction, r.wall_seconds, r.train_epochs
+            r.method,
+            label,
+            r.target,
+            r.test_accuracy,
+            r.delta_vs_dense,
+            r.params,
+            r.nonzero_params,
+            r.params_reduction,
+            r.macs,
+            r.macs_reduction,
+            r.bytes,
+            r.bytes_reduction,
+            r.wall_seconds,
+            r.train_epochs
         );
     }
     out

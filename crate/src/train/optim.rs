@@ -68,9 +68,12 @@ pub struct Optimizer {
     pub state: HashMap<String, Tensor<1>>,
     /// Flat 0/1 masks by parameter path: masked weights are re-zeroed after every step.
     pub masks: HashMap<String, Tensor<1>>,
-    /// Parameters whose path starts with a prefix here train at `lr × scale`,
-    /// without weight decay (S1's gate logits).
-    pub lr_scale: Vec<(String, f64)>,
+    /// Parameters whose path starts with a prefix here take normalised
+    /// gradient steps, `p −= rate · (lr/base_lr) · g / rms(g)`, whatever the
+    /// optimizer: `(prefix, rate, base_lr)`. S1's gate logits use it: each
+    /// gate moves by its *relative* pull (Adam's per-weight normalisation would
+    /// erase it), and the steps follow the learning-rate schedule.
+    pub normalized_steps: Vec<(String, f64, f64)>,
 }
 
 impl Optimizer {
@@ -80,7 +83,7 @@ impl Optimizer {
             steps: 0,
             state: HashMap::new(),
             masks: HashMap::new(),
-            lr_scale: Vec::new(),
+            normalized_steps: Vec::new(),
         }
     }
 
@@ -104,18 +107,15 @@ impl Optimizer {
     }
 
     fn update(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
-        let mut s = self.settings.clone();
-        let lr = match self
-            .lr_scale
+        if let Some((_, rate, base)) = self
+            .normalized_steps
             .iter()
-            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .find(|(prefix, _, _)| path.starts_with(prefix.as_str()))
         {
-            Some((_, scale)) => {
-                s.weight_decay = 0.0;
-                lr * scale
-            }
-            None => lr,
-        };
+            let rms = g.clone().powi_scalar(2).mean().sqrt().clamp_min(1e-12);
+            return p - g / rms * (*rate * lr / base.max(1e-12));
+        }
+        let s = self.settings.clone();
         let mask = self.masks.get(path).cloned();
         let g = match &mask {
             Some(m) => g * m.clone(),

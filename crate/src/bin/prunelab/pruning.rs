@@ -16,9 +16,13 @@ use crate::{PruneArgs, RunExperimentArgs};
 
 /// `key=value` with a TOML value, as nested JSON: `a.b=1` → `{"a": {"b": 1}}`.
 fn setting(text: &str) -> Result<serde_json::Value> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| Error::config("set", text, "write KEY=VALUE, e.g. polarization.lambda_sp=5"))?;
+    let (key, value) = text.split_once('=').ok_or_else(|| {
+        Error::config(
+            "set",
+            text,
+            "write KEY=VALUE, e.g. polarization.lambda_sp=5",
+        )
+    })?;
     let parsed: toml::Value = toml::from_str(&format!("v = {value}"))
         .or_else(|_| toml::from_str(&format!("v = \"{value}\"")))
         .map_err(|e| Error::config("set", text, e.to_string()))?;
@@ -47,7 +51,8 @@ fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
         prunelab::config::check_known_keys(&over, &known, "set")?;
         experiment::merge(&mut options, &over);
     }
-    config.prune.options = serde_json::from_value(options).map_err(|e| Error::config("set", args.set.join(" "), e.to_string()))?;
+    config.prune.options = serde_json::from_value(options)
+        .map_err(|e| Error::config("set", args.set.join(" "), e.to_string()))?;
     prune::by_name(&config.prune.method)?;
     config.prune.target()?;
     Ok(config)
@@ -69,13 +74,30 @@ pub fn prune(args: PruneArgs) -> Result<()> {
             return Err(Error::config(
                 "model-file",
                 "(missing)",
-                format!("`{}` prunes a trained model: pass --model-file FILE from `prunelab train --save FILE`", method.info().name),
+                format!(
+                    "`{}` prunes a trained model: pass --model-file FILE from `prunelab train --save FILE`",
+                    method.info().name
+                ),
             ));
         }
-        None => (init_model(&config.model_spec(split.train.classes, split.train.shape[0])?, config.seed, &device), false),
+        None => (
+            init_model(
+                &config.model_spec(split.train.classes, split.train.shape[0])?,
+                config.seed,
+                &device,
+            ),
+            false,
+        ),
     };
     let mut progress = Progress::new(args.json_events);
-    let dense = block_on(experiment::dense_result(&start, Vec::new(), 0.0, &split, &config, &opened))?;
+    let dense = block_on(experiment::dense_result(
+        &start,
+        Vec::new(),
+        0.0,
+        &split,
+        &config,
+        &opened,
+    ))?;
     let (outcome, result) = block_on(experiment::run_method(
         &config,
         &config.prune.method,
@@ -109,30 +131,41 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     );
     if let Some(path) = &args.save {
         let notes = serde_json::json!({ "method": result.method, "target": result.target, "plan": outcome.plan });
-        atomic::write(path, &block_on(model_file::to_bytes_with_masks(&outcome.model, outcome.masks.as_ref(), notes))?)?;
+        atomic::write(
+            path,
+            &block_on(model_file::to_bytes_with_masks(
+                &outcome.model,
+                outcome.masks.as_ref(),
+                notes,
+            ))?,
+        )?;
         eprintln!("pruned model saved to {}", path.display());
     }
     if let Some(path) = &args.out {
-        atomic::write_json(path, &serde_json::json!({
-            "method": result.method,
-            "target": result.target,
-            "test_accuracy": result.test_accuracy,
-            "params": result.nonzero_params,
-            "macs": result.macs,
-            "bytes": result.bytes,
-            "wall_seconds": result.wall_seconds,
-            "device": opened.description,
-            "result": result,
-            "dense": dense,
-            "config": config,
-        }))?;
+        atomic::write_json(
+            path,
+            &serde_json::json!({
+                "method": result.method,
+                "target": result.target,
+                "test_accuracy": result.test_accuracy,
+                "params": result.nonzero_params,
+                "macs": result.macs,
+                "bytes": result.bytes,
+                "wall_seconds": result.wall_seconds,
+                "device": opened.description,
+                "result": result,
+                "dense": dense,
+                "config": config,
+            }),
+        )?;
         eprintln!("result written to {}", path.display());
     }
     Ok(())
 }
 
 pub fn run(args: RunExperimentArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.experiment).map_err(|e| Error::io(&args.experiment, e))?;
+    let text =
+        std::fs::read_to_string(&args.experiment).map_err(|e| Error::io(&args.experiment, e))?;
     let mut config = ExperimentConfig::from_toml(&text, &args.experiment.display().to_string())?;
     if let Some(d) = &args.device {
         config.base.device = d.parse()?;
@@ -143,22 +176,47 @@ pub fn run(args: RunExperimentArgs) -> Result<()> {
     let mut progress = Progress::new(args.json_events);
     let results = block_on(experiment::run(&config, &opened, &split, &mut progress))?;
     progress.finish();
-    let title = format!("{} — {} on {} (seed {}, {})", config.name, config.base.model.name, split.source, config.base.seed, opened.description);
+    let title = format!(
+        "{} — {} on {} (seed {}, {})",
+        config.name, config.base.model.name, split.source, config.base.seed, opened.description
+    );
     let md = table::markdown(&title, &results);
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     atomic::write_json(&args.out.join("results.json"), &results)?;
     atomic::write(&args.out.join("results.md"), md.as_bytes())?;
-    atomic::write(&args.out.join("results.csv"), table::csv(&results).as_bytes())?;
-    atomic::write(&args.out.join("plot.svg"), plot::accuracy_vs_macs(&title, &results).as_bytes())?;
+    atomic::write(
+        &args.out.join("results.csv"),
+        table::csv(&results).as_bytes(),
+    )?;
+    atomic::write(
+        &args.out.join("plot.svg"),
+        plot::accuracy_vs_macs(&title, &results).as_bytes(),
+    )?;
     println!("{md}");
-    eprintln!("wrote results.json, results.md, results.csv and plot.svg to {}", args.out.display());
+    eprintln!(
+        "wrote results.json, results.md, results.csv and plot.svg to {}",
+        args.out.display()
+    );
     Ok(())
 }
 
 pub fn methods() -> Result<()> {
     for m in prune::METHODS {
-        println!("{:<13} {:<16} {:<10} {}\n{:<13} {}", m.name, serde_json::to_value(m.phase).unwrap().as_str().unwrap_or(""),
-            serde_json::to_value(m.granularity).unwrap().as_str().unwrap_or(""), m.title, "", m.source);
+        println!(
+            "{:<13} {:<16} {:<10} {}\n{:<13} {}",
+            m.name,
+            serde_json::to_value(m.phase)
+                .unwrap()
+                .as_str()
+                .unwrap_or(""),
+            serde_json::to_value(m.granularity)
+                .unwrap()
+                .as_str()
+                .unwrap_or(""),
+            m.title,
+            "",
+            m.source
+        );
     }
     Ok(())
 }

@@ -1,0 +1,179 @@
+//! Physical surgery computes exactly what the masked model computes, and the
+//! cut model has exactly the params and MACs the counter predicts.
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::{Distribution, Tensor};
+use common::*;
+use prunelab::host::{block_on, floats};
+use prunelab::metrics::count::count;
+use prunelab::model::spec::{ModelOptions, ModelSpec, Shortcut};
+use prunelab::model::{Ctx, Model};
+use prunelab::prune::plan::Plan;
+use prunelab::prune::surgery::cut;
+use rand::Rng;
+
+fn spec(name: &str, shortcut: Shortcut) -> ModelSpec {
+    ModelSpec::named(
+        name,
+        &ModelOptions {
+            shortcut,
+            hidden: vec![12, 9],
+            ..ModelOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A model whose BN running statistics are not the defaults: a few
+/// training-mode passes on random data move them.
+fn warmed(spec: &ModelSpec, seed: u64) -> Model {
+    let device = cpu().autodiff();
+    let model = model(spec, seed, &device);
+    let [c, h, w] = spec.input_shape();
+    for _ in 0..3 {
+        let x = Tensor::<4>::random([8, c, h, w], Distribution::Normal(0.5, 2.0), &device);
+        let _ = model.forward(x);
+    }
+    model.valid()
+}
+
+/// A random plan: each group keeps a random non-empty subset; ResNets also
+/// lose some removable blocks.
+fn random_plan(spec: &ModelSpec, seed: u64) -> Plan {
+    let mut rng = prunelab::rng::stream(seed, "test-plan", 0);
+    let mut plan = Plan::default();
+    for g in spec.unit_groups() {
+        let mut kept: Vec<usize> = (0..g.size).filter(|_| rng.random::<f32>() < 0.6).collect();
+        if kept.is_empty() {
+            kept.push(rng.random_range(0..g.size));
+        }
+        plan.keep.insert(g.name, kept);
+    }
+    plan.remove_blocks = spec
+        .removable_blocks()
+        .into_iter()
+        .filter(|_| rng.random::<f32>() < 0.4)
+        .map(|b| b.name)
+        .collect();
+    plan
+}
+
+fn outputs(model: &Model, x: Tensor<4>, ctx: &mut Ctx) -> Vec<f32> {
+    block_on(floats(model.forward_ctx(x, ctx))).unwrap()
+}
+
+fn bn_buffers(spec: &ModelSpec) -> usize {
+    spec.layers()
+        .iter()
+        .map(|l| match l.op {
+            prunelab::model::spec::LayerOp::BatchNorm { channels } => 2 * channels,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn check_equivalence(name: &str, shortcut: Shortcut) {
+    let spec = spec(name, shortcut);
+    let model = warmed(&spec, 11);
+    let [c, h, w] = spec.input_shape();
+    for seed in 0..3 {
+        let plan = random_plan(&spec, seed);
+        let smaller = cut(&model, &plan).unwrap();
+        let x = Tensor::<4>::random([5, c, h, w], Distribution::Normal(0.0, 1.0), &cpu());
+        let masked = outputs(&model, x.clone(), &mut plan.masked_ctx(&spec, &cpu()));
+        let physical = outputs(&smaller, x, &mut Ctx::default());
+        let diff = max_abs_diff(&masked, &physical);
+        assert!(
+            diff <= 1e-4,
+            "{name} {shortcut:?} plan {seed}: cut and masked differ by {diff}"
+        );
+        // The counter's prediction is what was built.
+        let predicted = count(&plan.apply_to_spec(&spec));
+        assert_eq!(count(&smaller.spec), predicted);
+        assert_eq!(
+            smaller.num_params(),
+            predicted.params as usize + bn_buffers(&smaller.spec),
+            "{name}: built params"
+        );
+        assert!(
+            predicted.macs < count(&spec).macs,
+            "{name}: the plan removes work"
+        );
+    }
+}
+
+#[test]
+fn mlp_surgery_equals_masking() {
+    check_equivalence("mlp", Shortcut::A);
+}
+
+#[test]
+fn cnn_surgery_equals_masking() {
+    check_equivalence("cnn", Shortcut::A);
+}
+
+#[test]
+fn resnet20_surgery_equals_masking_with_either_shortcut() {
+    check_equivalence("resnet20", Shortcut::A);
+    check_equivalence("resnet20", Shortcut::B);
+}
+
+#[test]
+fn vgg16_surgery_equals_masking() {
+    check_equivalence("vgg16", Shortcut::A);
+}
+
+#[test]
+fn an_empty_plan_changes_nothing() {
+    let spec = spec("resnet20", Shortcut::A);
+    let model = warmed(&spec, 3);
+    let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &cpu());
+    let same = cut(&model, &Plan::default()).unwrap();
+    assert_eq!(same.spec, spec);
+    let diff = max_abs_diff(
+        &outputs(&model, x.clone(), &mut Ctx::default()),
+        &outputs(&same, x, &mut Ctx::default()),
+    );
+    assert!(diff <= 1e-6, "{diff}");
+}
+
+#[test]
+fn removed_units_contribute_exactly_zero() {
+    // Zeroing a unit's outgoing weights changes nothing once it is masked.
+    let spec = spec("mlp", Shortcut::A);
+    let model = warmed(&spec, 5);
+    let plan = Plan {
+        keep: [("fc1".to_string(), vec![0, 2, 4])].into(),
+        remove_blocks: vec![],
+    };
+    let x = Tensor::<4>::random([4, 2, 1, 1], Distribution::Normal(0.0, 1.0), &cpu());
+    let masked = outputs(&model, x.clone(), &mut plan.masked_ctx(&spec, &cpu()));
+    let smaller = cut(&model, &plan).unwrap();
+    assert_eq!(smaller.spec.unit_groups()[0].size, 3);
+    assert!(max_abs_diff(&masked, &outputs(&smaller, x, &mut Ctx::default())) <= 1e-5);
+}
+
+#[test]
+fn plans_that_would_empty_a_layer_or_cut_a_shape_changing_block_are_refused() {
+    let spec = spec("resnet20", Shortcut::A);
+    let model = warmed(&spec, 1);
+    let empty = Plan {
+        keep: [("stage1.block0.conv1".to_string(), vec![])].into(),
+        remove_blocks: vec![],
+    };
+    let e = cut(&model, &empty).unwrap_err().to_string();
+    assert!(e.contains("every unit"), "{e}");
+    let transition = Plan {
+        keep: Default::default(),
+        remove_blocks: vec!["stage2.block0".into()],
+    };
+    let e = cut(&model, &transition).unwrap_err().to_string();
+    assert!(e.contains("identity shortcut"), "{e}");
+    assert_eq!(
+        spec.removable_blocks().len(),
+        7,
+        "ResNet-20: 9 blocks, 2 change shape"
+    );
+}
