@@ -276,3 +276,67 @@ fn trains_on_real_cifar10_above_chance() {
     assert_eq!(r["train_examples"], 2000);
     assert_eq!(r["test_examples"], 1000);
 }
+
+#[test]
+fn run_compares_every_method_on_the_toy_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/toy-compare.toml");
+    let (stdout, _) = ok(&["run", example.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    assert!(stdout.contains("| polarization | macs=0.5 |"), "{stdout}");
+    let results = json(&dir.path().join("results.json"));
+    let rows = results.as_array().unwrap();
+    let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    for m in ["dense", "polarization", "flexrel", "energy", "lottery", "random", "l1", "hrank", "magnitude", "snip", "imp"] {
+        assert!(methods.contains(&m), "{m} missing from {methods:?}");
+    }
+    for r in rows {
+        for field in ["method", "test_accuracy", "params", "macs", "bytes", "wall_seconds"] {
+            assert!(!r[field].is_null(), "{field} in {r}");
+        }
+        let acc = r["test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    let dense_macs = rows[0]["macs"].as_u64().unwrap();
+    let s1 = rows.iter().find(|r| r["method"] == "polarization").unwrap();
+    let removed = 1.0 - s1["macs"].as_u64().unwrap() as f64 / dense_macs as f64;
+    assert!((removed - 0.5).abs() <= 0.02, "S1 met its target: {removed}");
+    let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), rows.len() + 1);
+    let svg = std::fs::read_to_string(dir.path().join("plot.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == rows.len() - 1);
+    assert!(std::fs::read_to_string(dir.path().join("results.md")).unwrap().contains("| dense |"));
+}
+
+#[test]
+fn prune_a_saved_model_and_refuse_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("dense.plm");
+    let pruned = dir.path().join("pruned.plm");
+    let out = dir.path().join("p.json");
+    let data = ["--dataset", "moons", "--model", "resmlp", "--hidden", "16,16,16", "--device", "cpu"];
+    ok(&[&["train", "--epochs", "8", "--optimizer", "adam", "--lr", "0.02", "--save", model.to_str().unwrap()][..], &data[..]].concat());
+    let (_, stderr) = ok(&[
+        &["prune", "--method", "l1", "--target", "macs=0.4", "--model-file", model.to_str().unwrap(), "--finetune-epochs", "2",
+          "--out", out.to_str().unwrap(), "--save", pruned.to_str().unwrap()][..],
+        &data[..],
+    ].concat());
+    assert!(stderr.contains("→"), "the plan is printed: {stderr}");
+    let r = json(&out);
+    assert!(r["result"]["macs_reduction"].as_f64().unwrap() >= 0.4 - 1e-9);
+    assert!(r["macs"].as_u64().unwrap() < r["dense"]["macs"].as_u64().unwrap());
+    // The pruned file is a model the other commands read.
+    let (stdout, _) = ok(&[&["eval", pruned.to_str().unwrap()][..], &data[..]].concat());
+    let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(e["macs"], r["macs"]);
+
+    let e = fails(&[&["prune", "--method", "l1", "--target", "macs=0.4"][..], &data[..]].concat());
+    assert!(e.contains("--model-file"), "{e}");
+    let e = fails(&[&["prune", "--method", "nope", "--target", "macs=0.4"][..], &data[..]].concat());
+    assert!(e.contains("choose one of") && e.contains("polarization"), "{e}");
+    let e = fails(&[&["prune", "--method", "l1", "--target", "macs=1.5", "--model-file", model.to_str().unwrap()][..], &data[..]].concat());
+    assert!(e.contains("[0, 1)"), "{e}");
+    let e = fails(&[&["prune", "--method", "l1", "--target", "macs=0.4", "--set", "polarization.lambda=1"][..], &data[..]].concat());
+    assert!(e.contains("lambda_pol") || e.contains("known keys"), "{e}");
+    // At-initialisation methods need no trained model.
+    ok(&[&["prune", "--method", "lottery", "--target", "blocks=1", "--epochs", "2"][..], &data[..]].concat());
+}

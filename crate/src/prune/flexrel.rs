@@ -5,8 +5,9 @@
 //! information (magnitude) blended with inference-time information (the
 //! relevance of the activations the weight connects, [`super::lrp`]). The
 //! lowest scores are pruned (unstructured). δ = 0 is magnitude pruning, δ = 1
-//! relevance-only pruning. `norm` is min-max per layer (the paper's
-//! normalisation is not public; docs/methods.md).
+//! relevance-only pruning. `norm` is min-max over all layers by default, or
+//! per layer (`norm_scope`); the paper's normalisation is not public
+//! (docs/methods.md).
 //!
 //! Besides the pruned model, with `accuracy_target` set it sweeps δ and the
 //! pruning factor (no fine-tuning) and reports, per δ, the highest factor
@@ -17,7 +18,7 @@ use burn::module::Module;
 use serde::Serialize;
 
 use super::masks::{LayerScores, masks_from_scores};
-use super::options::Relevance;
+use super::options::{NormScope, Relevance};
 use super::pipeline::{self, Then};
 use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
 use crate::error::Result;
@@ -34,32 +35,31 @@ pub static INFO: MethodInfo = MethodInfo {
     needs_blocks: false,
 };
 
-fn min_max(values: &[f32]) -> Vec<f32> {
-    let (lo, hi) = values
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
-            (l.min(v), h.max(v))
-        });
-    let span = hi - lo;
-    if !(span > 0.0) {
-        return vec![0.0; values.len()];
-    }
-    values.iter().map(|v| (v - lo) / span).collect()
+/// `(lo, hi)` of some values.
+fn range<'a>(values: impl Iterator<Item = &'a f32>) -> (f32, f32) {
+    values.fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)))
 }
 
-/// `(1 − δ)·minmax(|w|) + δ·minmax(R)` per layer.
-pub fn combine(magnitude: &[LayerScores], relevance: &[Vec<f32>], delta: f32) -> Vec<LayerScores> {
+fn scale(v: f32, (lo, hi): (f32, f32)) -> f32 {
+    if hi > lo { (v - lo) / (hi - lo) } else { 0.0 }
+}
+
+/// `(1 − δ)·minmax(|w|) + δ·minmax(R)`, min-max taken over all layers
+/// (`NormScope::Global`, the default: δ = 0 is then exactly global
+/// magnitude pruning) or over each layer on its own.
+pub fn combine(magnitude: &[LayerScores], relevance: &[Vec<f32>], delta: f32, scope: NormScope) -> Vec<LayerScores> {
+    let global_m = range(magnitude.iter().flat_map(|m| m.scores.iter()));
+    let global_r = range(relevance.iter().flatten());
     magnitude
         .iter()
         .zip(relevance)
         .map(|(m, r)| {
-            let (m_n, r_n) = (min_max(&m.scores), min_max(r));
+            let (rm, rr) = match scope {
+                NormScope::Global => (global_m, global_r),
+                NormScope::Layer => (range(m.scores.iter()), range(r.iter())),
+            };
             LayerScores {
-                scores: m_n
-                    .iter()
-                    .zip(&r_n)
-                    .map(|(a, b)| (1.0 - delta) * a + delta * b)
-                    .collect(),
+                scores: m.scores.iter().zip(r).map(|(&a, &b)| (1.0 - delta) * scale(a, rm) + delta * scale(b, rr)).collect(),
                 ..m.clone()
             }
         })
@@ -119,7 +119,7 @@ impl Method for FlexRel {
                 details["sweep"] = serde_json::to_value(&points).expect("plain data");
                 details["best"] = serde_json::to_value(&best).expect("plain data");
             }
-            let scores = combine(&magnitude, &relevance, o.delta);
+            let scores = combine(&magnitude, &relevance, o.delta, o.norm_scope);
             pipeline::weight_level(job, scores, Then::Finetune, details).await
         })
     }
@@ -137,7 +137,7 @@ async fn sweep(
     let mut points = Vec::new();
     let mut best = Vec::new();
     for &delta in deltas {
-        let scores = combine(magnitude, relevance, delta);
+        let scores = combine(magnitude, relevance, delta, job.options.flexrel.norm_scope);
         let mut best_here: Option<(f32, u64)> = None;
         for &sparsity in SWEEP_FACTORS {
             let masks = masks_from_scores(&scores, sparsity, job.options.scope)?;

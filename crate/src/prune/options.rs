@@ -115,6 +115,16 @@ pub enum Relevance {
     GradientInput,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NormScope {
+    /// One min-max over every layer.
+    #[default]
+    Global,
+    /// Each layer min-maxed on its own.
+    Layer,
+}
+
 /// S2 (Chiasserini et al.).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -122,6 +132,8 @@ pub struct FlexRelOptions {
     /// δ in s = (1 − δ)·norm(|w|) + δ·norm(relevance).
     pub delta: f32,
     pub relevance: Relevance,
+    /// Where the min-max normalisation of |w| and R is taken.
+    pub norm_scope: NormScope,
     /// ε of the LRP-ε rule (relative to each layer's pre-activation scale).
     pub lrp_epsilon: f32,
     /// Inference samples the relevance is summed over.
@@ -137,6 +149,7 @@ impl Default for FlexRelOptions {
         FlexRelOptions {
             delta: 0.5,
             relevance: Relevance::LrpEpsilon,
+            norm_scope: NormScope::Global,
             lrp_epsilon: 0.01,
             samples: 256,
             sweep: vec![0.0, 0.25, 0.5, 0.75, 1.0],
