@@ -69,8 +69,10 @@ pub struct PolarizationOptions {
     /// Share of the pass over which λ_pol ramps up from 0.
     pub polarize_after: f32,
     /// Gate logits move by `gate_step · g / rms(g)` per step (normalised, so
-    /// the same on SGD and Adam runs, and gates keep their relative pulls).
-    pub gate_step: f64,
+    /// the same on SGD and Adam runs, and gates keep their relative pulls),
+    /// scaled along the learning-rate schedule. Default: `10 / steps` of the
+    /// whole pass, so a gate can travel about 10 logits whatever the budget.
+    pub gate_step: Option<f64>,
     /// Gate residual blocks as well as channels.
     pub block_gates: bool,
     /// Epochs of the one training pass (default: the training config's epochs).
@@ -88,7 +90,7 @@ impl Default for PolarizationOptions {
             lambda_sp: 5.0,
             freeze_at: 0.8,
             polarize_after: 0.5,
-            gate_step: 0.02,
+            gate_step: None,
             block_gates: true,
             epochs: None,
         }

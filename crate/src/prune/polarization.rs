@@ -195,12 +195,10 @@ impl Method for Polarization {
             if let Some(e) = o.epochs {
                 config.epochs = e;
             }
+            let steps = config.epochs * job.split.train.len().div_ceil(config.batch_size);
+            let gate_step = o.gate_step.unwrap_or(10.0 / steps.max(1) as f64);
             let mut trainer = Trainer::new(polarized, config, job.seed);
-            trainer.optim.normalized_steps.push((
-                "gated.gates.".into(),
-                o.gate_step,
-                trainer.config.lr,
-            ));
+            trainer.optim.normalized_steps.push(("gated.gates.".into(), gate_step, trainer.config.lr));
             let mut trajectory = Vec::new();
             let epochs = trainer.config.epochs;
             let ramp = (o.polarize_after * epochs as f32).max(1.0);

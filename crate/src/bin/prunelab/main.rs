@@ -237,6 +237,15 @@ pub struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    // The Vulkan loader complains on stderr when a shell has no runtime
+    // directory (CI, containers); give it a private one before any probing.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join(format!("prunelab-runtime-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            // SAFETY: first statement of main, before any thread exists.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => commands::train(args),
