@@ -1,24 +1,41 @@
 // The page's handle on the worker: call(type, args) → Promise of the result.
-export function startEngine() {
-  const worker = new Worker('/web/worker.js', { type: 'module' });
+// Errors carry `lost` when the GPU device went away.
+export function startEngine({ onLost = () => {} } = {}) {
+  let worker = null;
   let next = 0;
   const pending = new Map();
-  worker.onmessage = ({ data }) => {
-    const { resolve, reject } = pending.get(data.id);
-    pending.delete(data.id);
-    data.ok ? resolve(data.result) : reject(new Error(data.error));
-  };
-  worker.onerror = (e) => {
-    for (const { reject } of pending.values()) reject(new Error(e.message || 'worker failed'));
-    pending.clear();
-  };
+
+  function spawn() {
+    worker = new Worker('/web/worker.js', { type: 'module' });
+    worker.onmessage = ({ data }) => {
+      if (data.event === 'lost') return onLost(new Error(`the GPU device was lost: ${data.reason}`));
+      const entry = pending.get(data.id);
+      if (!entry) return;
+      pending.delete(data.id);
+      if (data.ok) entry.resolve(data.result);
+      else entry.reject(Object.assign(new Error(data.error), { lost: data.lost }));
+    };
+    worker.onerror = (e) => {
+      for (const { reject } of pending.values()) reject(new Error(e.message || 'the engine worker failed'));
+      pending.clear();
+    };
+  }
+  spawn();
+
   return {
-    call(type, args = {}) {
+    call(type, args = {}, transfer = []) {
       const id = next++;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
-        worker.postMessage({ id, type, ...args });
+        worker.postMessage({ id, type, ...args }, transfer);
       });
+    },
+    /** A fresh worker (after a lost device); callers re-create their session. */
+    restart() {
+      worker.terminate();
+      for (const { reject } of pending.values()) reject(Object.assign(new Error('engine restarted'), { restarted: true }));
+      pending.clear();
+      spawn();
     },
   };
 }

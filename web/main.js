@@ -1,135 +1,59 @@
-// Wires the page: settings ↔ URL, buttons → engine worker, results → views.
+// Wires the page: the URL state, the tabs, the device picker, the engine
+// worker, and a fallback to the CPU when the GPU device is lost.
 import { startEngine } from './engine.js';
-import { drawBoundary } from './boundary.js';
-import { drawChart } from './charts.js';
-import { readState, writeState, runConfig } from './state.js';
+import { readState, writeState } from './state.js';
+import { toyLab } from './toy.js';
+import { cifarLab } from './cifar.js';
+import { $, notice } from './ui.js';
 
-const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons'];
-const EXTENT = 1.5;
-const RESOLUTION = 64;
-const $ = (id) => document.getElementById(id);
+const state = readState();
+// Read before the hash is rewritten: tests and tutorials start training on load.
+const autoplay = new URLSearchParams(location.hash.slice(1)).get('autoplay') === '1';
 
 // What the page shows, also read by the browser tests.
 const view = window.__prunelab = {
+  /** Test hook: destroy the toy lab's WebGPU device. */
+  loseDevice: () => engine.call('loseDevice'),
   state: 'starting', device: null, kind: null, error: null,
-  losses: [], accuracies: [], boundaryFrames: 0,
+  losses: [], accuracies: [], boundaryFrames: 0, gates: [], pruned: null, network: [], params: 0,
+  cifar: { state: 'empty', losses: [], accuracies: [] },
 };
 
-const engine = startEngine();
-let state = readState();
-// Read before the hash is rewritten: tests and tutorials start training on load.
-const autoplay = new URLSearchParams(location.hash.slice(1)).get('autoplay') === '1';
-let data = null;
-let info = null;
-let running = false;
-let generation = 0;
+if (state.embed) document.body.classList.add('embed');
+// One engine per lab: each keeps its own session (and GPU device) alive.
+let lostOnce = false;
+const engine = startEngine({ onLost: (e) => { if (!lostOnce) { lostOnce = true; onLost(e); } } });
+const cifarEngine = startEngine();
 
-function setStatus(text, phase) {
-  view.state = phase;
-  $('status').textContent = text;
-  $('status').dataset.state = phase;
-}
-
-function showNotice(text) {
-  $('notice').textContent = text;
-  $('notice').hidden = !text;
-}
-
-function fillControls() {
-  $('dataset').replaceChildren(...DATASETS.map((d) => new Option(d, d)));
-  $('dataset').value = state.dataset;
-  $('noise').value = state.noise;
-  $('hidden').value = state.hidden.join(',');
-  $('lr').value = state.lr;
-  $('seed').value = state.seed;
-  $('device').value = state.device;
-}
-
-function readControls() {
-  const hidden = $('hidden').value.split(',').map(Number).filter((v) => Number.isInteger(v) && v > 0);
-  state = {
-    ...state,
-    dataset: $('dataset').value,
-    noise: +$('noise').value,
-    hidden: hidden.length ? hidden : [16, 16],
-    lr: +$('lr').value || 0.03,
-    seed: Math.max(0, Math.floor(+$('seed').value || 0)),
-    device: $('device').value,
-  };
+async function onLost(error) {
+  // A lost GPU: keep the settings, restart the engine on the CPU, say so.
+  if (view.lost) return;
+  view.lost = true;
+  engine.restart();
+  state.device = 'cpu';
+  $('device').value = 'cpu';
   writeState(state);
+  await toy.resume();
+  notice(`The GPU device was lost (${error.message}); the lab continues on the CPU from the last epoch, with the same settings.`);
 }
 
-async function redraw() {
-  const probs = await engine.call('boundary', { resolution: RESOLUTION, extent: EXTENT });
-  drawBoundary($('boundary'), probs, RESOLUTION, info.classes, EXTENT, data.test.points, data.test.labels);
-  view.boundaryFrames += 1;
-}
+const toy = toyLab(engine, state, view, onLost);
+const cifar = cifarLab(cifarEngine, state, view);
 
-async function create() {
-  const mine = ++generation;
-  running = false;
-  view.losses = [];
-  view.accuracies = [];
-  setStatus('starting the engine…', 'starting');
-  try {
-    const created = await engine.call('create', { config: runConfig(state), device: state.device });
-    if (mine !== generation) return;
-    ({ info } = created);
-    data = created;
-    view.device = info.device;
-    view.kind = info.kind;
-    $('device-info').textContent = info.device;
-    $('model-info').textContent = `${info.model} · ${info.params} params · ${info.macs} MACs`;
-    $('epoch-info').textContent = '0';
-    $('acc-info').textContent = '–';
-    showNotice(info.kind === 'cpu' && state.device !== 'cpu'
-      ? `WebGPU is not available in this browser, so the network trains on the CPU (WebAssembly). ${info.device}`
-      : '');
-    if (info.kind === 'webgpu') setStatus('compiling GPU kernels (first use only)…', 'compiling');
-    await redraw();
-    drawChart($('chart'), view.losses, view.accuracies);
-    setStatus('ready', 'ready');
-  } catch (e) {
-    view.error = String(e.message || e);
-    setStatus(`error: ${view.error}`, 'error');
-  }
+function showLab(name) {
+  state.lab = name;
+  writeState(state);
+  $('toy-lab').hidden = name !== 'toy';
+  $('cifar-lab').hidden = name !== 'cifar';
+  for (const b of document.querySelectorAll('.tab')) b.setAttribute('aria-selected', String(b.dataset.lab === name));
 }
-
-async function train() {
-  if (running || !info) return;
-  running = true;
-  const mine = generation;
-  setStatus('training…', 'training');
-  $('play').textContent = 'Pause';
-  try {
-    while (running && mine === generation) {
-      const report = await engine.call('train', { steps: info.steps_per_epoch });
-      view.losses.push(...report.steps.map((s) => s.loss));
-      for (const epoch of report.epochs) view.accuracies.push(epoch.test_accuracy);
-      $('epoch-info').textContent = String(report.epoch);
-      const last = view.accuracies.at(-1);
-      if (last !== undefined) $('acc-info').textContent = `${(100 * last).toFixed(1)}%`;
-      drawChart($('chart'), view.losses, view.accuracies);
-      await redraw();
-      if (report.finished) {
-        running = false;
-        setStatus('done', 'done');
-      }
-    }
-  } catch (e) {
-    view.error = String(e.message || e);
-    setStatus(`error: ${view.error}`, 'error');
-    running = false;
-  }
-  $('play').textContent = 'Train';
-  if (view.state === 'training') setStatus('paused', 'paused');
-}
-
-fillControls();
-for (const id of ['dataset', 'noise', 'hidden', 'lr', 'seed', 'device']) {
-  $(id).addEventListener('change', () => { readControls(); create(); });
-}
-$('play').addEventListener('click', () => (running ? (running = false) : train()));
-$('reset').addEventListener('click', () => create());
+for (const b of document.querySelectorAll('.tab')) b.addEventListener('click', () => showLab(b.dataset.lab));
+$('device').value = state.device;
+$('device').addEventListener('change', () => {
+  state.device = $('device').value;
+  writeState(state);
+  if (state.lab === 'toy') toy.recreate(); else cifar.reload();
+});
+showLab(state.lab);
 writeState(state);
-create().then(() => { if (autoplay) train(); });
+toy.start(autoplay && state.lab === 'toy');

@@ -1,43 +1,93 @@
-// The page's settings, read from and written to the URL hash, so a link
-// reproduces a run (seed included). One table lists every setting.
+// Every setting of the page in one table, read from and written to the URL
+// hash by name — the seed included, so a copied link reproduces the run.
 export const SETTINGS = [
-  { name: 'dataset', type: 'string', default: 'spiral' },
-  { name: 'noise', type: 'number', default: 0.05 },
-  { name: 'hidden', type: 'list', default: [16, 16] },
-  { name: 'lr', type: 'number', default: 0.03 },
-  { name: 'seed', type: 'number', default: 1 },
-  { name: 'device', type: 'string', default: 'auto' },
-  { name: 'epochs', type: 'number', default: 60 },
+  // Which lab, and page chrome.
+  { name: 'lab', type: 'string', default: 'toy', options: ['toy', 'cifar'] },
+  { name: 'embed', type: 'bool', default: false },
+  { name: 'device', type: 'string', default: 'auto', options: ['auto', 'webgpu', 'cpu'] },
+  // Toy lab: data.
+  { name: 'dataset', type: 'string', default: 'spiral', options: ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'csv'] },
+  { name: 'noise', type: 'number', default: 0.05, min: 0, max: 0.3 },
+  { name: 'points', type: 'number', default: 400, min: 50, max: 2000 },
+  { name: 'seed', type: 'number', default: 1, min: 0, max: 1e9 },
+  // Toy lab: network and training.
+  { name: 'model', type: 'string', default: 'mlp', options: ['mlp', 'resmlp'] },
+  { name: 'hidden', type: 'list', default: [12, 12] },
+  { name: 'activation', type: 'string', default: 'relu', options: ['relu', 'tanh', 'sigmoid'] },
+  { name: 'lr', type: 'number', default: 0.03, min: 0.0001, max: 1 },
+  { name: 'batch', type: 'number', default: 32, min: 1, max: 1000 },
+  { name: 'epochs', type: 'number', default: 60, min: 1, max: 1000 },
+  // Toy lab: pruning.
+  { name: 'method', type: 'string', default: 'l1', options: ['l1', 'energy', 'hrank', 'random', 'magnitude', 'snip', 'flexrel'] },
+  { name: 'amount', type: 'number', default: 0, min: 0, max: 0.95 },
+  { name: 'mode', type: 'string', default: 'dense', options: ['dense', 's1'] },
+  { name: 's1target', type: 'number', default: 0.5, min: 0.05, max: 0.9 },
+  // CIFAR lab.
+  { name: 'cmodel', type: 'string', default: 'cnn', options: ['cnn', 'resnet20'] },
+  { name: 'subset', type: 'number', default: 1000, min: 20, max: 50000 },
+  { name: 'cepochs', type: 'number', default: 2, min: 1, max: 200 },
+  { name: 'cmethod', type: 'string', default: 'energy', options: ['l1', 'energy', 'hrank', 'random', 'magnitude', 'snip', 'flexrel'] },
+  { name: 'camount', type: 'number', default: 0.5, min: 0, max: 0.95 },
 ];
+
+const BY_NAME = Object.fromEntries(SETTINGS.map((s) => [s.name, s]));
+
+function parse(setting, raw) {
+  const { type, min = -Infinity, max = Infinity, options } = setting;
+  if (type === 'number') {
+    const v = Number(raw);
+    return Number.isFinite(v) ? Math.min(max, Math.max(min, v)) : setting.default;
+  }
+  if (type === 'bool') return raw === '1' || raw === 'true';
+  if (type === 'list') {
+    const v = raw.split(',').map(Number).filter((x) => Number.isInteger(x) && x > 0 && x <= 256);
+    return v.length ? v.slice(0, 8) : setting.default;
+  }
+  return options && !options.includes(raw) ? setting.default : raw;
+}
 
 export function readState(hash = location.hash) {
   const params = new URLSearchParams(hash.replace(/^#/, ''));
   const state = {};
-  for (const s of SETTINGS) {
-    const raw = params.get(s.name);
-    if (raw === null) { state[s.name] = s.default; continue; }
-    if (s.type === 'number') state[s.name] = Number.isFinite(+raw) ? +raw : s.default;
-    else if (s.type === 'list') state[s.name] = raw.split(',').map(Number).filter((v) => v > 0);
-    else state[s.name] = raw;
-  }
+  for (const s of SETTINGS) state[s.name] = params.has(s.name) ? parse(s, params.get(s.name)) : s.default;
   return state;
 }
 
+/** Writes every setting that differs from its default. */
 export function writeState(state) {
   const params = new URLSearchParams();
   for (const s of SETTINGS) {
     const v = state[s.name];
-    params.set(s.name, Array.isArray(v) ? v.join(',') : String(v));
+    const text = Array.isArray(v) ? v.join(',') : typeof v === 'boolean' ? (v ? '1' : '0') : String(v);
+    const def = Array.isArray(s.default) ? s.default.join(',') : typeof s.default === 'boolean' ? (s.default ? '1' : '0') : String(s.default);
+    if (text !== def) params.set(s.name, text);
   }
   history.replaceState(null, '', '#' + params.toString());
 }
 
-// The run config the engine takes (a partial RunConfig; defaults fill the rest).
-export function runConfig(state) {
+export function setting(name) {
+  return BY_NAME[name];
+}
+
+/** The engine's (partial) run config for the toy lab. */
+export function toyConfig(state) {
   return {
     seed: state.seed,
-    model: { name: 'mlp', hidden: state.hidden, activation: 'relu' },
-    data: { dataset: state.dataset, noise: state.noise, train_points: 300, test_points: 200, augment: false },
-    train: { epochs: state.epochs, batch_size: 30, lr: state.lr, optimizer: 'adam', weight_decay: 0, schedule: 'constant' },
+    model: { name: state.model, hidden: state.model === 'resmlp' ? state.hidden.map(() => state.hidden[0]) : state.hidden, activation: state.activation },
+    data: { dataset: state.dataset === 'csv' ? 'spiral' : state.dataset, noise: state.noise, train_points: state.points, test_points: Math.max(100, Math.round(state.points / 2)), augment: false },
+    train: { epochs: state.epochs, batch_size: state.batch, lr: state.lr, optimizer: 'adam', weight_decay: 0, schedule: 'constant' },
   };
 }
+
+/** The engine's run config for the CIFAR lab. */
+export function cifarConfig(state, dataset = 'cifar10') {
+  return {
+    seed: state.seed,
+    model: { name: state.cmodel },
+    data: { dataset, dir: '(browser files)', train_subset: state.subset, test_subset: Math.max(100, Math.round(state.subset / 5)), augment: true },
+    train: { epochs: state.cepochs, batch_size: 32, lr: 0.05, optimizer: 'sgd', momentum: 0.9, weight_decay: 5e-4, schedule: 'cosine', eval_batch_size: 100 },
+  };
+}
+
+/** Scoring options sized for the browser. */
+export const SCORE_OPTIONS = { score_batches: 2, score_batch_size: 64, flexrel: { samples: 128 } };

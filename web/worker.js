@@ -1,31 +1,74 @@
 // The engine runs here, off the page's main thread, behind a small message
-// protocol: {id, type, ...} in, {id, ok, result | error} out.
-import init, { Session } from '/pkg/prunelab.js';
+// protocol: {id, type, ...args} in, {id, ok, result | error} out. Calls run
+// one at a time, in order (the engine's session is single-threaded).
+import init, { Session, forgetGpu } from '/pkg/prunelab.js';
+
+// Keep a handle on the WebGPU devices wgpu creates, to notice a loss (and,
+// for the tests, to cause one: `loseDevice`).
+const devices = [];
+if (self.GPUAdapter) {
+  const request = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await request.apply(this, args);
+    devices.push(device);
+    device.lost.then((info) => self.postMessage({ event: 'lost', reason: info.message || info.reason || 'lost' }));
+    return device;
+  };
+}
 
 const ready = init();
 let session = null;
+let queue = Promise.resolve();
 
 const handlers = {
-  async create({ config, device }) {
+  async create({ config, device, csv, snapshot }) {
     session = null;
-    session = await Session.create(config, device);
-    return {
-      info: session.info(),
-      train: { points: session.points('train'), labels: session.labels('train') },
-      test: { points: session.points('test'), labels: session.labels('test') },
-    };
+    session = await Session.create(config, device, csv ?? undefined, snapshot ?? undefined);
+    return describe();
   },
-  async train({ steps }) { return session.train(steps); },
-  async boundary({ resolution, extent }) { return session.boundary(resolution, extent); },
+  async createCifar({ config, device, names, contents }) {
+    session = null;
+    session = await Session.createCifar(config, device, names, contents);
+    return { info: session.info() };
+  },
+  train: ({ steps }) => session.train(steps),
+  boundary: ({ resolution, extent }) => session.boundary(resolution, extent),
+  unitMap: ({ layer, unit, resolution, extent }) => session.unitMap(layer, unit, resolution, extent),
+  network: () => session.network(),
+  score: ({ method, options }) => session.score(method, options),
+  prune: ({ amount }) => session.prune(amount),
+  finetune: ({ epochs }) => session.finetune(epochs),
+  startGated: ({ macs, options }) => session.startGated(macs, options),
+  info: () => session.info(),
+  widths: () => session.widths(),
+  examples: ({ n }) => session.examples(n),
+  latency: ({ batch, repeats }) => session.latency(batch, repeats),
+  modelFile: () => session.modelFile(),
+  forgetGpu: () => forgetGpu(),
+  loseDevice: () => { for (const d of devices) d.destroy(); return devices.length; },
 };
 
-self.onmessage = async ({ data }) => {
+function describe() {
+  return {
+    info: session.info(),
+    train: { points: session.points('train'), labels: session.labels('train') },
+    test: { points: session.points('test'), labels: session.labels('test') },
+  };
+}
+
+self.onmessage = ({ data }) => {
   const { id, type, ...args } = data;
-  try {
-    await ready;
-    const result = await handlers[type](args);
-    self.postMessage({ id, ok: true, result });
-  } catch (e) {
-    self.postMessage({ id, ok: false, error: String(e && e.message || e) });
-  }
+  queue = queue.then(async () => {
+    try {
+      await ready;
+      if (!handlers[type]) throw new Error(`unknown request ${type}`);
+      if (!['create', 'createCifar', 'forgetGpu', 'loseDevice'].includes(type) && !session) throw new Error('no session yet');
+      const result = await handlers[type](args);
+      self.postMessage({ id, ok: true, result });
+    } catch (e) {
+      const error = String((e && e.message) || e);
+      // A lost GPU surfaces as an error mentioning the device; the page decides what to do.
+      self.postMessage({ id, ok: false, error, lost: /device (was )?lost|GPUDevice|destroyed/i.test(error) });
+    }
+  });
 };

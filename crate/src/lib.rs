@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod experiment;
 pub mod host;
+pub mod lab;
 pub mod io;
 pub mod metrics;
 pub mod model;

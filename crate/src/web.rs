@@ -1,26 +1,25 @@
-//! Browser bindings: one `Session` type for the page's worker. Only flat
-//! values cross the boundary (numbers, `Float32Array`s, JSON-like objects via
-//! serde-wasm-bindgen), and every tensor read is asynchronous.
+//! Browser bindings: one `Session` for the page's worker, wrapping the
+//! engine's interactive [`Lab`]. Only flat values cross the boundary
+//! (numbers, typed arrays, JSON-like objects via serde-wasm-bindgen) and every
+//! tensor read is asynchronous. Calls are serialised by the worker.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::module::Module;
-
 use js_sys::Promise;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::config::RunConfig;
+use crate::data::cifar::{self, Variant};
 use crate::data::{Features, Split};
 use crate::device::{DeviceChoice, OpenDevice};
 use crate::error::Error;
-use crate::events::EpochMetrics;
+use crate::lab::Lab;
 use crate::metrics::count::count;
-use crate::model::Model;
-use crate::run::init_model;
-use crate::train::{StepStats, Trainer};
+use crate::prune::{PruneOptions, Target};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -35,6 +34,10 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| JsError::new(&e.to_string()).into())
+}
+
+fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| js_error(Error::config(what, "(page state)", e.to_string())))
 }
 
 thread_local! {
@@ -55,11 +58,10 @@ async fn open(choice: DeviceChoice) -> Result<OpenDevice, Error> {
     Ok(open)
 }
 
-struct Inner {
-    config: RunConfig,
-    opened: OpenDevice,
-    split: Split,
-    trainer: Trainer<Model>,
+/// Forget a lost WebGPU device so the next session asks again (or falls back).
+#[wasm_bindgen(js_name = forgetGpu)]
+pub fn forget_gpu() {
+    GPU.with(|g| *g.borrow_mut() = None);
 }
 
 #[derive(Serialize)]
@@ -73,149 +75,163 @@ struct Info {
     test_examples: usize,
     classes: usize,
     steps_per_epoch: usize,
+    groups: Vec<(String, usize)>,
 }
 
-#[derive(Serialize)]
-struct TrainReport {
-    steps: Vec<StepStats>,
-    epochs: Vec<EpochMetrics>,
-    step: u64,
-    epoch: usize,
-    finished: bool,
-}
-
-/// One model, its data and its trainer, living in the page's worker.
+/// One model, its data and its lab, living in the page's worker.
 #[wasm_bindgen]
 pub struct Session {
-    inner: Rc<RefCell<Inner>>,
+    lab: Rc<RefCell<Lab>>,
+}
+
+fn promise<F, T>(lab: Rc<RefCell<Lab>>, f: F) -> Promise
+where
+    F: for<'a> FnOnce(&'a mut Lab) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, Error>> + 'a>> + 'static,
+    T: Serialize,
+{
+    future_to_promise(async move {
+        let mut guard = lab.borrow_mut();
+        let value = f(&mut guard).await.map_err(js_error)?;
+        to_js(&value)
+    })
 }
 
 #[wasm_bindgen]
 impl Session {
-    /// Builds a session from a (partial) run config object; `device` is
+    /// A toy-problem session from a (partial) run config; `device` is
     /// `auto`, `webgpu` or `cpu`. `auto` falls back to the CPU when WebGPU is
-    /// unavailable, and `info().device` says so.
-    pub async fn create(config: JsValue, device: String) -> Result<Session, JsValue> {
-        let config: RunConfig = serde_wasm_bindgen::from_value(config)
-            .map_err(|e| js_error(Error::config("config", "(page state)", e.to_string())))?;
-        config.validate().map_err(js_error)?;
+    /// unavailable, and `info().device` says so. With `csv` (the text of an
+    /// `x,y,label` file) the points come from it instead of a generator; with
+    /// `snapshot` (a `.plm` file) training continues from that model.
+    pub async fn create(config: JsValue, device: String, csv: Option<String>, snapshot: Option<Vec<u8>>) -> Result<Session, JsValue> {
+        let config: RunConfig = from_js(config, "config")?;
+        let split = match &csv {
+            Some(text) => {
+                let points = crate::data::csv::parse(text.as_bytes(), std::path::Path::new("uploaded.csv")).map_err(js_error)?;
+                crate::data::csv::split(points, config.data.test_fraction, config.seed, "uploaded.csv")
+            }
+            None => match config.data.source().map_err(js_error)? {
+                crate::data::DataSource::Toy(spec) => crate::data::toy::generate(&spec, config.seed).map_err(js_error)?,
+                _ => return Err(js_error(Error::config("dataset", &config.data.dataset, "load CIFAR files with createCifar"))),
+            },
+        };
+        let session = Session::with_split(config, device, split).await?;
+        if let Some(bytes) = snapshot {
+            session.lab.borrow_mut().restore(&bytes).map_err(js_error)?;
+        }
+        Ok(session)
+    }
+
+    /// A CIFAR session from the page's files (the official binary batches:
+    /// `names[i]` holds `contents[i]`, a `Uint8Array`);
+    /// `config.data.train_subset`/`test_subset` apply.
+    #[wasm_bindgen(js_name = createCifar)]
+    pub async fn create_cifar(config: JsValue, device: String, names: Vec<String>, contents: js_sys::Array) -> Result<Session, JsValue> {
+        let config: RunConfig = from_js(config, "config")?;
+        let files: Vec<(String, Vec<u8>)> = names.into_iter().zip(contents.iter().map(|c| js_sys::Uint8Array::new(&c).to_vec())).collect();
+        let variant = if config.data.dataset == "cifar100" { Variant::Cifar100 } else { Variant::Cifar10 };
+        let parse = |f: &(String, Vec<u8>)| cifar::parse(&f.1, std::path::Path::new(&f.0), variant);
+        let is_test = |f: &(String, Vec<u8>)| f.0.contains("test");
+        let train: Vec<_> = files.iter().filter(|f| !is_test(f)).map(parse).collect::<Result<_, _>>().map_err(js_error)?;
+        let test: Vec<_> = files.iter().filter(|f| is_test(f)).map(parse).collect::<Result<_, _>>().map_err(js_error)?;
+        if train.is_empty() || test.is_empty() {
+            return Err(js_error(Error::config(
+                "files",
+                files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "),
+                "give at least one training batch (data_batch_N.bin / train.bin) and the test batch (a name with \"test\")",
+            )));
+        }
+        let split = Split { train: cifar::concat(train), test: cifar::concat(test), norm: Some(variant.normalization()), source: "browser files".into() };
+        let split = config.data.apply_subsets(split, config.seed).map_err(js_error)?;
+        Session::with_split(config, device, split).await
+    }
+
+    async fn with_split(config: RunConfig, device: String, split: Split) -> Result<Session, JsValue> {
         let choice: DeviceChoice = device.parse().map_err(js_error)?;
         let opened = open(choice).await.map_err(js_error)?;
-        let source = config.data.source().map_err(js_error)?;
-        let split = match source {
-            crate::data::DataSource::Toy(spec) => crate::data::toy::generate(&spec, config.seed),
-            _ => Err(Error::config(
-                "dataset",
-                &config.data.dataset,
-                "the page builds toy data here; load CIFAR files with loadCifar",
-            )),
-        }
-        .map_err(js_error)?;
-        let spec = config
-            .model_spec(split.train.classes, split.train.shape[0])
-            .map_err(js_error)?;
-        let model = init_model(&spec, config.seed, &opened.autodiff());
-        let trainer = Trainer::new(model, config.train.clone(), config.seed);
-        Ok(Session {
-            inner: Rc::new(RefCell::new(Inner {
-                config,
-                opened,
-                split,
-                trainer,
-            })),
-        })
+        let lab = Lab::new(config, opened, split).map_err(js_error)?;
+        Ok(Session { lab: Rc::new(RefCell::new(lab)) })
     }
 
     /// Device, model size and data sizes.
     pub fn info(&self) -> Result<JsValue, JsValue> {
-        let inner = self.inner.borrow();
-        let counted = count(&inner.trainer.model.spec);
+        let lab = self.lab.borrow();
+        let shown = lab.shown();
+        let counted = count(&shown.spec);
         to_js(&Info {
-            device: inner.opened.description.clone(),
-            kind: inner.opened.kind.to_string(),
-            model: inner.trainer.model.spec.name(),
+            device: lab.device.description.clone(),
+            kind: lab.device.kind.to_string(),
+            model: shown.spec.name(),
             params: counted.params,
             macs: counted.macs,
-            train_examples: inner.split.train.len(),
-            test_examples: inner.split.test.len(),
-            classes: inner.split.train.classes,
-            steps_per_epoch: inner
-                .split
-                .train
-                .len()
-                .div_ceil(inner.config.train.batch_size),
+            train_examples: lab.split.train.len(),
+            test_examples: lab.split.test.len(),
+            classes: lab.split.train.classes,
+            steps_per_epoch: lab.steps_per_epoch(),
+            groups: shown.spec.unit_groups().into_iter().map(|g| (g.name, g.size)).collect(),
         })
     }
 
-    /// Runs up to `steps` optimisation steps (closing epochs as they end) and
-    /// resolves to `{steps, epochs, step, epoch, finished}`.
+    /// Up to `steps` optimisation steps: `{steps, epochs, gates, cut, finished, …}`.
     pub fn train(&self, steps: u32) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let mut guard = inner.borrow_mut();
-            let Inner {
-                config,
-                opened,
-                split,
-                trainer,
-            } = &mut *guard;
-            let device = opened.autodiff();
-            let mut report = TrainReport {
-                steps: vec![],
-                epochs: vec![],
-                step: 0,
-                epoch: 0,
-                finished: false,
-            };
-            while report.steps.len() < steps as usize && !trainer.finished() {
-                let loader = trainer.loader(&split.train, split.norm, config.data.augment);
-                match trainer.step(&loader, &device).await.map_err(js_error)? {
-                    Some(stats) => report.steps.push(stats),
-                    None => report.epochs.push(
-                        trainer
-                            .end_epoch(&split.test, split.norm, &device)
-                            .await
-                            .map_err(js_error)?,
-                    ),
-                }
-            }
-            report.step = trainer.progress.step;
-            report.epoch = trainer.progress.epoch;
-            report.finished = trainer.finished();
-            to_js(&report)
-        })
+        promise(self.lab.clone(), move |lab| Box::pin(lab.train(steps as usize)))
     }
 
-    /// Class probabilities on a `resolution × resolution` grid over
-    /// `[-extent, extent]²` (row-major from the top-left, `classes` values per
-    /// cell): the decision boundary, in one batched forward pass.
+    /// Class probabilities over a grid (see `report::boundary`).
     pub fn boundary(&self, resolution: u32, extent: f32) -> Promise {
-        let inner = self.inner.clone();
+        let lab = self.lab.clone();
         future_to_promise(async move {
-            let (model, device) = {
-                let guard = inner.borrow();
-                (guard.trainer.model.valid(), guard.opened.device.clone())
-            };
-            let probs = crate::report::boundary::grid_probabilities(
-                &model,
-                resolution as usize,
-                extent,
-                &device,
-            )
-            .await
-            .map_err(js_error)?;
-            Ok(js_sys::Float32Array::from(probs.as_slice()).into())
+            let values = lab.borrow().boundary(resolution as usize, extent).await.map_err(js_error)?;
+            Ok(js_sys::Float32Array::from(values.as_slice()).into())
         })
     }
 
-    /// Points (`x0, y0, x1, y1, …`) of the `train` or `test` set.
+    /// One hidden unit's output over the grid.
+    #[wasm_bindgen(js_name = unitMap)]
+    pub fn unit_map(&self, layer: String, unit: u32, resolution: u32, extent: f32) -> Promise {
+        let lab = self.lab.clone();
+        future_to_promise(async move {
+            let values = lab.borrow().unit_map(&layer, unit as usize, resolution as usize, extent).await.map_err(js_error)?;
+            Ok(js_sys::Float32Array::from(values.as_slice()).into())
+        })
+    }
+
+    /// The layers with their weights and what pruning removed.
+    pub fn network(&self) -> Promise {
+        let lab = self.lab.clone();
+        future_to_promise(async move { to_js(&lab.borrow().network().await.map_err(js_error)?) })
+    }
+
+    /// Computes `method`'s importances on the trained model (options: a partial `[prune]` table).
+    pub fn score(&self, method: String, options: JsValue) -> Promise {
+        let options: Result<PruneOptions, JsValue> = from_js(options, "options");
+        promise(self.lab.clone(), move |lab| Box::pin(async move {
+            let options = options.map_err(|_| Error::config("options", "(page state)", "not a [prune] table"))?;
+            lab.score(&method, &options).await
+        }))
+    }
+
+    /// Prunes `amount` (0..1) of the units or weights from the cached importances.
+    pub fn prune(&self, amount: f32) -> Promise {
+        promise(self.lab.clone(), move |lab| Box::pin(lab.prune(amount)))
+    }
+
+    /// Makes the pruned view the model that trains next, for `epochs`.
+    pub fn finetune(&self, epochs: u32) -> Result<(), JsValue> {
+        self.lab.borrow_mut().finetune(epochs as usize).map_err(js_error)
+    }
+
+    /// Starts S1's gated pass for `macs` (share of MACs removed).
+    #[wasm_bindgen(js_name = startGated)]
+    pub fn start_gated(&self, macs: f32, options: JsValue) -> Result<(), JsValue> {
+        let options: PruneOptions = from_js(options, "options")?;
+        self.lab.borrow_mut().start_gated(Target::Macs(macs), &options).map_err(js_error)
+    }
+
+    /// Points (`x0, y0, …`) of the `train` or `test` set (toy sessions).
     pub fn points(&self, which: &str) -> Vec<f32> {
-        let inner = self.inner.borrow();
-        let data = if which == "test" {
-            &inner.split.test
-        } else {
-            &inner.split.train
-        };
+        let lab = self.lab.borrow();
+        let data = if which == "test" { &lab.split.test } else { &lab.split.train };
         match &data.features {
             Features::Floats(f) => f.clone(),
             Features::Bytes(_) => Vec::new(),
@@ -224,12 +240,55 @@ impl Session {
 
     /// Labels of the `train` or `test` set.
     pub fn labels(&self, which: &str) -> Vec<u16> {
-        let inner = self.inner.borrow();
-        let data = if which == "test" {
-            &inner.split.test
-        } else {
-            &inner.split.train
-        };
+        let lab = self.lab.borrow();
+        let data = if which == "test" { &lab.split.test } else { &lab.split.train };
         data.labels.clone()
+    }
+
+    /// The shown model as a `.plm` file (`prunelab eval/prune --model-file` read it).
+    #[wasm_bindgen(js_name = modelFile)]
+    pub fn model_file(&self) -> Promise {
+        let lab = self.lab.clone();
+        future_to_promise(async move {
+            let bytes = lab.borrow().model_file().await.map_err(js_error)?;
+            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
+    /// `n` test images (bytes, `[n, 3, 32, 32]`), their labels and the shown
+    /// model's predictions.
+    pub fn examples(&self, n: u32) -> Promise {
+        let lab = self.lab.clone();
+        future_to_promise(async move {
+            let value = lab.borrow().examples(n as usize).await.map_err(js_error)?;
+            to_js(&value)
+        })
+    }
+
+    /// Milliseconds per batch of `batch` test inputs through the shown and the
+    /// dense model, measured here after a warm-up (`repeats` timed runs).
+    pub fn latency(&self, batch: u32, repeats: u32) -> Promise {
+        let lab = self.lab.clone();
+        future_to_promise(async move {
+            let value = lab.borrow().latency(batch as usize, repeats as usize).await.map_err(js_error)?;
+            to_js(&value)
+        })
+    }
+
+    /// Per-group unit counts of the dense and the shown model.
+    pub fn widths(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.lab.borrow().widths())
+    }
+
+    /// The dense model's test accuracy and size, and the view's.
+    #[wasm_bindgen(js_name = viewReport)]
+    pub fn view_report(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.lab.borrow().view_report())
+    }
+
+    /// The model being shown, valid-mode, for debugging from the console.
+    #[wasm_bindgen(js_name = modelName)]
+    pub fn model_name(&self) -> String {
+        self.lab.borrow().shown().valid().spec.name()
     }
 }

@@ -1,6 +1,8 @@
 // Headless-Chromium tests of the playground. Each test gets a fresh browser;
 // screenshots land in tests/artifacts/ for a person to look at.
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ARTIFACTS, ROOT, browser, check, mean, open, serve, waitForView } from './harness.mjs';
 
@@ -14,9 +16,22 @@ if (!existsSync(path.join(ROOT, 'static/pkg/prunelab_bg.wasm'))) {
 }
 
 const server = await serve();
-// Loss trajectories of the same seeded run on each device, compared at the end.
+const BIN = process.env.PRUNELAB_BIN || path.join(ROOT, 'target/release/prunelab');
+const TOY = 'dataset=gaussians&hidden=8&lr=0.05&epochs=6&seed=3';
+// Loss trajectories of the same seeded run on each device, compared below.
 const runs = {};
-const TOY = '#dataset=gaussians&hidden=8&lr=0.05&epochs=6&seed=3&autoplay=1';
+
+async function withPage(url, options, body) {
+  const ctx = await browser(options);
+  try {
+    const opened = await open(ctx, `${server.url}/${url}`);
+    return await body(opened, ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+const canvasData = (page, id) => page.evaluate((i) => document.getElementById(i).toDataURL(), id);
 
 const tests = {
   async 'the page is served with wasm MIME and a strict CSP'() {
@@ -28,54 +43,169 @@ const tests = {
     await wasm.arrayBuffer();
     const escape = await fetch(`${server.url}/..%2f..%2fCargo.toml`);
     check(escape.status === 404, `path traversal refused (${escape.status})`);
+    const index = await (await fetch(`${server.url}/data/index.json`)).json();
+    check(Array.isArray(index) && index.length === 0, 'no data directory exposed by default');
   },
 
-  async 'the toy MLP trains on WebGPU and the boundary is redrawn'() {
-    const ctx = await browser({ webgpu: true });
-    try {
-      const { page, requests, errors } = await open(ctx, `${server.url}/${TOY}`);
+  async 'the toy MLP trains on WebGPU, and the slider prunes it at once'() {
+    return withPage(`#${TOY}&autoplay=1`, { webgpu: true }, async ({ page, requests, errors }) => {
       const view = await waitForView(page, 'done');
       check(view.kind === 'webgpu', `adapter: ${view.kind} (${view.device})`);
-      const losses = view.losses;
-      check(losses.length >= 20, `${losses.length} steps`);
-      const first = mean(losses.slice(0, 5)), last = mean(losses.slice(-5));
+      const first = mean(view.losses.slice(0, 5)), last = mean(view.losses.slice(-5));
       check(last < 0.6 * first, `loss fell: ${first.toFixed(3)} → ${last.toFixed(3)}`);
       check(view.accuracies.at(-1) > 0.8, `test accuracy ${view.accuracies.at(-1)}`);
       check(view.boundaryFrames >= 3, `${view.boundaryFrames} boundary frames`);
       check(!(await page.isVisible('#notice')), 'no fallback notice on WebGPU');
+      runs.webgpu = view.losses;
+      await page.screenshot({ path: path.join(ARTIFACTS, 'toy-webgpu.png') });
+      // The slider re-prunes from cached importances: params and the boundary change.
+      const before = await canvasData(page, 'boundary');
+      await page.locator('#amount').fill('0.5');
+      const pruned = await waitForView(page, 'pruned');
+      check(pruned.pruned.pruned.params < pruned.pruned.dense.params, `params ${pruned.pruned.dense.params} → ${pruned.pruned.pruned.params}`);
+      check(pruned.network.some((l) => l.alive < l.outputs), 'the drawing greys out removed units');
+      check(await canvasData(page, 'boundary') !== before, 'the boundary changed');
+      check(/→/.test(await page.textContent('#plan')), 'the per-layer plan is listed');
       const origin = new URL(server.url).origin;
       check(requests.every((u) => u.startsWith(origin)), `only same-origin requests: ${requests.filter((u) => !u.startsWith(origin))}`);
       check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
-      runs.webgpu = view.losses;
-      await page.screenshot({ path: path.join(ARTIFACTS, 'toy-webgpu.png') });
-      return `device "${view.device}", loss ${first.toFixed(3)} → ${last.toFixed(3)}`;
-    } finally { await ctx.close(); }
+      await page.screenshot({ path: path.join(ARTIFACTS, 'toy-webgpu-pruned.png') });
+      return `"${view.device}", loss ${first.toFixed(3)} → ${last.toFixed(3)}, params ${pruned.pruned.dense.params} → ${pruned.pruned.pruned.params}`;
+    });
   },
 
   async 'without a WebGPU adapter the page falls back to the CPU and says so'() {
-    const ctx = await browser({ webgpu: false });
-    try {
-      const { page } = await open(ctx, `${server.url}/${TOY}`);
+    return withPage(`#${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => {
       const view = await waitForView(page, 'done');
       check(view.kind === 'cpu', `fell back to ${view.kind}`);
-      check(await page.isVisible('#notice'), 'a notice is shown');
-      const notice = await page.textContent('#notice');
-      check(/WebGPU is not available/.test(notice), `notice: ${notice}`);
+      check(/WebGPU is not available/.test(await page.textContent('#notice')), 'a notice is shown');
       check(mean(view.losses.slice(-5)) < mean(view.losses.slice(0, 5)), 'the loss fell on the CPU too');
       runs.cpu = view.losses;
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-cpu-fallback.png') });
-      return `device "${view.device}"`;
-    } finally { await ctx.close(); }
+      return `"${view.device.slice(0, 60)}…"`;
+    });
   },
-};
 
-tests['WebGPU and the CPU compute the same training run (forward and backward)'] = async () => {
-  const { webgpu, cpu } = runs;
-  check(webgpu && cpu, 'both runs finished');
-  check(webgpu.length === cpu.length, `${webgpu.length} vs ${cpu.length} steps`);
-  const diff = Math.max(...webgpu.map((l, i) => Math.abs(l - cpu[i]) / Math.max(1e-3, Math.abs(cpu[i]))));
-  check(diff < 1e-3, `largest relative loss difference ${diff.toExponential(2)}`);
-  return `${cpu.length} steps, largest relative difference ${diff.toExponential(2)}`;
+  async 'WebGPU and the CPU compute the same training run (forward and backward)'() {
+    const { webgpu, cpu } = runs;
+    check(webgpu && cpu, 'both runs finished');
+    check(webgpu.length === cpu.length, `${webgpu.length} vs ${cpu.length} steps`);
+    const diff = Math.max(...webgpu.map((l, i) => Math.abs(l - cpu[i]) / Math.max(1e-3, Math.abs(cpu[i]))));
+    check(diff < 1e-3, `largest relative loss difference ${diff.toExponential(2)}`);
+    return `${cpu.length} steps, largest relative difference ${diff.toExponential(2)}`;
+  },
+
+  async 'a link copied from one page restores the same state and result in another'() {
+    const start = '#device=cpu&dataset=moons&seed=7&hidden=8,6&epochs=4&method=magnitude&amount=0.3&autoplay=1';
+    const first = await withPage(start, { webgpu: false }, async ({ page }) => {
+      const view = await waitForView(page, 'pruned');
+      await page.locator('#noise').fill('0.1');       // a change made in the page …
+      const after = await waitForView(page, 'ready');
+      return { url: await page.evaluate(() => location.href), view, after };
+    });
+    check(first.url.includes('noise=0.1'), `the URL records page changes: ${first.url}`);
+    // … is in the link: the copy restores every control and, with autoplay, the same run.
+    const copy = first.url.replace('#', '#autoplay=1&');
+    return withPage(copy.slice(server.url.length + 1), { webgpu: false }, async ({ page }) => {
+      const view = await waitForView(page, 'pruned');
+      const value = (id) => page.inputValue(`#${id}`);
+      check(await value('noise') === '0.1' && await value('seed') === '7' && await value('method') === 'magnitude', 'controls restored');
+      check(await page.textContent('#layer-count') === '2' && await page.textContent('#width') === '8', 'network restored');
+      const again = await withPage(copy.slice(server.url.length + 1), { webgpu: false }, async ({ page: p2 }) => waitForView(p2, 'pruned'));
+      check(JSON.stringify(view.losses) === JSON.stringify(again.losses), 'same seed, same losses');
+      check(view.pruned.pruned.params === again.pruned.pruned.params, 'same pruned size');
+      return `${view.losses.length} identical steps`;
+    });
+  },
+
+  async 'embed mode shows only the lab, and embed.html shows how'() {
+    await withPage('#embed=1&device=cpu&dataset=xor&epochs=2', { webgpu: false }, async ({ page }) => {
+      await waitForView(page, 'ready');
+      check(!(await page.isVisible('header')), 'no page header when embedded');
+      check(await page.isVisible('#boundary'), 'the lab is there');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'embed.png') });
+    });
+    return withPage('embed.html', { webgpu: false }, async ({ page }) => {
+      check(/iframe/.test(await page.textContent('pre')), 'the snippet is shown');
+      const frame = page.frames().find((f) => f.url().includes('index.html'));
+      check(frame, 'the live demo frame loads');
+      await frame.waitForFunction(() => window.__prunelab && window.__prunelab.state === 'ready', null, { timeout: 60_000 });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'embed-page.png'), fullPage: true });
+    });
+  },
+
+  async 'S1 trains one gated pass, the gates polarize, and the network is cut to the target'() {
+    return withPage('#device=cpu&dataset=gaussians&model=resmlp&hidden=8,8,8&epochs=10&lr=0.03&mode=s1&s1target=0.5&autoplay=1', { webgpu: false }, async ({ page }) => {
+      const view = await waitForView(page, 'done');
+      check(view.gates.length === 10, `${view.gates.length} gate reports`);
+      const last = view.gates.at(-1);
+      check(last.frozen && Math.abs(last.kept - 0.5) <= 0.05, `kept ${last.kept}`);
+      check(view.pruned && view.pruned.pruned.macs < view.pruned.dense.macs, 'the cut is reported');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'toy-s1.png') });
+      return `${(100 * (1 - view.pruned.pruned.macs / view.pruned.dense.macs)).toFixed(1)}% of MACs removed, ${last.undecided} gates undecided`;
+    });
+  },
+
+  async 'a downloaded model loads in the native CLI'() {
+    return withPage(`#device=cpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => {
+      await waitForView(page, 'done');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-toy')]);
+      const file = path.join(mkdtempSync(path.join(tmpdir(), 'plm-')), 'page.plm');
+      await download.saveAs(file);
+      const out = spawnSync(BIN, ['eval', file, '--dataset', 'gaussians', '--device', 'cpu', '--seed', '3'], { encoding: 'utf8' });
+      check(out.status === 0, `prunelab eval: ${out.stderr}`);
+      const result = JSON.parse(out.stdout);
+      check(result.test_accuracy > 0.8, `accuracy natively ${result.test_accuracy}`);
+      return `native accuracy ${result.test_accuracy}`;
+    });
+  },
+
+  async 'a lost GPU device falls back to the CPU and keeps the run'() {
+    return withPage(`#${TOY.replace('epochs=6', 'epochs=12')}&autoplay=1`, { webgpu: true }, async ({ page }) => {
+      await page.waitForFunction(() => window.__prunelab && window.__prunelab.accuracies.length >= 2, null, { timeout: 180_000 });
+      const before = (await page.evaluate(() => window.__prunelab)).accuracies.length;
+      await page.evaluate(() => window.__prunelab.loseDevice());
+      const view = await waitForView(page, 'done');
+      check(view.lost && view.kind === 'cpu', `continued on ${view.kind}`);
+      check(/lost/.test(await page.textContent('#notice')), 'the notice says so');
+      check(view.accuracies.length >= before, 'the history is kept');
+      check(view.accuracies.at(-1) > 0.8, `still learns: ${view.accuracies.at(-1)}`);
+      return `lost after epoch ${before}, finished on the CPU at ${(100 * view.accuracies.at(-1)).toFixed(1)}%`;
+    });
+  },
+
+  async 'the CIFAR lab trains and prunes on a tiny generated CIFAR file'() {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cifar-'));
+    const records = (n, seed) => {
+      const out = new Uint8Array(n * 3073);
+      let s = seed;
+      for (let i = 0; i < n; i++) {
+        out[i * 3073] = i % 10;
+        for (let p = 1; p < 3073; p++) { s = (s * 1103515245 + 12345) >>> 0; out[i * 3073 + p] = (s >>> 16) & 255; }
+      }
+      return out;
+    };
+    writeFileSync(path.join(dir, 'data_batch_1.bin'), records(120, 1));
+    writeFileSync(path.join(dir, 'test_batch.bin'), records(40, 2));
+    return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {
+      await page.setInputFiles('#cifar-files', [path.join(dir, 'data_batch_1.bin'), path.join(dir, 'test_batch.bin')]);
+      const wait = (s) => page.waitForFunction((want) => ['error', want].includes(window.__prunelab.cifar.state), s, { timeout: 240_000 });
+      await wait('ready');
+      await page.click('#ctrain');
+      await page.waitForFunction(() => window.__prunelab.cifar.accuracies.length >= 1 && window.__prunelab.cifar.state === 'ready', null, { timeout: 240_000 });
+      await page.click('#cprune');
+      await page.waitForFunction(() => window.__prunelab.cifar.pruned && window.__prunelab.cifar.state === 'ready', null, { timeout: 240_000 });
+      await page.click('#latency');
+      await page.waitForFunction(() => window.__prunelab.cifar.latency && window.__prunelab.cifar.state === 'ready', null, { timeout: 240_000 });
+      const v = (await page.evaluate(() => window.__prunelab)).cifar;
+      check(!v.error, v.error);
+      check(v.pruned.pruned.macs < v.pruned.dense.macs, `MACs ${v.pruned.dense.macs} → ${v.pruned.pruned.macs}`);
+      check(v.examples === 16, `${v.examples} example predictions`);
+      check(v.latency.shown_ms > 0 && v.latency.dense_ms > 0, 'latency measured');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'cifar-lab.png'), fullPage: true });
+      return `MACs −${(100 * (1 - v.pruned.pruned.macs / v.pruned.dense.macs)).toFixed(0)}%, latency ${v.latency.dense_ms.toFixed(1)} → ${v.latency.shown_ms.toFixed(1)} ms`;
+    });
+  },
 };
 
 let failed = 0;

@@ -155,7 +155,7 @@ impl Method for EnergyAware {
             };
             let o = job.options.energy.clone();
             let scores = scores(&job.model, job.split, sampling, o.svd, o.criterion).await?;
-            let mut options = pipeline::select_options(&job);
+            let mut options = pipeline::select_options(&job, super::select::Scope::Global);
             // Per-layer L1 normalisation is part of the method.
             options.normalize = Normalize::L1;
             let details = serde_json::json!({ "scores": scores });

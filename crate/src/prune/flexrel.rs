@@ -140,7 +140,7 @@ async fn sweep(
         let scores = combine(magnitude, relevance, delta, job.options.flexrel.norm_scope);
         let mut best_here: Option<(f32, u64)> = None;
         for &sparsity in SWEEP_FACTORS {
-            let masks = masks_from_scores(&scores, sparsity, job.options.scope)?;
+            let masks = masks_from_scores(&scores, sparsity, job.options.scope.unwrap_or(super::select::Scope::Global))?;
             let model = masks.apply(job.model.clone()).valid();
             let (_, accuracy) = evaluate(
                 &model,

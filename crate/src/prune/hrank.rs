@@ -69,7 +69,7 @@ impl Method for HRank {
                 seed: job.seed,
             };
             let scores = scores(&job.model, job.split, sampling).await?;
-            let options = pipeline::select_options(&job);
+            let options = pipeline::select_options(&job, super::select::Scope::PerLayer);
             pipeline::structured(
                 job,
                 scores,

@@ -51,7 +51,7 @@ impl Method for L1 {
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             let scores = scores(&job.model).await?;
-            let options = pipeline::select_options(&job);
+            let options = pipeline::select_options(&job, super::select::Scope::PerLayer);
             pipeline::structured(
                 job,
                 scores,

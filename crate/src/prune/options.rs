@@ -12,8 +12,11 @@ use super::select::{Normalize, Scope};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PruneOptions {
-    /// Global or per-layer ranking (structured and weight-level methods).
-    pub scope: Scope,
+    /// Global or per-layer ranking. Unset, each method uses its paper's:
+    /// per layer for L1 (Li et al.), HRank (per-layer rates) and random
+    /// channels; global for S3 (after per-layer L1 normalisation) and the
+    /// weight-level methods.
+    pub scope: Option<Scope>,
     /// Per-layer score normalisation before a global ranking (S3 forces L1).
     pub normalize: Normalize,
     /// Iterative selection: share of units removed per round, with the
@@ -274,7 +277,7 @@ impl Default for ImpOptions {
 impl Default for PruneOptions {
     fn default() -> Self {
         PruneOptions {
-            scope: Scope::Global,
+            scope: None,
             normalize: Normalize::None,
             step: None,
             rates: None,

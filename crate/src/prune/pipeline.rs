@@ -3,7 +3,7 @@
 //! model for some epochs inside a method.
 
 use super::masks::{LayerScores, WeightMasks, masks_from_scores};
-use super::select::{SelectOptions, UnitScores, select_by_rates, select_units};
+use super::select::{Scope, SelectOptions, UnitScores, select_by_rates, select_units};
 use super::surgery::cut;
 use super::target::Target;
 use super::{Job, Outcome};
@@ -48,9 +48,10 @@ pub fn finetune_config(job: &Job<'_>) -> TrainConfig {
     }
 }
 
-pub fn select_options(job: &Job<'_>) -> SelectOptions {
+/// Selection settings for a structured method whose paper ranks with `default`.
+pub fn select_options(job: &Job<'_>, default: Scope) -> SelectOptions {
     SelectOptions {
-        scope: job.options.scope,
+        scope: job.options.scope.unwrap_or(default),
         normalize: job.options.normalize,
         min_keep: 1,
         step: job.options.step,
@@ -149,7 +150,7 @@ pub async fn weight_level(
     details: serde_json::Value,
 ) -> Result<Outcome> {
     let sparsity = weight_sparsity(&job.target, &job.model)?;
-    let masks = masks_from_scores(&scores, sparsity, job.options.scope)?;
+    let masks = masks_from_scores(&scores, sparsity, job.options.scope.unwrap_or(Scope::Global))?;
     let model = masks.apply(job.model.clone());
     job.sink.emit(Event::Phase {
         name: "mask".into(),

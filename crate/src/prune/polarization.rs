@@ -38,7 +38,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use super::gates::{Cost, GatedModel, Gates, Measure};
-use super::options::Polarizer;
+use super::options::{PolarizationOptions, Polarizer};
 use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
@@ -48,7 +48,10 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::host;
 use crate::metrics::count::count;
+use crate::config::TrainConfig;
+use crate::model::{Model, ModelSpec};
 use crate::train::{Trainable, Trainer, cross_entropy};
+use burn::tensor::Device;
 
 pub static INFO: MethodInfo = MethodInfo {
     name: "polarization",
@@ -147,6 +150,154 @@ pub fn plan_from_gates(gates: &Gates, units: &[Vec<f32>], blocks: &[f32]) -> Pla
     plan
 }
 
+/// One S1 pass in progress. The method drives it to the end in one go; the
+/// playground drives it epoch by epoch and draws the gates in between.
+pub struct PolarizationRun {
+    pub trainer: Trainer<Polarized>,
+    options: PolarizationOptions,
+    spec: ModelSpec,
+    measure: Measure,
+    target: f32,
+    ramp: f32,
+    freeze_epoch: usize,
+    settled: bool,
+    pub trajectory: Vec<serde_json::Value>,
+}
+
+/// The gates after an epoch, as the playground shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GateReport {
+    pub epoch: usize,
+    /// Soft gate values per unit group, then per block.
+    pub units: Vec<Vec<f32>>,
+    pub blocks: Vec<f32>,
+    pub unit_names: Vec<String>,
+    pub block_names: Vec<String>,
+    /// Share of the dense cost the hard gates keep.
+    pub kept: f64,
+    pub undecided: usize,
+    pub frozen: bool,
+}
+
+impl PolarizationRun {
+    /// Wraps `model` (at initialisation or trained) in gates for `target`
+    /// (`macs=F` or `params=F`) and readies one pass of `train` settings.
+    pub fn new(model: Model, target: Target, options: PolarizationOptions, mut train: TrainConfig, train_examples: usize, seed: u64, device: &Device) -> Result<Self> {
+        let o = options;
+        let (measure, target) = match target {
+            Target::Macs(t) => (Some(Measure::Macs), t),
+            Target::Params(t) => (Some(Measure::Params), t),
+            Target::Sparsity(t) if t == 0.0 => (None, 0.0),
+            other => {
+                return Err(Error::config("target", other, "polarization takes macs=F or params=F (the share removed)"));
+            }
+        };
+        let gates = Gates::new(&model.spec, o.init_logit, o.temperature, o.block_gates, device);
+        let cost = measure.map(|m| Cost::new(&model.spec, &gates, m));
+        let spec = model.spec.clone();
+        let polarized = Polarized {
+            gated: GatedModel { model, gates },
+            cost,
+            keep: 1.0 - target,
+            lambda_pol: 0.0,
+            lambda_sp: o.lambda_sp,
+            polarizer: o.polarizer,
+        };
+        if let Some(e) = o.epochs {
+            train.epochs = e;
+        }
+        let steps = train.epochs * train_examples.div_ceil(train.batch_size);
+        let gate_step = o.gate_step.unwrap_or(10.0 / steps.max(1) as f64);
+        let epochs = train.epochs;
+        let mut trainer = Trainer::new(polarized, train, seed);
+        trainer.optim.normalized_steps.push(("gated.gates.".into(), gate_step, trainer.config.lr));
+        Ok(PolarizationRun {
+            trainer,
+            ramp: (o.polarize_after * epochs as f32).max(1.0),
+            freeze_epoch: ((o.freeze_at * epochs as f32).round() as usize).clamp(1, epochs),
+            options: o,
+            spec,
+            measure: measure.unwrap_or(Measure::Macs),
+            target,
+            settled: false,
+            trajectory: Vec::new(),
+        })
+    }
+
+    pub fn finished(&self) -> bool {
+        self.trainer.finished()
+    }
+
+    /// Sets this epoch's schedule (budget, polarizer, temperature) or, at
+    /// `freeze_at`, settles and freezes the gates.
+    pub async fn before_epoch(&mut self, device: &Device) -> Result<()> {
+        let o = &self.options;
+        let epoch = self.trainer.progress.epoch;
+        let model = &mut self.trainer.model;
+        if epoch == self.freeze_epoch && !self.settled {
+            let (units, blocks) = settle(&self.spec, &model.gated.gates, self.measure, self.target).await?;
+            model.gated.gates = model.gated.gates.clone().fixed(&units, &blocks, device);
+            self.trainer.optim.normalized_steps.clear();
+            self.trainer.optim.normalized_steps.push(("gated.gates.".into(), 0.0, 1.0));
+            model.lambda_pol = 0.0;
+            model.cost = None;
+            self.settled = true;
+        }
+        if !self.settled {
+            let progress = ((epoch as f32 + 1.0) / self.ramp).min(1.0);
+            model.lambda_pol = o.lambda_pol * progress;
+            // The budget tightens gradually, so gates close in order of
+            // importance instead of all at once.
+            model.keep = 1.0 - self.target * progress;
+            let share = (epoch as f32 / self.freeze_epoch.max(2) as f32).min(1.0);
+            model.gated.gates.temperature = o.temperature * (o.final_temperature / o.temperature).powf(share);
+        }
+        Ok(())
+    }
+
+    /// Where the gates stand (recorded in the trajectory).
+    pub async fn report(&mut self) -> Result<GateReport> {
+        let gates = &self.trainer.model.gated.gates;
+        let (units, blocks) = soft_values(gates).await?;
+        let all: Vec<f32> = units.iter().flatten().chain(&blocks).copied().collect();
+        let plan = plan_from_gates(gates, &units, &blocks);
+        let report = GateReport {
+            epoch: self.trainer.progress.epoch,
+            kept: kept_share(&self.spec, &plan, self.measure),
+            undecided: all.iter().filter(|&&g| (0.1..0.9).contains(&g)).count(),
+            frozen: self.settled,
+            unit_names: gates.unit_names.clone(),
+            block_names: gates.block_names.clone(),
+            units,
+            blocks,
+        };
+        self.trajectory.push(serde_json::json!({
+            "epoch": report.epoch,
+            "kept_cost": report.kept,
+            "open": all.iter().filter(|&&g| g > 0.5).count(),
+            "undecided": report.undecided,
+            "gates": all.len(),
+            "frozen": report.frozen,
+        }));
+        Ok(report)
+    }
+
+    /// Removes the gates and cuts the network where they are closed: the
+    /// result computes exactly what the gated network did.
+    pub async fn finish(self) -> Result<Outcome> {
+        let history = self.trainer.progress.history.clone();
+        let (units, blocks) = soft_values(&self.trainer.model.gated.gates).await?;
+        let plan = plan_from_gates(&self.trainer.model.gated.gates, &units, &blocks);
+        let pruned = surgery::cut(&self.trainer.model.gated.model, &plan)?;
+        let details = serde_json::json!({
+            "trajectory": self.trajectory,
+            "final_gates": { "units": units, "blocks": blocks },
+            "spec_before": self.spec,
+        });
+        Ok(Outcome { model: pruned, plan: Some(plan), masks: None, history, details })
+    }
+}
+
 pub struct Polarization;
 
 impl Method for Polarization {
@@ -156,133 +307,39 @@ impl Method for Polarization {
 
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let o = job.options.polarization.clone();
-            let (measure, target) = match job.target {
-                Target::Macs(t) => (Some(Measure::Macs), t),
-                Target::Params(t) => (Some(Measure::Params), t),
-                Target::Sparsity(t) if t == 0.0 => (None, 0.0),
-                other => {
-                    return Err(Error::config(
-                        "target",
-                        other,
-                        "polarization takes macs=F or params=F (the share removed)",
-                    ));
-                }
-            };
             let device = job.device.autodiff();
-            let gates = Gates::new(
-                &job.model.spec,
-                o.init_logit,
-                o.temperature,
-                o.block_gates,
+            let mut run = PolarizationRun::new(
+                job.model.clone(),
+                job.target,
+                job.options.polarization.clone(),
+                job.train.clone(),
+                job.split.train.len(),
+                job.seed,
                 &device,
-            );
-            let cost = measure.map(|m| Cost::new(&job.model.spec, &gates, m));
-            let measure = measure.unwrap_or(Measure::Macs);
-            let spec = job.model.spec.clone();
-            let polarized = Polarized {
-                gated: GatedModel {
-                    model: job.model.clone(),
-                    gates,
-                },
-                cost,
-                keep: 1.0 - target,
-                lambda_pol: 0.0,
-                lambda_sp: o.lambda_sp,
-                polarizer: o.polarizer,
-            };
-            let mut config = job.train.clone();
-            if let Some(e) = o.epochs {
-                config.epochs = e;
-            }
-            let steps = config.epochs * job.split.train.len().div_ceil(config.batch_size);
-            let gate_step = o.gate_step.unwrap_or(10.0 / steps.max(1) as f64);
-            let mut trainer = Trainer::new(polarized, config, job.seed);
-            trainer.optim.normalized_steps.push(("gated.gates.".into(), gate_step, trainer.config.lr));
-            let mut trajectory = Vec::new();
-            let epochs = trainer.config.epochs;
-            let ramp = (o.polarize_after * epochs as f32).max(1.0);
-            let freeze_epoch = ((o.freeze_at * epochs as f32).round() as usize).clamp(1, epochs);
-            let mut settled = None;
-            while !trainer.finished() {
-                let epoch = trainer.progress.epoch;
-                if epoch == freeze_epoch && settled.is_none() {
-                    let state = settle(&spec, &trainer.model.gated.gates, measure, target).await?;
-                    trainer.model.gated.gates = trainer
-                        .model
-                        .gated
-                        .gates
-                        .clone()
-                        .fixed(&state.0, &state.1, &device);
-                    trainer.optim.normalized_steps.clear();
-                    trainer
-                        .optim
-                        .normalized_steps
-                        .push(("gated.gates.".into(), 0.0, 1.0));
-                    trainer.model.lambda_pol = 0.0;
-                    trainer.model.cost = None;
-                    settled = Some(state);
-                }
-                if settled.is_none() {
-                    let progress = ((epoch as f32 + 1.0) / ramp).min(1.0);
-                    trainer.model.lambda_pol = o.lambda_pol * progress;
-                    // The budget tightens gradually, so gates close in order
-                    // of importance instead of all at once.
-                    trainer.model.keep = 1.0 - target * progress;
-                    let share = epoch as f32 / freeze_epoch.max(2) as f32;
-                    trainer.model.gated.gates.temperature =
-                        o.temperature * (o.final_temperature / o.temperature).powf(share.min(1.0));
-                }
-                trainer
-                    .run_epoch(job.split, job.augment, &device, &mut *job.sink)
-                    .await?;
-                let (units, blocks) = soft_values(&trainer.model.gated.gates).await?;
-                let all: Vec<f32> = units.iter().flatten().chain(&blocks).copied().collect();
-                let plan = plan_from_gates(&trainer.model.gated.gates, &units, &blocks);
-                let kept = kept_share(&spec, &plan, measure);
-                let open = all.iter().filter(|&&g| g > 0.5).count();
-                let undecided = all.iter().filter(|&&g| (0.1..0.9).contains(&g)).count();
-                trajectory.push(serde_json::json!({
-                    "epoch": trainer.progress.epoch,
-                    "kept_cost": kept,
-                    "open": open,
-                    "undecided": undecided,
-                    "gates": all.len(),
-                    "frozen": settled.is_some(),
-                }));
+            )?;
+            while !run.finished() {
+                run.before_epoch(&device).await?;
+                run.trainer.run_epoch(job.split, job.augment, &device, &mut *job.sink).await?;
+                let r = run.report().await?;
+                let total = r.units.iter().map(Vec::len).sum::<usize>() + r.blocks.len();
+                let open = r.units.iter().flatten().chain(&r.blocks).filter(|&&g| g > 0.5).count();
                 job.sink.emit(Event::Phase {
                     name: "gates".into(),
                     detail: format!(
-                        "{open} of {} open, {undecided} undecided (0.1 < g < 0.9), {:.1}% of the cost kept{}",
-                        all.len(),
-                        100.0 * kept,
-                        if settled.is_some() { ", frozen" } else { "" }
+                        "{open} of {total} open, {} undecided (0.1 < g < 0.9), {:.1}% of the cost kept{}",
+                        r.undecided,
+                        100.0 * r.kept,
+                        if r.frozen { ", frozen" } else { "" }
                     ),
                 });
             }
-            let history = trainer.progress.history.clone();
-            let (units, blocks) = soft_values(&trainer.model.gated.gates).await?;
-            let plan = plan_from_gates(&trainer.model.gated.gates, &units, &blocks);
-            let trained = trainer.model.gated.model;
-            let pruned = surgery::cut(&trained, &plan)?;
-            let details = serde_json::json!({
-                "trajectory": trajectory,
-                "final_gates": { "units": units, "blocks": blocks },
-                "spec_before": spec,
-            });
-            Ok(Outcome {
-                model: pruned,
-                plan: Some(plan),
-                masks: None,
-                history,
-                details,
-            })
+            run.finish().await
         })
     }
 }
 
 /// The share of the dense cost a plan keeps.
-fn kept_share(spec: &crate::model::ModelSpec, plan: &Plan, measure: Measure) -> f64 {
+fn kept_share(spec: &ModelSpec, plan: &Plan, measure: Measure) -> f64 {
     let (dense, cut) = (count(spec), count(&plan.apply_to_spec(spec)));
     match measure {
         Measure::Macs => cut.macs as f64 / dense.macs as f64,
@@ -297,7 +354,7 @@ fn kept_share(spec: &crate::model::ModelSpec, plan: &Plan, measure: Measure) -> 
 /// is reopened (highest z first) only when the channels alone cannot reach
 /// the budget. Returns the open units and blocks.
 async fn settle(
-    spec: &crate::model::ModelSpec,
+    spec: &ModelSpec,
     gates: &Gates,
     measure: Measure,
     target: f32,

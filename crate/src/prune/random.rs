@@ -72,7 +72,7 @@ impl Method for Random {
             match job.options.unit {
                 RandomUnit::Channels => {
                     let scores = unit_scores(&job.model.spec, seed);
-                    let options = pipeline::select_options(&job);
+                    let options = pipeline::select_options(&job, super::select::Scope::PerLayer);
                     pipeline::structured(
                         job,
                         scores,

@@ -14,15 +14,21 @@ pub async fn grid_probabilities(
     device: &Device,
 ) -> Result<Vec<f32>, Error> {
     let n = resolution * resolution;
-    let mut xy = Vec::with_capacity(2 * n);
+    let x = Tensor::<4>::from_data(TensorData::new(grid_points(resolution, extent), [n, 2, 1, 1]), device);
+    let probs = burn::tensor::activation::softmax(model.forward(x), 1);
+    host::floats(probs).await
+}
+
+/// Cell centres of a `resolution × resolution` grid over `[-extent, extent]²`,
+/// row-major from the top-left, as `x0, y0, x1, y1, …`.
+pub fn grid_points(resolution: usize, extent: f32) -> Vec<f32> {
+    let mut xy = Vec::with_capacity(2 * resolution * resolution);
+    let t = |i: usize| -extent + 2.0 * extent * (i as f32 + 0.5) / resolution as f32;
     for row in 0..resolution {
         for col in 0..resolution {
-            let t = |i: usize| -extent + 2.0 * extent * (i as f32 + 0.5) / resolution as f32;
             xy.push(t(col));
             xy.push(-t(row));
         }
     }
-    let x = Tensor::<4>::from_data(TensorData::new(xy, [n, 2, 1, 1]), device);
-    let probs = burn::tensor::activation::softmax(model.forward(x), 1);
-    host::floats(probs).await
+    xy
 }

@@ -86,8 +86,31 @@ fn header(name: &str, value: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
 }
 
+/// The `.bin` files of the data directory, for the page's CIFAR lab (`[]` when
+/// no directory is exposed).
+fn data_index(data: Option<&Path>) -> Vec<u8> {
+    let mut names: Vec<String> = data
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    serde_json::to_vec(&names).expect("plain data")
+}
+
 fn respond(request: tiny_http::Request, dir: &Path, web: &Path, data: Option<&Path>) {
     let url = request.url().to_string();
+    if url == "/data/index.json" {
+        let response = tiny_http::Response::from_data(data_index(data))
+            .with_header(header("Content-Type", "application/json"))
+            .with_header(header("Content-Security-Policy", CSP));
+        let _ = request.respond(response);
+        return;
+    }
     let file = if let (Some(rest), Some(data)) = (url.strip_prefix("/data/"), data) {
         resolve(data, rest)
     } else if let Some(rest) = url.strip_prefix("/web/") {

@@ -1,0 +1,92 @@
+//! The playground's engine, driven natively: the same calls the page makes.
+
+mod common;
+
+use prunelab::config::RunConfig;
+use prunelab::device::OpenDevice;
+use prunelab::host::block_on;
+use prunelab::lab::Lab;
+use prunelab::prune::{PruneOptions, Target};
+
+fn lab(model: &str, hidden: &[usize]) -> Lab {
+    let mut c = RunConfig::default();
+    c.model.name = model.into();
+    c.model.hidden = hidden.to_vec();
+    c.data.dataset = "gaussians".into();
+    c.train = common::adam(6, 0.03);
+    c.train.batch_size = 40;
+    let split = c.data.load(c.seed).unwrap();
+    Lab::new(c, OpenDevice::cpu("cpu"), split).unwrap()
+}
+
+#[test]
+fn train_then_slide_the_pruning_amount_then_fine_tune() {
+    let mut lab = lab("mlp", &[12, 8]);
+    let per_epoch = lab.steps_per_epoch();
+    let r = block_on(lab.train(per_epoch * 6)).unwrap();
+    assert!(r.finished && r.epochs.len() == 6);
+    block_on(lab.score("l1", &PruneOptions::default())).unwrap();
+    let light = block_on(lab.prune(0.2)).unwrap();
+    let heavy = block_on(lab.prune(0.6)).unwrap();
+    assert!(heavy.pruned.params < light.pruned.params && light.pruned.params < light.dense.params);
+    assert!(heavy.plan.iter().any(|l| l.contains('→')), "{:?}", heavy.plan);
+    // The drawing shows the dense architecture with removed units greyed.
+    let net = block_on(lab.network()).unwrap();
+    assert_eq!(net[0].outputs, 12);
+    let removed: usize = net.iter().map(|l| l.unit_alive.iter().filter(|&&a| !a).count()).sum();
+    assert!(removed >= 10, "60% of 20 hidden units removed: {removed}");
+    assert_eq!(net[0].magnitude.len(), 2 * 12);
+    // The boundary changes with the slider.
+    let b_heavy = block_on(lab.boundary(16, 1.5)).unwrap();
+    block_on(lab.prune(0.0)).unwrap();
+    let b_none = block_on(lab.boundary(16, 1.5)).unwrap();
+    assert!(common::max_abs_diff(&b_heavy, &b_none) > 1e-3);
+    // Weight-level: masks, and bytes that shrink.
+    block_on(lab.score("magnitude", &PruneOptions::default())).unwrap();
+    let w = block_on(lab.prune(0.5)).unwrap();
+    assert!(w.pruned.bytes < w.dense.bytes && w.pruned.macs == w.dense.macs);
+    assert!(block_on(lab.network()).unwrap()[0].weight_alive.is_some());
+    lab.finetune(2).unwrap();
+    let r = block_on(lab.train(per_epoch * 2)).unwrap();
+    assert_eq!(r.epochs.len(), 2);
+    let bytes = block_on(lab.model_file()).unwrap();
+    let (m, _) = prunelab::io::model_file::from_bytes(&bytes, std::path::Path::new("page.plm"), &common::cpu()).unwrap();
+    assert_eq!(m.spec.name(), "mlp-12-8");
+}
+
+#[test]
+fn s1_runs_epoch_by_epoch_with_gates_then_cuts() {
+    let mut lab = lab("resmlp", &[12, 12, 12]);
+    let mut options = PruneOptions::default();
+    options.polarization.epochs = Some(6);
+    lab.start_gated(Target::Macs(0.5), &options).unwrap();
+    let mut reports = Vec::new();
+    let mut cut = None;
+    for _ in 0..20 {
+        let r = block_on(lab.train(lab.steps_per_epoch())).unwrap();
+        reports.extend(r.gates);
+        if let Some(c) = r.cut {
+            cut = Some(c);
+            break;
+        }
+        let net = block_on(lab.network()).unwrap();
+        assert!(net.iter().any(|l| l.gates.is_some()), "gate values are drawn while gated");
+    }
+    assert_eq!(reports.len(), 6);
+    assert!(reports.last().unwrap().frozen);
+    let cut = cut.expect("the pass ends with a cut");
+    let removed = 1.0 - cut.pruned.macs as f64 / cut.dense.macs as f64;
+    assert!((removed - 0.5).abs() < 0.03, "{removed}");
+    assert!((cut.pruned.test_accuracy - cut.dense.test_accuracy).abs() < 1e-6, "the cut network is the gated one");
+}
+
+#[test]
+fn unit_maps_show_one_neuron() {
+    let mut lab = lab("mlp", &[6]);
+    block_on(lab.train(lab.steps_per_epoch() * 2)).unwrap();
+    let map = block_on(lab.unit_map("fc1", 3, 8, 1.5)).unwrap();
+    assert_eq!(map.len(), 64);
+    assert!(map.iter().any(|v| *v != map[0]));
+    assert!(block_on(lab.unit_map("fc9", 0, 8, 1.5)).is_err());
+    assert!(block_on(lab.unit_map("fc1", 6, 8, 1.5)).is_err());
+}

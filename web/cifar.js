@@ -1,0 +1,169 @@
+// The CIFAR lab: real images, read from the user's own files (nothing is
+// uploaded), a small CNN or ResNet-20 trained and pruned in the page, with
+// per-layer widths, example predictions, measured latency and a comparison
+// of methods on one trained model.
+import { drawCurves, drawScatter } from './views/charts.js';
+import { drawWidths } from './views/bars.js';
+import { drawExamples } from './views/images.js';
+import { SCORE_OPTIONS, cifarConfig, writeState } from './state.js';
+import { $, bind, download, human, notice, pct } from './ui.js';
+
+const METHODS = ['random', 'l1', 'energy', 'hrank', 'magnitude', 'flexrel'];
+
+export function cifarLab(engine, state, view) {
+  let files = null; // {names, contents}
+  let info = null;
+  let busy = false;
+  let dense = null;
+  const results = { comparisons: [], trained: [], pruned: null };
+
+  const setStatus = (phase, text) => {
+    view.cifar.state = phase;
+    if (text !== undefined) $('cifar-status').textContent = text;
+  };
+  const enable = (on) => {
+    for (const id of ['ctrain', 'cprune', 'cfinetune', 'compare', 'latency']) $(id).disabled = !on;
+  };
+
+  async function guard(phase, f) {
+    if (busy) return;
+    busy = true;
+    enable(false);
+    try {
+      setStatus(phase);
+      await f();
+      setStatus('ready');
+    } catch (e) {
+      view.cifar.error = String(e.message || e);
+      setStatus('error', `Error: ${view.cifar.error}`);
+    } finally {
+      busy = false;
+      enable(!!info);
+    }
+  }
+
+  async function load(names, buffers) {
+    files = { names, buffers };
+    await guard('loading', async () => {
+      const contents = buffers.map((b) => new Uint8Array(b.slice(0)));
+      const created = await engine.call('createCifar', { config: cifarConfig(state, $('cdataset').value), device: state.device, names, contents });
+      info = created.info;
+      dense = null;
+      Object.assign(view.cifar, { losses: [], accuracies: [], kind: info.kind, device: info.device, examples: 0 });
+      $('cifar-status').textContent = `${info.train_examples} training and ${info.test_examples} test images · ${info.model} · ${info.device}`;
+      await refresh();
+    });
+  }
+
+  async function refresh() {
+    drawCurves($('cchart'), view.cifar.losses, view.cifar.accuracies);
+    drawWidths($('widths'), await engine.call('widths'));
+    const examples = await engine.call('examples', { n: 16 });
+    drawExamples($('examples'), examples, info.classes === 10 ? undefined : []);
+    view.cifar.examples = examples.labels.length;
+  }
+
+  async function train(epochs) {
+    for (let e = 0; e < epochs; e++) {
+      const report = await engine.call('train', { steps: info.steps_per_epoch });
+      view.cifar.losses.push(...report.steps.map((s) => s.loss));
+      for (const m of report.epochs) view.cifar.accuracies.push(m.test_accuracy);
+      results.trained.push(...report.epochs);
+      drawCurves($('cchart'), view.cifar.losses, view.cifar.accuracies);
+      if (report.finished) break;
+    }
+  }
+
+  function showReport(report) {
+    const set = (id, v) => ($(id).textContent = v);
+    set('cacc-dense', pct(report.dense.test_accuracy));
+    set('cparams-dense', human(report.dense.params));
+    set('cmacs-dense', human(report.dense.macs));
+    set('cacc-pruned', pct(report.pruned.test_accuracy));
+    set('cparams-pruned', human(report.pruned.params));
+    set('cmacs-pruned', human(report.pruned.macs));
+  }
+
+  async function prune(method, amount) {
+    await engine.call('score', { method, options: SCORE_OPTIONS });
+    return engine.call('prune', { amount });
+  }
+
+  bind('subset', state, 'subset', () => writeState(state), (v) => Math.max(20, Math.floor(v)));
+  bind('cmodel', state, 'cmodel', () => writeState(state));
+  bind('cepochs', state, 'cepochs', () => writeState(state), (v) => Math.max(1, Math.floor(v)));
+  bind('cmethod', state, 'cmethod', () => writeState(state));
+  bind('camount', state, 'camount', () => writeState(state));
+  $('compare-methods').replaceChildren(...METHODS.map((m) => {
+    const label = document.createElement('label');
+    const box = Object.assign(document.createElement('input'), { type: 'checkbox', value: m, checked: ['random', 'l1', 'energy'].includes(m) });
+    label.append(box, ` ${m}`);
+    return label;
+  }));
+
+  const read = async (list) => {
+    const chosen = [...list].filter((f) => f.name.endsWith('.bin'));
+    if (!chosen.length) return;
+    await load(chosen.map((f) => f.name), await Promise.all(chosen.map((f) => f.arrayBuffer())));
+  };
+  $('cifar-files').addEventListener('change', (e) => read(e.target.files));
+  const drop = $('drop');
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); read(e.dataTransfer.files); });
+  // A local server may expose a CIFAR directory under /data/ (prunelab serve --data DIR).
+  fetch('/data/index.json').then((r) => r.json()).then((list) => {
+    if (list.includes('test_batch.bin')) $('server-data').hidden = false;
+  }).catch(() => {});
+  $('server-data').addEventListener('click', async () => {
+    const names = ['data_batch_1.bin', 'test_batch.bin'];
+    setStatus('loading', 'Reading the server\'s CIFAR-10…');
+    const buffers = await Promise.all(names.map((n) => fetch(`/data/${n}`).then((r) => r.arrayBuffer())));
+    await load(names, buffers);
+  });
+
+  $('ctrain').addEventListener('click', () => guard('training', async () => {
+    await train(state.cepochs);
+    await refresh();
+  }));
+  $('cprune').addEventListener('click', () => guard('pruning', async () => {
+    const report = await prune(state.cmethod, state.camount);
+    results.pruned = report;
+    view.cifar.pruned = report;
+    dense = dense || report.dense;
+    showReport(report);
+    await refresh();
+  }));
+  $('cfinetune').addEventListener('click', () => guard('training', async () => {
+    await engine.call('finetune', { epochs: 1 });
+    await train(1);
+    await refresh();
+  }));
+  $('compare').addEventListener('click', () => guard('comparing', async () => {
+    const chosen = [...$('compare-methods').querySelectorAll('input:checked')].map((b) => b.value);
+    const points = [];
+    for (const m of chosen) {
+      const r = await prune(m, state.camount);
+      if (!points.length) points.push({ label: 'dense', macs: r.dense.macs, accuracy: r.dense.test_accuracy, dense: true });
+      points.push({ label: m, macs: r.pruned.macs, accuracy: r.pruned.test_accuracy, params: r.pruned.params });
+      results.comparisons.push(r);
+      drawScatter($('scatter'), points);
+    }
+    view.cifar.compared = points.length - 1;
+  }));
+  $('latency').addEventListener('click', () => guard('measuring', async () => {
+    const l = await engine.call('latency', { batch: 64, repeats: 3 });
+    view.cifar.latency = l;
+    $('latency-out').textContent = `dense ${l.dense_ms.toFixed(1)} ms, pruned ${l.shown_ms.toFixed(1)} ms per ${l.batch} images · ${(l.dense_ms / l.shown_ms).toFixed(2)}× faster for ${(l.dense_macs / l.shown_macs).toFixed(2)}× fewer MACs`;
+  }));
+  $('cdownload').addEventListener('click', async (e) => {
+    e.preventDefault();
+    if (info) download('cifar-pruned.plm', await engine.call('modelFile'));
+  });
+  $('cresults').addEventListener('click', (e) => {
+    e.preventDefault();
+    download('cifar-results.json', JSON.stringify({ settings: state, ...results }, null, 2), 'application/json');
+  });
+
+  return { reload: () => (files ? load(files.names, files.buffers) : null) };
+}

@@ -1,0 +1,278 @@
+// The toy lab: 2-D data, a small network, live boundary and network views,
+// a pruning slider that re-prunes at once from cached importances, and S1's
+// gated pass with its gates drawn as they polarize.
+import { drawBoundary, drawUnitMap } from './views/boundary.js';
+import { drawNetwork } from './views/network.js';
+import { drawCurves } from './views/charts.js';
+import { drawGates } from './views/gates.js';
+import { SCORE_OPTIONS, toyConfig, writeState } from './state.js';
+import { $, bind, download, human, notice, pct } from './ui.js';
+
+const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons'];
+const EXTENT = 1.5;
+const RES = 64;
+
+export function toyLab(engine, state, view, onLost) {
+  let data = null;         // points and labels
+  let info = null;         // engine info
+  let csvText = null;      // an uploaded CSV, kept for resets
+  let running = false;
+  let generation = 0;
+  let scored = null;       // method the cached importances belong to
+  let selected = null;     // {layer, unit} shown in the output panel
+  let gateHistory = [];
+  let snapshot = null;     // the model after the last epoch, kept on the host
+
+  const save = () => writeState(state);
+
+  function setStatus(phase) {
+    view.state = phase;
+    document.body.dataset.state = phase;
+  }
+
+  async function redraw() {
+    if (!info) return;
+    if (selected) {
+      const values = await engine.call('unitMap', { layer: selected.layer, unit: selected.unit, resolution: RES, extent: EXTENT });
+      drawUnitMap($('boundary'), values, RES, EXTENT, data.test.points, data.test.labels);
+      $('boundary-caption').textContent = `Neuron ${selected.unit} of ${selected.layer} (click the plot to go back)`;
+    } else {
+      const probs = await engine.call('boundary', { resolution: RES, extent: EXTENT });
+      drawBoundary($('boundary'), probs, RES, info.classes, EXTENT, data.test.points, data.test.labels);
+      $('boundary-caption').textContent = 'Decision boundary over the test points';
+    }
+    view.boundaryFrames += 1;
+    const layers = await engine.call('network');
+    view.network = layers.map((l) => ({ name: l.name, outputs: l.outputs, alive: l.unit_alive.filter(Boolean).length, gates: !!l.gates }));
+    drawNetwork($('network'), layers, { classes: info.classes, selected, onUnit: (layer, unit) => { selected = { layer, unit }; redraw(); } });
+    drawCurves($('chart'), view.losses, view.accuracies);
+  }
+
+  function showSizes(report) {
+    const set = (id, v) => ($(id).textContent = v);
+    if (!report) {
+      set('acc-dense', pct(view.accuracies.at(-1)));
+      set('params-dense', human(info.params));
+      set('macs-dense', human(info.macs));
+      set('bytes-dense', human(4 * info.params));
+      for (const k of ['acc', 'params', 'macs', 'bytes']) set(`${k}-pruned`, '–');
+      $('plan').replaceChildren();
+      return;
+    }
+    view.pruned = report;
+    set('acc-dense', pct(report.dense.test_accuracy));
+    set('params-dense', human(report.dense.params));
+    set('macs-dense', human(report.dense.macs));
+    set('bytes-dense', human(report.dense.bytes));
+    set('acc-pruned', pct(report.pruned.test_accuracy));
+    set('params-pruned', human(report.pruned.params));
+    set('macs-pruned', human(report.pruned.macs));
+    set('bytes-pruned', human(report.pruned.bytes));
+    $('plan').replaceChildren(...report.plan.slice(0, 8).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
+  }
+
+  /** A new session; `resume` continues from the last epoch's snapshot (after a lost GPU). */
+  async function create(resume = false) {
+    const mine = ++generation;
+    running = false;
+    scored = null;
+    selected = null;
+    if (!resume) {
+      gateHistory = [];
+      snapshot = null;
+      Object.assign(view, { losses: [], accuracies: [], pruned: null, gates: [] });
+    }
+    view.error = null;
+    setStatus('starting');
+    try {
+      const created = await engine.call('create', {
+        config: toyConfig(state), device: state.device,
+        csv: state.dataset === 'csv' ? csvText : null,
+        snapshot: resume ? snapshot : null,
+      });
+      if (mine !== generation) return;
+      ({ info } = created);
+      data = created;
+      view.device = info.device;
+      view.kind = info.kind;
+      view.params = info.params;
+      $('device-info').textContent = info.device;
+      $('epoch').textContent = '0';
+      notice(info.kind === 'cpu' && state.device !== 'cpu'
+        ? `WebGPU is not available in this browser, so the network trains on the CPU (WebAssembly): ${info.device}`
+        : '');
+      if (info.kind === 'webgpu') setStatus('compiling');
+      showSizes(null);
+      drawGates($('gates'), gateHistory);
+      await redraw();
+      setStatus('ready');
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  function fail(e) {
+    if (e.restarted) return; // superseded by the session that replaced it
+    view.error = String(e.message || e);
+    setStatus('error');
+    if (e.lost) onLost(e);
+    else notice(`Error: ${view.error}`);
+  }
+
+  async function trainLoop(epochsToRun = Infinity) {
+    if (running || !info) return;
+    running = true;
+    const mine = generation;
+    setStatus('training');
+    $('play').textContent = '❚❚ Pause';
+    try {
+      let done = 0;
+      while (running && mine === generation && done < epochsToRun) {
+        const report = await engine.call('train', { steps: info.steps_per_epoch });
+        if (mine !== generation) return;
+        view.losses.push(...report.steps.map((s) => s.loss));
+        for (const e of report.epochs) view.accuracies.push(e.test_accuracy);
+        $('epoch').textContent = String(report.epoch);
+        if (report.gates.length) {
+          gateHistory.push(...report.gates);
+          view.gates = gateHistory.map((g) => ({ epoch: g.epoch, kept: g.kept, undecided: g.undecided, frozen: g.frozen }));
+          drawGates($('gates'), gateHistory);
+        }
+        if (report.cut) {
+          showSizes(report.cut);
+          info = await engine.call('info');
+        }
+        done += report.epochs.length || 1;
+        // A host copy of the model, so a lost GPU costs no progress.
+        if (report.epochs.length && !report.gates.length) snapshot = await engine.call('modelFile');
+        await redraw();
+        if (report.finished) {
+          running = false;
+          setStatus('done');
+        }
+      }
+    } catch (e) {
+      running = false;
+      fail(e);
+    }
+    $('play').textContent = '▶ Train';
+    if (view.state === 'training') setStatus('paused');
+  }
+
+  async function prune() {
+    if (!info || running) return;
+    try {
+      setStatus('pruning');
+      if (scored !== state.method) {
+        notice(`Scoring with ${state.method}…`);
+        await engine.call('score', { method: state.method, options: SCORE_OPTIONS });
+        scored = state.method;
+        notice('');
+      }
+      const report = await engine.call('prune', { amount: state.amount });
+      showSizes(report);
+      view.params = report.pruned.params;
+      await redraw();
+      setStatus('pruned');
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  // Controls.
+  const changed = (key) => {
+    save();
+    if (['method', 'amount'].includes(key)) prune();
+    else if (!['s1target', 'device'].includes(key)) create();
+  };
+  $('datasets').replaceChildren(...DATASETS.map((name) => {
+    const b = Object.assign(document.createElement('button'), { type: 'button', textContent: name, className: 'dataset' });
+    b.setAttribute('role', 'radio');
+    b.addEventListener('click', () => { state.dataset = name; markDataset(); changed('dataset'); });
+    return b;
+  }));
+  const markDataset = () => {
+    for (const b of $('datasets').children) b.setAttribute('aria-checked', String(b.textContent === state.dataset));
+  };
+  markDataset();
+  bind('noise', state, 'noise', changed);
+  bind('points', state, 'points', changed);
+  bind('seed', state, 'seed', changed, (v) => Math.max(0, Math.floor(v)));
+  bind('lr', state, 'lr', changed);
+  bind('batch', state, 'batch', changed, (v) => Math.max(1, Math.floor(v)));
+  bind('epochs', state, 'epochs', changed, (v) => Math.max(1, Math.floor(v)));
+  bind('model', state, 'model', changed);
+  bind('activation', state, 'activation', changed);
+  bind('method', state, 'method', changed);
+  bind('amount', state, 'amount', changed);
+  bind('s1target', state, 's1target', changed);
+  const showLayers = () => {
+    $('layer-count').textContent = state.hidden.length;
+    $('width').textContent = state.hidden[0];
+  };
+  showLayers();
+  const editLayers = (f) => () => { state.hidden = f(state.hidden); showLayers(); changed('hidden'); };
+  $('layer-plus').addEventListener('click', editLayers((h) => (h.length < 6 ? [...h, h.at(-1)] : h)));
+  $('layer-minus').addEventListener('click', editLayers((h) => (h.length > 1 ? h.slice(0, -1) : h)));
+  $('width-plus').addEventListener('click', editLayers((h) => h.map((w) => Math.min(48, w + 4))));
+  $('width-minus').addEventListener('click', editLayers((h) => h.map((w) => Math.max(4, w - 4))));
+  $('csv').addEventListener('change', async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    csvText = await file.text();
+    state.dataset = 'csv';
+    markDataset();
+    changed('dataset');
+  });
+  $('play').addEventListener('click', () => (running ? (running = false) : trainLoop()));
+  $('step').addEventListener('click', () => trainLoop(1));
+  $('reset').addEventListener('click', () => create());
+  $('finetune').addEventListener('click', async () => {
+    await engine.call('finetune', { epochs: 10 });
+    scored = null;
+    state.amount = 0;
+    $('amount').value = 0;
+    $('amount-out').textContent = pct(0);
+    save();
+    trainLoop();
+  });
+  $('s1').addEventListener('click', async () => {
+    if (running) return;
+    gateHistory = [];
+    Object.assign(view, { losses: [], accuracies: [], gates: [] });
+    state.mode = 's1';
+    save();
+    await engine.call('startGated', { macs: state.s1target, options: {} });
+    scored = null;
+    trainLoop();
+  });
+  $('boundary').addEventListener('click', () => { if (selected) { selected = null; redraw(); } });
+  $('share').addEventListener('click', async (e) => {
+    e.preventDefault();
+    save();
+    try { await navigator.clipboard.writeText(location.href); notice('Link copied: it reproduces this run (same seed, same settings).'); } catch { notice(location.href); }
+  });
+  $('download-toy').addEventListener('click', async (e) => {
+    e.preventDefault();
+    download('toy.plm', await engine.call('modelFile'));
+  });
+
+  return {
+    async start(autoplay) {
+      await create();
+      if (autoplay) {
+        if (state.mode === 's1') $('s1').click();
+        else {
+          await trainLoop();
+          if (state.amount > 0) await prune();
+        }
+      }
+    },
+    recreate: create,
+    /** After a lost device: a CPU session from the last snapshot, then train on. */
+    async resume() {
+      await create(true);
+      if (!view.error) trainLoop();
+    },
+  };
+}

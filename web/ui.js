@@ -1,0 +1,43 @@
+// Small DOM helpers shared by the labs.
+export const $ = (id) => document.getElementById(id);
+
+export function human(v) {
+  const a = Math.abs(v);
+  if (a >= 1e9) return (v / 1e9).toFixed(2) + 'G';
+  if (a >= 1e6) return (v / 1e6).toFixed(2) + 'M';
+  if (a >= 1e3) return (v / 1e3).toFixed(1) + 'k';
+  return String(Math.round(v));
+}
+
+export const pct = (v) => (v === undefined || v === null ? '–' : (100 * v).toFixed(1) + '%');
+
+export function notice(text) {
+  $('notice').textContent = text || '';
+  $('notice').hidden = !text;
+}
+
+/** Saves bytes as a file, in the page (nothing leaves the browser). */
+export function download(name, bytes, type = 'application/octet-stream') {
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  const a = Object.assign(document.createElement('a'), { href: url, download: name });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** Binds an input to a state key: fills it, and calls `changed` on edits. */
+export function bind(id, state, key, changed, parse = (v) => v) {
+  const input = $(id);
+  const out = $(`${id}-out`);
+  const show = () => {
+    if (out) out.textContent = input.type === 'range' && Number(input.max) <= 1 ? pct(state[key]) : String(state[key]);
+  };
+  input.value = state[key];
+  show();
+  input.addEventListener(input.type === 'range' ? 'input' : 'change', () => {
+    state[key] = parse(input.type === 'number' || input.type === 'range' ? Number(input.value) : input.value);
+    show();
+    changed(key);
+  });
+}
