@@ -281,16 +281,40 @@ fn trains_on_real_cifar10_above_chance() {
 fn run_compares_every_method_on_the_toy_problem() {
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/toy-compare.toml");
-    let (stdout, _) = ok(&["run", example.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    let (stdout, _) = ok(&[
+        "run",
+        example.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(stdout.contains("| polarization | macs=0.5 |"), "{stdout}");
     let results = json(&dir.path().join("results.json"));
     let rows = results.as_array().unwrap();
     let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
-    for m in ["dense", "polarization", "flexrel", "energy", "lottery", "random", "l1", "hrank", "magnitude", "snip", "imp"] {
+    for m in [
+        "dense",
+        "polarization",
+        "flexrel",
+        "energy",
+        "lottery",
+        "random",
+        "l1",
+        "hrank",
+        "magnitude",
+        "snip",
+        "imp",
+    ] {
         assert!(methods.contains(&m), "{m} missing from {methods:?}");
     }
     for r in rows {
-        for field in ["method", "test_accuracy", "params", "macs", "bytes", "wall_seconds"] {
+        for field in [
+            "method",
+            "test_accuracy",
+            "params",
+            "macs",
+            "bytes",
+            "wall_seconds",
+        ] {
             assert!(!r[field].is_null(), "{field} in {r}");
         }
         let acc = r["test_accuracy"].as_f64().unwrap();
@@ -299,12 +323,19 @@ fn run_compares_every_method_on_the_toy_problem() {
     let dense_macs = rows[0]["macs"].as_u64().unwrap();
     let s1 = rows.iter().find(|r| r["method"] == "polarization").unwrap();
     let removed = 1.0 - s1["macs"].as_u64().unwrap() as f64 / dense_macs as f64;
-    assert!((removed - 0.5).abs() <= 0.02, "S1 met its target: {removed}");
+    assert!(
+        (removed - 0.5).abs() <= 0.02,
+        "S1 met its target: {removed}"
+    );
     let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), rows.len() + 1);
     let svg = std::fs::read_to_string(dir.path().join("plot.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == rows.len() - 1);
-    assert!(std::fs::read_to_string(dir.path().join("results.md")).unwrap().contains("| dense |"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("results.md"))
+            .unwrap()
+            .contains("| dense |")
+    );
 }
 
 #[test]
@@ -313,13 +344,50 @@ fn prune_a_saved_model_and_refuse_bad_requests() {
     let model = dir.path().join("dense.plm");
     let pruned = dir.path().join("pruned.plm");
     let out = dir.path().join("p.json");
-    let data = ["--dataset", "moons", "--model", "resmlp", "--hidden", "16,16,16", "--device", "cpu"];
-    ok(&[&["train", "--epochs", "8", "--optimizer", "adam", "--lr", "0.02", "--save", model.to_str().unwrap()][..], &data[..]].concat());
-    let (_, stderr) = ok(&[
-        &["prune", "--method", "l1", "--target", "macs=0.4", "--model-file", model.to_str().unwrap(), "--finetune-epochs", "2",
-          "--out", out.to_str().unwrap(), "--save", pruned.to_str().unwrap()][..],
+    let data = [
+        "--dataset",
+        "moons",
+        "--model",
+        "resmlp",
+        "--hidden",
+        "16,16,16",
+        "--device",
+        "cpu",
+    ];
+    ok(&[
+        &[
+            "train",
+            "--epochs",
+            "8",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.02",
+            "--save",
+            model.to_str().unwrap(),
+        ][..],
         &data[..],
-    ].concat());
+    ]
+    .concat());
+    let (_, stderr) = ok(&[
+        &[
+            "prune",
+            "--method",
+            "l1",
+            "--target",
+            "macs=0.4",
+            "--model-file",
+            model.to_str().unwrap(),
+            "--finetune-epochs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--save",
+            pruned.to_str().unwrap(),
+        ][..],
+        &data[..],
+    ]
+    .concat());
     assert!(stderr.contains("→"), "the plan is printed: {stderr}");
     let r = json(&out);
     assert!(r["result"]["macs_reduction"].as_f64().unwrap() >= 0.4 - 1e-9);
@@ -329,14 +397,63 @@ fn prune_a_saved_model_and_refuse_bad_requests() {
     let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(e["macs"], r["macs"]);
 
-    let e = fails(&[&["prune", "--method", "l1", "--target", "macs=0.4"][..], &data[..]].concat());
+    let e = fails(
+        &[
+            &["prune", "--method", "l1", "--target", "macs=0.4"][..],
+            &data[..],
+        ]
+        .concat(),
+    );
     assert!(e.contains("--model-file"), "{e}");
-    let e = fails(&[&["prune", "--method", "nope", "--target", "macs=0.4"][..], &data[..]].concat());
-    assert!(e.contains("choose one of") && e.contains("polarization"), "{e}");
-    let e = fails(&[&["prune", "--method", "l1", "--target", "macs=1.5", "--model-file", model.to_str().unwrap()][..], &data[..]].concat());
+    let e = fails(
+        &[
+            &["prune", "--method", "nope", "--target", "macs=0.4"][..],
+            &data[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        e.contains("choose one of") && e.contains("polarization"),
+        "{e}"
+    );
+    let e = fails(
+        &[
+            &[
+                "prune",
+                "--method",
+                "l1",
+                "--target",
+                "macs=1.5",
+                "--model-file",
+                model.to_str().unwrap(),
+            ][..],
+            &data[..],
+        ]
+        .concat(),
+    );
     assert!(e.contains("[0, 1)"), "{e}");
-    let e = fails(&[&["prune", "--method", "l1", "--target", "macs=0.4", "--set", "polarization.lambda=1"][..], &data[..]].concat());
+    let e = fails(
+        &[
+            &[
+                "prune",
+                "--method",
+                "l1",
+                "--target",
+                "macs=0.4",
+                "--set",
+                "polarization.lambda=1",
+            ][..],
+            &data[..],
+        ]
+        .concat(),
+    );
     assert!(e.contains("lambda_pol") || e.contains("known keys"), "{e}");
     // At-initialisation methods need no trained model.
-    ok(&[&["prune", "--method", "lottery", "--target", "blocks=1", "--epochs", "2"][..], &data[..]].concat());
+    ok(&[
+        &[
+            "prune", "--method", "lottery", "--target", "blocks=1", "--epochs", "2",
+        ][..],
+        &data[..],
+    ]
+    .concat());
 }

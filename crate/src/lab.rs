@@ -107,13 +107,26 @@ impl Lab {
         let spec = config.model_spec(split.train.classes, split.train.shape[0])?;
         let model = init_model(&spec, config.seed, &device.autodiff());
         let trainer = Trainer::new(model, config.train.clone(), config.seed);
-        Ok(Lab { config, device, split, trainer, gated: None, dense: None, scores: None, view: None })
+        Ok(Lab {
+            config,
+            device,
+            split,
+            trainer,
+            gated: None,
+            dense: None,
+            scores: None,
+            view: None,
+        })
     }
 
     /// Continues from a saved model (the page's snapshot after a lost GPU,
     /// or a downloaded `.plm`): its architecture and weights replace the fresh ones.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        let (model, _) = crate::io::model_file::from_bytes(bytes, std::path::Path::new("snapshot.plm"), &self.device.autodiff())?;
+        let (model, _) = crate::io::model_file::from_bytes(
+            bytes,
+            std::path::Path::new("snapshot.plm"),
+            &self.device.autodiff(),
+        )?;
         let mut config = self.trainer.config.clone();
         config.epochs = config.epochs.max(1);
         self.trainer = Trainer::new(model, config, self.config.seed);
@@ -125,7 +138,10 @@ impl Lab {
     }
 
     pub fn steps_per_epoch(&self) -> usize {
-        self.split.train.len().div_ceil(self.trainer.config.batch_size)
+        self.split
+            .train
+            .len()
+            .div_ceil(self.trainer.config.batch_size)
     }
 
     /// The model the views show: the gated network during S1, the pruned
@@ -143,19 +159,39 @@ impl Lab {
     /// Runs up to `steps` optimisation steps, closing epochs as they end.
     pub async fn train(&mut self, steps: usize) -> Result<LabReport> {
         let device = self.device.autodiff();
-        let mut report = LabReport { steps: vec![], epochs: vec![], step: 0, epoch: 0, finished: false, gates: vec![], cut: None };
+        let mut report = LabReport {
+            steps: vec![],
+            epochs: vec![],
+            step: 0,
+            epoch: 0,
+            finished: false,
+            gates: vec![],
+            cut: None,
+        };
         if let Some(run) = self.gated.as_mut() {
-            let per_epoch = self.split.train.len().div_ceil(run.trainer.config.batch_size);
+            let per_epoch = self
+                .split
+                .train
+                .len()
+                .div_ceil(run.trainer.config.batch_size);
             while report.steps.len() < steps && !run.finished() {
                 if run.trainer.progress.batch == 0 {
                     run.before_epoch(&device).await?;
                 }
-                let loader = run.trainer.loader(&self.split.train, self.split.norm, self.config.data.augment);
+                let loader = run.trainer.loader(
+                    &self.split.train,
+                    self.split.norm,
+                    self.config.data.augment,
+                );
                 if let Some(s) = run.trainer.step(&loader, &device).await? {
                     report.steps.push(s);
                 }
                 if run.trainer.progress.batch >= per_epoch {
-                    report.epochs.push(run.trainer.end_epoch(&self.split.test, self.split.norm, &device).await?);
+                    report.epochs.push(
+                        run.trainer
+                            .end_epoch(&self.split.test, self.split.norm, &device)
+                            .await?,
+                    );
                     report.gates.push(run.report().await?);
                 }
             }
@@ -165,12 +201,23 @@ impl Lab {
                 let run = self.gated.take().expect("checked above");
                 let mut before = self.sized(&run.trainer.model.gated.model, None).await?;
                 // The reference accuracy is the gated network's, at the end of its pass.
-                before.test_accuracy = run.trainer.progress.history.last().map_or(0.0, |m| m.test_accuracy);
+                before.test_accuracy = run
+                    .trainer
+                    .progress
+                    .history
+                    .last()
+                    .map_or(0.0, |m| m.test_accuracy);
                 let outcome = run.finish().await?;
                 let plan = outcome.plan.clone().expect("S1 cuts");
                 let spec_before = self.trainer.model.spec.clone();
                 let after = self.sized(&outcome.model, None).await?;
-                report.cut = Some(PruneReport { method: "polarization".into(), amount: 0.0, dense: before, pruned: after, plan: plan.describe(&spec_before) });
+                report.cut = Some(PruneReport {
+                    method: "polarization".into(),
+                    amount: 0.0,
+                    dense: before,
+                    pruned: after,
+                    plan: plan.describe(&spec_before),
+                });
                 let mut config = self.config.train.clone();
                 config.epochs = 0;
                 self.trainer = Trainer::new(outcome.model, config, self.config.seed);
@@ -186,7 +233,10 @@ impl Lab {
                 report.steps.push(s);
             }
             if t.progress.batch >= per_epoch {
-                report.epochs.push(t.end_epoch(&self.split.test, self.split.norm, &device).await?);
+                report.epochs.push(
+                    t.end_epoch(&self.split.test, self.split.norm, &device)
+                        .await?,
+                );
             }
         }
         report.step = t.progress.step;
@@ -196,46 +246,90 @@ impl Lab {
     }
 
     async fn sized(&self, model: &Model, masks: Option<&WeightMasks>) -> Result<Sized> {
-        let (_, accuracy) = evaluate(&model.valid(), &self.split.test, self.split.norm, 500, &self.device.device).await?;
+        let (_, accuracy) = evaluate(
+            &model.valid(),
+            &self.split.test,
+            self.split.norm,
+            500,
+            &self.device.device,
+        )
+        .await?;
         let counted = count(&model.spec);
         let sized = size(&model.spec, masks);
-        Ok(Sized { params: sized.nonzero_params, macs: counted.macs, bytes: sized.bytes, test_accuracy: accuracy })
+        Ok(Sized {
+            params: sized.nonzero_params,
+            macs: counted.macs,
+            bytes: sized.bytes,
+            test_accuracy: accuracy,
+        })
     }
 
     /// Computes and caches `method`'s importances on the current (trained)
     /// model, which becomes the dense reference for the slider.
     pub async fn score(&mut self, method: &str, options: &PruneOptions) -> Result<()> {
         by_name(method)?;
-        let dense = self.dense.clone().unwrap_or_else(|| self.trainer.model.clone());
-        let sampling = Sampling {
-            batches: options.score_batches,
-            batch_size: options.score_batch_size,
-            augment: false,
-            seed: self.config.seed,
-        };
+        let dense = self
+            .dense
+            .clone()
+            .unwrap_or_else(|| self.trainer.model.clone());
+        let sampling = Sampling::new(options, false, self.config.seed);
         let split = &self.split;
         let scores = match method {
-            "l1" => Scores::Units(crate::prune::l1::scores(&dense).await?, Normalize::None, Scope::PerLayer),
-            "random" => Scores::Units(crate::prune::random::unit_scores(&dense.spec, self.config.seed), Normalize::None, Scope::PerLayer),
-            "hrank" => Scores::Units(crate::prune::hrank::scores(&dense, split, sampling).await?, Normalize::None, Scope::PerLayer),
+            "l1" => Scores::Units(
+                crate::prune::l1::scores(&dense).await?,
+                Normalize::None,
+                Scope::PerLayer,
+            ),
+            "random" => Scores::Units(
+                crate::prune::random::unit_scores(&dense.spec, self.config.seed),
+                Normalize::None,
+                Scope::PerLayer,
+            ),
+            "hrank" => Scores::Units(
+                crate::prune::hrank::scores(&dense, split, sampling).await?,
+                Normalize::None,
+                Scope::PerLayer,
+            ),
             "energy" => {
                 let o = &options.energy;
-                Scores::Units(crate::prune::energy::scores(&dense, split, sampling, o.svd, o.criterion).await?, Normalize::L1, Scope::Global)
+                Scores::Units(
+                    crate::prune::energy::scores(&dense, split, sampling, o.svd, o.criterion)
+                        .await?,
+                    Normalize::L1,
+                    Scope::Global,
+                )
             }
             "magnitude" => Scores::Weights(crate::prune::magnitude::scores(&dense).await?),
             "snip" => Scores::Weights(crate::prune::snip::scores(&dense, split, sampling).await?),
             "flexrel" => {
                 let o = &options.flexrel;
                 let magnitude = crate::prune::magnitude::scores(&dense).await?;
-                let r = crate::prune::lrp::weight_relevance(&dense, split, &self.device, o.samples, options.score_batch_size, o.relevance, o.lrp_epsilon)?;
+                let r = crate::prune::lrp::weight_relevance(
+                    &dense,
+                    split,
+                    &self.device,
+                    o.samples,
+                    options.score_batch_size,
+                    o.relevance,
+                    o.lrp_epsilon,
+                )?;
                 let mut relevance = Vec::new();
                 for t in r {
                     relevance.push(host::floats(t).await?);
                 }
-                Scores::Weights(crate::prune::flexrel::combine(&magnitude, &relevance, o.delta, o.norm_scope))
+                Scores::Weights(crate::prune::flexrel::combine(
+                    &magnitude,
+                    &relevance,
+                    o.delta,
+                    o.norm_scope,
+                ))
             }
             other => {
-                return Err(Error::config("method", other, "the slider re-prunes after training: pick random, l1, hrank, energy, magnitude, snip or flexrel (S1 runs its own pass)"));
+                return Err(Error::config(
+                    "method",
+                    other,
+                    "the slider re-prunes after training: pick random, l1, hrank, energy, magnitude, snip or flexrel (S1 runs its own pass)",
+                ));
             }
         };
         self.dense = Some(dense);
@@ -245,12 +339,19 @@ impl Lab {
 
     /// Prunes `amount` (0..1) of the units or weights by the cached scores.
     pub async fn prune(&mut self, amount: f32) -> Result<PruneReport> {
-        let (method, scores) = self.scores.as_ref().ok_or_else(|| Error::config("prune", "(no scores)", "choose a method first"))?;
+        let (method, scores) = self
+            .scores
+            .as_ref()
+            .ok_or_else(|| Error::config("prune", "(no scores)", "choose a method first"))?;
         let method = method.clone();
         let dense = self.dense.clone().expect("scored");
         let (plan, masks, model) = match scores {
             Scores::Units(s, normalize, scope) => {
-                let options = SelectOptions { normalize: *normalize, scope: *scope, ..SelectOptions::default() };
+                let options = SelectOptions {
+                    normalize: *normalize,
+                    scope: *scope,
+                    ..SelectOptions::default()
+                };
                 let plan = select_units(&dense.spec, s, &Target::Sparsity(amount), &options)?;
                 let model = cut(&dense, &plan)?;
                 (Some(plan), None, model)
@@ -266,15 +367,26 @@ impl Lab {
             amount,
             dense: self.sized(&dense, None).await?,
             pruned: self.sized(&model, masks.as_ref()).await?,
-            plan: plan.as_ref().map(|p| p.describe(&dense.spec)).unwrap_or_default(),
+            plan: plan
+                .as_ref()
+                .map(|p| p.describe(&dense.spec))
+                .unwrap_or_default(),
         };
-        self.view = Some(View { plan, masks, model, report: report.clone() });
+        self.view = Some(View {
+            plan,
+            masks,
+            model,
+            report: report.clone(),
+        });
         Ok(report)
     }
 
     /// Fine-tunes the pruned view for `epochs` (masks held); `train` then runs it.
     pub fn finetune(&mut self, epochs: usize) -> Result<()> {
-        let view = self.view.take().ok_or_else(|| Error::config("fine-tune", "(nothing pruned)", "prune first"))?;
+        let view = self
+            .view
+            .take()
+            .ok_or_else(|| Error::config("fine-tune", "(nothing pruned)", "prune first"))?;
         let mut config = self.config.train.clone();
         config.epochs = epochs;
         let mut trainer = Trainer::new(view.model, config, self.config.seed);
@@ -289,10 +401,20 @@ impl Lab {
 
     /// Starts S1's one gated pass from fresh weights (same seed) for `target`.
     pub fn start_gated(&mut self, target: Target, options: &PruneOptions) -> Result<()> {
-        let spec = self.config.model_spec(self.split.train.classes, self.split.train.shape[0])?;
+        let spec = self
+            .config
+            .model_spec(self.split.train.classes, self.split.train.shape[0])?;
         let device = self.device.autodiff();
         let model = init_model(&spec, self.config.seed, &device);
-        self.gated = Some(PolarizationRun::new(model, target, options.polarization.clone(), self.config.train.clone(), self.split.train.len(), self.config.seed, &device)?);
+        self.gated = Some(PolarizationRun::new(
+            model,
+            target,
+            options.polarization.clone(),
+            self.config.train.clone(),
+            self.split.train.len(),
+            self.config.seed,
+            &device,
+        )?);
         self.view = None;
         self.dense = None;
         self.scores = None;
@@ -307,7 +429,12 @@ impl Lab {
             let g = &run.trainer.model.gated.gates;
             let (units, _) = crate::prune::polarization::soft_values(g).await?;
             let gates: Vec<(String, Vec<f32>)> = g.unit_names.iter().cloned().zip(units).collect();
-            (run.trainer.model.gated.model.clone(), None, None, Some(gates))
+            (
+                run.trainer.model.gated.model.clone(),
+                None,
+                None,
+                Some(gates),
+            )
         } else {
             match (&self.view, &self.dense) {
                 (Some(v), Some(d)) => (d.clone(), v.plan.clone(), v.masks.clone(), None),
@@ -330,21 +457,31 @@ impl Lab {
                     }
                     (i, o, t)
                 }
-                _ => (shape[0], shape[1], host::floats(w.param.flat().abs()).await?),
+                _ => (
+                    shape[0],
+                    shape[1],
+                    host::floats(w.param.flat().abs()).await?,
+                ),
             };
             let unit_alive = match plan.as_ref().and_then(|p| p.keep.get(&w.layer)) {
                 Some(kept) => (0..outputs).map(|u| kept.contains(&u)).collect(),
                 None => vec![true; outputs],
             };
-            let weight_alive = masks.as_ref().and_then(|m| m.layers.iter().find(|l| l.layer == w.layer)).map(|l| {
-                if shape.len() == 4 {
-                    let (o, i) = (shape[0], inputs);
-                    (0..i * o).map(|k| l.keep[(k % o) * i + k / o]).collect()
-                } else {
-                    l.keep.clone()
-                }
-            });
-            let gate_values = gates.as_ref().and_then(|g| g.iter().find(|(n, _)| *n == w.layer)).map(|(_, v)| v.clone());
+            let weight_alive = masks
+                .as_ref()
+                .and_then(|m| m.layers.iter().find(|l| l.layer == w.layer))
+                .map(|l| {
+                    if shape.len() == 4 {
+                        let (o, i) = (shape[0], inputs);
+                        (0..i * o).map(|k| l.keep[(k % o) * i + k / o]).collect()
+                    } else {
+                        l.keep.clone()
+                    }
+                });
+            let gate_values = gates
+                .as_ref()
+                .and_then(|g| g.iter().find(|(n, _)| *n == w.layer))
+                .map(|(_, v)| v.clone());
             out.push(LayerView {
                 unit_alive: match &gate_values {
                     Some(g) => g.iter().map(|&v| v > 0.5).collect(),
@@ -364,22 +501,40 @@ impl Lab {
     /// The decision boundary of the shown model.
     pub async fn boundary(&self, resolution: usize, extent: f32) -> Result<Vec<f32>> {
         let model = self.shown().valid();
-        crate::report::boundary::grid_probabilities(&model, resolution, extent, &self.device.device).await
+        crate::report::boundary::grid_probabilities(&model, resolution, extent, &self.device.device)
+            .await
     }
 
     /// The output of unit `unit` of layer `layer` (after BN, before the
     /// activation) over the grid: what that neuron has learned to detect.
-    pub async fn unit_map(&self, layer: &str, unit: usize, resolution: usize, extent: f32) -> Result<Vec<f32>> {
+    pub async fn unit_map(
+        &self,
+        layer: &str,
+        unit: usize,
+        resolution: usize,
+        extent: f32,
+    ) -> Result<Vec<f32>> {
         let model = self.shown().valid();
         let n = resolution * resolution;
         let grid = crate::report::boundary::grid_points(resolution, extent);
-        let x = burn::tensor::Tensor::<4>::from_data(burn::tensor::TensorData::new(grid, [n, 2, 1, 1]), &self.device.device);
+        let x = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(grid, [n, 2, 1, 1]),
+            &self.device.device,
+        );
         let mut ctx = Ctx::capturing();
         let _ = model.forward_ctx(x, &mut ctx);
-        let (_, map) = ctx.captured.into_iter().find(|(name, _)| name == layer).ok_or_else(|| Error::config("layer", layer, "not a prunable layer of this model"))?;
+        let (_, map) = ctx
+            .captured
+            .into_iter()
+            .find(|(name, _)| name == layer)
+            .ok_or_else(|| Error::config("layer", layer, "not a prunable layer of this model"))?;
         let [_, c, _, _] = map.dims();
         if unit >= c {
-            return Err(Error::config("unit", unit, format!("layer {layer} has {c} units")));
+            return Err(Error::config(
+                "unit",
+                unit,
+                format!("layer {layer} has {c} units"),
+            ));
         }
         host::floats(map.slice([0..n, unit..unit + 1]).flatten::<1>(0, 3)).await
     }
@@ -392,7 +547,12 @@ impl Lab {
     /// The shown model as a `.plm` file the CLI loads.
     pub async fn model_file(&self) -> Result<Vec<u8>> {
         let masks = self.view.as_ref().and_then(|v| v.masks.clone());
-        crate::io::model_file::to_bytes_with_masks(&self.shown(), masks.as_ref(), serde_json::to_value(&self.config).expect("plain data")).await
+        crate::io::model_file::to_bytes_with_masks(
+            &self.shown(),
+            masks.as_ref(),
+            serde_json::to_value(&self.config).expect("plain data"),
+        )
+        .await
     }
 
     /// The first `n` test images with the shown model's predictions.
@@ -400,13 +560,22 @@ impl Lab {
         let test = &self.split.test;
         let n = n.min(test.len());
         let indices: Vec<usize> = (0..n).collect();
-        let batch = crate::data::loader::make_batch(test, &indices, self.split.norm.as_ref(), None, &self.device.device);
+        let batch = crate::data::loader::make_batch(
+            test,
+            &indices,
+            self.split.norm.as_ref(),
+            None,
+            &self.device.device,
+        );
         let probs = burn::tensor::activation::softmax(self.shown().valid().forward(batch.x), 1);
         let values = host::floats(probs).await?;
         let k = test.classes;
         let (mut predictions, mut confidence) = (Vec::new(), Vec::new());
         for row in values.chunks_exact(k) {
-            let (best, p) = row.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+            let (best, p) = row
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
             predictions.push(best as u16);
             confidence.push(p);
         }
@@ -414,7 +583,12 @@ impl Lab {
             crate::data::Features::Bytes(b) => b.clone(),
             crate::data::Features::Floats(_) => Vec::new(),
         };
-        Ok(Examples { images, labels: test.labels[..n].to_vec(), predictions, confidence })
+        Ok(Examples {
+            images,
+            labels: test.labels[..n].to_vec(),
+            predictions,
+            confidence,
+        })
     }
 
     /// Forward-pass time of the shown and the dense model on `batch` test
@@ -423,9 +597,17 @@ impl Lab {
     pub async fn latency(&self, batch: usize, repeats: usize) -> Result<Latency> {
         let test = &self.split.test;
         let indices: Vec<usize> = (0..batch.min(test.len())).collect();
-        let x = crate::data::loader::make_batch(test, &indices, self.split.norm.as_ref(), None, &self.device.device).x;
+        let x = crate::data::loader::make_batch(
+            test,
+            &indices,
+            self.split.norm.as_ref(),
+            None,
+            &self.device.device,
+        )
+        .x;
         let time = |model: Model, x: burn::tensor::Tensor<4>| async move {
-            let run = |x: burn::tensor::Tensor<4>| host::floats(model.forward(x).slice([0..1, 0..1]));
+            let run =
+                |x: burn::tensor::Tensor<4>| host::floats(model.forward(x).slice([0..1, 0..1]));
             run(x.clone()).await?;
             let start = crate::clock::now();
             for _ in 0..repeats.max(1) {
@@ -434,7 +616,11 @@ impl Lab {
             Ok::<f64, Error>(1000.0 * (crate::clock::now() - start) / repeats.max(1) as f64)
         };
         let shown = self.shown().valid();
-        let dense = self.dense.clone().unwrap_or_else(|| self.trainer.model.clone()).valid();
+        let dense = self
+            .dense
+            .clone()
+            .unwrap_or_else(|| self.trainer.model.clone())
+            .valid();
         Ok(Latency {
             batch: indices.len(),
             shown_macs: count(&shown.spec).macs,
@@ -446,13 +632,26 @@ impl Lab {
 
     /// `(group, dense units, shown units)` for every prunable group.
     pub fn widths(&self) -> Vec<(String, usize, usize)> {
-        let dense = self.dense.clone().unwrap_or_else(|| self.trainer.model.clone());
+        let dense = self
+            .dense
+            .clone()
+            .unwrap_or_else(|| self.trainer.model.clone());
         let shown = self.shown();
-        let now: std::collections::HashMap<String, usize> = shown.spec.unit_groups().into_iter().map(|g| (g.name, g.size)).collect();
-        let mut out: Vec<(String, usize, usize)> = dense.spec.unit_groups().into_iter().map(|g| {
-            let n = now.get(&g.name).copied().unwrap_or(0);
-            (g.name, g.size, n)
-        }).collect();
+        let now: std::collections::HashMap<String, usize> = shown
+            .spec
+            .unit_groups()
+            .into_iter()
+            .map(|g| (g.name, g.size))
+            .collect();
+        let mut out: Vec<(String, usize, usize)> = dense
+            .spec
+            .unit_groups()
+            .into_iter()
+            .map(|g| {
+                let n = now.get(&g.name).copied().unwrap_or(0);
+                (g.name, g.size, n)
+            })
+            .collect();
         if let Some(plan) = self.view.as_ref().and_then(|v| v.plan.as_ref()) {
             for (name, _, n) in out.iter_mut() {
                 if let Some(kept) = plan.keep.get(name) {

@@ -37,7 +37,8 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 }
 
 fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, JsValue> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| js_error(Error::config(what, "(page state)", e.to_string())))
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| js_error(Error::config(what, "(page state)", e.to_string())))
 }
 
 thread_local! {
@@ -86,7 +87,11 @@ pub struct Session {
 
 fn promise<F, T>(lab: Rc<RefCell<Lab>>, f: F) -> Promise
 where
-    F: for<'a> FnOnce(&'a mut Lab) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, Error>> + 'a>> + 'static,
+    F: for<'a> FnOnce(
+            &'a mut Lab,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, Error>> + 'a>,
+        > + 'static,
     T: Serialize,
 {
     future_to_promise(async move {
@@ -103,16 +108,36 @@ impl Session {
     /// unavailable, and `info().device` says so. With `csv` (the text of an
     /// `x,y,label` file) the points come from it instead of a generator; with
     /// `snapshot` (a `.plm` file) training continues from that model.
-    pub async fn create(config: JsValue, device: String, csv: Option<String>, snapshot: Option<Vec<u8>>) -> Result<Session, JsValue> {
+    pub async fn create(
+        config: JsValue,
+        device: String,
+        csv: Option<String>,
+        snapshot: Option<Vec<u8>>,
+    ) -> Result<Session, JsValue> {
         let config: RunConfig = from_js(config, "config")?;
         let split = match &csv {
             Some(text) => {
-                let points = crate::data::csv::parse(text.as_bytes(), std::path::Path::new("uploaded.csv")).map_err(js_error)?;
-                crate::data::csv::split(points, config.data.test_fraction, config.seed, "uploaded.csv")
+                let points =
+                    crate::data::csv::parse(text.as_bytes(), std::path::Path::new("uploaded.csv"))
+                        .map_err(js_error)?;
+                crate::data::csv::split(
+                    points,
+                    config.data.test_fraction,
+                    config.seed,
+                    "uploaded.csv",
+                )
             }
             None => match config.data.source().map_err(js_error)? {
-                crate::data::DataSource::Toy(spec) => crate::data::toy::generate(&spec, config.seed).map_err(js_error)?,
-                _ => return Err(js_error(Error::config("dataset", &config.data.dataset, "load CIFAR files with createCifar"))),
+                crate::data::DataSource::Toy(spec) => {
+                    crate::data::toy::generate(&spec, config.seed).map_err(js_error)?
+                }
+                _ => {
+                    return Err(js_error(Error::config(
+                        "dataset",
+                        &config.data.dataset,
+                        "load CIFAR files with createCifar",
+                    )));
+                }
             },
         };
         let session = Session::with_split(config, device, split).await?;
@@ -126,31 +151,75 @@ impl Session {
     /// `names[i]` holds `contents[i]`, a `Uint8Array`);
     /// `config.data.train_subset`/`test_subset` apply.
     #[wasm_bindgen(js_name = createCifar)]
-    pub async fn create_cifar(config: JsValue, device: String, names: Vec<String>, contents: js_sys::Array) -> Result<Session, JsValue> {
+    pub async fn create_cifar(
+        config: JsValue,
+        device: String,
+        names: Vec<String>,
+        contents: js_sys::Array,
+    ) -> Result<Session, JsValue> {
         let config: RunConfig = from_js(config, "config")?;
-        let files: Vec<(String, Vec<u8>)> = names.into_iter().zip(contents.iter().map(|c| js_sys::Uint8Array::new(&c).to_vec())).collect();
-        let variant = if config.data.dataset == "cifar100" { Variant::Cifar100 } else { Variant::Cifar10 };
+        let files: Vec<(String, Vec<u8>)> = names
+            .into_iter()
+            .zip(
+                contents
+                    .iter()
+                    .map(|c| js_sys::Uint8Array::new(&c).to_vec()),
+            )
+            .collect();
+        let variant = if config.data.dataset == "cifar100" {
+            Variant::Cifar100
+        } else {
+            Variant::Cifar10
+        };
         let parse = |f: &(String, Vec<u8>)| cifar::parse(&f.1, std::path::Path::new(&f.0), variant);
         let is_test = |f: &(String, Vec<u8>)| f.0.contains("test");
-        let train: Vec<_> = files.iter().filter(|f| !is_test(f)).map(parse).collect::<Result<_, _>>().map_err(js_error)?;
-        let test: Vec<_> = files.iter().filter(|f| is_test(f)).map(parse).collect::<Result<_, _>>().map_err(js_error)?;
+        let train: Vec<_> = files
+            .iter()
+            .filter(|f| !is_test(f))
+            .map(parse)
+            .collect::<Result<_, _>>()
+            .map_err(js_error)?;
+        let test: Vec<_> = files
+            .iter()
+            .filter(|f| is_test(f))
+            .map(parse)
+            .collect::<Result<_, _>>()
+            .map_err(js_error)?;
         if train.is_empty() || test.is_empty() {
             return Err(js_error(Error::config(
                 "files",
-                files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "),
+                files
+                    .iter()
+                    .map(|f| f.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 "give at least one training batch (data_batch_N.bin / train.bin) and the test batch (a name with \"test\")",
             )));
         }
-        let split = Split { train: cifar::concat(train), test: cifar::concat(test), norm: Some(variant.normalization()), source: "browser files".into() };
-        let split = config.data.apply_subsets(split, config.seed).map_err(js_error)?;
+        let split = Split {
+            train: cifar::concat(train),
+            test: cifar::concat(test),
+            norm: Some(variant.normalization()),
+            source: "browser files".into(),
+        };
+        let split = config
+            .data
+            .apply_subsets(split, config.seed)
+            .map_err(js_error)?;
         Session::with_split(config, device, split).await
     }
 
-    async fn with_split(config: RunConfig, device: String, split: Split) -> Result<Session, JsValue> {
+    async fn with_split(
+        config: RunConfig,
+        device: String,
+        split: Split,
+    ) -> Result<Session, JsValue> {
         let choice: DeviceChoice = device.parse().map_err(js_error)?;
         let opened = open(choice).await.map_err(js_error)?;
         let lab = Lab::new(config, opened, split).map_err(js_error)?;
-        Ok(Session { lab: Rc::new(RefCell::new(lab)) })
+        Ok(Session {
+            lab: Rc::new(RefCell::new(lab)),
+        })
     }
 
     /// Device, model size and data sizes.
@@ -168,20 +237,31 @@ impl Session {
             test_examples: lab.split.test.len(),
             classes: lab.split.train.classes,
             steps_per_epoch: lab.steps_per_epoch(),
-            groups: shown.spec.unit_groups().into_iter().map(|g| (g.name, g.size)).collect(),
+            groups: shown
+                .spec
+                .unit_groups()
+                .into_iter()
+                .map(|g| (g.name, g.size))
+                .collect(),
         })
     }
 
     /// Up to `steps` optimisation steps: `{steps, epochs, gates, cut, finished, …}`.
     pub fn train(&self, steps: u32) -> Promise {
-        promise(self.lab.clone(), move |lab| Box::pin(lab.train(steps as usize)))
+        promise(self.lab.clone(), move |lab| {
+            Box::pin(lab.train(steps as usize))
+        })
     }
 
     /// Class probabilities over a grid (see `report::boundary`).
     pub fn boundary(&self, resolution: u32, extent: f32) -> Promise {
         let lab = self.lab.clone();
         future_to_promise(async move {
-            let values = lab.borrow().boundary(resolution as usize, extent).await.map_err(js_error)?;
+            let values = lab
+                .borrow()
+                .boundary(resolution as usize, extent)
+                .await
+                .map_err(js_error)?;
             Ok(js_sys::Float32Array::from(values.as_slice()).into())
         })
     }
@@ -191,7 +271,11 @@ impl Session {
     pub fn unit_map(&self, layer: String, unit: u32, resolution: u32, extent: f32) -> Promise {
         let lab = self.lab.clone();
         future_to_promise(async move {
-            let values = lab.borrow().unit_map(&layer, unit as usize, resolution as usize, extent).await.map_err(js_error)?;
+            let values = lab
+                .borrow()
+                .unit_map(&layer, unit as usize, resolution as usize, extent)
+                .await
+                .map_err(js_error)?;
             Ok(js_sys::Float32Array::from(values.as_slice()).into())
         })
     }
@@ -205,10 +289,13 @@ impl Session {
     /// Computes `method`'s importances on the trained model (options: a partial `[prune]` table).
     pub fn score(&self, method: String, options: JsValue) -> Promise {
         let options: Result<PruneOptions, JsValue> = from_js(options, "options");
-        promise(self.lab.clone(), move |lab| Box::pin(async move {
-            let options = options.map_err(|_| Error::config("options", "(page state)", "not a [prune] table"))?;
-            lab.score(&method, &options).await
-        }))
+        promise(self.lab.clone(), move |lab| {
+            Box::pin(async move {
+                let options = options
+                    .map_err(|_| Error::config("options", "(page state)", "not a [prune] table"))?;
+                lab.score(&method, &options).await
+            })
+        })
     }
 
     /// Prunes `amount` (0..1) of the units or weights from the cached importances.
@@ -218,20 +305,30 @@ impl Session {
 
     /// Makes the pruned view the model that trains next, for `epochs`.
     pub fn finetune(&self, epochs: u32) -> Result<(), JsValue> {
-        self.lab.borrow_mut().finetune(epochs as usize).map_err(js_error)
+        self.lab
+            .borrow_mut()
+            .finetune(epochs as usize)
+            .map_err(js_error)
     }
 
     /// Starts S1's gated pass for `macs` (share of MACs removed).
     #[wasm_bindgen(js_name = startGated)]
     pub fn start_gated(&self, macs: f32, options: JsValue) -> Result<(), JsValue> {
         let options: PruneOptions = from_js(options, "options")?;
-        self.lab.borrow_mut().start_gated(Target::Macs(macs), &options).map_err(js_error)
+        self.lab
+            .borrow_mut()
+            .start_gated(Target::Macs(macs), &options)
+            .map_err(js_error)
     }
 
     /// Points (`x0, y0, …`) of the `train` or `test` set (toy sessions).
     pub fn points(&self, which: &str) -> Vec<f32> {
         let lab = self.lab.borrow();
-        let data = if which == "test" { &lab.split.test } else { &lab.split.train };
+        let data = if which == "test" {
+            &lab.split.test
+        } else {
+            &lab.split.train
+        };
         match &data.features {
             Features::Floats(f) => f.clone(),
             Features::Bytes(_) => Vec::new(),
@@ -241,7 +338,11 @@ impl Session {
     /// Labels of the `train` or `test` set.
     pub fn labels(&self, which: &str) -> Vec<u16> {
         let lab = self.lab.borrow();
-        let data = if which == "test" { &lab.split.test } else { &lab.split.train };
+        let data = if which == "test" {
+            &lab.split.test
+        } else {
+            &lab.split.train
+        };
         data.labels.clone()
     }
 
@@ -270,7 +371,11 @@ impl Session {
     pub fn latency(&self, batch: u32, repeats: u32) -> Promise {
         let lab = self.lab.clone();
         future_to_promise(async move {
-            let value = lab.borrow().latency(batch as usize, repeats as usize).await.map_err(js_error)?;
+            let value = lab
+                .borrow()
+                .latency(batch as usize, repeats as usize)
+                .await
+                .map_err(js_error)?;
             to_js(&value)
         })
     }

@@ -91,3 +91,14 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// BN running mean and variance: module tensors, not parameters.
+pub fn bn_buffers(spec: &ModelSpec) -> usize {
+    spec.layers()
+        .iter()
+        .map(|l| match l.op {
+            prunelab::model::spec::LayerOp::BatchNorm { channels } => 2 * channels,
+            _ => 0,
+        })
+        .sum()
+}

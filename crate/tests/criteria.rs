@@ -323,15 +323,29 @@ fn flexrel_blends_magnitude_and_relevance() {
     }];
     let r = vec![vec![30.0, 10.0, 20.0]];
     use prunelab::prune::options::NormScope;
-    let at = |d, scope| prunelab::prune::flexrel::combine(&m, &r, d, scope)[0].scores.clone();
+    let at = |d, scope| {
+        prunelab::prune::flexrel::combine(&m, &r, d, scope)[0]
+            .scores
+            .clone()
+    };
     assert_eq!(at(0.0, NormScope::Layer), vec![0.0, 1.0, 0.5]);
     assert_eq!(at(1.0, NormScope::Layer), vec![1.0, 0.0, 0.5]);
     assert_eq!(at(0.5, NormScope::Layer), vec![0.5, 0.5, 0.5]);
     // Global scope: a second layer's larger weights and relevance set the range.
-    let m2 = vec![m[0].clone(), LayerScores { scores: vec![5.0], ..m[0].clone() }];
+    let m2 = vec![
+        m[0].clone(),
+        LayerScores {
+            scores: vec![5.0],
+            ..m[0].clone()
+        },
+    ];
     let r2 = vec![r[0].clone(), vec![50.0]];
     let global = prunelab::prune::flexrel::combine(&m2, &r2, 0.0, NormScope::Global);
-    assert_eq!(global[0].scores, vec![0.0, 0.5, 0.25], "δ = 0 ranks by |w| across layers");
+    assert_eq!(
+        global[0].scores,
+        vec![0.0, 0.5, 0.25],
+        "δ = 0 ranks by |w| across layers"
+    );
 }
 
 #[test]

@@ -29,11 +29,18 @@ fn train_then_slide_the_pruning_amount_then_fine_tune() {
     let light = block_on(lab.prune(0.2)).unwrap();
     let heavy = block_on(lab.prune(0.6)).unwrap();
     assert!(heavy.pruned.params < light.pruned.params && light.pruned.params < light.dense.params);
-    assert!(heavy.plan.iter().any(|l| l.contains('→')), "{:?}", heavy.plan);
+    assert!(
+        heavy.plan.iter().any(|l| l.contains('→')),
+        "{:?}",
+        heavy.plan
+    );
     // The drawing shows the dense architecture with removed units greyed.
     let net = block_on(lab.network()).unwrap();
     assert_eq!(net[0].outputs, 12);
-    let removed: usize = net.iter().map(|l| l.unit_alive.iter().filter(|&&a| !a).count()).sum();
+    let removed: usize = net
+        .iter()
+        .map(|l| l.unit_alive.iter().filter(|&&a| !a).count())
+        .sum();
     assert!(removed >= 10, "60% of 20 hidden units removed: {removed}");
     assert_eq!(net[0].magnitude.len(), 2 * 12);
     // The boundary changes with the slider.
@@ -50,7 +57,12 @@ fn train_then_slide_the_pruning_amount_then_fine_tune() {
     let r = block_on(lab.train(per_epoch * 2)).unwrap();
     assert_eq!(r.epochs.len(), 2);
     let bytes = block_on(lab.model_file()).unwrap();
-    let (m, _) = prunelab::io::model_file::from_bytes(&bytes, std::path::Path::new("page.plm"), &common::cpu()).unwrap();
+    let (m, _) = prunelab::io::model_file::from_bytes(
+        &bytes,
+        std::path::Path::new("page.plm"),
+        &common::cpu(),
+    )
+    .unwrap();
     assert_eq!(m.spec.name(), "mlp-12-8");
 }
 
@@ -70,14 +82,20 @@ fn s1_runs_epoch_by_epoch_with_gates_then_cuts() {
             break;
         }
         let net = block_on(lab.network()).unwrap();
-        assert!(net.iter().any(|l| l.gates.is_some()), "gate values are drawn while gated");
+        assert!(
+            net.iter().any(|l| l.gates.is_some()),
+            "gate values are drawn while gated"
+        );
     }
     assert_eq!(reports.len(), 6);
     assert!(reports.last().unwrap().frozen);
     let cut = cut.expect("the pass ends with a cut");
     let removed = 1.0 - cut.pruned.macs as f64 / cut.dense.macs as f64;
     assert!((removed - 0.5).abs() < 0.03, "{removed}");
-    assert!((cut.pruned.test_accuracy - cut.dense.test_accuracy).abs() < 1e-6, "the cut network is the gated one");
+    assert!(
+        (cut.pruned.test_accuracy - cut.dense.test_accuracy).abs() < 1e-6,
+        "the cut network is the gated one"
+    );
 }
 
 #[test]

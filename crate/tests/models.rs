@@ -22,17 +22,6 @@ fn spec(name: &str, shortcut: Shortcut) -> ModelSpec {
     .unwrap()
 }
 
-/// BN running mean and variance are module tensors but not parameters.
-fn bn_buffers(spec: &ModelSpec) -> usize {
-    spec.layers()
-        .iter()
-        .map(|l| match l.op {
-            prunelab::model::spec::LayerOp::BatchNorm { channels } => 2 * channels,
-            _ => 0,
-        })
-        .sum()
-}
-
 #[test]
 fn every_model_maps_a_batch_to_logits_and_has_the_counted_parameters() {
     let device = cpu();
@@ -56,7 +45,7 @@ fn every_model_maps_a_batch_to_logits_and_has_the_counted_parameters() {
         );
         assert_eq!(
             model.num_params(),
-            count(&spec).params as usize + bn_buffers(&spec),
+            count(&spec).params as usize + common::bn_buffers(&spec),
             "{name} {shortcut:?}: built model and counter agree"
         );
     }

@@ -64,16 +64,6 @@ fn outputs(model: &Model, x: Tensor<4>, ctx: &mut Ctx) -> Vec<f32> {
     block_on(floats(model.forward_ctx(x, ctx))).unwrap()
 }
 
-fn bn_buffers(spec: &ModelSpec) -> usize {
-    spec.layers()
-        .iter()
-        .map(|l| match l.op {
-            prunelab::model::spec::LayerOp::BatchNorm { channels } => 2 * channels,
-            _ => 0,
-        })
-        .sum()
-}
-
 fn check_equivalence(name: &str, shortcut: Shortcut) {
     let spec = spec(name, shortcut);
     let model = warmed(&spec, 11);
@@ -94,7 +84,7 @@ fn check_equivalence(name: &str, shortcut: Shortcut) {
         assert_eq!(count(&smaller.spec), predicted);
         assert_eq!(
             smaller.num_params(),
-            predicted.params as usize + bn_buffers(&smaller.spec),
+            predicted.params as usize + common::bn_buffers(&smaller.spec),
             "{name}: built params"
         );
         assert!(

@@ -61,7 +61,7 @@ export function drawScatter(canvas, points) {
   const maxMacs = Math.max(...points.map((p) => p.macs));
   const accs = points.map((p) => p.accuracy);
   const lo = Math.max(0, Math.min(...accs) - 0.05), hi = Math.min(1, Math.max(...accs) + 0.03);
-  const px = (m) => pad.l + (m / (maxMacs * 1.05)) * (width - pad.l - pad.r);
+  const px = (m) => pad.l + (m / (maxMacs * 1.25)) * (width - pad.l - pad.r);
   const py = (a) => pad.t + (1 - (a - lo) / Math.max(1e-6, hi - lo)) * (height - pad.t - pad.b);
   ctx.fillText(`${(100 * hi).toFixed(0)}%`, 4, pad.t + 8);
   ctx.fillText(`${(100 * lo).toFixed(0)}%`, 4, height - pad.b);

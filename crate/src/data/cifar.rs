@@ -118,12 +118,12 @@ pub fn parse(bytes: &[u8], path: &Path, variant: Variant) -> Result<Dataset> {
             "0 bytes".into(),
         ));
     }
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         let other = match variant {
             Variant::Cifar10 => Variant::Cifar100,
             Variant::Cifar100 => Variant::Cifar10,
         };
-        let hint = if bytes.len() % other.record_size() == 0 {
+        let hint = if bytes.len().is_multiple_of(other.record_size()) {
             format!(
                 " — the size fits {} records; is this the other data set?",
                 other.label()

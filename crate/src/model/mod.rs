@@ -26,6 +26,8 @@ impl burn::module::ModuleVisitor for Initialise {
     }
 }
 
+// One per model, never in a collection: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     Mlp(Mlp),

@@ -19,6 +19,31 @@ pub struct Sampling {
     pub seed: u64,
 }
 
+impl Sampling {
+    /// The scoring batches `options` ask for.
+    pub fn new(options: &crate::prune::PruneOptions, augment: bool, seed: u64) -> Self {
+        Sampling {
+            batches: options.score_batches,
+            batch_size: options.score_batch_size,
+            augment,
+            seed,
+        }
+    }
+
+    /// A shuffled loader over the training set; `salt` keeps the streams of
+    /// different criteria apart.
+    pub fn loader<'a>(&self, split: &'a Split, salt: u64) -> Loader<'a> {
+        Loader {
+            data: &split.train,
+            norm: split.norm,
+            batch_size: self.batch_size,
+            shuffle: true,
+            augment: self.augment,
+            seed: self.seed ^ salt,
+        }
+    }
+}
+
 pub struct Captures<'a> {
     eval: Model,
     device: Device,
@@ -32,14 +57,7 @@ pub struct Captures<'a> {
 pub fn batches<'a>(model: &Model, split: &'a Split, sampling: Sampling) -> Captures<'a> {
     let eval = model.valid();
     let device = eval_device(&eval);
-    let loader = Loader {
-        data: &split.train,
-        norm: split.norm,
-        batch_size: sampling.batch_size,
-        shuffle: true,
-        augment: sampling.augment,
-        seed: sampling.seed ^ 0x5c0e,
-    };
+    let loader = sampling.loader(split, 0x5c0e);
     let order = loader.order(0);
     let batches = sampling.batches.min(loader.batches_per_epoch());
     Captures {

@@ -147,12 +147,7 @@ impl Method for EnergyAware {
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             // The authors score on augmented training batches, model in eval mode.
-            let sampling = Sampling {
-                batches: job.options.score_batches,
-                batch_size: job.options.score_batch_size,
-                augment: true,
-                seed: job.seed,
-            };
+            let sampling = Sampling::new(&job.options, true, job.seed);
             let o = job.options.energy.clone();
             let scores = scores(&job.model, job.split, sampling, o.svd, o.criterion).await?;
             let mut options = pipeline::select_options(&job, super::select::Scope::Global);

@@ -37,7 +37,9 @@ pub static INFO: MethodInfo = MethodInfo {
 
 /// `(lo, hi)` of some values.
 fn range<'a>(values: impl Iterator<Item = &'a f32>) -> (f32, f32) {
-    values.fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)))
+    values.fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+        (l.min(v), h.max(v))
+    })
 }
 
 fn scale(v: f32, (lo, hi): (f32, f32)) -> f32 {
@@ -47,7 +49,12 @@ fn scale(v: f32, (lo, hi): (f32, f32)) -> f32 {
 /// `(1 − δ)·minmax(|w|) + δ·minmax(R)`, min-max taken over all layers
 /// (`NormScope::Global`, the default: δ = 0 is then exactly global
 /// magnitude pruning) or over each layer on its own.
-pub fn combine(magnitude: &[LayerScores], relevance: &[Vec<f32>], delta: f32, scope: NormScope) -> Vec<LayerScores> {
+pub fn combine(
+    magnitude: &[LayerScores],
+    relevance: &[Vec<f32>],
+    delta: f32,
+    scope: NormScope,
+) -> Vec<LayerScores> {
     let global_m = range(magnitude.iter().flat_map(|m| m.scores.iter()));
     let global_r = range(relevance.iter().flatten());
     magnitude
@@ -59,7 +66,12 @@ pub fn combine(magnitude: &[LayerScores], relevance: &[Vec<f32>], delta: f32, sc
                 NormScope::Layer => (range(m.scores.iter()), range(r.iter())),
             };
             LayerScores {
-                scores: m.scores.iter().zip(r).map(|(&a, &b)| (1.0 - delta) * scale(a, rm) + delta * scale(b, rr)).collect(),
+                scores: m
+                    .scores
+                    .iter()
+                    .zip(r)
+                    .map(|(&a, &b)| (1.0 - delta) * scale(a, rm) + delta * scale(b, rr))
+                    .collect(),
                 ..m.clone()
             }
         })
@@ -140,7 +152,11 @@ async fn sweep(
         let scores = combine(magnitude, relevance, delta, job.options.flexrel.norm_scope);
         let mut best_here: Option<(f32, u64)> = None;
         for &sparsity in SWEEP_FACTORS {
-            let masks = masks_from_scores(&scores, sparsity, job.options.scope.unwrap_or(super::select::Scope::Global))?;
+            let masks = masks_from_scores(
+                &scores,
+                sparsity,
+                job.options.scope.unwrap_or(super::select::Scope::Global),
+            )?;
             let model = masks.apply(job.model.clone()).valid();
             let (_, accuracy) = evaluate(
                 &model,

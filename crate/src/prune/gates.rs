@@ -267,10 +267,8 @@ impl Cost {
         for t in &self.terms {
             let out = side(&t.output);
             let mut term = side(&t.input) * out.clone() * t.coef + out * t.linear;
-            if let Some(b) = t.block {
-                if let Some(gate) = blocks.get(b) {
-                    term = term * gate.clone();
-                }
+            if let Some(gate) = t.block.and_then(|b| blocks.get(b)) {
+                term = term * gate.clone();
             }
             total = total + term;
         }

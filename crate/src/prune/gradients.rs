@@ -5,7 +5,6 @@ use burn::tensor::Tensor;
 
 use super::capture::Sampling;
 use crate::data::Split;
-use crate::data::loader::Loader;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::train::cross_entropy;
@@ -22,14 +21,7 @@ pub fn weight_grads(model: &Model, split: &Split, sampling: Sampling) -> Result<
             "gradient criteria need a model on an autodiff device",
         ));
     }
-    let loader = Loader {
-        data: &split.train,
-        norm: split.norm,
-        batch_size: sampling.batch_size,
-        shuffle: true,
-        augment: sampling.augment,
-        seed: sampling.seed ^ 0x9a4d,
-    };
+    let loader = sampling.loader(split, 0x9a4d);
     let order = loader.order(0);
     let mut sums: Option<Vec<Tensor<1>>> = None;
     for index in 0..sampling.batches.min(loader.batches_per_epoch()).max(1) {

@@ -62,12 +62,7 @@ impl Method for HRank {
     }
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, R<Outcome>> {
         Box::pin(async move {
-            let sampling = Sampling {
-                batches: job.options.score_batches,
-                batch_size: job.options.score_batch_size,
-                augment: job.augment,
-                seed: job.seed,
-            };
+            let sampling = Sampling::new(&job.options, job.augment, job.seed);
             let scores = scores(&job.model, job.split, sampling).await?;
             let options = pipeline::select_options(&job, super::select::Scope::PerLayer);
             pipeline::structured(

@@ -19,7 +19,7 @@
 use super::capture::Sampling;
 use super::masks::LayerScores;
 use super::options::{Aggregate, BlockCriterion, Rewind};
-use super::pipeline::train_for;
+use super::pipeline::train_from;
 use super::plan::Plan;
 use super::select::select_blocks;
 use super::target::Target;
@@ -71,12 +71,7 @@ pub fn block_scores(
 
 async fn score_blocks(job: &Job<'_>, model: &Model) -> Result<Vec<(String, f32)>> {
     let o = &job.options.lottery;
-    let sampling = Sampling {
-        batches: job.options.score_batches,
-        batch_size: job.options.score_batch_size,
-        augment: false,
-        seed: job.seed,
-    };
+    let sampling = Sampling::new(&job.options, false, job.seed);
     Ok(match o.criterion {
         BlockCriterion::Random => super::random::block_scores(&model.spec, job.seed),
         BlockCriterion::Snip => block_scores(
@@ -159,21 +154,9 @@ impl Method for LayerLottery {
                     100.0 * (1.0 - cut.params as f64 / dense.params as f64)
                 ),
             });
-            let (model, retrain) = if start_epoch == 0 {
-                let config = job.train.clone();
-                train_for(&mut job, ticket, config, None).await?
-            } else {
-                // LR rewinding: the schedule resumes at epoch i.
-                let device = job.device.autodiff();
-                let mut trainer = Trainer::new(ticket, job.train.clone(), job.seed);
-                trainer.progress.epoch = start_epoch;
-                while !trainer.finished() {
-                    trainer
-                        .run_epoch(job.split, job.augment, &device, &mut *job.sink)
-                        .await?;
-                }
-                (trainer.model, trainer.progress.history)
-            };
+            // From θ₀: the full budget; from θᵢ: LR rewinding, the schedule resumes at epoch i.
+            let config = job.train.clone();
+            let (model, retrain) = train_from(&mut job, ticket, config, None, start_epoch).await?;
             history.extend(retrain);
             let details = serde_json::json!({
                 "criterion": o.criterion,

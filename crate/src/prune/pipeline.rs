@@ -22,11 +22,24 @@ pub async fn train_for(
     config: TrainConfig,
     masks: Option<&WeightMasks>,
 ) -> Result<(Model, Vec<EpochMetrics>)> {
-    if config.epochs == 0 {
+    train_from(job, model, config, masks, 0).await
+}
+
+/// As [`train_for`], starting the schedule at `start_epoch` (learning-rate
+/// rewinding: the rate schedule picks up where epoch `start_epoch` left it).
+pub async fn train_from(
+    job: &mut Job<'_>,
+    model: Model,
+    config: TrainConfig,
+    masks: Option<&WeightMasks>,
+    start_epoch: usize,
+) -> Result<(Model, Vec<EpochMetrics>)> {
+    if config.epochs <= start_epoch {
         return Ok((model, Vec::new()));
     }
     let device = job.device.autodiff();
     let mut trainer = Trainer::new(model, config, job.seed);
+    trainer.progress.epoch = start_epoch;
     if let Some(m) = masks {
         trainer.optim.masks = m.for_optimizer(&device.clone().without_autodiff());
     }
@@ -150,7 +163,11 @@ pub async fn weight_level(
     details: serde_json::Value,
 ) -> Result<Outcome> {
     let sparsity = weight_sparsity(&job.target, &job.model)?;
-    let masks = masks_from_scores(&scores, sparsity, job.options.scope.unwrap_or(Scope::Global))?;
+    let masks = masks_from_scores(
+        &scores,
+        sparsity,
+        job.options.scope.unwrap_or(Scope::Global),
+    )?;
     let model = masks.apply(job.model.clone());
     job.sink.emit(Event::Phase {
         name: "mask".into(),

@@ -43,12 +43,12 @@ use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
 use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use crate::config::TrainConfig;
 use crate::data::loader::Batch;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::host;
 use crate::metrics::count::count;
-use crate::config::TrainConfig;
 use crate::model::{Model, ModelSpec};
 use crate::train::{Trainable, Trainer, cross_entropy};
 use burn::tensor::Device;
@@ -182,17 +182,34 @@ pub struct GateReport {
 impl PolarizationRun {
     /// Wraps `model` (at initialisation or trained) in gates for `target`
     /// (`macs=F` or `params=F`) and readies one pass of `train` settings.
-    pub fn new(model: Model, target: Target, options: PolarizationOptions, mut train: TrainConfig, train_examples: usize, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(
+        model: Model,
+        target: Target,
+        options: PolarizationOptions,
+        mut train: TrainConfig,
+        train_examples: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let o = options;
         let (measure, target) = match target {
             Target::Macs(t) => (Some(Measure::Macs), t),
             Target::Params(t) => (Some(Measure::Params), t),
-            Target::Sparsity(t) if t == 0.0 => (None, 0.0),
             other => {
-                return Err(Error::config("target", other, "polarization takes macs=F or params=F (the share removed)"));
+                return Err(Error::config(
+                    "target",
+                    other,
+                    "polarization takes macs=F or params=F (the share removed)",
+                ));
             }
         };
-        let gates = Gates::new(&model.spec, o.init_logit, o.temperature, o.block_gates, device);
+        let gates = Gates::new(
+            &model.spec,
+            o.init_logit,
+            o.temperature,
+            o.block_gates,
+            device,
+        );
         let cost = measure.map(|m| Cost::new(&model.spec, &gates, m));
         let spec = model.spec.clone();
         let polarized = Polarized {
@@ -210,7 +227,10 @@ impl PolarizationRun {
         let gate_step = o.gate_step.unwrap_or(10.0 / steps.max(1) as f64);
         let epochs = train.epochs;
         let mut trainer = Trainer::new(polarized, train, seed);
-        trainer.optim.normalized_steps.push(("gated.gates.".into(), gate_step, trainer.config.lr));
+        trainer
+            .optim
+            .normalized_steps
+            .push(("gated.gates.".into(), gate_step, trainer.config.lr));
         Ok(PolarizationRun {
             trainer,
             ramp: (o.polarize_after * epochs as f32).max(1.0),
@@ -235,10 +255,14 @@ impl PolarizationRun {
         let epoch = self.trainer.progress.epoch;
         let model = &mut self.trainer.model;
         if epoch == self.freeze_epoch && !self.settled {
-            let (units, blocks) = settle(&self.spec, &model.gated.gates, self.measure, self.target).await?;
+            let (units, blocks) =
+                settle(&self.spec, &model.gated.gates, self.measure, self.target).await?;
             model.gated.gates = model.gated.gates.clone().fixed(&units, &blocks, device);
             self.trainer.optim.normalized_steps.clear();
-            self.trainer.optim.normalized_steps.push(("gated.gates.".into(), 0.0, 1.0));
+            self.trainer
+                .optim
+                .normalized_steps
+                .push(("gated.gates.".into(), 0.0, 1.0));
             model.lambda_pol = 0.0;
             model.cost = None;
             self.settled = true;
@@ -250,7 +274,8 @@ impl PolarizationRun {
             // importance instead of all at once.
             model.keep = 1.0 - self.target * progress;
             let share = (epoch as f32 / self.freeze_epoch.max(2) as f32).min(1.0);
-            model.gated.gates.temperature = o.temperature * (o.final_temperature / o.temperature).powf(share);
+            model.gated.gates.temperature =
+                o.temperature * (o.final_temperature / o.temperature).powf(share);
         }
         Ok(())
     }
@@ -294,7 +319,13 @@ impl PolarizationRun {
             "final_gates": { "units": units, "blocks": blocks },
             "spec_before": self.spec,
         });
-        Ok(Outcome { model: pruned, plan: Some(plan), masks: None, history, details })
+        Ok(Outcome {
+            model: pruned,
+            plan: Some(plan),
+            masks: None,
+            history,
+            details,
+        })
     }
 }
 
@@ -319,10 +350,18 @@ impl Method for Polarization {
             )?;
             while !run.finished() {
                 run.before_epoch(&device).await?;
-                run.trainer.run_epoch(job.split, job.augment, &device, &mut *job.sink).await?;
+                run.trainer
+                    .run_epoch(job.split, job.augment, &device, &mut *job.sink)
+                    .await?;
                 let r = run.report().await?;
                 let total = r.units.iter().map(Vec::len).sum::<usize>() + r.blocks.len();
-                let open = r.units.iter().flatten().chain(&r.blocks).filter(|&&g| g > 0.5).count();
+                let open = r
+                    .units
+                    .iter()
+                    .flatten()
+                    .chain(&r.blocks)
+                    .filter(|&&g| g > 0.5)
+                    .count();
                 job.sink.emit(Event::Phase {
                     name: "gates".into(),
                     detail: format!(

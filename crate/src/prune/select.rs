@@ -284,10 +284,7 @@ fn per_layer(
             })?;
             let n_remove = ((r * group.size as f64).round() as usize)
                 .min(group.size - options.min_keep.min(group.size));
-            let mut order: Vec<usize> = (0..group.size).collect();
-            order.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
-            let mut kept: Vec<usize> = order[n_remove..].to_vec();
-            kept.sort_unstable();
+            let kept = keep_highest(s, n_remove);
             keep.insert(group.name, kept);
         }
         Ok(Plan {
@@ -346,16 +343,23 @@ pub fn select_by_rates(spec: &ModelSpec, scores: &UnitScores, rates: &[f32]) -> 
         }
         let s = &scores[&group.name];
         let n_remove = ((rate as f64 * group.size as f64).round() as usize).min(group.size - 1);
-        let mut order: Vec<usize> = (0..group.size).collect();
-        order.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
-        let mut kept = order[n_remove..].to_vec();
-        kept.sort_unstable();
+        let kept = keep_highest(s, n_remove);
         keep.insert(group.name.clone(), kept);
     }
     Ok(Plan {
         keep,
         remove_blocks: vec![],
     })
+}
+
+/// The sorted indices left after removing the `n_remove` lowest scores
+/// (ties by index, so the choice is deterministic).
+fn keep_highest(scores: &[f32], n_remove: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+    let mut kept = order[n_remove..].to_vec();
+    kept.sort_unstable();
+    kept
 }
 
 /// The names of the `n` lowest-scoring blocks.

@@ -37,12 +37,7 @@ impl Method for Snip {
     }
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let sampling = Sampling {
-                batches: job.options.score_batches,
-                batch_size: job.options.score_batch_size,
-                augment: false,
-                seed: job.seed,
-            };
+            let sampling = Sampling::new(&job.options, false, job.seed);
             let scores = scores(&job.model, job.split, sampling).await?;
             pipeline::weight_level(job, scores, Then::Train, serde_json::Value::Null).await
         })

@@ -14,7 +14,10 @@ pub async fn grid_probabilities(
     device: &Device,
 ) -> Result<Vec<f32>, Error> {
     let n = resolution * resolution;
-    let x = Tensor::<4>::from_data(TensorData::new(grid_points(resolution, extent), [n, 2, 1, 1]), device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(grid_points(resolution, extent), [n, 2, 1, 1]),
+        device,
+    );
     let probs = burn::tensor::activation::softmax(model.forward(x), 1);
     host::floats(probs).await
 }
