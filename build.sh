@@ -3,7 +3,8 @@
 #
 #   ./build.sh serve   build, then serve the playground on http://127.0.0.1:${PORT:-8080}/
 #   ./build.sh test    the whole suite: Rust unit and integration tests, CLI
-#                      end-to-end tests, headless-Chromium tests of the page
+#                      end-to-end and fault-injection tests, headless-Chromium
+#                      tests of the page, a Slurm job-array test
 #   ./build.sh build   the native CLI and the wasm package (static/pkg)
 #   ./build.sh wasm    only the wasm package
 #
@@ -43,6 +44,19 @@ need_browser() {
   local packages="chromium chromium-driver libvulkan1"
   $sudo apt-get install -y -q $packages ||
     { $sudo apt-get update -q && $sudo apt-get install -y -q $packages; }
+}
+
+# Debian's Slurm and munge for the job-array test (tests/slurm/run.sh). Not
+# fatal: without them the test says it skipped.
+need_slurm() {
+  if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null; then return; fi
+  say "installing slurmctld, slurmd and munge (for the Slurm sweep test)"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q slurmctld slurmd munge ||
+    { $sudo apt-get update -q && $sudo apt-get install -y -q slurmctld slurmd munge; } ||
+    say "could not install Slurm; its test will be skipped"
 }
 
 need_node_deps() {
@@ -85,6 +99,9 @@ run_tests() {
   cargo test --release -p prunelab
   say "browser tests (headless Chromium)"
   PRUNELAB_BIN="$BIN" node tests/browser/run.mjs
+  say "Slurm job-array test (sweep shards, a failed shard, re-submission, USR1 requeue)"
+  need_slurm
+  tests/slurm/run.sh "$BIN"
 }
 
 case "${1:-}" in

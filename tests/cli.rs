@@ -1,34 +1,9 @@
 //! End-to-end tests of the `prunelab` binary: what a user types, what they get.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn prunelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prunelab"))
-        .args(args)
-        .output()
-        .expect("the prunelab binary runs")
-}
-
-fn ok(args: &[&str]) -> (String, String) {
-    let out = prunelab(args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "prunelab {args:?} failed:\n{stderr}");
-    (stdout, stderr)
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = prunelab(args);
-    assert!(!out.status.success(), "prunelab {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+mod support;
+use support::{fails, json, ok};
 
 fn cifar_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar-10-batches-bin");
@@ -211,7 +186,7 @@ fn resume_continues_from_the_checkpoint_and_eval_reads_saved_models() {
     ]
     .concat());
     assert!(
-        stderr.contains("resuming") && stderr.contains("after epoch 1"),
+        stderr.contains("resuming") && stderr.contains("at epoch 2, batch 0"),
         "{stderr}"
     );
     let r = json(&out);

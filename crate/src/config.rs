@@ -279,6 +279,25 @@ impl RunConfig {
         Ok(config)
     }
 
+    /// Rejects unknown keys in a file that holds a run config flattened
+    /// together with its own top-level `extra` keys (experiments, sweeps).
+    pub fn check_keys_beside(text: &str, origin: &str, extra: &[&str]) -> Result<()> {
+        let value: toml::Value = toml::from_str(text)
+            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
+        let mut json = serde_json::to_value(&value)
+            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
+        if let Some(map) = json.as_object_mut() {
+            for key in extra {
+                map.remove(*key);
+            }
+        }
+        check_known_keys(
+            &json,
+            &serde_json::to_value(RunConfig::default()).unwrap(),
+            "",
+        )
+    }
+
     /// The architecture this config builds for data with `classes` classes.
     pub fn model_spec(&self, classes: usize, inputs: usize) -> Result<ModelSpec> {
         ModelSpec::named(

@@ -77,7 +77,7 @@ impl OpenDevice {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 mod native {
     use std::sync::Mutex;
 
@@ -174,8 +174,21 @@ mod native {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 pub use native::open;
+
+/// Builds without the `native` feature (the fuzz targets) have only the CPU.
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "native")))]
+pub fn open(choice: DeviceChoice) -> Result<OpenDevice> {
+    match choice {
+        DeviceChoice::Cpu | DeviceChoice::Auto => Ok(OpenDevice::cpu("cpu (burn flex)")),
+        other => Err(Error::Device {
+            device: other.to_string(),
+            reason: "this build has no GPU support".into(),
+            fix: "build with the `native` feature (the default), or use --device cpu".into(),
+        }),
+    }
+}
 
 /// Switches burn's kernel fusion off for this process (call before the first
 /// GPU tensor operation). A workaround for drivers that miscompile fused

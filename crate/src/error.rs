@@ -51,8 +51,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// Reading a tensor back from the device failed (device lost, out of memory).
-    #[error("reading a result back from the device failed: {0}")]
+    /// A stop was requested (a signal); the last checkpoint holds the run.
+    #[error("interrupted at step {step}: {saved}")]
+    Interrupted { step: u64, saved: String },
+
+    /// Reading a tensor back from the device failed (device lost, out of
+    /// memory), or the engine stopped for another reason the text names.
+    #[error("{0}")]
     Execution(String),
 }
 
@@ -65,6 +70,31 @@ impl Error {
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+
+    /// An engine panic as an error. Allocation failures (a batch too large
+    /// for the device) and lost devices get their own advice.
+    pub fn from_panic(text: &str) -> Self {
+        let lower = text.to_lowercase();
+        let fix = if [
+            "out of memory",
+            "outofmemory",
+            "allocat",
+            "max_buffer_size",
+            "exceeds",
+        ]
+        .iter()
+        .any(|k| lower.contains(k))
+        {
+            "the device ran out of memory: lower --batch-size (or train.eval_batch_size in the config), \
+             or use a smaller model"
+        } else if lower.contains("lost") || lower.contains("destroyed") {
+            "the device was lost: resume from the last checkpoint with --resume \
+             (or on --device cpu)"
+        } else {
+            "this is a bug in prunelab or burn; please report it with the command line"
+        };
+        Error::Execution(format!("the engine stopped: {text}. {fix}"))
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

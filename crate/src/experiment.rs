@@ -86,6 +86,14 @@ impl ExperimentConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         let config: ExperimentConfig = toml::from_str(text)
             .map_err(|e| Error::config("experiment file", origin, e.to_string()))?;
+        RunConfig::check_keys_beside(text, origin, &["name", "methods"])?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks the base config and every method entry (names, targets, options).
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let config = self;
         config.base.validate()?;
         if config.methods.is_empty() {
             return Err(Error::config(
@@ -99,7 +107,7 @@ impl ExperimentConfig {
             m.target.parse::<Target>()?;
             config.options_for(m)?;
         }
-        Ok(config)
+        Ok(())
     }
 
     /// The shared options with the entry's laid over them.

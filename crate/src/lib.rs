@@ -12,7 +12,9 @@ pub mod device;
 pub mod error;
 pub mod events;
 pub mod experiment;
+pub mod fault;
 pub mod host;
+pub mod interrupt;
 pub mod io;
 pub mod lab;
 pub mod metrics;
@@ -21,6 +23,7 @@ pub mod prune;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod sweep;
 pub mod train;
 
 #[cfg(feature = "web")]

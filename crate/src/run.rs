@@ -11,7 +11,7 @@ use crate::clock;
 use crate::config::RunConfig;
 use crate::data::Split;
 use crate::device::OpenDevice;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{Event, Sink};
 use crate::io::pack::Pack;
 use crate::metrics::count::count;
@@ -19,6 +19,7 @@ use crate::model::{Model, ModelSpec};
 use crate::report::TrainResult;
 use crate::train::Trainer;
 use crate::train::checkpoint::{self, Meta};
+use crate::{fault, interrupt};
 
 /// A checkpoint to continue from, already read and checked.
 pub struct Resume<'a> {
@@ -67,15 +68,25 @@ pub fn from_cpu(model: Model, device: &Device) -> Model {
     model.map(&mut Upload(device))
 }
 
+/// When `run::train` hands out checkpoints: after every epoch always, and
+/// every `every_steps` optimisation steps within one (0: never mid-epoch).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checkpointing {
+    pub every_steps: u64,
+}
+
 /// Trains `config`'s model on `split`, calling `save` with checkpoint bytes
-/// after every epoch, and returns the trained model and the result.
+/// as `checkpointing` says, and returns the trained model and the result.
+/// A stop request ([`crate::interrupt`]) saves a checkpoint first and then
+/// returns [`Error::Interrupted`]. `save` returns where it wrote (for messages).
 pub async fn train(
     config: &RunConfig,
     opened: &OpenDevice,
     split: &Split,
     resume: Option<Resume<'_>>,
+    checkpointing: Checkpointing,
     sink: &mut dyn Sink,
-    save: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+    save: &mut dyn FnMut(Vec<u8>) -> Result<String>,
 ) -> Result<(Model, TrainResult)> {
     let start = clock::now();
     let device = opened.autodiff();
@@ -92,9 +103,10 @@ pub async fn train(
         checkpoint::restore(&mut trainer, &r.pack, &r.meta, r.path, &device)?;
         sink.emit(Event::Notice {
             text: format!(
-                "resuming {} after epoch {} (step {})",
+                "resuming {} at epoch {}, batch {} (step {})",
                 r.path.display(),
-                trainer.progress.epoch,
+                trainer.progress.epoch + 1,
+                trainer.progress.batch,
                 trainer.progress.step
             ),
         });
@@ -109,10 +121,32 @@ pub async fn train(
         steps_per_epoch: split.train.len().div_ceil(config.train.batch_size),
     });
     let config_json = serde_json::to_value(config).expect("plain data");
+    // The data position and every random draw are functions of (seed, epoch,
+    // batch), all in the checkpoint, so a resumed run replays nothing and
+    // skips nothing.
     while !trainer.finished() {
-        trainer
-            .run_epoch(split, config.data.augment, &device, sink)
-            .await?;
+        let loader = trainer.loader(&split.train, split.norm, config.data.augment);
+        loop {
+            if interrupt::requested() {
+                let saved =
+                    save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?
+                        + "; run the same command with --resume to continue";
+                return Err(Error::Interrupted {
+                    step: trainer.progress.step,
+                    saved,
+                });
+            }
+            let Some(stats) = trainer.step(&loader, &device).await? else {
+                break;
+            };
+            trainer.emit_step(&stats, sink);
+            let every = checkpointing.every_steps;
+            if every > 0 && trainer.progress.step % every == 0 {
+                save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
+            }
+            fault::after_step(trainer.progress.step);
+        }
+        trainer.close_epoch(split, &device, sink).await?;
         save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
     }
     let last = trainer.progress.history.last().cloned();

@@ -5,12 +5,32 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::{Error, Result};
+use crate::fault;
 
 /// Writes `bytes` to `path` via a temporary file in the same directory,
 /// `fsync`, then `rename` over the old file (and `fsync` of the directory so
 /// the rename itself survives a power cut).
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    publish(path, bytes, Publish::Replace).map(|_| ())
+}
+
+/// As [`write`], but never replaces an existing `path`: returns `false` (and
+/// leaves the existing file alone) when another writer got there first. Two
+/// processes racing for one name therefore write it exactly once.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<bool> {
+    publish(path, bytes, Publish::Once)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Publish {
+    Replace,
+    Once,
+}
+
+fn publish(path: &Path, bytes: &[u8], mode: Publish) -> Result<bool> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -20,17 +40,37 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
+    // Unique per process *and* call, so concurrent writers never share one.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| -> std::io::Result<bool> {
         let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let half = bytes.len() / 2;
+        file.write_all(&bytes[..half])?;
+        fault::mid_write(&name)?;
+        file.write_all(&bytes[half..])?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp, path)?;
+        let published = match mode {
+            Publish::Replace => fs::rename(&tmp, path).map(|_| true)?,
+            // A hard link fails when the name exists: first writer wins.
+            Publish::Once => match fs::hard_link(&tmp, path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(e),
+            },
+        };
+        if mode == Publish::Once {
+            fs::remove_file(&tmp)?;
+        }
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
-        Ok(())
+        Ok(published)
     })();
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);

@@ -45,7 +45,8 @@ pub struct Pack {
     pub data: Vec<f32>,
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits: the pack checksum and the sweep run ids.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
@@ -117,6 +118,11 @@ impl Pack {
             ));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        if version == 0 {
+            return Err(bad(
+                "file format 0 was never written by a released prunelab; re-create the file".into(),
+            ));
+        }
         if version > FORMAT_VERSION {
             return Err(bad(format!(
                 "written by a newer prunelab (file format {version}, this build reads up to {FORMAT_VERSION}); upgrade prunelab"

@@ -20,6 +20,7 @@ use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event, Sink};
 use crate::host;
+use crate::interrupt;
 use crate::model::Model;
 use optim::Optimizer;
 
@@ -135,6 +136,12 @@ impl<M: Trainable> Trainer<M> {
         if p.batch >= steps {
             return Ok(None);
         }
+        if interrupt::requested() {
+            return Err(Error::Interrupted {
+                step: p.step,
+                saved: "nothing was saved by this loop".into(),
+            });
+        }
         let (epoch, index) = (p.epoch, p.batch);
         if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
             self.order = Some((epoch, loader.order(epoch)));
@@ -222,15 +229,30 @@ impl<M: Trainable> Trainer<M> {
     ) -> Result<EpochMetrics> {
         let loader = self.loader(&split.train, split.norm, augment);
         while let Some(stats) = self.step(&loader, device).await? {
-            sink.emit(Event::Step {
-                epoch: self.progress.epoch + 1,
-                step: self.progress.step,
-                loss: stats.loss,
-                accuracy: stats.accuracy,
-                lr: stats.lr,
-                images_per_second: stats.images as f64 / stats.seconds.max(1e-9),
-            });
+            self.emit_step(&stats, sink);
         }
+        self.close_epoch(split, device, sink).await
+    }
+
+    /// The `Step` event for the step just taken.
+    pub fn emit_step(&self, stats: &StepStats, sink: &mut dyn Sink) {
+        sink.emit(Event::Step {
+            epoch: self.progress.epoch + 1,
+            step: self.progress.step,
+            loss: stats.loss,
+            accuracy: stats.accuracy,
+            lr: stats.lr,
+            images_per_second: stats.images as f64 / stats.seconds.max(1e-9),
+        });
+    }
+
+    /// [`Trainer::end_epoch`] on the split's test set, with its `Epoch` event.
+    pub async fn close_epoch(
+        &mut self,
+        split: &Split,
+        device: &Device,
+        sink: &mut dyn Sink,
+    ) -> Result<EpochMetrics> {
         let metrics = self.end_epoch(&split.test, split.norm, device).await?;
         sink.emit(Event::Epoch(metrics.clone()));
         Ok(metrics)

@@ -119,14 +119,21 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let mut progress = Progress::new(args.json_events);
     let mut save = |bytes: Vec<u8>| match &args.checkpoint {
-        Some(path) => atomic::write(path, &bytes),
-        None => Ok(()),
+        Some(path) => {
+            atomic::write(path, &bytes)?;
+            Ok(format!("checkpoint saved to {}", path.display()))
+        }
+        None => Ok("no --checkpoint was given, so nothing was saved".into()),
+    };
+    let checkpointing = run::Checkpointing {
+        every_steps: args.checkpoint_every,
     };
     let (model, result) = block_on(run::train(
         &config,
         &opened,
         &split,
         resume,
+        checkpointing,
         &mut progress,
         &mut save,
     ))?;

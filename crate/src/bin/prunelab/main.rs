@@ -6,11 +6,14 @@ mod commands;
 mod progress;
 mod pruning;
 mod serve;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use prunelab::Error;
+use prunelab::interrupt;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +38,8 @@ enum Command {
     Prune(PruneArgs),
     /// Compare several methods on one model, seed and budget (an experiment TOML).
     Run(RunExperimentArgs),
+    /// Run one shard of a sweep (methods × targets × seeds), or merge results with --collect.
+    Sweep(SweepArgs),
     /// List the pruning methods.
     Methods,
     /// Training and inference throughput (images/s) after warm-up.
@@ -124,6 +129,9 @@ pub struct TrainArgs {
     /// Continue from --checkpoint if it exists.
     #[arg(long)]
     pub resume: bool,
+    /// Also checkpoint every N optimisation steps within an epoch (0: only at epoch ends).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: u64,
     /// Save the trained model here (a file `prune` and `eval` load).
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -170,6 +178,28 @@ pub struct RunExperimentArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Override the experiment's device.
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub json_events: bool,
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    /// The sweep file (see examples/toy-sweep.toml).
+    pub sweep: Option<PathBuf>,
+    /// This process's slice: i/N (0-based), or `auto` to read Slurm's
+    /// SLURM_ARRAY_TASK_ID/COUNT, Kubernetes' JOB_COMPLETION_INDEX (with
+    /// PRUNELAB_SHARDS) or PRUNELAB_SHARD.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    /// Results directory: one runs/<id>.json per run.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Merge the results in DIR into a table and plot instead of running.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["sweep", "out"])]
+    pub collect: Option<PathBuf>,
+    /// Override the sweep's device.
     #[arg(long)]
     pub device: Option<String>,
     #[arg(long)]
@@ -247,21 +277,67 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
-    let result = match cli.command {
+    stop_on_signals();
+    let result = catch_device_panics(|| match cli.command {
         Command::Train(args) => commands::train(args),
         Command::Eval(args) => commands::eval(args),
         Command::Info(args) => commands::info(args),
         Command::Prune(args) => pruning::prune(args),
         Command::Run(args) => pruning::run(args),
+        Command::Sweep(args) => sweep::sweep(args),
         Command::Methods => pruning::methods(),
         Command::Bench(args) => commands::bench(args),
         Command::Serve(args) => serve::serve(args),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ Error::Interrupted { .. }) => {
+            eprintln!("stopped: {e}");
+            ExitCode::from(interrupt::EXIT_REQUEUE)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM and SIGUSR1 (what Slurm and Kubernetes send before a kill) and
+/// Ctrl-C ask the engine to stop at the next step, after a checkpoint; a
+/// second Ctrl-C stops at once.
+fn stop_on_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let flag = interrupt::flag();
+    let _ = signal_hook::flag::register_conditional_shutdown(SIGINT, 130, flag.clone());
+    for signal in [SIGINT, SIGTERM, SIGUSR1] {
+        let _ = signal_hook::flag::register(signal, flag.clone());
+    }
+}
+
+/// burn's GPU runtimes panic where they cannot allocate or lose the device;
+/// turn such panics into an error that says what happened and what to do,
+/// instead of a backtrace.
+fn catch_device_panics(run: impl FnOnce() -> prunelab::Result<()>) -> prunelab::Result<()> {
+    let message = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = message.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
+        *seen.lock().unwrap_or_else(|e| e.into_inner()) = format!("{text}{at}");
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(result) => result,
+        Err(_) => {
+            let text = message.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            Err(Error::from_panic(&text))
         }
     }
 }

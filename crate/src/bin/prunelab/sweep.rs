@@ -1,0 +1,188 @@
+//! `prunelab sweep`: run one shard of a sweep, or merge a sweep's results.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use prunelab::device;
+use prunelab::error::{Error, Result};
+use prunelab::experiment;
+use prunelab::fault;
+use prunelab::host::block_on;
+use prunelab::io::atomic;
+use prunelab::report::{plot, table};
+use prunelab::sweep::{self, RunRecord, Shard, SweepConfig};
+
+use crate::SweepArgs;
+use crate::progress::Progress;
+
+pub fn sweep(args: SweepArgs) -> Result<()> {
+    if let Some(dir) = &args.collect {
+        return collect(dir);
+    }
+    let (Some(file), Some(out)) = (&args.sweep, &args.out) else {
+        return Err(Error::config(
+            "sweep",
+            "(missing)",
+            "give a sweep file and --out DIR (or --collect DIR to merge results)",
+        ));
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let mut config = SweepConfig::from_toml(&text, &file.display().to_string())?;
+    if let Some(d) = &args.device {
+        config.base.device = d.parse()?;
+    }
+    let shard = Shard::parse(&args.shard, &|k| std::env::var(k).ok())?;
+    let runs = config.runs();
+    // The whole list, so `--collect` can say which runs are still missing.
+    let manifest = serde_json::json!({
+        "name": config.name,
+        "runs": runs.iter().map(|r| serde_json::json!({
+            "id": r.id, "seed": r.seed, "method": r.method, "target": r.target, "label": r.label,
+        })).collect::<Vec<_>>(),
+    });
+    atomic::write_json(&out.join("sweep.json"), &manifest)?;
+    let mine = shard.select(&runs);
+    let todo: Vec<_> = mine
+        .iter()
+        .filter(|r| !sweep::result_path(out, &r.id).exists())
+        .collect();
+    eprintln!(
+        "shard {shard}: {} of the sweep's {} runs, {} already done",
+        mine.len(),
+        runs.len(),
+        mine.len() - todo.len()
+    );
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let opened = device::open(config.base.device)?;
+    eprintln!("device: {}", opened.description);
+    let mut splits = BTreeMap::new();
+    let mut progress = Progress::new(args.json_events);
+    let mut failed = Vec::new();
+    for (k, run) in todo.iter().enumerate() {
+        if k == 1 && fault::active().fail_shard == Some(shard.index) {
+            return Err(Error::Execution(format!(
+                "shard {shard} made to fail after its first run ({})",
+                fault::VAR
+            )));
+        }
+        eprintln!(
+            "run {} — {} {} seed {}",
+            run.id, run.label, run.target, run.seed
+        );
+        let split = match splits.entry(run.seed) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(config.base.data.load(run.seed)?)
+            }
+        };
+        let results = match block_on(experiment::run(
+            &run.experiment,
+            &opened,
+            split,
+            &mut progress,
+        )) {
+            Ok(results) => results,
+            Err(Error::Interrupted { step, .. }) => {
+                progress.finish();
+                return Err(Error::Interrupted {
+                    step,
+                    saved: format!(
+                        "{k} of this shard's runs finished and are saved; run {} restarts \
+                         when the shard runs again",
+                        run.id
+                    ),
+                });
+            }
+            Err(e) => {
+                progress.finish();
+                eprintln!("run {} failed: {e}", run.id);
+                failed.push(format!("{} ({} {}): {e}", run.id, run.label, run.target));
+                continue;
+            }
+        };
+        progress.finish();
+        let record = RunRecord {
+            prunelab: env!("CARGO_PKG_VERSION").into(),
+            sweep: config.name.clone(),
+            id: run.id.clone(),
+            seed: run.seed,
+            shard: shard.to_string(),
+            device: opened.description.clone(),
+            results,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&record).expect("plain data");
+        bytes.push(b'\n');
+        let path = sweep::result_path(out, &run.id);
+        if !atomic::write_new(&path, &bytes)? {
+            eprintln!(
+                "run {}: another shard published it first; kept theirs",
+                run.id
+            );
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Error::Execution(format!(
+            "{} run(s) failed — {}; re-run this shard to retry only those",
+            failed.len(),
+            failed.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// Merges `dir/runs/*.json` into results.{json,csv}, summary.md and plot.svg.
+fn collect(dir: &Path) -> Result<()> {
+    let records = sweep::read_records(dir)?;
+    let (all, mean) = sweep::collect(&records);
+    let expected: BTreeSet<String> = std::fs::read_to_string(dir.join("sweep.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v["runs"].as_array().map(|runs| {
+                runs.iter()
+                    .filter_map(|r| r["id"].as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let present: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
+    let missing: Vec<&String> = expected.difference(&present).collect();
+    let name = records.first().map_or("sweep", |r| r.sweep.as_str());
+    let title = format!(
+        "{name} — {} runs, mean over seeds{}",
+        records.len(),
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} missing)", missing.len())
+        }
+    );
+    let md = table::markdown(&title, &mean);
+    atomic::write_json(&dir.join("results.json"), &all)?;
+    atomic::write(&dir.join("results.csv"), table::csv(&all).as_bytes())?;
+    atomic::write(&dir.join("summary.md"), md.as_bytes())?;
+    atomic::write(
+        &dir.join("plot.svg"),
+        plot::accuracy_vs_macs(&title, &mean).as_bytes(),
+    )?;
+    println!("{md}");
+    eprintln!(
+        "merged {} runs into results.json, results.csv, summary.md and plot.svg in {}",
+        records.len(),
+        dir.display()
+    );
+    if !missing.is_empty() {
+        eprintln!(
+            "missing {} run(s): {} — re-run their shards",
+            missing.len(),
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Replays the inputs in `fuzz/regressions/<target>/` through the loaders the
+//! fuzz targets exercise: hand-made hostile files, and any crash the fuzzer
+//! ever found. Every one must give an error (these are all invalid) — never
+//! a panic, a hang or a huge allocation.
+
+use std::path::{Path, PathBuf};
+
+use prunelab::config::RunConfig;
+use prunelab::data::cifar::{self, Variant};
+use prunelab::data::csv;
+use prunelab::experiment::ExperimentConfig;
+use prunelab::io::pack::Pack;
+use prunelab::sweep::SweepConfig;
+use prunelab::train::checkpoint;
+
+fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no regression inputs in {}",
+        dir.display()
+    );
+    files
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_cifar_batches_are_errors() {
+    for (path, bytes) in inputs("cifar") {
+        for variant in [Variant::Cifar10, Variant::Cifar100] {
+            assert!(
+                cifar::parse(&bytes, &path, variant).is_err(),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_csv_files_are_errors() {
+    for (path, bytes) in inputs("csv") {
+        assert!(csv::parse(&bytes, &path).is_err(), "{}", path.display());
+    }
+}
+
+#[test]
+fn hostile_checkpoints_are_errors() {
+    for (path, bytes) in inputs("checkpoint") {
+        let parsed = Pack::from_bytes(&bytes, &path).and_then(|p| checkpoint::meta(&p, &path));
+        assert!(parsed.is_err(), "{}", path.display());
+    }
+}
+
+#[test]
+fn hostile_configs_are_errors() {
+    for (path, bytes) in inputs("config") {
+        let text = String::from_utf8_lossy(&bytes);
+        let origin = path.display().to_string();
+        assert!(RunConfig::from_toml(&text, &origin).is_err(), "{origin}");
+        assert!(
+            ExperimentConfig::from_toml(&text, &origin).is_err(),
+            "{origin}"
+        );
+        assert!(SweepConfig::from_toml(&text, &origin).is_err(), "{origin}");
+    }
+}

@@ -1,0 +1,423 @@
+//! "Lose nothing": each test makes a fault happen to the real binary — a kill
+//! mid-run, a kill mid-write, a full disk, a signal, racing writers, corrupt
+//! and foreign files, an out-of-memory panic — and checks what survives.
+//! The faults come from the test-only hook `PRUNELAB_TEST_FAULT` (fault.rs).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{bin, fails, json, ok};
+
+/// A small CPU run: 4 epochs of 6 batches (300 points, batch 50).
+fn train_args(dir: &Path, tag: &str) -> Vec<String> {
+    let s = |v: &str| v.to_string();
+    vec![
+        s("train"),
+        s("--dataset"),
+        s("moons"),
+        s("--points"),
+        s("300"),
+        s("--batch-size"),
+        s("50"),
+        s("--epochs"),
+        s("4"),
+        s("--device"),
+        s("cpu"),
+        s("--checkpoint"),
+        dir.join(format!("{tag}.ckpt")).display().to_string(),
+        s("--save"),
+        dir.join(format!("{tag}.plm")).display().to_string(),
+        s("--out"),
+        dir.join(format!("{tag}.json")).display().to_string(),
+    ]
+}
+
+fn run_with_fault(args: &[String], fault: &str) -> Output {
+    bin()
+        .args(args)
+        .env("PRUNELAB_TEST_FAULT", fault)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The per-epoch metrics without the wall-clock fields.
+fn metrics(result: &serde_json::Value) -> Vec<(f64, f64, f64, f64)> {
+    result["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e[k].as_f64().unwrap();
+            (
+                f("train_loss"),
+                f("train_accuracy"),
+                f("test_loss"),
+                f("test_accuracy"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn killed_mid_epoch_then_resumed_equals_an_uninterrupted_run_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = train_args(dir.path(), "reference");
+    ok(&strs(&reference));
+
+    // Step 9 is in the middle of epoch 2: the checkpoint of step 8 is the last.
+    let mut args = train_args(dir.path(), "killed");
+    args.extend(["--checkpoint-every".into(), "4".into()]);
+    let out = run_with_fault(&args, "abort-at-step=9");
+    assert!(!out.status.success(), "the fault must kill the run");
+    assert!(!dir.path().join("killed.plm").exists());
+    args.push("--resume".into());
+    let (_, err) = ok(&strs(&args));
+    assert!(err.contains("at epoch 2, batch 2 (step 8)"), "{err}");
+
+    let read = |tag: &str| std::fs::read(dir.path().join(format!("{tag}.plm"))).unwrap();
+    assert!(
+        read("reference") == read("killed"),
+        "resumed weights differ from the uninterrupted run's"
+    );
+    let (a, b) = (
+        json(&dir.path().join("reference.json")),
+        json(&dir.path().join("killed.json")),
+    );
+    assert_eq!(metrics(&a), metrics(&b), "same sample order, same numbers");
+}
+
+#[test]
+fn a_kill_while_writing_a_checkpoint_leaves_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = train_args(dir.path(), "run");
+    args[8] = "1".into(); // --epochs 1
+    ok(&strs(&args));
+    let ckpt = dir.path().join("run.ckpt");
+    let before = std::fs::read(&ckpt).unwrap();
+
+    args[8] = "3".into();
+    args.push("--resume".into());
+    let out = run_with_fault(&args, "abort-mid-write=run.ckpt");
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "the old checkpoint is untouched"
+    );
+    let partial: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert_eq!(
+        partial.len(),
+        1,
+        "the half-written file sits under a temporary name"
+    );
+    // …and the run continues from the old checkpoint.
+    let (_, err) = ok(&strs(&args));
+    assert!(err.contains("at epoch 2, batch 0"), "{err}");
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_keeps_the_old_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = train_args(dir.path(), "run");
+    args[8] = "1".into();
+    ok(&strs(&args));
+    let ckpt = dir.path().join("run.ckpt");
+    let before = std::fs::read(&ckpt).unwrap();
+    args[8] = "2".into();
+    args.push("--resume".into());
+    let out = run_with_fault(&args, "disk-full=run.ckpt");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("disk is full") && err.contains("run.ckpt"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&ckpt).unwrap(), before);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp-")),
+        "no temporary file is left behind"
+    );
+}
+
+#[test]
+fn a_checkpoint_is_one_unit_and_foreign_versions_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = train_args(dir.path(), "a");
+    a[8] = "1".into();
+    ok(&strs(&a));
+    let mut b = train_args(dir.path(), "b");
+    b[8] = "2".into();
+    ok(&strs(&b));
+    let (ca, cb) = (
+        std::fs::read(dir.path().join("a.ckpt")).unwrap(),
+        std::fs::read(dir.path().join("b.ckpt")).unwrap(),
+    );
+    let eval = |bytes: &[u8], name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        fails(&["eval", path.to_str().unwrap(), "--dataset", "moons"])
+    };
+    // Parts of two checkpoints: the head of one, the tail of the other.
+    let mut mixed = ca[..ca.len() / 2].to_vec();
+    mixed.extend_from_slice(&cb[cb.len() / 2..]);
+    let e = eval(&mixed, "mixed.ckpt");
+    assert!(e.contains("mixed.ckpt") && e.contains("checksum"), "{e}");
+    let e = eval(&ca[..ca.len() - 100], "short.ckpt");
+    assert!(e.contains("short.ckpt") && e.contains("truncated"), "{e}");
+    let mut newer = ca.clone();
+    newer[8..12].copy_from_slice(&99u32.to_le_bytes());
+    let e = eval(&newer, "newer.ckpt");
+    assert!(
+        e.contains("newer prunelab") && e.contains("format 99"),
+        "{e}"
+    );
+    let mut zero = ca;
+    zero[8..12].copy_from_slice(&0u32.to_le_bytes());
+    let e = eval(&zero, "zero.ckpt");
+    assert!(e.contains("format 0"), "{e}");
+}
+
+#[test]
+fn sigterm_saves_a_checkpoint_and_exits_for_requeue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = train_args(dir.path(), "run");
+    args[8] = "400".into(); // long enough to be signalled mid-run
+    let child = bin()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ckpt = dir.path().join("run.ckpt");
+    let start = Instant::now();
+    while !ckpt.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains("interrupted at step") && err.contains("--resume"),
+        "{err}"
+    );
+    // The checkpoint it wrote on the way out loads and continues.
+    args[8] = "1".into();
+    args.push("--resume".into());
+    let (_, err) = ok(&strs(&args));
+    assert!(err.contains("resuming"), "{err}");
+}
+
+#[test]
+fn an_out_of_memory_panic_becomes_a_diagnosable_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = train_args(dir.path(), "run");
+    let out = run_with_fault(&args, "oom-at-step=3");
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an error exit, not an abort: {err}"
+    );
+    assert!(
+        err.contains("ran out of memory") && err.contains("--batch-size"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked at"), "no raw panic: {err}");
+}
+
+const SWEEP: &str = r#"
+name = "../../escape"   # a hostile name: must not steer any path
+seeds = [1, 2]
+device = "cpu"
+[model]
+name = "mlp"
+hidden = [12, 12]
+[data]
+dataset = "xor"
+train_points = 200
+test_points = 100
+[train]
+epochs = 4
+batch_size = 50
+optimizer = "adam"
+lr = 0.02
+schedule = "constant"
+[prune]
+finetune_epochs = 1
+[[methods]]
+method = "l1"
+targets = ["macs=0.3", "macs=0.5"]
+[[methods]]
+method = "magnitude"
+targets = ["sparsity=0.5"]
+"#;
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn racing_shards_write_each_result_once_and_readers_never_see_a_partial_file() {
+    let root = tempfile::tempdir().unwrap();
+    let sweep = root.path().join("sweep.toml");
+    std::fs::write(&sweep, SWEEP).unwrap();
+    let out = root.path().join("a/b/out");
+    let spawn = || {
+        bin()
+            .args([
+                "sweep",
+                sweep.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    // A reader polls while both write: every file it finds parses whole.
+    let runs = out.join("runs");
+    let mut reads = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut children = [Some(first), Some(second)];
+    let mut errors = Vec::new();
+    while children.iter().any(Option::is_some) {
+        assert!(Instant::now() < deadline, "the sweep did not finish");
+        if let Ok(entries) = std::fs::read_dir(&runs) {
+            for e in entries {
+                let p = e.unwrap().path();
+                if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .unwrap_or_else(|e| panic!("partial result {}: {e}", p.display()));
+                    reads += 1;
+                }
+            }
+        }
+        for c in children.iter_mut() {
+            if let Some(child) = c
+                && child.try_wait().unwrap().is_some()
+            {
+                let o = c.take().unwrap().wait_with_output().unwrap();
+                errors.push((o.status.success(), stderr(&o)));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (success, err) in &errors {
+        assert!(success, "{err}");
+    }
+    assert!(reads > 0, "the reader saw results while the shards ran");
+    let manifest = json(&out.join("sweep.json"));
+    let mut want: Vec<String> = manifest["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}.json", r["id"].as_str().unwrap()))
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 6);
+    let have: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(have, want, "one file per run, no temporary leftovers");
+    // Nothing was written outside --out despite the hostile name.
+    let all = files_under(root.path());
+    assert!(
+        all.iter().all(|p| p == &sweep || p.starts_with(&out)),
+        "{all:?}"
+    );
+    // A re-run has nothing left to do; collect merges all six.
+    let (_, err) = ok(&[
+        "sweep",
+        sweep.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("6 already done"), "{err}");
+    let (md, err) = ok(&["sweep", "--collect", out.to_str().unwrap()]);
+    assert!(md.contains("| l1 (n=2") && md.contains("macs=0.5"), "{md}");
+    assert!(!err.contains("missing"), "{err}");
+}
+
+#[test]
+fn sharded_runs_cover_the_sweep_once_and_a_failed_shard_is_redone_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let sweep = root.path().join("sweep.toml");
+    std::fs::write(&sweep, SWEEP).unwrap();
+    let out = root.path().join("out");
+    let shard = |i: usize, fault: &str| {
+        bin()
+            .args([
+                "sweep",
+                sweep.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(["--shard", &format!("{i}/3")])
+            .env("PRUNELAB_TEST_FAULT", fault)
+            .output()
+            .unwrap()
+    };
+    for i in [0, 2] {
+        assert!(shard(i, "").status.success());
+    }
+    let failed = shard(1, "fail-shard=1");
+    assert!(!failed.status.success());
+    assert!(stderr(&failed).contains("made to fail"));
+    let (_, err) = ok(&["sweep", "--collect", out.to_str().unwrap()]);
+    assert!(err.contains("missing 1 run"), "{err}");
+    let again = shard(1, "");
+    assert!(again.status.success());
+    assert!(
+        stderr(&again).contains("1 already done"),
+        "{}",
+        stderr(&again)
+    );
+    let (_, err) = ok(&["sweep", "--collect", out.to_str().unwrap()]);
+    assert!(!err.contains("missing"), "{err}");
+}

@@ -1,0 +1,33 @@
+//! Helpers shared by the end-to-end tests: run the binary, check the outcome.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_prunelab"))
+}
+
+pub fn prunelab(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the prunelab binary runs")
+}
+
+pub fn ok(args: &[&str]) -> (String, String) {
+    let out = prunelab(args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "prunelab {args:?} failed:\n{stderr}");
+    (stdout, stderr)
+}
+
+pub fn fails(args: &[&str]) -> String {
+    let out = prunelab(args);
+    assert!(!out.status.success(), "prunelab {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
