@@ -97,17 +97,32 @@ fn killed_mid_epoch_then_resumed_equals_an_uninterrupted_run_exactly() {
     assert_eq!(metrics(&a), metrics(&b), "same sample order, same numbers");
 }
 
+/// Trains one epoch (writing `run.ckpt`) and returns the arguments that
+/// resume it up to `epochs`, the checkpoint's path and its bytes.
+fn one_epoch_then_resume(dir: &Path, epochs: usize) -> (Vec<String>, PathBuf, Vec<u8>) {
+    let mut args = train_args(dir, "run");
+    args[8] = "1".into(); // --epochs 1
+    ok(&strs(&args));
+    let ckpt = dir.join("run.ckpt");
+    let before = std::fs::read(&ckpt).unwrap();
+    args[8] = epochs.to_string();
+    args.push("--resume".into());
+    (args, ckpt, before)
+}
+
+/// The atomic writer's temporary files in `dir`.
+fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp-"))
+        .collect()
+}
+
 #[test]
 fn a_kill_while_writing_a_checkpoint_leaves_the_previous_one() {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = train_args(dir.path(), "run");
-    args[8] = "1".into(); // --epochs 1
-    ok(&strs(&args));
-    let ckpt = dir.path().join("run.ckpt");
-    let before = std::fs::read(&ckpt).unwrap();
-
-    args[8] = "3".into();
-    args.push("--resume".into());
+    let (args, ckpt, before) = one_epoch_then_resume(dir.path(), 3);
     let out = run_with_fault(&args, "abort-mid-write=run.ckpt");
     assert!(!out.status.success());
     assert_eq!(
@@ -115,13 +130,8 @@ fn a_kill_while_writing_a_checkpoint_leaves_the_previous_one() {
         before,
         "the old checkpoint is untouched"
     );
-    let partial: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp-"))
-        .collect();
     assert_eq!(
-        partial.len(),
+        temporaries(dir.path()).len(),
         1,
         "the half-written file sits under a temporary name"
     );
@@ -133,13 +143,7 @@ fn a_kill_while_writing_a_checkpoint_leaves_the_previous_one() {
 #[test]
 fn a_full_disk_is_a_clear_error_and_keeps_the_old_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = train_args(dir.path(), "run");
-    args[8] = "1".into();
-    ok(&strs(&args));
-    let ckpt = dir.path().join("run.ckpt");
-    let before = std::fs::read(&ckpt).unwrap();
-    args[8] = "2".into();
-    args.push("--resume".into());
+    let (args, ckpt, before) = one_epoch_then_resume(dir.path(), 2);
     let out = run_with_fault(&args, "disk-full=run.ckpt");
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -149,11 +153,7 @@ fn a_full_disk_is_a_clear_error_and_keeps_the_old_checkpoint() {
     );
     assert_eq!(std::fs::read(&ckpt).unwrap(), before);
     assert!(
-        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .contains(".tmp-")),
+        temporaries(dir.path()).is_empty(),
         "no temporary file is left behind"
     );
 }
@@ -280,6 +280,14 @@ method = "magnitude"
 targets = ["sparsity=0.5"]
 "#;
 
+/// A temporary directory holding `sweep.toml` (SWEEP).
+fn sweep_file() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let sweep = root.path().join("sweep.toml");
+    std::fs::write(&sweep, SWEEP).unwrap();
+    (root, sweep)
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -296,9 +304,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn racing_shards_write_each_result_once_and_readers_never_see_a_partial_file() {
-    let root = tempfile::tempdir().unwrap();
-    let sweep = root.path().join("sweep.toml");
-    std::fs::write(&sweep, SWEEP).unwrap();
+    let (root, sweep) = sweep_file();
     let out = root.path().join("a/b/out");
     let spawn = || {
         bin()
@@ -386,9 +392,7 @@ fn racing_shards_write_each_result_once_and_readers_never_see_a_partial_file() {
 
 #[test]
 fn sharded_runs_cover_the_sweep_once_and_a_failed_shard_is_redone_alone() {
-    let root = tempfile::tempdir().unwrap();
-    let sweep = root.path().join("sweep.toml");
-    std::fs::write(&sweep, SWEEP).unwrap();
+    let (root, sweep) = sweep_file();
     let out = root.path().join("out");
     let shard = |i: usize, fault: &str| {
         bin()

@@ -6,32 +6,22 @@ use burn::tensor::{Int, Tensor};
 
 use crate::error::{Error, Result};
 
+fn readback_failed(e: impl std::fmt::Debug) -> Error {
+    Error::Execution(format!(
+        "reading a result back from the device failed: {e:?}"
+    ))
+}
+
 /// All values of a float tensor, row-major, as `f32`.
 pub async fn floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
-    let data = tensor.into_data_async().await.map_err(|e| {
-        Error::Execution(format!(
-            "reading a result back from the device failed: {e:?}"
-        ))
-    })?;
-    data.try_into_vec_as::<f32>().map_err(|e| {
-        Error::Execution(format!(
-            "reading a result back from the device failed: {e:?}"
-        ))
-    })
+    let data = tensor.into_data_async().await.map_err(readback_failed)?;
+    data.try_into_vec_as::<f32>().map_err(readback_failed)
 }
 
 /// All values of an integer tensor as `i64`.
 pub async fn ints<const D: usize>(tensor: Tensor<D, Int>) -> Result<Vec<i64>> {
-    let data = tensor.into_data_async().await.map_err(|e| {
-        Error::Execution(format!(
-            "reading a result back from the device failed: {e:?}"
-        ))
-    })?;
-    data.try_into_vec_as::<i64>().map_err(|e| {
-        Error::Execution(format!(
-            "reading a result back from the device failed: {e:?}"
-        ))
-    })
+    let data = tensor.into_data_async().await.map_err(readback_failed)?;
+    data.try_into_vec_as::<i64>().map_err(readback_failed)
 }
 
 /// The single value of a one-element tensor.

@@ -78,7 +78,7 @@ export SLURM_CONF="$work/slurm.conf"
 
 munged --force --foreground --key-file="$work/munge/munge.key" \
   --socket="$work/munge/munge.socket" --pid-file="$work/munge/munged.pid" \
-  --log-file="$work/log/munged.log" --seed-file="$work/munge/seed" &
+  --log-file="$work/log/munged.log" --seed-file="$work/munge/seed" >>"$work/log/munged.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$work/munge/munge.socket" ] && break; sleep 0.1; done
 slurmctld -D -i >"$work/log/slurmctld.out" 2>&1 &
