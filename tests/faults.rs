@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -326,6 +327,8 @@ fn racing_shards_write_each_result_once_and_readers_never_see_a_partial_file() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut children = [Some(first), Some(second)];
     let mut errors = Vec::new();
+    // A result replaced after publication would show up as a new inode.
+    let mut first_inode = std::collections::BTreeMap::new();
     while children.iter().any(Option::is_some) {
         assert!(Instant::now() < deadline, "the sweep did not finish");
         if let Ok(entries) = std::fs::read_dir(&runs) {
@@ -333,6 +336,9 @@ fn racing_shards_write_each_result_once_and_readers_never_see_a_partial_file() {
                 let p = e.unwrap().path();
                 if p.file_name().unwrap().to_string_lossy().starts_with('.') {
                     continue;
+                }
+                if let Ok(meta) = std::fs::metadata(&p) {
+                    first_inode.entry(p.clone()).or_insert(meta.ino());
                 }
                 if let Ok(text) = std::fs::read_to_string(&p) {
                     serde_json::from_str::<serde_json::Value>(&text)
@@ -355,6 +361,15 @@ fn racing_shards_write_each_result_once_and_readers_never_see_a_partial_file() {
         assert!(success, "{err}");
     }
     assert!(reads > 0, "the reader saw results while the shards ran");
+    for (path, inode) in &first_inode {
+        let now = std::fs::metadata(path).unwrap().ino();
+        assert_eq!(
+            now,
+            *inode,
+            "{} was replaced after publication",
+            path.display()
+        );
+    }
     let manifest = json(&out.join("sweep.json"));
     let mut want: Vec<String> = manifest["runs"]
         .as_array()

@@ -129,19 +129,22 @@ pub async fn train(
         loop {
             if interrupt::requested() {
                 let saved =
-                    save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?
-                        + "; run the same command with --resume to continue";
+                    save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
                 return Err(Error::Interrupted {
                     step: trainer.progress.step,
                     saved,
                 });
             }
-            let Some(stats) = trainer.step(&loader, &device).await? else {
-                break;
+            let stats = match trainer.step(&loader, &device).await {
+                Ok(Some(stats)) => stats,
+                Ok(None) => break,
+                // A signal that arrived after the check above: save, then stop.
+                Err(Error::Interrupted { .. }) => continue,
+                Err(e) => return Err(e),
             };
             trainer.emit_step(&stats, sink);
             let every = checkpointing.every_steps;
-            if every > 0 && trainer.progress.step % every == 0 {
+            if every > 0 && trainer.progress.step.is_multiple_of(every) {
                 save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
             }
             fault::after_step(trainer.progress.step);

@@ -121,7 +121,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let mut save = |bytes: Vec<u8>| match &args.checkpoint {
         Some(path) => {
             atomic::write(path, &bytes)?;
-            Ok(format!("checkpoint saved to {}", path.display()))
+            Ok(format!(
+                "checkpoint saved to {}; run the same command with --resume to continue",
+                path.display()
+            ))
         }
         None => Ok("no --checkpoint was given, so nothing was saved".into()),
     };

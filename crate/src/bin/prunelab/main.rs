@@ -277,14 +277,22 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
-    stop_on_signals();
     let result = catch_device_panics(|| match cli.command {
-        Command::Train(args) => commands::train(args),
+        Command::Train(args) => {
+            stop_on_signals();
+            commands::train(args)
+        }
         Command::Eval(args) => commands::eval(args),
         Command::Info(args) => commands::info(args),
         Command::Prune(args) => pruning::prune(args),
-        Command::Run(args) => pruning::run(args),
-        Command::Sweep(args) => sweep::sweep(args),
+        Command::Run(args) => {
+            stop_on_signals();
+            pruning::run(args)
+        }
+        Command::Sweep(args) => {
+            stop_on_signals();
+            sweep::sweep(args)
+        }
         Command::Methods => pruning::methods(),
         Command::Bench(args) => commands::bench(args),
         Command::Serve(args) => serve::serve(args),
@@ -302,8 +310,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// SIGTERM and SIGUSR1 (what Slurm and Kubernetes send before a kill) and
-/// Ctrl-C ask the engine to stop at the next step, after a checkpoint; a
+/// For the long-running commands (train, run, sweep): SIGTERM and SIGUSR1
+/// (what Slurm and Kubernetes send before a kill) and Ctrl-C ask the engine to stop at the next step, after a checkpoint; a
 /// second Ctrl-C stops at once.
 fn stop_on_signals() {
     use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};

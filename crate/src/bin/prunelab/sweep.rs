@@ -27,10 +27,13 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         ));
     };
     let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-    let mut config = SweepConfig::from_toml(&text, &file.display().to_string())?;
-    if let Some(d) = &args.device {
-        config.base.device = d.parse()?;
-    }
+    let config = SweepConfig::from_toml(&text, &file.display().to_string())?;
+    // The override picks where runs execute; it must not change their ids,
+    // or shards started with different flags would disagree on the list.
+    let device_choice = match &args.device {
+        Some(d) => d.parse()?,
+        None => config.base.device,
+    };
     let shard = Shard::parse(&args.shard, &|k| std::env::var(k).ok())?;
     let runs = config.runs();
     // The whole list, so `--collect` can say which runs are still missing.
@@ -55,7 +58,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     if todo.is_empty() {
         return Ok(());
     }
-    let opened = device::open(config.base.device)?;
+    let opened = device::open(device_choice)?;
     eprintln!("device: {}", opened.description);
     let mut splits = BTreeMap::new();
     let mut progress = Progress::new(args.json_events);
