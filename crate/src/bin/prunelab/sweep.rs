@@ -137,8 +137,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
 
 /// Merges `dir/runs/*.json` into results.{json,csv}, summary.md and plot.svg.
 fn collect(dir: &Path) -> Result<()> {
-    let records = sweep::read_records(dir)?;
-    let (all, mean) = sweep::collect(&records);
+    let mut records = sweep::read_records(dir)?;
     let expected: BTreeSet<String> = std::fs::read_to_string(dir.join("sweep.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -150,6 +149,19 @@ fn collect(dir: &Path) -> Result<()> {
             })
         })
         .unwrap_or_default();
+    // Results left by an earlier version of the sweep file are not averaged in.
+    if !expected.is_empty() {
+        let stale = records.len();
+        records.retain(|r| expected.contains(&r.id));
+        let stale = stale - records.len();
+        if stale > 0 {
+            eprintln!(
+                "ignoring {stale} result(s) not in {}/sweep.json (an older sweep?)",
+                dir.display()
+            );
+        }
+    }
+    let (all, mean) = sweep::collect(&records);
     let present: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
     let missing: Vec<&String> = expected.difference(&present).collect();
     let name = records.first().map_or("sweep", |r| r.sweep.as_str());
