@@ -6,7 +6,7 @@ import { drawCurves, drawScatter } from './views/charts.js';
 import { drawWidths } from './views/bars.js';
 import { drawExamples } from './views/images.js';
 import { SCORE_OPTIONS, cifarConfig, writeState } from './state.js';
-import { $, bind, download, human, notice, pct } from './ui.js';
+import { $, bind, download, notice, showComparison } from './ui.js';
 
 const METHODS = ['random', 'l1', 'energy', 'hrank', 'magnitude', 'flexrel'];
 
@@ -75,13 +75,7 @@ export function cifarLab(engine, state, view) {
   }
 
   function showReport(report) {
-    const set = (id, v) => ($(id).textContent = v);
-    set('cacc-dense', pct(report.dense.test_accuracy));
-    set('cparams-dense', human(report.dense.params));
-    set('cmacs-dense', human(report.dense.macs));
-    set('cacc-pruned', pct(report.pruned.test_accuracy));
-    set('cparams-pruned', human(report.pruned.params));
-    set('cmacs-pruned', human(report.pruned.macs));
+    showComparison(report, 'c', ['acc', 'params', 'macs']);
   }
 
   async function prune(method, amount) {

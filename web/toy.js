@@ -6,7 +6,7 @@ import { drawNetwork } from './views/network.js';
 import { drawCurves } from './views/charts.js';
 import { drawGates } from './views/gates.js';
 import { SCORE_OPTIONS, toyConfig, writeState } from './state.js';
-import { $, bind, download, human, notice, pct } from './ui.js';
+import { $, bind, download, human, notice, pct, showComparison } from './ui.js';
 
 const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons'];
 const EXTENT = 1.5;
@@ -60,14 +60,7 @@ export function toyLab(engine, state, view, onLost) {
       return;
     }
     view.pruned = report;
-    set('acc-dense', pct(report.dense.test_accuracy));
-    set('params-dense', human(report.dense.params));
-    set('macs-dense', human(report.dense.macs));
-    set('bytes-dense', human(report.dense.bytes));
-    set('acc-pruned', pct(report.pruned.test_accuracy));
-    set('params-pruned', human(report.pruned.params));
-    set('macs-pruned', human(report.pruned.macs));
-    set('bytes-pruned', human(report.pruned.bytes));
+    showComparison(report, '', ['acc', 'params', 'macs', 'bytes']);
     $('plan').replaceChildren(...report.plan.slice(0, 8).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
   }
 

@@ -9,6 +9,14 @@ export function human(v) {
   return String(Math.round(v));
 }
 
+/** Writes a prune report's dense and pruned figures into `${prefix}${key}-dense|pruned`. */
+export function showComparison(report, prefix, keys) {
+  const format = { acc: (r) => pct(r.test_accuracy), params: (r) => human(r.params), macs: (r) => human(r.macs), bytes: (r) => human(r.bytes) };
+  for (const side of ['dense', 'pruned']) {
+    for (const key of keys) $(`${prefix}${key}-${side}`).textContent = format[key](report[side]);
+  }
+}
+
 export const pct = (v) => (v === undefined || v === null ? '–' : (100 * v).toFixed(1) + '%');
 
 export function notice(text) {

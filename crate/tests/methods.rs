@@ -250,14 +250,14 @@ fn weight_level_baselines_and_imp_reach_their_sparsity() {
 #[test]
 fn unfit_targets_and_methods_are_refused_clearly() {
     let f = fixture();
-    let try_run = |method: &str, target: &str| {
+    let try_on = |method: &str, target: &str, start: prunelab::model::Model| {
         block_on(experiment::run_method(
             &f.config,
             method,
             target,
             method,
             finetune(0),
-            f.trained.clone(),
+            start,
             &f.dense,
             &f.device,
             &f.split,
@@ -267,25 +267,12 @@ fn unfit_targets_and_methods_are_refused_clearly() {
         .unwrap_err()
         .to_string()
     };
+    let try_run = |method: &str, target: &str| try_on(method, target, f.trained.clone());
     assert!(try_run("magnitude", "macs=0.5").contains("sparsity"));
     assert!(try_run("lottery", "macs=0.5").contains("blocks=N"));
     assert!(try_run("lottery", "blocks=9").contains("only 4"));
     assert!(try_run("pruneit", "macs=0.5").contains("choose one of"));
     let mlp = init_model(&mlp_spec(&[8]), 1, &cpu().autodiff());
-    let e = block_on(experiment::run_method(
-        &f.config,
-        "lottery",
-        "blocks=1",
-        "lottery",
-        finetune(0),
-        mlp,
-        &f.dense,
-        &f.device,
-        &f.split,
-        &mut Quiet,
-    ))
-    .map(|_| ())
-    .unwrap_err()
-    .to_string();
+    let e = try_on("lottery", "blocks=1", mlp);
     assert!(e.contains("residual blocks"), "{e}");
 }
