@@ -134,6 +134,13 @@ export function toyLab(engine, state, view, onLost) {
         if (report.cut) {
           showSizes(report.cut);
           info = await engine.call('info');
+          const learned = report.gated_details?.learned;
+          const settle = report.gated_details?.settle;
+          if (learned) {
+            // Say what the regulariser achieved on its own, and what settle added.
+            const flips = settle?.enabled ? `; settle flipped ${settle.flipped_units + settle.flipped_blocks} gates` : '';
+            notice(`S1 learned to remove ${pct(learned.removed)} of the MACs (target ${pct(learned.target)}), ${pct(learned.decided_share)} of gates decided${flips}.`);
+          }
         }
         done += report.epochs.length || 1;
         // A host copy of the model, so a lost GPU costs no progress.

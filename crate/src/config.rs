@@ -86,6 +86,10 @@ pub struct DataConfig {
     pub train_subset: Option<usize>,
     /// Class-balanced subset of the test set.
     pub test_subset: Option<usize>,
+    /// Share of each class of the training data held out as the validation
+    /// set: what methods select on (FlexRel's factor and δ). The test set is
+    /// only reported on.
+    pub valid_fraction: f32,
     /// Pad-4 random crop and horizontal flip on training images.
     pub augment: bool,
 }
@@ -145,6 +149,7 @@ impl Default for DataConfig {
             test_fraction: 0.3,
             train_subset: None,
             test_subset: None,
+            valid_fraction: 0.1,
             augment: true,
         }
     }
@@ -250,14 +255,16 @@ impl DataConfig {
         self.apply_subsets(split, seed)
     }
 
+    /// The subsets, then the validation hold-out (from the training subset).
     pub fn apply_subsets(&self, mut split: Split, seed: u64) -> Result<Split> {
         if let Some(n) = self.train_subset {
             split.train = split.train.stratified_subset(n, seed)?;
         }
         if let Some(n) = self.test_subset {
-            split.test = split.test.stratified_subset(n, seed ^ 0x7e57)?;
+            let test = split.test().stratified_subset(n, seed ^ 0x7e57)?;
+            split = split.with_test(test);
         }
-        Ok(split)
+        split.hold_out(self.valid_fraction, seed)
     }
 }
 

@@ -80,6 +80,10 @@ pub struct MethodResult {
     pub energy_joules: Option<f64>,
     pub history: Vec<EpochMetrics>,
     pub details: serde_json::Value,
+    /// The method's own judgement against the dense row (S4: Eq. 1's
+    /// winning-ticket test), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<serde_json::Value>,
 }
 
 impl ExperimentConfig {
@@ -152,7 +156,7 @@ pub async fn measure(
 ) -> Result<(f32, f32, u64, u64, u64, u64)> {
     let (loss, accuracy) = evaluate(
         &model.valid(),
-        &split.test,
+        split.test(),
         split.norm,
         config.train.eval_batch_size,
         &opened.device,
@@ -193,8 +197,10 @@ pub async fn run_method(
         detail: format!("{} ({target})", m.info().title),
     });
     let t0 = clock::now();
+    let options_used = options.clone();
     let outcome = m
         .run(Job {
+            info: m.info(),
             model: start,
             split,
             train: config.train.clone(),
@@ -245,6 +251,7 @@ pub async fn run_method(
         energy_joules: None,
         history: outcome.history.clone(),
         details: outcome.details.clone(),
+        verdict: m.verdict(&options_used, accuracy, dense.test_accuracy),
     };
     Ok((outcome, result))
 }
@@ -285,6 +292,7 @@ pub async fn dense_result(
         energy_joules: None,
         history,
         details: serde_json::json!({ "spec": model.spec }),
+        verdict: None,
     })
 }
 
@@ -304,7 +312,7 @@ pub async fn run(
         detail: format!("training {} for {} epochs", spec.name(), base.train.epochs),
     });
     let t0 = clock::now();
-    let mut trainer = crate::train::Trainer::new(theta0.clone(), base.train.clone(), base.seed);
+    let mut trainer = crate::train::Trainer::new(theta0.deep_fork(), base.train.clone(), base.seed);
     while !trainer.finished() {
         trainer
             .run_epoch(split, base.data.augment, &device, sink)
@@ -323,9 +331,12 @@ pub async fn run(
     let mut results = vec![dense.clone()];
     for entry in &config.methods {
         let m = prune::by_name(&entry.method)?;
+        // Forks, not clones: a method that trains (or runs BN in training
+        // mode to score) must not move the dense model's running statistics,
+        // or every later method would see another model.
         let start = match m.info().phase {
-            Phase::AfterTraining => dense_model.clone(),
-            _ => theta0.clone(),
+            Phase::AfterTraining => dense_model.deep_fork(),
+            _ => theta0.deep_fork(),
         };
         let options = config.options_for(entry)?;
         let label = entry.label.clone().unwrap_or_else(|| entry.method.clone());

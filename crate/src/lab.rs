@@ -48,7 +48,9 @@ pub struct Sized {
     pub params: u64,
     pub macs: u64,
     pub bytes: u64,
-    pub test_accuracy: f32,
+    /// `None` where there is nothing to measure (S1 from scratch has no
+    /// trained dense model to compare with).
+    pub test_accuracy: Option<f32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +74,8 @@ pub struct LabReport {
     pub gates: Vec<GateReport>,
     /// Set when a gated pass just ended and its network was cut.
     pub cut: Option<PruneReport>,
+    /// S1's own account of the pass (what it learned, what settle did).
+    pub gated_details: Option<serde_json::Value>,
 }
 
 /// One layer of a fully connected network, for drawing.
@@ -96,6 +100,8 @@ pub struct Lab {
     pub split: Split,
     trainer: Trainer<Model>,
     gated: Option<PolarizationRun>,
+    /// The trained model S1's gated pass is compared with (if one was trained).
+    gated_reference: Option<Model>,
     /// The dense model the scores were computed on.
     dense: Option<Model>,
     scores: Option<(String, Scores)>,
@@ -113,6 +119,7 @@ impl Lab {
             split,
             trainer,
             gated: None,
+            gated_reference: None,
             dense: None,
             scores: None,
             view: None,
@@ -167,49 +174,46 @@ impl Lab {
             finished: false,
             gates: vec![],
             cut: None,
+            gated_details: None,
         };
         if let Some(run) = self.gated.as_mut() {
-            let per_epoch = self
-                .split
-                .train
-                .len()
-                .div_ceil(run.trainer.config.batch_size);
+            let split = &self.split;
+            let per_epoch = split.train.len().div_ceil(run.trainer.config.batch_size);
             while report.steps.len() < steps && !run.finished() {
-                if run.trainer.progress.batch == 0 {
-                    run.before_epoch(&device).await?;
-                }
-                let loader = run.trainer.loader(
-                    &self.split.train,
-                    self.split.norm,
-                    self.config.data.augment,
-                );
-                if let Some(s) = run.trainer.step(&loader, &device).await? {
+                let loader = run
+                    .trainer
+                    .loader(&split.train, split.norm, self.config.data.augment);
+                if let Some(s) = run.step(&loader, split, &device).await? {
                     report.steps.push(s);
                 }
                 if run.trainer.progress.batch >= per_epoch {
                     report.epochs.push(
                         run.trainer
-                            .end_epoch(&self.split.test, self.split.norm, &device)
+                            .end_epoch(split.test(), split.norm, &device)
                             .await?,
                     );
-                    report.gates.push(run.report().await?);
+                    report.gates.push(run.report(split).await?);
                 }
             }
             report.step = run.trainer.progress.step;
             report.epoch = run.trainer.progress.epoch;
             if run.finished() {
                 let run = self.gated.take().expect("checked above");
-                let mut before = self.sized(&run.trainer.model.gated.model, None).await?;
-                // The reference accuracy is the gated network's, at the end of its pass.
-                before.test_accuracy = run
-                    .trainer
-                    .progress
-                    .history
-                    .last()
-                    .map_or(0.0, |m| m.test_accuracy);
-                let outcome = run.finish().await?;
+                let spec_before = run.trainer.model.gated.model.spec.clone();
+                // The reference is the dense model trained before the pass,
+                // if any; S1 started from fresh weights, so its own gated
+                // network is not a dense reference.
+                let mut before = match self.gated_reference.take() {
+                    Some(reference) => self.sized(&reference, None).await?,
+                    None => {
+                        let mut s = self.sized(&run.trainer.model.gated.model, None).await?;
+                        s.test_accuracy = None;
+                        s
+                    }
+                };
+                before.macs = count(&spec_before).macs;
+                let outcome = run.finish(split, &device.clone()).await?;
                 let plan = outcome.plan.clone().expect("S1 cuts");
-                let spec_before = self.trainer.model.spec.clone();
                 let after = self.sized(&outcome.model, None).await?;
                 report.cut = Some(PruneReport {
                     method: "polarization".into(),
@@ -218,6 +222,7 @@ impl Lab {
                     pruned: after,
                     plan: plan.describe(&spec_before),
                 });
+                report.gated_details = Some(outcome.details.clone());
                 let mut config = self.config.train.clone();
                 config.epochs = 0;
                 self.trainer = Trainer::new(outcome.model, config, self.config.seed);
@@ -234,7 +239,7 @@ impl Lab {
             }
             if t.progress.batch >= per_epoch {
                 report.epochs.push(
-                    t.end_epoch(&self.split.test, self.split.norm, &device)
+                    t.end_epoch(self.split.test(), self.split.norm, &device)
                         .await?,
                 );
             }
@@ -248,7 +253,7 @@ impl Lab {
     async fn sized(&self, model: &Model, masks: Option<&WeightMasks>) -> Result<Sized> {
         let (_, accuracy) = evaluate(
             &model.valid(),
-            &self.split.test,
+            self.split.test(),
             self.split.norm,
             500,
             &self.device.device,
@@ -260,19 +265,20 @@ impl Lab {
             params: sized.nonzero_params,
             macs: counted.macs,
             bytes: sized.bytes,
-            test_accuracy: accuracy,
+            test_accuracy: Some(accuracy),
         })
     }
 
     /// Computes and caches `method`'s importances on the current (trained)
     /// model, which becomes the dense reference for the slider.
     pub async fn score(&mut self, method: &str, options: &PruneOptions) -> Result<()> {
-        by_name(method)?;
+        let info = by_name(method)?.info();
+        // A fork: training on after scoring must not move the reference's BN statistics.
         let dense = self
             .dense
             .clone()
-            .unwrap_or_else(|| self.trainer.model.clone());
-        let sampling = Sampling::new(options, false, self.config.seed);
+            .unwrap_or_else(|| self.trainer.model.deep_fork());
+        let sampling = Sampling::new(options, info, false, self.config.seed);
         let split = &self.split;
         let scores = match method {
             "l1" => Scores::Units(
@@ -358,7 +364,7 @@ impl Lab {
             }
             Scores::Weights(s) => {
                 let masks = masks_from_scores(s, amount, Scope::Global)?;
-                let model = masks.apply(dense.clone());
+                let model = masks.apply(&dense);
                 (None, Some(masks), model)
             }
         };
@@ -406,6 +412,8 @@ impl Lab {
             .model_spec(self.split.train.classes, self.split.train.shape[0])?;
         let device = self.device.autodiff();
         let model = init_model(&spec, self.config.seed, &device);
+        self.gated_reference =
+            (self.trainer.progress.step > 0).then(|| self.trainer.model.deep_fork());
         self.gated = Some(PolarizationRun::new(
             model,
             target,
@@ -426,9 +434,16 @@ impl Lab {
     /// draw the dense architecture with removed units greyed out.
     pub async fn network(&self) -> Result<Vec<LayerView>> {
         let (model, plan, masks, gates) = if let Some(run) = &self.gated {
-            let g = &run.trainer.model.gated.gates;
-            let (units, _) = crate::prune::polarization::soft_values(g).await?;
-            let gates: Vec<(String, Vec<f32>)> = g.unit_names.iter().cloned().zip(units).collect();
+            let gated = &run.trainer.model.gated;
+            let state =
+                crate::prune::polarization::gate_state(gated, &self.split, 256, 256).await?;
+            let gates: Vec<(String, Vec<f32>)> = gated
+                .gates
+                .unit_names
+                .iter()
+                .cloned()
+                .zip(state.units)
+                .collect();
             (
                 run.trainer.model.gated.model.clone(),
                 None,
@@ -557,7 +572,7 @@ impl Lab {
 
     /// The first `n` test images with the shown model's predictions.
     pub async fn examples(&self, n: usize) -> Result<Examples> {
-        let test = &self.split.test;
+        let test = self.split.test();
         let n = n.min(test.len());
         let indices: Vec<usize> = (0..n).collect();
         let batch = crate::data::loader::make_batch(
@@ -595,7 +610,7 @@ impl Lab {
     /// inputs, after a warm-up, averaged over `repeats` runs (each ends on a
     /// read, so the device has finished).
     pub async fn latency(&self, batch: usize, repeats: usize) -> Result<Latency> {
-        let test = &self.split.test;
+        let test = self.split.test();
         let indices: Vec<usize> = (0..batch.min(test.len())).collect();
         let x = crate::data::loader::make_batch(
             test,

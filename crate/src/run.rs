@@ -37,8 +37,14 @@ pub fn init_model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
     } else {
         Device::flex()
     };
-    cpu.seed(seed);
-    let model = Model::new(spec, &cpu);
+    // The CPU device's generator is global: two threads seeding and drawing
+    // at once would interleave their draws. One model at a time.
+    static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let model = {
+        let _one_at_a_time = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+        cpu.seed(seed);
+        Model::new(spec, &cpu)
+    };
     if *device == cpu {
         model
     } else {
@@ -164,7 +170,8 @@ pub async fn train(
         test_loss: last.as_ref().map_or(0.0, |m| m.test_loss),
         wall_seconds: clock::now() - start,
         train_examples: split.train.len(),
-        test_examples: split.test.len(),
+        valid_examples: split.valid.len(),
+        test_examples: split.test_len(),
         epochs: trainer.progress.history.clone(),
         config: config.clone(),
     };

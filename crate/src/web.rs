@@ -196,12 +196,12 @@ impl Session {
                 "give at least one training batch (data_batch_N.bin / train.bin) and the test batch (a name with \"test\")",
             )));
         }
-        let split = Split {
-            train: cifar::concat(train),
-            test: cifar::concat(test),
-            norm: Some(variant.normalization()),
-            source: "browser files".into(),
-        };
+        let split = Split::new(
+            cifar::concat(train),
+            cifar::concat(test),
+            Some(variant.normalization()),
+            "browser files",
+        );
         let split = config
             .data
             .apply_subsets(split, config.seed)
@@ -234,7 +234,7 @@ impl Session {
             params: counted.params,
             macs: counted.macs,
             train_examples: lab.split.train.len(),
-            test_examples: lab.split.test.len(),
+            test_examples: lab.split.test_len(),
             classes: lab.split.train.classes,
             steps_per_epoch: lab.steps_per_epoch(),
             groups: shown
@@ -325,7 +325,7 @@ impl Session {
     pub fn points(&self, which: &str) -> Vec<f32> {
         let lab = self.lab.borrow();
         let data = if which == "test" {
-            &lab.split.test
+            lab.split.test()
         } else {
             &lab.split.train
         };
@@ -339,7 +339,7 @@ impl Session {
     pub fn labels(&self, which: &str) -> Vec<u16> {
         let lab = self.lab.borrow();
         let data = if which == "test" {
-            &lab.split.test
+            lab.split.test()
         } else {
             &lab.split.train
         };

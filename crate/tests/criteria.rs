@@ -221,7 +221,14 @@ fn gate_cost_equals_the_count_of_the_gated_network() {
             },
         )
         .unwrap();
-        let gates = Gates::new(&spec, 3.0, 1.0, true, &device);
+        let gates = Gates::new(
+            &spec,
+            prunelab::prune::gates::GateKind::Static,
+            3.0,
+            1.0,
+            true,
+            &device,
+        );
         let mut rng = prunelab::rng::stream(7, name, 0);
         for _ in 0..4 {
             let units: Vec<Vec<f32>> = spec
@@ -372,13 +379,14 @@ fn block_scores_aggregate_their_convs() {
             }
         })
         .collect();
+    let blocks = model.spec.removable_blocks();
     let sum = prunelab::prune::lottery::block_scores(
-        &model,
+        &blocks,
         &weights,
         prunelab::prune::options::Aggregate::Sum,
     );
     let mean = prunelab::prune::lottery::block_scores(
-        &model,
+        &blocks,
         &weights,
         prunelab::prune::options::Aggregate::Mean,
     );

@@ -69,16 +69,24 @@ fn train_then_slide_the_pruning_amount_then_fine_tune() {
 #[test]
 fn s1_runs_epoch_by_epoch_with_gates_then_cuts() {
     let mut lab = lab("resmlp", &[12, 12, 12]);
+    // A dense model first: S1's result is compared with it.
+    let dense = block_on(lab.train(lab.steps_per_epoch() * 6)).unwrap();
+    let dense_accuracy = dense.epochs.last().unwrap().test_accuracy;
     let mut options = PruneOptions::default();
     options.polarization.epochs = Some(6);
+    options.polarization.settle = true;
     lab.start_gated(Target::Macs(0.5), &options).unwrap();
     let mut reports = Vec::new();
+    let mut epochs = Vec::new();
     let mut cut = None;
+    let mut details = None;
     for _ in 0..20 {
         let r = block_on(lab.train(lab.steps_per_epoch())).unwrap();
         reports.extend(r.gates);
+        epochs.extend(r.epochs);
         if let Some(c) = r.cut {
             cut = Some(c);
+            details = r.gated_details;
             break;
         }
         let net = block_on(lab.network()).unwrap();
@@ -92,10 +100,27 @@ fn s1_runs_epoch_by_epoch_with_gates_then_cuts() {
     let cut = cut.expect("the pass ends with a cut");
     let removed = 1.0 - cut.pruned.macs as f64 / cut.dense.macs as f64;
     assert!((removed - 0.5).abs() < 0.03, "{removed}");
+    // The dense side is the model trained before, not the gated network.
+    assert_eq!(cut.dense.test_accuracy, Some(dense_accuracy));
+    let gated = epochs.last().unwrap().test_accuracy;
     assert!(
-        (cut.pruned.test_accuracy - cut.dense.test_accuracy).abs() < 1e-6,
-        "the cut network is the gated one"
+        (cut.pruned.test_accuracy.unwrap() - gated).abs() < 1e-6,
+        "the cut network is the frozen gated one"
     );
+    let details = details.expect("S1 says what it learned");
+    assert!(details["learned"]["removed"].is_number() && details["settle"]["enabled"] == true);
+}
+
+#[test]
+fn s1_from_scratch_has_no_dense_accuracy_to_compare() {
+    let mut lab = lab("resmlp", &[8, 8]);
+    let mut options = PruneOptions::default();
+    options.polarization.epochs = Some(2);
+    lab.start_gated(Target::Macs(0.3), &options).unwrap();
+    let r = block_on(lab.train(lab.steps_per_epoch() * 2)).unwrap();
+    let cut = r.cut.expect("two epochs, then the cut");
+    assert_eq!(cut.dense.test_accuracy, None, "nothing was trained densely");
+    assert!(cut.pruned.test_accuracy.is_some());
 }
 
 #[test]

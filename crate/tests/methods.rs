@@ -36,6 +36,24 @@ struct Fixture {
     dense: MethodResult,
 }
 
+impl Fixture {
+    /// The same fixture with another test set: nothing a method chooses may change.
+    fn with_other_test(&self) -> Fixture {
+        Fixture {
+            config: self.config.clone(),
+            split: self.split.clone().with_test(toy("spiral", 300, 99).train),
+            device: self.device.clone(),
+            theta0: self.theta0.deep_fork(),
+            trained: self.trained.deep_fork(),
+            dense: self.dense.clone(),
+        }
+    }
+}
+
+fn bits(model: &Model) -> Vec<u32> {
+    weights(model).iter().map(|v| v.to_bits()).collect()
+}
+
 fn fixture() -> Fixture {
     let config = config();
     let split = config.data.load(config.seed).unwrap();
@@ -43,7 +61,7 @@ fn fixture() -> Fixture {
     let spec = config.model_spec(2, 2).unwrap();
     let theta0 = init_model(&spec, config.seed, &device.autodiff());
     let mut trainer =
-        prunelab::train::Trainer::new(theta0.clone(), config.train.clone(), config.seed);
+        prunelab::train::Trainer::new(theta0.deep_fork(), config.train.clone(), config.seed);
     while !trainer.finished() {
         block_on(trainer.run_epoch(&split, false, &device.autodiff(), &mut Quiet)).unwrap();
     }
@@ -79,9 +97,9 @@ fn run(
     trained: bool,
 ) -> (Outcome, MethodResult) {
     let start = if trained {
-        f.trained.clone()
+        f.trained.deep_fork()
     } else {
-        f.theta0.clone()
+        f.theta0.deep_fork()
     };
     block_on(experiment::run_method(
         &f.config, method, target, method, options, start, &f.dense, &f.device, &f.split,
@@ -92,17 +110,25 @@ fn run(
 
 fn finetune(epochs: usize) -> PruneOptions {
     PruneOptions {
-        finetune_epochs: epochs,
-        score_batches: 2,
+        finetune_epochs: Some(epochs),
+        score_batches: Some(2),
         score_batch_size: 100,
         ..PruneOptions::default()
     }
 }
 
+fn learned(outcome: &Outcome) -> (f64, f64) {
+    let l = &outcome.details["learned"];
+    (
+        l["removed"].as_f64().expect("S1 reports what it learned"),
+        l["decided_share"].as_f64().unwrap(),
+    )
+}
+
 #[test]
-fn s1_polarization_meets_the_target_with_decided_gates_and_no_fine_tuning() {
+fn s1_learns_its_target_without_settle_and_cuts_the_gated_network() {
     let f = fixture();
-    for target in [0.3f32, 0.5] {
+    for target in [0.3f32, 0.5, 0.7] {
         let (outcome, r) = run(
             &f,
             "polarization",
@@ -110,20 +136,25 @@ fn s1_polarization_meets_the_target_with_decided_gates_and_no_fine_tuning() {
             finetune(0),
             false,
         );
+        let (removed, decided) = learned(&outcome);
         assert!(
-            (r.macs_reduction - target as f64).abs() <= 0.02,
-            "target {target}: removed {:.3}",
+            (removed - target as f64).abs() <= 0.05,
+            "target {target}: the regulariser alone removed {removed:.3}"
+        );
+        assert!(
+            decided >= 0.9,
+            "target {target}: {decided:.2} of gates decided"
+        );
+        let settle = &outcome.details["settle"];
+        assert_eq!(settle["enabled"], false);
+        assert_eq!(settle["flipped_units"], 0);
+        // Without settle the cut is what was learned (up to a revived unit).
+        assert!(
+            (r.macs_reduction - removed).abs() <= 0.02,
+            "cut {:.3} vs learned {removed:.3}",
             r.macs_reduction
         );
-        let d = &outcome.details;
-        let last = d["trajectory"].as_array().unwrap().last().unwrap();
-        let undecided =
-            last["undecided"].as_u64().unwrap() as f64 / last["gates"].as_u64().unwrap() as f64;
-        assert!(
-            undecided <= 0.05,
-            "gates end near 0/1: {undecided:.2} undecided"
-        );
-        // The cut network is the gated one: its accuracy is the last gated epoch's, exactly.
+        // The cut network is the frozen gated one: its accuracy is the last gated epoch's, exactly.
         let gated = outcome.history.last().unwrap().test_accuracy;
         assert!(
             (r.test_accuracy - gated).abs() < 1e-6,
@@ -132,39 +163,112 @@ fn s1_polarization_meets_the_target_with_decided_gates_and_no_fine_tuning() {
             gated
         );
         assert_eq!(outcome.history.len(), 25, "one pass, no fine-tuning");
-        assert!(r.test_accuracy > 0.8, "{}", r.test_accuracy);
+        assert!(r.test_accuracy > 0.75, "{}", r.test_accuracy);
     }
+}
+
+#[test]
+fn s1_settle_is_a_reported_last_resort_and_short_passes_freeze() {
+    let f = fixture();
+    // Two epochs: the schedule runs by step, so the gates still freeze
+    // (mid-pass) and settle still meets the budget.
+    let mut o = finetune(0);
+    o.polarization.epochs = Some(2);
+    o.polarization.settle = true;
+    let (outcome, r) = run(&f, "polarization", "macs=0.5", o, false);
+    let d = &outcome.details;
+    assert!(
+        d["learned"]["step"].as_u64().unwrap() > 0,
+        "froze mid-pass: {d}"
+    );
+    assert!(
+        (r.macs_reduction - 0.5).abs() <= 0.02,
+        "settled: {}",
+        r.macs_reduction
+    );
+    let flips = d["settle"]["flipped_units"].as_u64().unwrap()
+        + d["settle"]["flipped_blocks"].as_u64().unwrap();
+    let learned_removed = d["learned"]["removed"].as_f64().unwrap();
+    assert!(
+        flips > 0 || (learned_removed - 0.5).abs() <= 0.02,
+        "settle reports its flips: {d}"
+    );
+    assert_eq!(outcome.history.len(), 2);
+}
+
+#[test]
+fn s1_dynamic_gates_settle_on_a_consensus() {
+    let f = fixture();
+    let mut o = finetune(0);
+    o.polarization.gates = prunelab::prune::gates::GateKind::Dynamic;
+    let (outcome, r) = run(&f, "polarization", "macs=0.5", o, false);
+    let (removed, decided) = learned(&outcome);
+    let agreement = outcome.details["learned"]["agreement"].as_f64().unwrap();
+    assert!((removed - 0.5).abs() <= 0.05, "{removed}");
+    assert!(
+        decided >= 0.9 && agreement >= 0.9,
+        "decided {decided}, agreement {agreement}"
+    );
+    let gated = outcome.history.last().unwrap().test_accuracy;
+    assert!(
+        (r.test_accuracy - gated).abs() < 1e-6,
+        "the cut network is the frozen gated one"
+    );
 }
 
 #[test]
 fn s2_flexrel_prunes_weights_and_blends_to_magnitude_at_delta_zero() {
     let f = fixture();
-    let (outcome, r) = run(&f, "flexrel", "sparsity=0.6", finetune(0), true);
+    let (outcome, _) = run(&f, "flexrel", "sparsity=0.6", finetune(0), true);
     let masks = outcome.masks.expect("weight masks");
     assert!((masks.sparsity() - 0.6).abs() < 0.01);
-    assert_eq!(
-        r.macs_reduction, 0.0,
-        "unstructured pruning keeps dense MACs"
-    );
-    assert!(r.bytes < f.dense.bytes, "sparse encodings shrink the model");
     let mut zero = finetune(0);
     zero.flexrel.delta = 0.0;
     let (a, _) = run(&f, "flexrel", "sparsity=0.6", zero, true);
     let (b, _) = run(&f, "magnitude", "sparsity=0.6", finetune(0), true);
-    assert_eq!(
-        a.masks.unwrap(),
-        b.masks.unwrap(),
-        "δ = 0 is magnitude pruning"
-    );
+    let magnitude = b.masks.unwrap();
+    assert_eq!(a.masks.unwrap(), magnitude, "δ = 0 is magnitude pruning");
+    // The relevance term changes which weights go (δ = 1: relevance only).
+    let mut one = finetune(0);
+    one.flexrel.delta = 1.0;
+    let (c, _) = run(&f, "flexrel", "sparsity=0.6", one, true);
+    assert_ne!(c.masks.unwrap(), magnitude, "δ = 1 ranks by relevance");
+}
+
+#[test]
+fn s2_flexrel_chooses_its_factor_on_the_validation_split_and_returns_that_model() {
+    let f = fixture();
     let mut sweep = finetune(0);
     sweep.flexrel.accuracy_target = Some(0.8);
     sweep.flexrel.sweep = vec![0.0, 0.5];
-    let (o, _) = run(&f, "flexrel", "sparsity=0.5", sweep, true);
+    let (o, r) = run(&f, "flexrel", "sparsity=0.5", sweep.clone(), true);
     assert_eq!(
         o.details["sweep"].as_array().unwrap().len(),
         2 * prunelab::prune::flexrel::SWEEP_FACTORS.len()
     );
     assert_eq!(o.details["best"].as_array().unwrap().len(), 2);
+    let selected = &o.details["selected"];
+    let sparsity = selected["sparsity"].as_f64().unwrap();
+    // The returned model is the selected one: its sparsity and bytes.
+    let masks = o.masks.as_ref().unwrap();
+    assert!(
+        (masks.sparsity() - sparsity).abs() < 0.01,
+        "{} vs {sparsity}",
+        masks.sparsity()
+    );
+    assert_eq!(r.bytes, selected["bytes"].as_u64().unwrap());
+    let point = o.details["sweep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["delta"] == selected["delta"] && p["sparsity"] == selected["sparsity"])
+        .unwrap();
+    assert!(point["valid_accuracy"].as_f64().unwrap() >= 0.8);
+    // Nothing it chose depends on the test set.
+    let other = f.with_other_test();
+    let (o2, _) = run(&other, "flexrel", "sparsity=0.5", sweep, true);
+    assert_eq!(o2.details["selected"], o.details["selected"]);
+    assert_eq!(o2.masks, o.masks);
 }
 
 #[test]
@@ -275,4 +379,109 @@ fn unfit_targets_and_methods_are_refused_clearly() {
     let mlp = init_model(&mlp_spec(&[8]), 1, &cpu().autodiff());
     let e = try_on("lottery", "blocks=1", mlp);
     assert!(e.contains("residual blocks"), "{e}");
+}
+
+#[test]
+fn no_method_reads_the_test_set_to_choose() {
+    let f = fixture();
+    let other = f.with_other_test();
+    let mut flexrel = finetune(1);
+    flexrel.flexrel.accuracy_target = Some(0.7);
+    flexrel.flexrel.sweep = vec![0.0, 1.0];
+    let mut imp = finetune(0);
+    imp.imp.rounds = 1;
+    imp.imp.epochs = Some(4);
+    let mut short = finetune(0);
+    short.polarization.epochs = Some(4);
+    let cases = [
+        ("polarization", "macs=0.5", false, short),
+        ("flexrel", "sparsity=0.5", true, flexrel),
+        ("energy", "macs=0.4", true, finetune(1)),
+        ("hrank", "macs=0.4", true, finetune(1)),
+        ("l1", "macs=0.4", true, finetune(1)),
+        ("random", "macs=0.4", true, finetune(1)),
+        ("magnitude", "sparsity=0.5", true, finetune(1)),
+        ("snip", "sparsity=0.5", false, finetune(0)),
+        ("imp", "sparsity=0.5", false, imp),
+    ];
+    for (method, target, trained, options) in cases {
+        let before = f.split.test_reads();
+        let (o, r) = run(&f, method, target, options.clone(), trained);
+        assert_eq!(
+            f.split.test_reads() - before,
+            r.history.len() + 1,
+            "{method}: one test read per reported epoch and one for the row"
+        );
+        let (o2, _) = run(&other, method, target, options, trained);
+        assert_eq!(o.plan, o2.plan, "{method}");
+        assert_eq!(o.masks, o2.masks, "{method}");
+        assert!(
+            bits(&o.model) == bits(&o2.model),
+            "{method}: the same model"
+        );
+    }
+}
+
+#[test]
+fn s4_algorithm_1_retrains_theta_i_with_the_schedule_resumed() {
+    use prunelab::events::Event;
+    let f = fixture();
+    let mut o = finetune(0);
+    o.lottery.rewind = prunelab::prune::options::Rewind::Epoch;
+    o.lottery.rewind_epoch = 5;
+    let mut lrs = Vec::new();
+    let mut sink = |e: Event| {
+        if let Event::Step { lr, .. } = e {
+            lrs.push(lr)
+        }
+    };
+    // A decaying schedule, so where it resumes shows.
+    let mut config = f.config.clone();
+    config.train.schedule = prunelab::train::schedule::Schedule::Cosine;
+    let augment = config.data.augment;
+    let (outcome, _) = block_on(experiment::run_method(
+        &config,
+        "lottery",
+        "blocks=1",
+        "lottery",
+        o,
+        f.theta0.deep_fork(),
+        &f.dense,
+        &f.device,
+        &f.split,
+        &mut sink,
+    ))
+    .unwrap();
+    // The reference: the dense schedule to epoch 5, the same cut, then the
+    // last 20 epochs with the schedule resumed at epoch 5.
+    let device = f.device.autodiff();
+    let mut dense =
+        prunelab::train::Trainer::new(f.theta0.deep_fork(), config.train.clone(), config.seed);
+    while dense.progress.epoch < 5 {
+        block_on(dense.run_epoch(&f.split, augment, &device, &mut Quiet)).unwrap();
+    }
+    let plan = outcome.plan.clone().unwrap();
+    let ticket = prunelab::prune::surgery::cut(&dense.model, &plan).unwrap();
+    let mut retrain = prunelab::train::Trainer::new(ticket, config.train.clone(), config.seed);
+    retrain.progress.epoch = 5;
+    while !retrain.finished() {
+        block_on(retrain.run_epoch(&f.split, augment, &device, &mut Quiet)).unwrap();
+    }
+    assert!(
+        bits(&outcome.model) == bits(&retrain.model),
+        "restarted from θ₅"
+    );
+    let per_epoch = f.split.train.len().div_ceil(config.train.batch_size);
+    let first_retrain_step = 25 * per_epoch;
+    assert_eq!(lrs.len(), (25 + 20) * per_epoch);
+    assert!(
+        (lrs[first_retrain_step] - config.train.lr_at(5, 0, per_epoch)).abs() < 1e-12,
+        "LR rewinding: {} vs {}",
+        lrs[first_retrain_step],
+        config.train.lr_at(5, 0, per_epoch)
+    );
+    assert!(
+        (lrs[first_retrain_step] - lrs[0]).abs() > 1e-9,
+        "the schedule did not restart at epoch 0"
+    );
 }

@@ -134,12 +134,12 @@ fn a_non_finite_loss_stops_the_run_and_says_where() {
 
 #[test]
 fn cifar_shaped_training_runs_and_evaluates() {
-    let split = Split {
-        train: tiny_images(40, 10, 1),
-        test: tiny_images(20, 10, 2),
-        norm: Some(prunelab::data::cifar::Variant::Cifar10.normalization()),
-        source: "generated".into(),
-    };
+    let split = Split::new(
+        tiny_images(40, 10, 1),
+        tiny_images(20, 10, 2),
+        Some(prunelab::data::cifar::Variant::Cifar10.normalization()),
+        "generated",
+    );
     let spec = prunelab::model::ModelSpec::named("cnn", &Default::default()).unwrap();
     let device = cpu().autodiff();
     let mut config = adam(1, 0.01);
@@ -150,4 +150,38 @@ fn cifar_shaped_training_runs_and_evaluates() {
     assert_eq!(trainer.progress.step, 3);
     assert!(m.train_loss.is_finite() && m.test_loss.is_finite());
     assert!((0.0..=1.0).contains(&m.test_accuracy));
+}
+
+#[test]
+fn a_fork_leaves_its_original_untouched_and_a_clone_does_not() {
+    let split = Split::new(
+        tiny_images(32, 10, 1),
+        tiny_images(8, 10, 2),
+        None,
+        "generated",
+    );
+    let spec = prunelab::model::ModelSpec::named("cnn", &Default::default()).unwrap();
+    let device = cpu().autodiff();
+    let original = model(&spec, 1, &device);
+    let bits = |m: &prunelab::model::Model| -> Vec<u32> {
+        weights(m).iter().map(|v| v.to_bits()).collect()
+    };
+    let before = bits(&original);
+    let mut config = adam(1, 0.01);
+    config.batch_size = 16;
+    // Training a fork (weights and BN running statistics) changes nothing in the original.
+    let mut trainer = Trainer::new(original.deep_fork(), config.clone(), 1);
+    block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet)).unwrap();
+    assert!(bits(&trainer.model) != before, "the fork trained");
+    assert!(
+        bits(&original) == before,
+        "the original's weights and running statistics are bit-identical"
+    );
+    // burn's `clone()` shares the running statistics: the check above can fail.
+    let mut trainer = Trainer::new(original.clone(), config, 1);
+    block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet)).unwrap();
+    assert!(
+        bits(&original) != before,
+        "a clone that trains moves the original's BN statistics"
+    );
 }

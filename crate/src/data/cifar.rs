@@ -227,12 +227,12 @@ pub fn load_files(train: &[PathBuf], test: &[PathBuf], variant: Variant) -> Resu
             .map(|p| read(p, variant))
             .collect::<Result<_>>()?,
     );
-    Ok(Split {
+    Ok(Split::new(
         train,
         test,
-        norm: Some(variant.normalization()),
-        source: format!("{:?}", variant).to_lowercase(),
-    })
+        Some(variant.normalization()),
+        format!("{:?}", variant).to_lowercase(),
+    ))
 }
 
 /// Loads a directory in the official layout.
@@ -359,7 +359,7 @@ mod tests {
         std::fs::write(dir.path().join("test_batch.bin"), records(10)).unwrap();
         let split = load_dir(dir.path(), Variant::Cifar10).unwrap();
         assert_eq!(split.train.len(), 100);
-        assert_eq!(split.test.len(), 10);
+        assert_eq!(split.test().len(), 10);
         assert_eq!(split.norm, Some(Variant::Cifar10.normalization()));
     }
 

@@ -112,12 +112,7 @@ pub fn split(points: Dataset, test_fraction: f32, seed: u64, source: &str) -> Sp
     let n_test = ((points.len() as f32 * test_fraction.clamp(0.0, 0.9)).round() as usize)
         .clamp(1, points.len() - 1);
     let (test, train) = order.split_at(n_test);
-    Split {
-        train: points.select(train),
-        test: points.select(test),
-        norm: None,
-        source: source.to_string(),
-    }
+    Split::new(points.select(train), points.select(test), None, source)
 }
 
 #[cfg(test)]
@@ -169,12 +164,12 @@ mod tests {
         }
         let ds = parse(text.as_bytes(), Path::new("p.csv")).unwrap();
         let split = split(ds, 0.3, 1, "p.csv");
-        assert_eq!(split.test.len(), 3);
+        assert_eq!(split.test().len(), 3);
         assert_eq!(split.train.len(), 7);
         let Features::Floats(a) = &split.train.features else {
             panic!()
         };
-        let Features::Floats(b) = &split.test.features else {
+        let Features::Floats(b) = &split.test().features else {
             panic!()
         };
         let mut xs: Vec<f32> = a.iter().chain(b).step_by(2).copied().collect();

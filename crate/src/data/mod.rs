@@ -8,6 +8,9 @@ pub mod csv;
 pub mod loader;
 pub mod toy;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -31,15 +34,21 @@ pub struct Dataset {
     pub classes: usize,
 }
 
-/// A training set and a test set that belong together.
+/// Three sets, one use each: `train` to fit, `valid` (held out from the
+/// training data) for anything a method *selects* — a pruning factor, a δ, a
+/// threshold — and `test` only to report. The test set is reached through
+/// [`Split::test`], which counts every read, so tests can check that no
+/// method looks at it to choose.
 #[derive(Debug, Clone)]
 pub struct Split {
     pub train: Dataset,
-    pub test: Dataset,
+    pub valid: Dataset,
+    test: Dataset,
     /// Per-channel normalisation for image data.
     pub norm: Option<augment::Normalization>,
     /// Where it came from, for reports (`spiral`, `cifar10:/path`).
     pub source: String,
+    test_reads: Arc<AtomicUsize>,
 }
 
 /// Where a run's data comes from.
@@ -107,6 +116,11 @@ impl Dataset {
         if n >= self.len() {
             return Ok(self.clone());
         }
+        Ok(self.select(&self.stratified_indices(n, seed)?))
+    }
+
+    /// The sorted indices of [`Dataset::stratified_subset`].
+    pub fn stratified_indices(&self, n: usize, seed: u64) -> Result<Vec<usize>> {
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.classes];
         for (i, &y) in self.labels.iter().enumerate() {
             by_class[y as usize].push(i);
@@ -129,7 +143,7 @@ impl Dataset {
             chosen.extend(order[..want].iter().map(|&k| members[k]));
         }
         chosen.sort_unstable();
-        Ok(self.select(&chosen))
+        Ok(chosen)
     }
 
     /// Examples per class.
@@ -143,6 +157,80 @@ impl Dataset {
 }
 
 impl Split {
+    /// A training and a test set, no validation set yet ([`Split::hold_out`]).
+    pub fn new(
+        train: Dataset,
+        test: Dataset,
+        norm: Option<augment::Normalization>,
+        source: impl Into<String>,
+    ) -> Split {
+        Split {
+            valid: train.select(&[]),
+            train,
+            test,
+            norm,
+            source: source.into(),
+            test_reads: Arc::default(),
+        }
+    }
+
+    /// The test set, to report on. Every call counts as a read
+    /// ([`Split::test_reads`]); methods never call it.
+    pub fn test(&self) -> &Dataset {
+        self.test_reads.fetch_add(1, Ordering::Relaxed);
+        &self.test
+    }
+
+    /// How many examples the test set holds (not a read).
+    pub fn test_len(&self) -> usize {
+        self.test.len()
+    }
+
+    /// Reads of the test set so far (shared by clones of this split).
+    pub fn test_reads(&self) -> usize {
+        self.test_reads.load(Ordering::Relaxed)
+    }
+
+    /// The same split with another test set (for checks that nothing a
+    /// method chooses depends on it).
+    pub fn with_test(mut self, test: Dataset) -> Split {
+        self.test = test;
+        self.test_reads = Arc::default();
+        self
+    }
+
+    /// Moves `fraction` of each class of the training set (seeded, rounded
+    /// per class) into the validation set. `0` leaves it empty.
+    pub fn hold_out(mut self, fraction: f32, seed: u64) -> Result<Split> {
+        if !(0.0..0.9).contains(&fraction) {
+            return Err(Error::config(
+                "data.valid_fraction",
+                fraction,
+                "use a share of the training data in [0, 0.9)",
+            ));
+        }
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.train.classes];
+        for (i, &y) in self.train.labels.iter().enumerate() {
+            by_class[y as usize].push(i);
+        }
+        let mut rand = rng::stream(seed, "validation", 0);
+        let mut in_valid = vec![false; self.train.len()];
+        for members in &by_class {
+            // Every class keeps at least one training example.
+            let n = ((members.len() as f64 * fraction as f64).round() as usize)
+                .min(members.len().saturating_sub(1));
+            let order = rng::permutation(&mut rand, members.len());
+            for &k in &order[..n] {
+                in_valid[members[k]] = true;
+            }
+        }
+        let valid: Vec<usize> = (0..self.train.len()).filter(|&i| in_valid[i]).collect();
+        let rest: Vec<usize> = (0..self.train.len()).filter(|&i| !in_valid[i]).collect();
+        self.valid = self.train.select(&valid);
+        self.train = self.train.select(&rest);
+        Ok(self)
+    }
+
     /// Loads `source` (native: reads files).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(source: &DataSource, seed: u64) -> Result<Split> {

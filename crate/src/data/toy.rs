@@ -101,12 +101,12 @@ pub fn generate(spec: &ToySpec, seed: u64) -> Result<Split> {
             classes: spec.classes,
         }
     };
-    Ok(Split {
-        train: make(spec.train, "toy-train"),
-        test: make(spec.test, "toy-test"),
-        norm: None,
-        source: spec.name.clone(),
-    })
+    Ok(Split::new(
+        make(spec.train, "toy-train"),
+        make(spec.test, "toy-test"),
+        None,
+        spec.name.clone(),
+    ))
 }
 
 fn jitter(rng: &mut Rand, noise: f32) -> f32 {

@@ -5,34 +5,59 @@ use std::collections::HashMap;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 /// Per-pass options for a forward: multipliers on units and blocks, and
 /// optionally a record of intermediate outputs.
 ///
 /// - `unit_scale[group]` multiplies the group's units *after* their
-///   activation: a 0/1 mask makes a masked model that computes exactly what
-///   the physically cut model computes; a gate vector makes S1's gated net.
+///   activation (`[1, C]` for all samples, `[N, C]` per sample): a 0/1 mask
+///   makes a masked model that computes exactly what the physically cut
+///   model computes; a gate vector makes S1's gated net.
 /// - `block_scale[block]` multiplies a residual branch before the addition
 ///   (shape `[1]` for one gate for all samples, `[N]` for one per sample).
 /// - with `capture` on, `captured` receives each unit group's output after BN
 ///   and before the activation (what S3 and HRank score), in forward order.
 /// - with `lrp_epsilon`, every weight layer's output `z` passes backward
-///   scaled by `z / (z + ε·std(z)·sign z)`: gradient × activation then *is*
+///   scaled by `z / (z + ε·rms(z)·sign z)` (rms over the whole batch's `z`): gradient × activation then *is*
 ///   LRP-ε relevance (see `prune::lrp`).
 /// - with `probe`, `probes` receives each weight layer's input and output
 ///   with a zero leaf added, whose gradient is the gradient at that point.
+/// - `heads` are input-conditioned gates (S1's dynamic variant): a head on
+///   layer `L` reads `L`'s input, average-pooled, and sets per-sample
+///   straight-through gates on `L`'s units (and on a residual block) before
+///   `L` runs; `head_logits` receives what each head produced.
 #[derive(Default)]
 pub struct Ctx {
-    pub unit_scale: HashMap<String, Tensor<1>>,
+    pub unit_scale: HashMap<String, Tensor<2>>,
     pub block_scale: HashMap<String, Tensor<1>>,
     pub capture: bool,
     pub captured: Vec<(String, Tensor<4>)>,
     pub lrp_epsilon: Option<f32>,
     pub probe: bool,
     pub probes: Vec<Probe>,
+    pub heads: Vec<GateHead>,
+    pub head_logits: Vec<(String, Tensor<2>)>,
     pending: Option<(String, Tensor<4>, Tensor<4>)>,
+}
+
+/// An input-conditioned gate: `z = linear(avgpool(input of layer))`, `[N,
+/// units + 1 if block]`; the gates are `1[σ(z) > ½]` forward and `σ(z)`'s
+/// gradient backward.
+#[derive(Debug, Clone)]
+pub struct GateHead {
+    pub layer: String,
+    pub linear: Linear,
+    pub units: usize,
+    /// The residual block whose gate is the head's last output, if any.
+    pub block: Option<String>,
+}
+
+/// `1[s > ½]` forward, the gradient of `s` backward.
+pub fn straight_through<const D: usize>(surrogate: Tensor<D>) -> Tensor<D> {
+    let hard = surrogate.clone().greater_elem(0.5).float();
+    surrogate.clone() + (hard - surrogate).detach()
 }
 
 /// A weight layer's input and output during a probed forward pass (linear
@@ -64,6 +89,20 @@ impl Ctx {
 
     /// Marks the input of weight layer `name` (call before the layer).
     pub(crate) fn layer_input(&mut self, name: &str, x: Tensor<4>) -> Tensor<4> {
+        if let Some(head) = self.heads.iter().find(|h| h.layer == name) {
+            let [n, c, _, _] = x.dims();
+            let pooled: Tensor<2> = x.clone().mean_dim(3).mean_dim(2).reshape([n, c]);
+            let logits = head.linear.forward(pooled);
+            let hard = straight_through(burn::tensor::activation::sigmoid(logits.clone()));
+            let units = head.units;
+            self.unit_scale
+                .insert(name.to_string(), hard.clone().slice([0..n, 0..units]));
+            if let Some(block) = &head.block {
+                let gate = hard.slice([0..n, units..units + 1]).reshape([n]);
+                self.block_scale.insert(block.clone(), gate);
+            }
+            self.head_logits.push((name.to_string(), logits));
+        }
         if !self.probe {
             return x;
         }
@@ -129,8 +168,8 @@ impl Ctx {
     pub(crate) fn scale_units(&self, name: &str, x: Tensor<4>) -> Tensor<4> {
         match self.unit_scale.get(name) {
             Some(s) => {
-                let [c] = s.dims();
-                x * s.clone().reshape([1, c, 1, 1])
+                let [n, c] = s.dims();
+                x * s.clone().reshape([n, c, 1, 1])
             }
             None => x,
         }

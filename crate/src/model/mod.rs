@@ -20,6 +20,16 @@ pub use spec::ModelSpec;
 
 struct Initialise;
 
+/// A deep copy of any module: `valid()` rebuilds every `RunningState` (new
+/// storage, current value) and `train()` restores each parameter's autodiff
+/// and gradient state on an autodiff device. The copy is detached from any
+/// graph the original takes part in.
+pub fn deep_fork<M: Module>(module: &M) -> M {
+    let autodiff = module.devices().iter().any(|d| d.is_autodiff());
+    let copy = module.valid();
+    if autodiff { copy.train() } else { copy }
+}
+
 impl burn::module::ModuleVisitor for Initialise {
     fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
         let _ = param.val();
@@ -61,6 +71,16 @@ impl Model {
         // device moves these weights, not a fresh draw).
         model.visit(&mut Initialise);
         model
+    }
+
+    /// An independent copy: weights *and* BatchNorm running statistics.
+    /// `clone()` is not one — burn's `RunningState` is shared between
+    /// clones, so a clone that trains rewrites the original's running mean
+    /// and variance. Every place a method starts from θ₀ or the dense model
+    /// forks it. (burn's own `Module::fork` moves a module to a device;
+    /// it does not copy the running statistics either.)
+    pub fn deep_fork(&self) -> Model {
+        deep_fork(self)
     }
 
     /// `[N, C, H, W]` (toy points: `[N, 2, 1, 1]`) → logits `[N, classes]`.

@@ -218,11 +218,12 @@ impl ModelSpec {
         }
         let spec = match name {
             "mlp" => {
-                if options.hidden.is_empty() || options.hidden.contains(&0) {
+                // No hidden layer is allowed: softmax regression.
+                if options.hidden.contains(&0) {
                     return Err(Error::config(
                         "hidden",
                         format!("{:?}", options.hidden),
-                        "give one or more positive widths, e.g. 16,16",
+                        "give positive widths, e.g. 16,16 (or none, for a linear classifier)",
                     ));
                 }
                 ModelSpec::Mlp(MlpSpec {

@@ -20,10 +20,18 @@ pub struct Sampling {
 }
 
 impl Sampling {
-    /// The scoring batches `options` ask for.
-    pub fn new(options: &crate::prune::PruneOptions, augment: bool, seed: u64) -> Self {
+    /// The scoring batches `options` ask for (`info`'s default when unset).
+    pub fn new(
+        options: &crate::prune::PruneOptions,
+        info: &crate::prune::MethodInfo,
+        augment: bool,
+        seed: u64,
+    ) -> Self {
         Sampling {
-            batches: options.score_batches,
+            batches: options
+                .score_batches
+                .or(info.score_batches.map(|(n, _)| n))
+                .unwrap_or(10),
             batch_size: options.score_batch_size,
             augment,
             seed,

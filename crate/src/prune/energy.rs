@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use super::capture::{self, Sampling};
 use super::pipeline::{self, Then};
 use super::select::Normalize;
+use super::select::Scope;
 use super::select::UnitScores;
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
 use crate::data::Split;
 use crate::error::Result;
 use crate::host;
@@ -58,14 +59,21 @@ pub fn singular_values(rows: usize, cols: usize, values: &[f32]) -> Vec<f64> {
     m.singular_values().iter().copied().collect()
 }
 
-/// Singular values of `M` from its Gram matrix `M Mᵀ` (`n × n`, row-major).
+/// Singular values of `M` from its Gram matrix `M Mᵀ` (`n × n`, row-major,
+/// computed in f32). Eigenvalues within the Gram matrix's rounding noise,
+/// `n · λ_max · ε_f32`, are zero: their square roots would otherwise add
+/// about `√(ε_f32)·σ_max` each to a rank-deficient map's nuclear norm (a few
+/// percent for a 128-image batch of a rank-1 channel).
 pub fn singular_values_from_gram(n: usize, gram: &[f32]) -> Vec<f64> {
     let m = DMatrix::from_row_slice(n, n, &gram.iter().map(|&v| v as f64).collect::<Vec<_>>());
     // Symmetrise against rounding before the symmetric solver.
     let m = (&m + m.transpose()) * 0.5;
-    m.symmetric_eigenvalues()
+    let eigen = m.symmetric_eigenvalues();
+    let max = eigen.iter().fold(0.0f64, |a, &l| a.max(l));
+    let noise = n as f64 * max * f32::EPSILON as f64;
+    eigen
         .iter()
-        .map(|&l| l.max(0.0).sqrt())
+        .map(|&l| if l > noise { l.sqrt() } else { 0.0 })
         .collect()
 }
 
@@ -88,6 +96,34 @@ pub fn energy(sigma: &[f64], kind: Energy) -> f64 {
     }
 }
 
+/// The criterion of each channel of one batch's feature maps `[B, C, H, W]`:
+/// channel `c`'s `B × (H·W)` matrix, one per batch (not per image).
+pub async fn channel_energies(
+    fm: burn::tensor::Tensor<4>,
+    svd: Svd,
+    kind: Energy,
+) -> Result<Vec<f64>> {
+    let [b, c, h, w] = fm.dims();
+    let per_channel = fm.reshape([b, c, h * w]).swap_dims(0, 1); // [C, B, HW]
+    let mut out = Vec::with_capacity(c);
+    match svd {
+        Svd::Gram => {
+            let gram = per_channel.clone().matmul(per_channel.swap_dims(1, 2)); // [C, B, B]
+            let values = host::floats(gram).await?;
+            for g in values.chunks_exact(b * b) {
+                out.push(energy(&singular_values_from_gram(b, g), kind));
+            }
+        }
+        Svd::Full => {
+            let values = host::floats(per_channel).await?;
+            for m in values.chunks_exact(b * h * w) {
+                out.push(energy(&singular_values(b, h * w, m), kind));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Energy scores of every unit group.
 pub async fn scores(
     model: &Model,
@@ -102,23 +138,12 @@ pub async fn scores(
     while let Some((n, captured)) = batches.next_batch() {
         images += n;
         for (group, fm) in captured {
-            let [b, c, h, w] = fm.dims();
-            let per_channel = fm.reshape([b, c, h * w]).swap_dims(0, 1); // [C, B, HW]
-            let entry = sums.entry(group).or_insert_with(|| vec![0.0; c]);
-            match svd {
-                Svd::Gram => {
-                    let gram = per_channel.clone().matmul(per_channel.swap_dims(1, 2)); // [C, B, B]
-                    let values = host::floats(gram).await?;
-                    for (ch, g) in values.chunks_exact(b * b).enumerate() {
-                        entry[ch] += energy(&singular_values_from_gram(b, g), kind);
-                    }
-                }
-                Svd::Full => {
-                    let values = host::floats(per_channel).await?;
-                    for (ch, m) in values.chunks_exact(b * h * w).enumerate() {
-                        entry[ch] += energy(&singular_values(b, h * w, m), kind);
-                    }
-                }
+            let energies = channel_energies(fm, svd, kind).await?;
+            let entry = sums
+                .entry(group)
+                .or_insert_with(|| vec![0.0; energies.len()]);
+            for (e, v) in entry.iter_mut().zip(energies) {
+                *e += v;
             }
         }
     }
@@ -136,6 +161,34 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,
+    scope: Some((
+        Scope::Global,
+        "authors' code (compute_ratio): per-layer L1 normalisation, one global ranking",
+    )),
+    score_batches: Some((10, "authors' code: --limit 10 batches")),
+    finetune: Some(Finetune {
+        share: 1.0,
+        lr_factor: 0.1,
+        source: "authors' code: one-shot pruning, then 200 fine-tuning epochs at lr 0.01 (a full schedule at a tenth of the rate); the paper's text is UNVERIFIED",
+    }),
+    knobs: &[
+        Knob {
+            key: "score_batch_size",
+            source: "authors' code: training batches of 128",
+        },
+        Knob {
+            key: "energy.criterion",
+            source: "the paper: nuclear norm",
+        },
+        Knob {
+            key: "energy.svd",
+            source: "ours: Gram route (equal to the full SVD, tested)",
+        },
+        Knob {
+            key: "step",
+            source: "one shot; the authors' code also prunes iteratively (step 0.01/0.05)",
+        },
+    ],
 };
 
 pub struct EnergyAware;
@@ -147,10 +200,10 @@ impl Method for EnergyAware {
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             // The authors score on augmented training batches, model in eval mode.
-            let sampling = Sampling::new(&job.options, true, job.seed);
+            let sampling = Sampling::new(&job.options, job.info, true, job.seed);
             let o = job.options.energy.clone();
             let scores = scores(&job.model, job.split, sampling, o.svd, o.criterion).await?;
-            let mut options = pipeline::select_options(&job, super::select::Scope::Global);
+            let mut options = pipeline::select_options(&job);
             // Per-layer L1 normalisation is part of the method.
             options.normalize = Normalize::L1;
             let details = serde_json::json!({ "scores": scores });

@@ -9,10 +9,15 @@
 //! per layer (`norm_scope`); the paper's normalisation is not public
 //! (docs/methods.md).
 //!
-//! Besides the pruned model, with `accuracy_target` set it sweeps δ and the
-//! pruning factor (no fine-tuning) and reports, per δ, the highest factor
-//! that keeps the accuracy target and the bytes needed to ship that model —
-//! the bandwidth FlexRel saves over magnitude-only pruning.
+//! With `accuracy_target` set, FlexRel *chooses* its model the paper's way:
+//! it sweeps δ over `sweep` and the pruning factor over [`SWEEP_FACTORS`]
+//! (no fine-tuning), measures each on the **validation** split (held out
+//! from the training data; the test split is never read here), keeps per δ
+//! the highest factor that meets the target, and returns the (δ, factor)
+//! whose model needs the fewest bytes to ship — then fine-tunes it as usual.
+//! The run's `target` is then not used. `details.best` lists each δ's best
+//! factor and bytes, and the bandwidth saved against magnitude-only pruning
+//! (δ = 0); `details.selected` is the returned model's.
 
 use burn::module::Module;
 use serde::Serialize;
@@ -20,8 +25,9 @@ use serde::Serialize;
 use super::masks::{LayerScores, masks_from_scores};
 use super::options::{NormScope, Relevance};
 use super::pipeline::{self, Then};
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
-use crate::error::Result;
+use super::select::Scope;
+use super::{BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
+use crate::error::{Error, Result};
 use crate::host;
 use crate::metrics::bytes::size;
 use crate::train::evaluate;
@@ -33,6 +39,46 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::AfterTraining,
     granularity: Granularity::Weights,
     needs_blocks: false,
+    scope: Some((
+        Scope::Global,
+        "ours: the paper's ranking scope is not public (UNVERIFIED)",
+    )),
+    score_batches: None,
+    finetune: Some(Finetune {
+        share: 0.0,
+        lr_factor: 0.1,
+        source: "the paper reports accuracy against the pruning factor without a stated fine-tuning step (UNVERIFIED)",
+    }),
+    knobs: &[
+        Knob {
+            key: "flexrel.delta",
+            source: "ours: the paper tunes δ in [0, 1]",
+        },
+        Knob {
+            key: "flexrel.relevance",
+            source: "ours: LRP-ε (the paper's 'activity maximization' rule is UNVERIFIED)",
+        },
+        Knob {
+            key: "flexrel.norm_scope",
+            source: "ours: min-max over all layers (UNVERIFIED)",
+        },
+        Knob {
+            key: "flexrel.lrp_epsilon",
+            source: "ours",
+        },
+        Knob {
+            key: "flexrel.samples",
+            source: "ours",
+        },
+        Knob {
+            key: "flexrel.sweep",
+            source: "ours: δ values swept when accuracy_target is set",
+        },
+        Knob {
+            key: "flexrel.accuracy_target",
+            source: "the paper's 'highest pruning factor that meets an accuracy target' (on the validation split)",
+        },
+    ],
 };
 
 /// `(lo, hi)` of some values.
@@ -82,14 +128,16 @@ pub fn combine(
 pub struct SweepPoint {
     pub delta: f32,
     pub sparsity: f32,
-    pub test_accuracy: f32,
+    /// On the validation split.
+    pub valid_accuracy: f32,
     pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Best {
     pub delta: f32,
-    /// Highest pruning factor meeting the accuracy target (None: not even the lowest).
+    /// Highest pruning factor meeting the accuracy target on the validation
+    /// split (None: not even the lowest).
     pub sparsity: Option<f32>,
     pub bytes: Option<u64>,
     /// Bytes saved against magnitude-only (δ = 0) at its own best factor.
@@ -126,15 +174,42 @@ impl Method for FlexRel {
                 "delta": o.delta,
                 "relevance": match o.relevance { Relevance::LrpEpsilon => "lrp-epsilon", Relevance::GradientInput => "gradient-input" },
             });
-            if let Some(target) = o.accuracy_target {
-                let (points, best) = sweep(&job, &magnitude, &relevance, &o.sweep, target).await?;
-                details["sweep"] = serde_json::to_value(&points).expect("plain data");
-                details["best"] = serde_json::to_value(&best).expect("plain data");
-            }
-            let scores = combine(&magnitude, &relevance, o.delta, o.norm_scope);
+            let Some(target) = o.accuracy_target else {
+                let scores = combine(&magnitude, &relevance, o.delta, o.norm_scope);
+                return pipeline::weight_level(job, scores, Then::Finetune, details).await;
+            };
+            let (points, best) = sweep(&job, &magnitude, &relevance, &o.sweep, target).await?;
+            let chosen = select(&best).ok_or_else(|| {
+                Error::config(
+                    "flexrel.accuracy_target",
+                    target,
+                    format!(
+                        "no δ in {:?} keeps {:.1}% validation accuracy even at a pruning factor of {}; lower the target",
+                        o.sweep,
+                        100.0 * target,
+                        SWEEP_FACTORS[0]
+                    ),
+                )
+            })?;
+            details["delta"] = serde_json::json!(chosen.delta);
+            details["sweep"] = serde_json::to_value(&points).expect("plain data");
+            details["best"] = serde_json::to_value(&best).expect("plain data");
+            details["selected"] = serde_json::to_value(chosen).expect("plain data");
+            let sparsity = chosen.sparsity.expect("selected points meet the target");
+            let scores = combine(&magnitude, &relevance, chosen.delta, o.norm_scope);
+            let mut job = job;
+            job.target = super::Target::Sparsity(sparsity);
             pipeline::weight_level(job, scores, Then::Finetune, details).await
         })
     }
+}
+
+/// The (δ, factor) FlexRel returns: the fewest bytes among each δ's best
+/// factor (ties: the lower δ, so magnitude wins a draw).
+pub fn select(best: &[Best]) -> Option<&Best> {
+    best.iter()
+        .filter(|b| b.bytes.is_some())
+        .min_by(|a, b| a.bytes.cmp(&b.bytes).then(a.delta.total_cmp(&b.delta)))
 }
 
 /// Accuracy and size at every (δ, factor), and the best factor per δ.
@@ -145,6 +220,13 @@ async fn sweep(
     deltas: &[f32],
     target: f32,
 ) -> Result<(Vec<SweepPoint>, Vec<Best>)> {
+    if job.split.valid.is_empty() {
+        return Err(Error::config(
+            "data.valid_fraction",
+            0,
+            "FlexRel's accuracy target is checked on a validation split: hold one out (e.g. valid_fraction = 0.1)",
+        ));
+    }
     let device = job.device.device.clone();
     let mut points = Vec::new();
     let mut best = Vec::new();
@@ -157,10 +239,10 @@ async fn sweep(
                 sparsity,
                 job.options.scope.unwrap_or(super::select::Scope::Global),
             )?;
-            let model = masks.apply(job.model.clone()).valid();
+            let model = masks.apply(&job.model).valid();
             let (_, accuracy) = evaluate(
                 &model,
-                &job.split.test,
+                &job.split.valid,
                 job.split.norm,
                 job.train.eval_batch_size,
                 &device,
@@ -170,7 +252,7 @@ async fn sweep(
             points.push(SweepPoint {
                 delta,
                 sparsity,
-                test_accuracy: accuracy,
+                valid_accuracy: accuracy,
                 bytes,
             });
             if accuracy >= target {

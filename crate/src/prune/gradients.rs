@@ -12,7 +12,10 @@ use crate::train::cross_entropy;
 /// `Σ_batches ∂L/∂w` for each prunable weight (flattened, in
 /// [`Model::prunable_weights`] order) at the model's current weights, BN in
 /// training mode as during training. `model` must live on an autodiff device.
+/// The forward passes run on a fork, so `model`'s BN running statistics do
+/// not move (a criterion reads the model; it never changes it).
 pub fn weight_grads(model: &Model, split: &Split, sampling: Sampling) -> Result<Vec<Tensor<1>>> {
+    let model = &model.deep_fork();
     let device = model.prunable_weights()[0].param.flat().device();
     if !device.is_autodiff() {
         return Err(Error::config(

@@ -7,8 +7,9 @@
 use super::capture::{self, Sampling};
 use super::energy::singular_values;
 use super::pipeline::{self, Then};
+use super::select::Scope;
 use super::select::UnitScores;
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
 use crate::data::Split;
 use crate::error::Result;
 use crate::error::Result as R;
@@ -52,6 +53,17 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,
+    scope: Some((Scope::PerLayer, "HRank: per-layer compress rates")),
+    score_batches: Some((5, "HRank's rank generation: 5 batches of 128 (its --limit)")),
+    finetune: Some(Finetune {
+        share: 0.2,
+        lr_factor: 0.1,
+        source: "HRank README: 30 fine-tuning epochs at lr 0.01 per pruned layer; one shot here, so about a fifth of a CIFAR schedule",
+    }),
+    knobs: &[Knob {
+        key: "score_batch_size",
+        source: "HRank: batches of 128",
+    }],
 };
 
 pub struct HRank;
@@ -62,9 +74,9 @@ impl Method for HRank {
     }
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, R<Outcome>> {
         Box::pin(async move {
-            let sampling = Sampling::new(&job.options, job.augment, job.seed);
+            let sampling = Sampling::new(&job.options, job.info, job.augment, job.seed);
             let scores = scores(&job.model, job.split, sampling).await?;
-            let options = pipeline::select_options(&job, super::select::Scope::PerLayer);
+            let options = pipeline::select_options(&job);
             pipeline::structured(
                 job,
                 scores,

@@ -3,19 +3,30 @@
 //! rewinding from Renda et al., "Comparing Rewinding and Fine-tuning in
 //! Neural Network Pruning", ICLR 2020, arXiv 2003.02389).
 //!
-//! Train; remove the smallest-magnitude surviving weights (globally), so that
-//! after `rounds` rounds `target` sparsity is reached (each round removes
-//! `1 − (1 − s)^(1/rounds)` of the survivors); then either rewind the weights
-//! to θ_k and retrain (`rewind = "weights"`) or keep them and replay the
-//! learning-rate schedule (`rewind = "lr"`); repeat.
+//! Train once (one schedule, keeping θ_k at epoch k = `rewind_epoch`); remove
+//! the smallest-magnitude surviving weights (globally), so that after
+//! `rounds` rounds `target` sparsity is reached (each round removes
+//! `1 − (1 − s)^(1/rounds)` of the survivors, and a removed weight never
+//! returns); then either rewind the weights to θ_k (`rewind = "weights"`) or
+//! keep the trained ones (`rewind = "lr"`), and retrain the last `E − k`
+//! epochs with the learning-rate schedule resumed at epoch k; repeat.
 
-use super::masks::{WeightMasks, masks_from_scores};
+use super::masks::{WeightMasks, masks_from_scores, within};
 use super::options::ImpRewind;
-use super::pipeline::{train_for, weight_sparsity};
+use super::pipeline::{train_from, weight_sparsity};
 use super::select::Scope;
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
 use crate::error::{Error, Result};
 use crate::events::Event;
+use crate::model::Model;
+use crate::train::Trainer;
+
+/// The next round's masks: the smallest-magnitude survivors of `model` go
+/// (globally) until `sparsity` is reached; weights `masks` removed stay removed.
+pub async fn next_masks(model: &Model, masks: &WeightMasks, sparsity: f32) -> Result<WeightMasks> {
+    let scores = super::magnitude::scores(model).await?;
+    masks_from_scores(&within(&scores, masks), sparsity, Scope::Global)
+}
 
 pub static INFO: MethodInfo = MethodInfo {
     name: "imp",
@@ -24,6 +35,27 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::Iterative,
     granularity: Granularity::Weights,
     needs_blocks: false,
+    scope: None,
+    score_batches: None,
+    finetune: None,
+    knobs: &[
+        Knob {
+            key: "imp.rounds",
+            source: "ours (Frankle & Carbin prune 20% per round over many rounds)",
+        },
+        Knob {
+            key: "imp.rewind",
+            source: "Frankle & Carbin: rewind the weights",
+        },
+        Knob {
+            key: "imp.rewind_epoch",
+            source: "Frankle & Carbin (ICLR 2019): θ₀; Frankle et al. 2020 rewind to an early epoch for deep nets",
+        },
+        Knob {
+            key: "imp.epochs",
+            source: "the training config's epochs per round",
+        },
+    ],
 };
 
 pub struct Imp;
@@ -44,38 +76,33 @@ impl Method for Imp {
             if let Some(e) = o.epochs {
                 config.epochs = e;
             }
-            if o.rewind_epoch > config.epochs {
+            if o.rewind_epoch >= config.epochs {
                 return Err(Error::config(
                     "imp.rewind_epoch",
                     o.rewind_epoch,
-                    "rewind to an epoch within one round",
+                    "rewind to an epoch before the end of a round (each round retrains epochs − rewind_epoch)",
                 ));
             }
-            // Round 0: dense training, keeping θ_k.
-            let theta0 = job.model.clone();
-            let mut history = Vec::new();
-            let (theta_k, mut model) = {
-                let first = crate::config::TrainConfig {
-                    epochs: o.rewind_epoch,
-                    ..config.clone()
-                };
-                let (theta_k, h1) = train_for(&mut job, theta0, first, None).await?;
-                let rest = crate::config::TrainConfig {
-                    epochs: config.epochs - o.rewind_epoch,
-                    ..config.clone()
-                };
-                let (trained, h2) = train_for(&mut job, theta_k.clone(), rest, None).await?;
-                history.extend(h1);
-                history.extend(h2);
-                (theta_k, trained)
-            };
+            // Round 0: one dense schedule, keeping a fork of θ_k on the way.
+            let device = job.device.autodiff();
+            let mut trainer = Trainer::new(job.model.deep_fork(), config.clone(), job.seed);
+            let mut theta_k = trainer.model.deep_fork();
+            while !trainer.finished() {
+                if trainer.progress.epoch == o.rewind_epoch {
+                    theta_k = trainer.model.deep_fork();
+                }
+                trainer
+                    .run_epoch(job.split, job.augment, &device, &mut *job.sink)
+                    .await?;
+            }
+            let mut model = trainer.model;
+            let mut history = trainer.progress.history;
             let mut masks = WeightMasks::dense(&model);
             let per_round = 1.0 - (1.0 - final_sparsity).powf(1.0 / o.rounds as f64);
+            let mut rounds = Vec::new();
             for round in 1..=o.rounds {
                 let sparsity = 1.0 - (1.0 - per_round).powi(round as i32);
-                let scores = super::magnitude::scores(&model).await?;
-                masks =
-                    masks_from_scores(&scores, sparsity.min(final_sparsity) as f32, Scope::Global)?;
+                masks = next_masks(&model, &masks, sparsity.min(final_sparsity) as f32).await?;
                 job.sink.emit(Event::Phase {
                     name: "imp".into(),
                     detail: format!(
@@ -84,16 +111,30 @@ impl Method for Imp {
                         100.0 * masks.sparsity()
                     ),
                 });
+                rounds.push(masks.sparsity());
+                // Weight rewinding restarts from θ_k, LR rewinding from the
+                // trained weights; both replay the schedule from epoch k.
                 let start = match o.rewind {
-                    ImpRewind::Weights => theta_k.clone(),
-                    ImpRewind::Lr => model,
+                    ImpRewind::Weights => masks.apply(&theta_k),
+                    ImpRewind::Lr => masks.apply(&model),
                 };
-                let (trained, h) =
-                    train_for(&mut job, masks.apply(start), config.clone(), Some(&masks)).await?;
+                let (trained, h) = train_from(
+                    &mut job,
+                    start,
+                    config.clone(),
+                    Some(&masks),
+                    o.rewind_epoch,
+                )
+                .await?;
                 history.extend(h);
                 model = trained;
             }
-            let details = serde_json::json!({ "rounds": o.rounds, "rewind": o.rewind, "rewind_epoch": o.rewind_epoch });
+            let details = serde_json::json!({
+                "rounds": o.rounds,
+                "rewind": o.rewind,
+                "rewind_epoch": o.rewind_epoch,
+                "sparsity_per_round": rounds,
+            });
             Ok(Outcome {
                 model,
                 plan: None,

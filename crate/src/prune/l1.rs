@@ -5,8 +5,9 @@
 use burn::tensor::Tensor;
 
 use super::pipeline::{self, Then};
+use super::select::Scope;
 use super::select::UnitScores;
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Finetune, Granularity, Job, Method, MethodInfo, Outcome, Phase};
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
@@ -40,6 +41,14 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,
+    scope: Some((Scope::PerLayer, "Li et al.: per-layer pruning rates")),
+    score_batches: None,
+    finetune: Some(Finetune {
+        share: 0.25,
+        lr_factor: 0.01,
+        source: "Li et al. §4: 40 retraining epochs at lr 0.001 (their CIFAR training runs at 0.1); 40 epochs scaled to a quarter of training",
+    }),
+    knobs: &[],
 };
 
 pub struct L1;
@@ -51,7 +60,7 @@ impl Method for L1 {
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             let scores = scores(&job.model).await?;
-            let options = pipeline::select_options(&job, super::select::Scope::PerLayer);
+            let options = pipeline::select_options(&job);
             pipeline::structured(
                 job,
                 scores,

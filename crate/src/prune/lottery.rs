@@ -13,21 +13,29 @@
 //! A block's score aggregates its convs' per-weight scores (sum by default,
 //! or mean — the paper does not say). SNIP: `Σ|w·g|`, lowest removed.
 //! GraSP: `Σ w⊙Hg` (the negative of GraSP's S, so that lowest = what GraSP
-//! removes first); `grasp_flip` ranks by S instead. Only blocks whose
-//! shortcut is the identity are candidates (shapes must match).
+//! removes first); `grasp_flip` ranks by S instead.
+//!
+//! Candidates (`candidates`): the paper's set by default — blocks with an
+//! identity shortcut, except the two beside each down-sampling block (the
+//! last block before it and the first after it, §3 of the paper); `identity`
+//! admits every identity-shortcut block.
+//!
+//! The winning-ticket test (Eq. 1), `Acc(F′) + ξ ≥ Acc(F)`, is judged on the
+//! reported accuracies (`verdict`, with `xi`).
 
 use super::capture::Sampling;
 use super::masks::LayerScores;
-use super::options::{Aggregate, BlockCriterion, Rewind};
+use super::options::{Aggregate, BlockCriterion, Candidates, PruneOptions, Rewind};
 use super::pipeline::train_from;
 use super::plan::Plan;
 use super::select::select_blocks;
 use super::target::Target;
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase, surgery};
+use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase, surgery};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::metrics::count::count;
 use crate::model::Model;
+use crate::model::spec::{BlockRef, ModelSpec};
 use crate::train::Trainer;
 
 pub static INFO: MethodInfo = MethodInfo {
@@ -37,18 +45,86 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::AtInit,
     granularity: Granularity::Blocks,
     needs_blocks: true,
+    scope: None,
+    score_batches: Some((
+        10,
+        "ours: the paper does not say which data scores the blocks (UNVERIFIED)",
+    )),
+    finetune: None,
+    knobs: &[
+        Knob {
+            key: "lottery.criterion",
+            source: "the paper: GraSP is the chosen criterion (Algorithm 2)",
+        },
+        Knob {
+            key: "lottery.candidates",
+            source: "the paper §3: blocks beside a down-sampling block are not removed",
+        },
+        Knob {
+            key: "lottery.aggregate",
+            source: "ours: the paper does not say how weight scores become block scores (UNVERIFIED)",
+        },
+        Knob {
+            key: "lottery.grasp_flip",
+            source: "GraSP removes the highest −w⊙Hg first",
+        },
+        Knob {
+            key: "lottery.rewind",
+            source: "the paper's Algorithm 2 (tickets at initialisation)",
+        },
+        Knob {
+            key: "lottery.rewind_epoch",
+            source: "Algorithm 1's rewind point i (the paper tries 0, 25, 50, 75)",
+        },
+        Knob {
+            key: "lottery.grasp_epsilon",
+            source: "ours: the finite-difference step of Hg",
+        },
+        Knob {
+            key: "lottery.xi",
+            source: "the paper's Eq. 1: ξ is usually one point",
+        },
+    ],
 };
 
-/// One score per removable block from per-weight scores (higher = keep).
+/// The blocks the lottery may remove, in forward order.
+pub fn candidates(spec: &ModelSpec, which: Candidates) -> Vec<BlockRef> {
+    let removable = spec.removable_blocks();
+    if which == Candidates::Identity {
+        return removable;
+    }
+    // Every block in forward order, and whether it is removable (shape kept).
+    let all: Vec<(String, bool)> = match spec {
+        ModelSpec::Resnet(r) => r
+            .blocks()
+            .map(|(s, b)| {
+                let name = crate::model::spec::block_name(s, b.index);
+                let ok = removable.iter().any(|x| x.name == name);
+                (name, ok)
+            })
+            .collect(),
+        _ => return removable,
+    };
+    removable
+        .into_iter()
+        .filter(|b| {
+            let at = all.iter().position(|(n, _)| *n == b.name).expect("listed");
+            let beside_transition =
+                |i: Option<usize>| i.and_then(|i| all.get(i)).is_some_and(|(_, ok)| !ok);
+            !beside_transition(at.checked_sub(1)) && !beside_transition(Some(at + 1))
+        })
+        .collect()
+}
+
+/// One score per candidate block from per-weight scores (higher = keep).
 pub fn block_scores(
-    model: &Model,
+    blocks: &[BlockRef],
     weights: &[LayerScores],
     aggregate: Aggregate,
 ) -> Vec<(String, f32)> {
-    model
-        .spec
-        .removable_blocks()
-        .into_iter()
+    blocks
+        .iter()
+        .cloned()
         .map(|b| {
             let prefix = format!("{}.", b.name);
             let (sum, n) = weights
@@ -69,22 +145,33 @@ pub fn block_scores(
         .collect()
 }
 
+/// Block importance (higher = keep) from GraSP's per-weight `S = −w⊙Hg`:
+/// GraSP removes the highest S first, so a block ranks by `−ΣS` — unless
+/// `flip`, which ranks by `ΣS`.
+pub fn grasp_importance(block_s: Vec<(String, f32)>, flip: bool) -> Vec<(String, f32)> {
+    let sign = if flip { 1.0 } else { -1.0 };
+    block_s.into_iter().map(|(b, v)| (b, sign * v)).collect()
+}
+
 async fn score_blocks(job: &Job<'_>, model: &Model) -> Result<Vec<(String, f32)>> {
     let o = &job.options.lottery;
-    let sampling = Sampling::new(&job.options, false, job.seed);
+    let sampling = Sampling::new(&job.options, job.info, false, job.seed);
+    let blocks = candidates(&model.spec, o.candidates);
     Ok(match o.criterion {
-        BlockCriterion::Random => super::random::block_scores(&model.spec, job.seed),
+        BlockCriterion::Random => {
+            let all = super::random::block_scores(&model.spec, job.seed);
+            all.into_iter()
+                .filter(|(b, _)| blocks.iter().any(|c| c.name == *b))
+                .collect()
+        }
         BlockCriterion::Snip => block_scores(
-            model,
+            &blocks,
             &super::snip::scores(model, job.split, sampling).await?,
             o.aggregate,
         ),
         BlockCriterion::Grasp => {
             let s = super::grasp::scores(model, job.split, sampling, o.grasp_epsilon).await?;
-            let importance = block_scores(model, &s, o.aggregate);
-            // GraSP removes the highest S first: rank by −S unless flipped.
-            let sign = if o.grasp_flip { 1.0 } else { -1.0 };
-            importance.into_iter().map(|(b, v)| (b, sign * v)).collect()
+            grasp_importance(block_scores(&blocks, &s, o.aggregate), o.grasp_flip)
         }
     })
 }
@@ -94,6 +181,20 @@ pub struct LayerLottery;
 impl Method for LayerLottery {
     fn info(&self) -> &'static MethodInfo {
         &INFO
+    }
+
+    /// Eq. 1: the ticket wins when `Acc(F′) + ξ ≥ Acc(F)`.
+    fn verdict(
+        &self,
+        options: &PruneOptions,
+        accuracy: f32,
+        dense_accuracy: f32,
+    ) -> Option<serde_json::Value> {
+        let xi = options.lottery.xi;
+        Some(serde_json::json!({
+            "winning_ticket": accuracy + xi >= dense_accuracy,
+            "xi": xi,
+        }))
     }
 
     fn run<'a>(&'a self, mut job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
@@ -106,9 +207,9 @@ impl Method for LayerLottery {
                 ));
             };
             let o = job.options.lottery.clone();
-            let theta0 = job.model.clone();
+            let theta0 = job.model.deep_fork();
             let (scored, rewound, start_epoch, mut history) = match o.rewind {
-                Rewind::Init => (theta0.clone(), theta0, 0, Vec::new()),
+                Rewind::Init => (theta0.deep_fork(), theta0, 0, Vec::new()),
                 Rewind::Epoch => {
                     if o.rewind_epoch >= job.train.epochs {
                         return Err(Error::config(
@@ -117,13 +218,13 @@ impl Method for LayerLottery {
                             "rewind to an epoch before the end of training",
                         ));
                     }
-                    // Train to θᵢ, keep it, train on to θₙ.
+                    // One dense schedule: train to θᵢ, keep a fork of it, train on to θₙ.
                     let mut trainer = Trainer::new(theta0, job.train.clone(), job.seed);
                     let device = job.device.autodiff();
-                    let mut theta_i = trainer.model.clone();
+                    let mut theta_i = trainer.model.deep_fork();
                     while !trainer.finished() {
                         if trainer.progress.epoch == o.rewind_epoch {
-                            theta_i = trainer.model.clone();
+                            theta_i = trainer.model.deep_fork();
                         }
                         trainer
                             .run_epoch(job.split, job.augment, &device, &mut *job.sink)
@@ -138,6 +239,16 @@ impl Method for LayerLottery {
                 }
             };
             let scores = score_blocks(&job, &scored).await?;
+            if p > scores.len() && o.candidates == Candidates::Paper {
+                return Err(Error::config(
+                    "target",
+                    job.target,
+                    format!(
+                        "the model has only {} candidate blocks (the paper excludes the blocks beside each down-sampling block; lottery.candidates = \"identity\" admits them)",
+                        scores.len()
+                    ),
+                ));
+            }
             let removed = select_blocks(&scores, p)?;
             let plan = Plan {
                 keep: Default::default(),
@@ -159,6 +270,8 @@ impl Method for LayerLottery {
             let (model, retrain) = train_from(&mut job, ticket, config, None, start_epoch).await?;
             history.extend(retrain);
             let details = serde_json::json!({
+                "candidates": candidates(&scored.spec, o.candidates).iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
+                "xi": o.xi,
                 "criterion": o.criterion,
                 "aggregate": o.aggregate,
                 "rewind": o.rewind,

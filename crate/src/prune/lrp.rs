@@ -11,7 +11,9 @@
 //! gives gradient × input.
 //!
 //! A weight `w_kj` reads input unit `k` and feeds output unit `j`; its
-//! relevance is `Σ_samples [R(a_k) + R(b_j)]` (Chiasserini et al.). A conv is
+//! relevance is `Σ_samples [R(a_k) + R(z_j)]` — the relevance of the input it
+//! reads and of the output unit it feeds (Chiasserini et al. write `b_j` for
+//! that output). A conv is
 //! read as its unrolled (im2col) linear layer: `w[o, c, u, v]` reads the
 //! input patch element `(c, u, v)` at every output position, so
 //! `R(w[o,c,u,v]) = Σ_{samples, positions} R(patch[c,u,v]) + Σ R(out[o])`.
@@ -30,8 +32,9 @@ use crate::model::spec::LayerOp;
 use crate::model::{Ctx, Model};
 
 /// Relevance of each prunable weight, flattened in
-/// [`Model::prunable_weights`] order, summed over `samples` training examples
-/// (in a fixed order, no augmentation, BN in eval mode).
+/// [`Model::prunable_weights`] order, summed over the first `samples`
+/// training examples rounded up to whole batches of `batch_size` (in a fixed
+/// order, no augmentation, BN in eval mode; ε's rms is taken per batch).
 pub fn weight_relevance(
     model: &Model,
     split: &Split,

@@ -5,7 +5,8 @@
 
 use super::masks::LayerScores;
 use super::pipeline::{self, Then};
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::select::Scope;
+use super::{BoxFuture, Finetune, Granularity, Job, Method, MethodInfo, Outcome, Phase};
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
@@ -40,6 +41,14 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::AfterTraining,
     granularity: Granularity::Weights,
     needs_blocks: false,
+    scope: Some((Scope::Global, "global magnitude (FlexRel's δ = 0)")),
+    score_batches: None,
+    finetune: Some(Finetune {
+        share: 0.25,
+        lr_factor: 0.1,
+        source: "ours: Han et al. retrain after pruning without a fixed length; as l1's length",
+    }),
+    knobs: &[],
 };
 
 pub struct Magnitude;

@@ -82,8 +82,8 @@ impl WeightMasks {
             .collect()
     }
 
-    /// Zeroes the masked weights of `model`.
-    pub fn apply(&self, model: Model) -> Model {
+    /// A fork of `model` with the masked weights zeroed (the original is untouched).
+    pub fn apply(&self, model: &Model) -> Model {
         let mut mapper = MaskMapper {
             masks: self
                 .layers
@@ -92,7 +92,7 @@ impl WeightMasks {
                 .collect(),
             path: Vec::new(),
         };
-        model.map(&mut mapper)
+        model.deep_fork().map(&mut mapper)
     }
 }
 
@@ -127,6 +127,34 @@ impl ModuleMapper for MaskMapper<'_> {
         }
         Param::from_mapped_value(id, masked, mapper)
     }
+}
+
+/// `scores` with every weight `masks` already removed ranked below every
+/// survivor, so a mask taken from them at a higher sparsity lies inside
+/// `masks` (iterative pruning never revives a weight).
+pub fn within(scores: &[LayerScores], masks: &WeightMasks) -> Vec<LayerScores> {
+    scores
+        .iter()
+        .map(|s| {
+            let keep = masks
+                .layers
+                .iter()
+                .find(|l| l.path == s.path)
+                .map(|l| &l.keep);
+            LayerScores {
+                scores: s
+                    .scores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| match keep {
+                        Some(k) if !k[i] => f32::NEG_INFINITY,
+                        _ => v,
+                    })
+                    .collect(),
+                ..s.clone()
+            }
+        })
+        .collect()
 }
 
 /// Keeps the highest-scoring `1 − sparsity` of the weights, globally or per

@@ -83,6 +83,85 @@ pub struct MethodInfo {
     pub granularity: Granularity,
     /// Whether it needs residual blocks (ResNets).
     pub needs_blocks: bool,
+    /// How its units are ranked when `scope` is not set (structured methods).
+    pub scope: Option<(select::Scope, &'static str)>,
+    /// Scoring batches when `score_batches` is not set (data-driven criteria).
+    pub score_batches: Option<(usize, &'static str)>,
+    /// Fine-tuning when `finetune_epochs` is not set (after-training methods).
+    pub finetune: Option<Finetune>,
+    /// Its own options, each with where its default comes from (the values
+    /// are read from `PruneOptions::default()`, so they cannot drift).
+    pub knobs: &'static [Knob],
+}
+
+/// Default fine-tuning after pruning: `share` of the training epochs
+/// (rounded) at `lr_factor` × the training rate.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Finetune {
+    pub share: f32,
+    pub lr_factor: f64,
+    pub source: &'static str,
+}
+
+/// An option of a method (`flexrel.delta`) and where its default comes from.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Knob {
+    pub key: &'static str,
+    pub source: &'static str,
+}
+
+/// One stated default, for `prunelab methods` and the docs.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatedDefault {
+    pub key: String,
+    pub value: String,
+    pub source: String,
+}
+
+/// Every default `info`'s method runs with, and where each comes from.
+pub fn defaults(info: &MethodInfo) -> Vec<StatedDefault> {
+    let mut out = Vec::new();
+    let mut push = |key: &str, value: String, source: &str| {
+        out.push(StatedDefault {
+            key: key.into(),
+            value,
+            source: source.into(),
+        })
+    };
+    if let Some((scope, source)) = info.scope {
+        let v = serde_json::to_value(scope).expect("plain data");
+        push("scope", v.as_str().unwrap_or_default().into(), source);
+    }
+    if let Some((n, source)) = info.score_batches {
+        push("score_batches", n.to_string(), source);
+    }
+    match info.finetune {
+        Some(f) => push(
+            "finetune_epochs",
+            format!(
+                "{:.0}% of the training epochs at {}× the training rate",
+                100.0 * f.share,
+                f.lr_factor
+            ),
+            f.source,
+        ),
+        None => push(
+            "finetune_epochs",
+            "none".into(),
+            "the method trains the pruned network itself",
+        ),
+    }
+    let all = serde_json::to_value(PruneOptions::default()).expect("plain data");
+    for knob in info.knobs {
+        let value = knob
+            .key
+            .split('.')
+            .try_fold(&all, |v, k| v.get(k))
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "(unset)".into());
+        push(knob.key, value, knob.source);
+    }
+    out
 }
 
 /// Everything a method may use. `model` lives on `device`'s autodiff device;
@@ -90,6 +169,8 @@ pub struct MethodInfo {
 /// others. `train` holds the training settings (epochs, rate, optimizer) a
 /// method uses for its own training, retraining or fine-tuning.
 pub struct Job<'a> {
+    /// The method's own description (its defaults).
+    pub info: &'static MethodInfo,
     pub model: Model,
     pub split: &'a Split,
     pub train: TrainConfig,
@@ -117,6 +198,16 @@ pub struct Outcome {
 pub trait Method {
     fn info(&self) -> &'static MethodInfo;
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>>;
+    /// A method's own judgement of a finished result against the dense
+    /// model (S4's winning-ticket test), from the reported accuracies.
+    fn verdict(
+        &self,
+        _options: &PruneOptions,
+        _accuracy: f32,
+        _dense_accuracy: f32,
+    ) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Every method, seed methods first.

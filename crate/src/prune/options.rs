@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::energy::{Energy, Svd};
+pub use super::gates::GateKind;
 use super::select::{Normalize, Scope};
 
 // No `deny_unknown_fields` here: these options are flattened into the
@@ -24,12 +25,15 @@ pub struct PruneOptions {
     pub step: Option<f32>,
     /// HRank-style fixed pruning rates, one per prunable layer (overrides `target`).
     pub rates: Option<Vec<f32>>,
-    /// Epochs of fine-tuning after pruning (after-training methods).
-    pub finetune_epochs: usize,
-    /// Learning rate for fine-tuning (default: the training config's `lr` × 0.1).
+    /// Epochs of fine-tuning after pruning (after-training methods). Unset:
+    /// each method's paper's (`prunelab methods` lists them).
+    pub finetune_epochs: Option<usize>,
+    /// Learning rate for fine-tuning (default: the method's factor × the
+    /// training config's `lr`).
     pub finetune_lr: Option<f64>,
-    /// Batches and batch size used to score (S3's `limit`, SNIP/GraSP batches).
-    pub score_batches: usize,
+    /// Batches used to score (S3's `limit`, SNIP/GraSP batches). Unset: the
+    /// method's paper's.
+    pub score_batches: Option<usize>,
     pub score_batch_size: usize,
     /// What `random` removes: `channels`, `weights` or `blocks`.
     pub unit: RandomUnit,
@@ -54,27 +58,37 @@ pub enum RandomUnit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolarizationOptions {
+    /// `static` gates (one logit per unit, shared by all samples) or
+    /// `dynamic` ones (logits from a head on each layer's pooled input; the
+    /// abstract's "dynamic gates that settle on a consensus").
+    pub gates: GateKind,
     /// Gate temperature τ in g = σ(z/τ) at the start of the pass …
     pub temperature: f32,
-    /// … and at its end (geometric annealing in between).
+    /// … and at the freeze (geometric annealing in between).
     pub final_temperature: f32,
     /// Initial logit z₀ (σ(3) ≈ 0.95: every gate starts open).
     pub init_logit: f32,
-    /// The polarizing regulariser on the soft gates.
+    /// The polarizing regulariser on the (batch-mean) soft gates.
     pub polarizer: Polarizer,
     /// λ_pol: its weight.
     pub lambda_pol: f32,
-    /// λ_sp: weight of the sparsity term (MACs(b)/MACs₀ − (1 − target))².
+    /// λ_sp: weight of the sparsity term (C(b)/C₀ − (1 − target))².
     pub lambda_sp: f32,
-    /// Share of the pass after which the gates are settled on the exact
-    /// budget and frozen; the weights train on under the fixed sub-network.
+    /// Share of the pass (in steps) after which the consensus is taken and
+    /// the gates are frozen; the weights train on under the fixed sub-network.
     pub freeze_at: f32,
-    /// Share of the pass over which λ_pol ramps up from 0.
+    /// Share of the pass over which λ_pol and the budget ramp in.
     pub polarize_after: f32,
-    /// Gate logits move by `gate_step · g / rms(g)` per step (normalised, so
-    /// the same on SGD and Adam runs, and gates keep their relative pulls),
-    /// scaled along the learning-rate schedule. Default: `10 / steps` of the
-    /// whole pass, so a gate can travel about 10 logits whatever the budget.
+    /// After the freeze, flip gates until the budget is met exactly (a last
+    /// resort; its flips are reported beside what the regulariser learned).
+    pub settle: bool,
+    /// Training examples the dynamic gates' consensus is taken over.
+    pub consensus_samples: usize,
+    /// Gate parameters move by `gate_step · g / rms(G)` per step, `G` the
+    /// gradient of all gates together (so the same on SGD and Adam runs,
+    /// and gates keep their relative pulls), scaled along the learning-rate
+    /// schedule. Default: `10 / steps` of the whole pass, so a gate can
+    /// travel about 10 logits whatever the budget.
     pub gate_step: Option<f64>,
     /// Gate residual blocks as well as channels.
     pub block_gates: bool,
@@ -85,14 +99,17 @@ pub struct PolarizationOptions {
 impl Default for PolarizationOptions {
     fn default() -> Self {
         PolarizationOptions {
+            gates: GateKind::Static,
             temperature: 1.0,
             final_temperature: 0.05,
             polarizer: Polarizer::Spread,
             init_logit: 3.0,
             lambda_pol: 1.0,
-            lambda_sp: 5.0,
+            lambda_sp: 100.0,
             freeze_at: 0.8,
             polarize_after: 0.5,
+            settle: false,
+            consensus_samples: 1024,
             gate_step: None,
             block_gates: true,
             epochs: None,
@@ -207,11 +224,24 @@ pub enum Rewind {
     Epoch,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Candidates {
+    /// The paper's: identity-shortcut blocks, except those beside a
+    /// down-sampling block (Jordao et al. §3).
+    #[default]
+    Paper,
+    /// Every identity-shortcut block.
+    Identity,
+}
+
 /// S4 (Jordao et al.).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LotteryOptions {
     pub criterion: BlockCriterion,
+    /// Which blocks may be removed.
+    pub candidates: Candidates,
     /// How per-weight scores become one score per block.
     pub aggregate: Aggregate,
     /// GraSP: a block's importance is Σ w⊙Hg (= −S, GraSP's own ordering);
@@ -222,7 +252,8 @@ pub struct LotteryOptions {
     pub rewind_epoch: usize,
     /// Relative finite-difference step for GraSP's Hessian-gradient product.
     pub grasp_epsilon: f32,
-    /// Winning-ticket tolerance ξ (accuracy points, 0..1).
+    /// Winning-ticket tolerance ξ of Eq. 1, `Acc(F′) + ξ ≥ Acc(F)` (accuracy
+    /// as a share, 0..1: 0.01 = one point). Judged in each result's `verdict`.
     pub xi: f32,
 }
 
@@ -230,6 +261,7 @@ impl Default for LotteryOptions {
     fn default() -> Self {
         LotteryOptions {
             criterion: BlockCriterion::Grasp,
+            candidates: Candidates::Paper,
             aggregate: Aggregate::Sum,
             grasp_flip: false,
             rewind: Rewind::Init,
@@ -281,9 +313,9 @@ impl Default for PruneOptions {
             normalize: Normalize::None,
             step: None,
             rates: None,
-            finetune_epochs: 0,
+            finetune_epochs: None,
             finetune_lr: None,
-            score_batches: 10,
+            score_batches: None,
             score_batch_size: 128,
             unit: RandomUnit::Channels,
             polarization: PolarizationOptions::default(),

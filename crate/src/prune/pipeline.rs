@@ -51,18 +51,27 @@ pub async fn train_from(
     Ok((trainer.model, trainer.progress.history))
 }
 
-/// The training settings for fine-tuning: `finetune_epochs` at a tenth of the
-/// training rate unless `finetune_lr` says otherwise.
+/// The training settings for fine-tuning: `finetune_epochs` at
+/// `finetune_lr`, each defaulting to the method's own ([`super::Finetune`]).
 pub fn finetune_config(job: &Job<'_>) -> TrainConfig {
+    let (share, factor) = job
+        .info
+        .finetune
+        .map_or((0.0, 0.1), |f| (f.share, f.lr_factor));
     TrainConfig {
-        epochs: job.options.finetune_epochs,
-        lr: job.options.finetune_lr.unwrap_or(job.train.lr * 0.1),
+        epochs: job
+            .options
+            .finetune_epochs
+            .unwrap_or((share as f64 * job.train.epochs as f64).round() as usize),
+        lr: job.options.finetune_lr.unwrap_or(job.train.lr * factor),
         ..job.train.clone()
     }
 }
 
-/// Selection settings for a structured method whose paper ranks with `default`.
-pub fn select_options(job: &Job<'_>, default: Scope) -> SelectOptions {
+/// Selection settings for a structured method (its paper's ranking unless
+/// `scope` says otherwise).
+pub fn select_options(job: &Job<'_>) -> SelectOptions {
+    let default = job.info.scope.map_or(Scope::Global, |(s, _)| s);
     SelectOptions {
         scope: job.options.scope.unwrap_or(default),
         normalize: job.options.normalize,
@@ -166,9 +175,12 @@ pub async fn weight_level(
     let masks = masks_from_scores(
         &scores,
         sparsity,
-        job.options.scope.unwrap_or(Scope::Global),
+        job.options
+            .scope
+            .or(job.info.scope.map(|(s, _)| s))
+            .unwrap_or(Scope::Global),
     )?;
-    let model = masks.apply(job.model.clone());
+    let model = masks.apply(&job.model);
     job.sink.emit(Event::Phase {
         name: "mask".into(),
         detail: format!(

@@ -71,7 +71,7 @@ impl Plan {
                 }
                 ctx.unit_scale.insert(
                     group.name.clone(),
-                    Tensor::from_data(TensorData::new(mask, [group.size]), device),
+                    Tensor::from_data(TensorData::new(mask, [1, group.size]), device),
                 );
             }
         }

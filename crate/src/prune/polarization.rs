@@ -2,56 +2,68 @@
 //! (Zhi et al., "Learning a Consensus Sub-Network with Polarization
 //! Regularization and One Pass Training", arXiv 2302.10798).
 //!
-//! Binary gates ([`super::gates`]) sit on every prunable channel group and on
-//! every removable residual block. One training pass minimises
+//! Binary gates ([`super::gates`], static or input-conditioned) sit on every
+//! prunable channel group and on every removable residual block. One
+//! training pass minimises
 //!
-//! `L = CE + λ_pol(t) · R_pol(g) + λ_sp · (C(b)/C₀ − (1 − target))²`
+//! `L = CE + λ_pol(t) · R_pol(ḡ) + λ_sp · (C(b̄)/C₀ − (1 − target(t)))²`
 //!
-//! with, by default, the spreading polarizer `R_pol = −mean|g − ḡ|` (after
-//! Zhuang et al., NeurIPS 2020, with t = 0 since the sparsity term sets the
-//! level): gates above the mean are pushed up, gates below it down, so the
-//! gates split into open and closed however close to each other they start.
-//! `polarizer = "bowl"` uses `mean g(1 − g)` instead, which has no force at
-//! g = ½ and lets the gates drift together onto the threshold.
+//! where `ḡ` are the batch-mean soft gates, `b̄` the batch-mean hard ones
+//! (straight-through), `C(b̄)` the MACs (or params) of the gated network —
+//! each gate weighted by what it costs — and `C₀` the dense cost. By default
+//! the spreading polarizer `R_pol = −mean|ḡ − mean ḡ|` (after Zhuang et al.,
+//! NeurIPS 2020, with t = 0 since the sparsity term sets the level) pushes
+//! gates above the mean up and those below it down; `polarizer = "bowl"`
+//! uses `mean ḡ(1 − ḡ)`. Dynamic gates add `mean|g − ḡ|` so that samples
+//! agree. The polarizer drives every gate to 0 or 1; the sparsity term
+//! moves the network to the user's target.
 //!
-//! where `g` are the soft gates, `b` the hard ones (straight-through), `C(b)`
-//! the MACs (or params) of the gated network — each gate weighted by what it
-//! costs — and `C₀` the dense cost. The polarizer drives every gate to 0 or
-//! 1; the sparsity term moves the network to the user's target.
+//! Details that keep the pass from collapsing: the sparsity term's gradient
+//! is taken through the *soft* cost `C(σ(z))` (its value stays the hard
+//! `C(b̄)`): through hard gates a closed block with closed channels has zero
+//! gradient and could never reopen. The budget and `λ_pol(t)` ramp in over
+//! the first `polarize_after` share of the pass (the kept share falls from 1
+//! to 1 − target), so gates close in order of importance rather than all at
+//! once; τ anneals geometrically to `final_temperature` until the freeze.
+//! Gate logits take normalised steps, `gate_step · g / rms(G)` with `G` the
+//! gradient of *all* gates together (so each gate moves by its pull relative
+//! to the others), following the learning-rate schedule. The schedule runs
+//! by optimisation step, so a pass of one or two epochs works too.
 //!
-//! Two details keep the pass from collapsing. The sparsity term's gradient
-//! is taken through the *soft* cost `C(g)` (its value stays the hard
-//! `C(b)`): through hard gates a closed block with closed channels has zero
-//! gradient (a product of zeros) and could never reopen. And both the budget
-//! and `λ_pol(t)` ramp in over the first `polarize_after` share of the pass
-//! (the kept share falls from 1 to 1 − target), so gates close in order of
-//! importance rather than all at once, then commit to 0 or 1; meanwhile the
-//! temperature τ anneals geometrically to `final_temperature`, sharpening
-//! `σ(z/τ)` so the soft gates meet the hard ones (the hard decision `z > 0`
-//! does not depend on τ). After the
-//! pass the gates are dropped and the network is cut where they are closed:
-//! the cut network computes exactly what the gated one did, so there is no
-//! fine-tuning. The paper's exact formulas are not public; these are our
+//! **The freeze.** At `freeze_at` of the pass the consensus is taken (static:
+//! the open gates; dynamic: the gates most training samples open) and
+//! recorded as what the regulariser *learned*: its kept cost, its distance
+//! from the target, how many gates were undecided. With `settle = true` —
+//! a last resort, off by default — gates are then flipped until the budget
+//! is met: channels first (reopened highest first while the network keeps
+//! too little, closed lowest first while it keeps too much), blocks reopened
+//! (highest first) only when channels alone cannot reach the budget; the
+//! number of flips is reported. The gates are then fixed and the weights
+//! train on under that sub-network for the rest of the pass. After the pass
+//! the gates are dropped and the network is cut where they are closed: the
+//! cut network computes exactly what the frozen gated one did, so there is
+//! no fine-tuning. The paper's exact formulas are not public; these are our
 //! reading of its abstract, every coefficient an option (docs/methods.md).
 
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
+use serde::Serialize;
 
-use super::gates::{Cost, GatedModel, Gates, Measure};
+use super::gates::{Cost, GateKind, GateValues, GatedModel, Gates, Measure};
 use super::options::{PolarizationOptions, Polarizer};
 use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
 use crate::config::TrainConfig;
-use crate::data::loader::Batch;
+use crate::data::Split;
+use crate::data::loader::{Batch, Loader};
 use crate::error::{Error, Result};
-use crate::events::Event;
+use crate::events::{EpochMetrics, Event, Sink};
 use crate::host;
 use crate::metrics::count::count;
 use crate::model::{Model, ModelSpec};
-use crate::train::{Trainable, Trainer, cross_entropy};
-use burn::tensor::Device;
+use crate::train::{StepStats, Trainable, Trainer, cross_entropy};
 
 pub static INFO: MethodInfo = MethodInfo {
     name: "polarization",
@@ -60,6 +72,67 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::DuringTraining,
     granularity: Granularity::Structure,
     needs_blocks: false,
+    scope: None,
+    score_batches: None,
+    finetune: None,
+    knobs: &[
+        Knob {
+            key: "polarization.gates",
+            source: "ours: static gates; the abstract's input-conditioned gates are `dynamic` (compared in docs/results.md)",
+        },
+        Knob {
+            key: "polarization.polarizer",
+            source: "ours, after Zhuang et al. (NeurIPS 2020) with t = 0",
+        },
+        Knob {
+            key: "polarization.lambda_pol",
+            source: "ours (the paper's coefficients are not public)",
+        },
+        Knob {
+            key: "polarization.lambda_sp",
+            source: "ours",
+        },
+        Knob {
+            key: "polarization.temperature",
+            source: "ours",
+        },
+        Knob {
+            key: "polarization.final_temperature",
+            source: "ours",
+        },
+        Knob {
+            key: "polarization.init_logit",
+            source: "ours: every gate starts open (σ(3) ≈ 0.95)",
+        },
+        Knob {
+            key: "polarization.polarize_after",
+            source: "ours",
+        },
+        Knob {
+            key: "polarization.freeze_at",
+            source: "ours: the abstract's gates settle on a consensus during the one pass",
+        },
+        Knob {
+            key: "polarization.settle",
+            source: "ours: off, so the reported MACs are what the regulariser learned",
+        },
+        Knob {
+            key: "polarization.consensus_samples",
+            source: "ours",
+        },
+        Knob {
+            key: "polarization.gate_step",
+            source: "ours: 10 / steps of the pass",
+        },
+        Knob {
+            key: "polarization.block_gates",
+            source: "the paper prunes layers (blocks) and channels",
+        },
+        Knob {
+            key: "polarization.epochs",
+            source: "the training config's epochs: one pass, no fine-tuning",
+        },
+    ],
 };
 
 /// The gated network with its loss terms.
@@ -68,10 +141,10 @@ pub struct Polarized {
     pub gated: GatedModel,
     #[module(skip)]
     pub cost: Option<Cost>,
-    /// Share of the dense cost to keep, `1 − target`.
+    /// Share of the dense cost to keep now, `1 − target(t)`.
     #[module(skip)]
     pub keep: f32,
-    /// The polarizer weight now (ramped by the method between epochs).
+    /// The polarizer weight now (ramped by the run).
     #[module(skip)]
     pub lambda_pol: f32,
     #[module(skip)]
@@ -85,24 +158,28 @@ impl Trainable for Polarized {
         let (logits, v) = self.gated.forward(batch.x.clone());
         let device = batch.x.device();
         let mut loss = cross_entropy(logits.clone(), batch.y.clone());
-        let all_soft: Vec<Tensor<1>> = v.soft_units.iter().chain(&v.soft_blocks).cloned().collect();
-        if !all_soft.is_empty() && self.lambda_pol > 0.0 {
-            let g = Tensor::cat(all_soft, 0);
-            let polarizer = match self.polarizer {
-                Polarizer::Spread => (g.clone() - g.mean().detach().unsqueeze())
-                    .abs()
-                    .mean()
-                    .neg(),
-                Polarizer::Bowl => (g.clone() * (g.neg() + 1.0)).mean(),
-            };
-            loss = loss + polarizer * self.lambda_pol;
+        if self.lambda_pol > 0.0 {
+            if let Some(r) = polarization_term(&v, self.polarizer) {
+                loss = loss + r * self.lambda_pol;
+            }
         }
         if let Some(cost) = &self.cost {
-            // d/dz of λ(r_hard − keep)² with r's derivative taken from the soft cost.
-            let hard = cost.of(&v.hard_units, &v.hard_blocks, &device) / cost.dense;
-            let soft = cost.of(&v.surrogate_units, &v.surrogate_blocks, &device) / cost.dense;
-            let slope = ((hard - self.keep) * (2.0 * self.lambda_sp)).detach();
-            loss = loss + slope * soft;
+            // The budget term: each gate feels the exact change of
+            // λ(C(b)/C₀ − keep)² were it to flip (`Cost::flip_pull`), carried
+            // to its logit through the surrogate σ(z) — through the hard gates
+            // a closed block with closed channels would have no gradient and
+            // could never reopen.
+            let (hard_u, hard_b) = v.mean_hard();
+            let (sur_u, sur_b) = v.mean_surrogate();
+            let (pull_u, pull_b) =
+                cost.flip_pull(&hard_u, &hard_b, self.keep, self.lambda_sp, &device);
+            for (p, s) in pull_u
+                .into_iter()
+                .zip(sur_u)
+                .chain(pull_b.into_iter().zip(sur_b))
+            {
+                loss = loss + (p * s).sum();
+            }
         }
         (loss, logits)
     }
@@ -112,26 +189,194 @@ impl Trainable for Polarized {
     }
 }
 
-/// Soft gate values, read back: per group, then per block.
-pub async fn soft_values(gates: &Gates) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
-    let v = gates.values();
-    let mut units = Vec::new();
-    for t in v.soft_units {
-        units.push(host::floats(t).await?);
+/// `R_pol(ḡ)` on the batch-mean soft gates, plus, for per-sample gates, the
+/// disagreement `mean|g − ḡ|`.
+fn polarization_term(v: &GateValues, polarizer: Polarizer) -> Option<Tensor<1>> {
+    let means: Vec<Tensor<1>> = v
+        .mean_soft()
+        .into_iter()
+        .chain(v.mean_soft_blocks())
+        .collect();
+    if means.is_empty() {
+        return None;
     }
-    let mut blocks = Vec::new();
-    for t in v.soft_blocks {
-        blocks.push(host::scalar(t).await?);
+    let g = Tensor::cat(means, 0);
+    let mut r = match polarizer {
+        Polarizer::Spread => (g.clone() - g.mean().detach().unsqueeze())
+            .abs()
+            .mean()
+            .neg(),
+        Polarizer::Bowl => (g.clone() * (g.neg() + 1.0)).mean(),
+    };
+    let per_sample = v.soft_units.first().is_some_and(|u| u.dims()[0] > 1);
+    if per_sample {
+        let mut parts = Vec::new();
+        for u in &v.soft_units {
+            let [n, c] = u.dims();
+            let mean = u.clone().mean_dim(0);
+            parts.push((u.clone() - mean.expand([n, c])).abs().flatten::<1>(0, 1));
+        }
+        for b in &v.soft_blocks {
+            parts.push((b.clone() - b.clone().mean().expand(b.dims())).abs());
+        }
+        r = r + Tensor::cat(parts, 0).mean();
     }
-    Ok((units, blocks))
+    Some(r)
 }
 
-/// The plan the gates describe: open units (g > 0.5) stay, closed blocks go.
-/// A group whose gates all closed keeps its most open unit.
-pub fn plan_from_gates(gates: &Gates, units: &[Vec<f32>], blocks: &[f32]) -> Plan {
+/// Where the gates stand: per unit and block, how open (the soft value, or
+/// its mean over samples) and whether open (static: `z > 0`; dynamic: for
+/// most samples).
+#[derive(Debug, Clone)]
+pub struct GateState {
+    pub units: Vec<Vec<f32>>,
+    pub blocks: Vec<f32>,
+    pub open_units: Vec<Vec<bool>>,
+    pub open_blocks: Vec<bool>,
+    /// Dynamic gates: the mean share of samples that agree with the majority.
+    pub agreement: Option<f32>,
+}
+
+impl GateState {
+    fn all_soft(&self) -> impl Iterator<Item = &f32> {
+        self.units.iter().flatten().chain(&self.blocks)
+    }
+
+    pub fn undecided(&self) -> usize {
+        self.all_soft()
+            .filter(|&&g| (0.1..0.9).contains(&g))
+            .count()
+    }
+
+    pub fn gates(&self) -> usize {
+        self.all_soft().count()
+    }
+
+    pub fn open(&self) -> usize {
+        self.open_units
+            .iter()
+            .flatten()
+            .chain(&self.open_blocks)
+            .filter(|&&o| o)
+            .count()
+    }
+}
+
+/// The gate state of `gated` — static gates directly; dynamic gates averaged
+/// over `samples` training examples (in order, no augmentation, BN in eval mode).
+pub async fn gate_state(
+    gated: &GatedModel,
+    split: &Split,
+    samples: usize,
+    batch: usize,
+) -> Result<GateState> {
+    if gated.gates.kind() == GateKind::Static {
+        let v = gated.gates.values();
+        let (units, blocks) = read(&v.mean_soft(), &v.mean_soft_blocks()).await?;
+        let (hard_u, hard_b) = v.mean_hard();
+        let (open_u, open_b) = read(&hard_u, &hard_b).await?;
+        return Ok(GateState {
+            units,
+            blocks,
+            open_units: open_u
+                .iter()
+                .map(|g| g.iter().map(|&v| v > 0.5).collect())
+                .collect(),
+            open_blocks: open_b.iter().map(|&v| v > 0.5).collect(),
+            agreement: None,
+        });
+    }
+    let eval = gated.valid();
+    let device = crate::prune::capture::eval_device(&eval.model);
+    let loader = Loader::sequential(&split.train, split.norm, batch.max(1));
+    let order = loader.order(0);
+    let batches = samples
+        .div_ceil(batch.max(1))
+        .clamp(1, loader.batches_per_epoch().max(1));
+    // Sums over samples, kept on the device until one read at the end.
+    let mut soft: Option<Vec<Tensor<1>>> = None;
+    let mut hard: Option<Vec<Tensor<1>>> = None;
+    let mut seen = 0usize;
+    for index in 0..batches {
+        let b = loader.batch(&order, 0, index, &device);
+        seen += b.len;
+        let (_, v) = eval.forward(b.x);
+        let sum = |units: &[Tensor<2>], blocks: &[Tensor<1>]| -> Vec<Tensor<1>> {
+            units
+                .iter()
+                .map(|u| {
+                    let [_, c] = u.dims();
+                    u.clone().sum_dim(0).reshape([c])
+                })
+                .chain(blocks.iter().map(|b| b.clone().sum()))
+                .collect()
+        };
+        let s = sum(&v.soft_units, &v.soft_blocks);
+        let h = sum(&v.hard_units, &v.hard_blocks);
+        let add = |acc: Option<Vec<Tensor<1>>>, new: Vec<Tensor<1>>| {
+            Some(match acc {
+                None => new,
+                Some(a) => a.into_iter().zip(new).map(|(x, y)| x + y).collect(),
+            })
+        };
+        soft = add(soft, s);
+        hard = add(hard, h);
+    }
+    let n_units = gated.gates.unit_names.len();
+    let mut soft_all = Vec::new();
+    for t in soft.expect("at least one batch") {
+        soft_all.push(host::floats(t).await?);
+    }
+    let mut hard_all = Vec::new();
+    for t in hard.expect("at least one batch") {
+        hard_all.push(host::floats(t).await?);
+    }
+    let n = seen.max(1) as f32;
+    let scale = |v: Vec<Vec<f32>>| -> Vec<Vec<f32>> {
+        v.into_iter()
+            .map(|g| g.into_iter().map(|x| x / n).collect())
+            .collect()
+    };
+    let (soft_all, hard_all) = (scale(soft_all), scale(hard_all));
+    let agreement = {
+        let shares: Vec<f32> = hard_all.iter().flatten().map(|&p| p.max(1.0 - p)).collect();
+        shares.iter().sum::<f32>() / shares.len().max(1) as f32
+    };
+    Ok(GateState {
+        units: soft_all[..n_units].to_vec(),
+        blocks: soft_all[n_units..].iter().map(|b| b[0]).collect(),
+        open_units: hard_all[..n_units]
+            .iter()
+            .map(|g| g.iter().map(|&p| p > 0.5).collect())
+            .collect(),
+        open_blocks: hard_all[n_units..].iter().map(|b| b[0] > 0.5).collect(),
+        agreement: Some(agreement),
+    })
+}
+
+async fn read(units: &[Tensor<1>], blocks: &[Tensor<1>]) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+    let mut u = Vec::new();
+    for t in units {
+        u.push(host::floats(t.clone()).await?);
+    }
+    let mut b = Vec::new();
+    for t in blocks {
+        b.push(host::scalar(t.clone()).await?);
+    }
+    Ok((u, b))
+}
+
+/// The plan open gates describe: closed units and blocks go. A group whose
+/// gates all closed keeps its most open unit (`soft` orders them).
+pub fn plan_from_open(
+    gates: &Gates,
+    open_units: &[Vec<bool>],
+    open_blocks: &[bool],
+    soft: &[Vec<f32>],
+) -> Plan {
     let mut plan = Plan::default();
-    for (name, g) in gates.unit_names.iter().zip(units) {
-        let mut kept: Vec<usize> = (0..g.len()).filter(|&i| g[i] > 0.5).collect();
+    for ((name, open), g) in gates.unit_names.iter().zip(open_units).zip(soft) {
+        let mut kept: Vec<usize> = (0..open.len()).filter(|&i| open[i]).collect();
         if kept.is_empty() {
             let best = (0..g.len())
                 .max_by(|&a, &b| g[a].total_cmp(&g[b]))
@@ -143,24 +388,68 @@ pub fn plan_from_gates(gates: &Gates, units: &[Vec<f32>], blocks: &[f32]) -> Pla
     plan.remove_blocks = gates
         .block_names
         .iter()
-        .zip(blocks)
-        .filter(|(_, g)| **g <= 0.5)
+        .zip(open_blocks)
+        .filter(|(_, open)| !**open)
         .map(|(n, _)| n.clone())
         .collect();
     plan
 }
 
+/// The plan of gate values (open above ½), as the tests and the page use it.
+pub fn plan_from_gates(gates: &Gates, units: &[Vec<f32>], blocks: &[f32]) -> Plan {
+    let open_u: Vec<Vec<bool>> = units
+        .iter()
+        .map(|g| g.iter().map(|&v| v > 0.5).collect())
+        .collect();
+    let open_b: Vec<bool> = blocks.iter().map(|&v| v > 0.5).collect();
+    plan_from_open(gates, &open_u, &open_b, units)
+}
+
+/// What the regulariser achieved on its own, just before the freeze.
+#[derive(Debug, Clone, Serialize)]
+pub struct Learned {
+    /// The step of the freeze.
+    pub step: u64,
+    /// Share of the dense cost the learned consensus keeps.
+    pub kept_cost: f64,
+    /// `1 − kept_cost`: what it removes.
+    pub removed: f64,
+    pub target: f64,
+    /// `removed − target` (positive: removed more than asked).
+    pub distance: f64,
+    pub gates: usize,
+    pub undecided: usize,
+    /// Share of gates with a soft value outside (0.1, 0.9).
+    pub decided_share: f64,
+    /// Dynamic gates: mean share of samples agreeing with the consensus.
+    pub agreement: Option<f32>,
+}
+
+/// What `settle` did on top.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settled {
+    pub enabled: bool,
+    pub flipped_units: usize,
+    pub flipped_blocks: usize,
+    /// Units kept alive because their whole group closed (a layer never empties).
+    pub revived_units: usize,
+    /// Share of the dense cost the frozen sub-network keeps.
+    pub kept_cost: f64,
+}
+
 /// One S1 pass in progress. The method drives it to the end in one go; the
-/// playground drives it epoch by epoch and draws the gates in between.
+/// playground drives it step by step and draws the gates in between.
 pub struct PolarizationRun {
     pub trainer: Trainer<Polarized>,
     options: PolarizationOptions,
     spec: ModelSpec,
     measure: Measure,
     target: f32,
-    ramp: f32,
-    freeze_epoch: usize,
-    settled: bool,
+    total_steps: u64,
+    freeze_step: u64,
+    consensus_batch: usize,
+    pub learned: Option<Learned>,
+    pub settled: Option<Settled>,
     pub trajectory: Vec<serde_json::Value>,
 }
 
@@ -168,15 +457,16 @@ pub struct PolarizationRun {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GateReport {
     pub epoch: usize,
-    /// Soft gate values per unit group, then per block.
+    /// Soft gate values (dynamic: their means over samples) per unit group, then per block.
     pub units: Vec<Vec<f32>>,
     pub blocks: Vec<f32>,
     pub unit_names: Vec<String>,
     pub block_names: Vec<String>,
-    /// Share of the dense cost the hard gates keep.
+    /// Share of the dense cost the open gates keep.
     pub kept: f64,
     pub undecided: usize,
     pub frozen: bool,
+    pub agreement: Option<f32>,
 }
 
 impl PolarizationRun {
@@ -193,8 +483,8 @@ impl PolarizationRun {
     ) -> Result<Self> {
         let o = options;
         let (measure, target) = match target {
-            Target::Macs(t) => (Some(Measure::Macs), t),
-            Target::Params(t) => (Some(Measure::Params), t),
+            Target::Macs(t) => (Measure::Macs, t),
+            Target::Params(t) => (Measure::Params, t),
             other => {
                 return Err(Error::config(
                     "target",
@@ -205,17 +495,19 @@ impl PolarizationRun {
         };
         let gates = Gates::new(
             &model.spec,
+            o.gates,
             o.init_logit,
             o.temperature,
             o.block_gates,
             device,
         );
-        let cost = measure.map(|m| Cost::new(&model.spec, &gates, m));
+        let cost = Cost::new(&model.spec, &gates, measure);
+        let preconditioner = per_cost(&cost, &gates, &device.clone().without_autodiff());
         let spec = model.spec.clone();
         let polarized = Polarized {
             gated: GatedModel { model, gates },
-            cost,
-            keep: 1.0 - target,
+            cost: Some(cost),
+            keep: 1.0,
             lambda_pol: 0.0,
             lambda_sp: o.lambda_sp,
             polarizer: o.polarizer,
@@ -223,23 +515,29 @@ impl PolarizationRun {
         if let Some(e) = o.epochs {
             train.epochs = e;
         }
-        let steps = train.epochs * train_examples.div_ceil(train.batch_size);
-        let gate_step = o.gate_step.unwrap_or(10.0 / steps.max(1) as f64);
-        let epochs = train.epochs;
+        let per_epoch = train_examples.div_ceil(train.batch_size.max(1)).max(1) as u64;
+        let total_steps = train.epochs as u64 * per_epoch;
+        let gate_step = o.gate_step.unwrap_or(10.0 / total_steps.max(1) as f64);
+        let consensus_batch = train.batch_size;
         let mut trainer = Trainer::new(polarized, train, seed);
         trainer
             .optim
             .normalized_steps
             .push(("gated.gates.".into(), gate_step, trainer.config.lr));
+        trainer.optim.preconditioner = preconditioner;
+        let freeze_step =
+            ((o.freeze_at as f64 * total_steps as f64).round() as u64).min(total_steps);
         Ok(PolarizationRun {
             trainer,
-            ramp: (o.polarize_after * epochs as f32).max(1.0),
-            freeze_epoch: ((o.freeze_at * epochs as f32).round() as usize).clamp(1, epochs),
             options: o,
             spec,
-            measure: measure.unwrap_or(Measure::Macs),
+            measure,
             target,
-            settled: false,
+            total_steps,
+            freeze_step,
+            consensus_batch,
+            learned: None,
+            settled: None,
             trajectory: Vec::new(),
         })
     }
@@ -248,75 +546,199 @@ impl PolarizationRun {
         self.trainer.finished()
     }
 
-    /// Sets this epoch's schedule (budget, polarizer, temperature) or, at
-    /// `freeze_at`, settles and freezes the gates.
-    pub async fn before_epoch(&mut self, device: &Device) -> Result<()> {
+    pub fn frozen(&self) -> bool {
+        self.settled.is_some()
+    }
+
+    /// Sets this step's schedule (budget, polarizer, temperature) or, at
+    /// `freeze_at`, takes the consensus and freezes the gates.
+    async fn before_step(&mut self, split: &Split, device: &Device) -> Result<()> {
+        let step = self.trainer.progress.step;
+        if !self.frozen() && step >= self.freeze_step && step < self.total_steps {
+            self.freeze(split, device).await?;
+        }
+        if self.frozen() {
+            return Ok(());
+        }
         let o = &self.options;
-        let epoch = self.trainer.progress.epoch;
+        let ramp = (o.polarize_after as f64 * self.total_steps as f64).max(1.0);
+        let progress = ((step + 1) as f64 / ramp).min(1.0) as f32;
         let model = &mut self.trainer.model;
-        if epoch == self.freeze_epoch && !self.settled {
-            let (units, blocks) =
-                settle(&self.spec, &model.gated.gates, self.measure, self.target).await?;
-            model.gated.gates = model.gated.gates.clone().fixed(&units, &blocks, device);
-            self.trainer.optim.normalized_steps.clear();
-            self.trainer
-                .optim
-                .normalized_steps
-                .push(("gated.gates.".into(), 0.0, 1.0));
-            model.lambda_pol = 0.0;
-            model.cost = None;
-            self.settled = true;
+        model.lambda_pol = o.lambda_pol * progress;
+        // The budget tightens gradually, so gates close in order of
+        // importance instead of all at once.
+        model.keep = 1.0 - self.target * progress;
+        let share = (step as f64 / self.freeze_step.max(1) as f64).min(1.0) as f32;
+        model.gated.gates.temperature =
+            o.temperature * (o.final_temperature / o.temperature).powf(share);
+        Ok(())
+    }
+
+    /// One optimisation step of the pass (`None` at the end of an epoch).
+    pub async fn step(
+        &mut self,
+        loader: &Loader<'_>,
+        split: &Split,
+        device: &Device,
+    ) -> Result<Option<StepStats>> {
+        if self.trainer.progress.batch < loader.batches_per_epoch() {
+            self.before_step(split, device).await?;
         }
-        if !self.settled {
-            let progress = ((epoch as f32 + 1.0) / self.ramp).min(1.0);
-            model.lambda_pol = o.lambda_pol * progress;
-            // The budget tightens gradually, so gates close in order of
-            // importance instead of all at once.
-            model.keep = 1.0 - self.target * progress;
-            let share = (epoch as f32 / self.freeze_epoch.max(2) as f32).min(1.0);
-            model.gated.gates.temperature =
-                o.temperature * (o.final_temperature / o.temperature).powf(share);
+        self.trainer.step(loader, device).await
+    }
+
+    /// The rest of the current epoch, with events, and where the gates stand.
+    pub async fn run_epoch(
+        &mut self,
+        split: &Split,
+        augment: bool,
+        device: &Device,
+        sink: &mut dyn Sink,
+    ) -> Result<(EpochMetrics, GateReport)> {
+        let loader = self.trainer.loader(&split.train, split.norm, augment);
+        while let Some(stats) = self.step(&loader, split, device).await? {
+            self.trainer.emit_step(&stats, sink);
         }
+        let metrics = self.trainer.close_epoch(split, device, sink).await?;
+        let report = self.report(split).await?;
+        Ok((metrics, report))
+    }
+
+    fn kept(&self, state: &GateState) -> f64 {
+        let gates = &self.trainer.model.gated.gates;
+        kept_share(
+            &self.spec,
+            &plan_from_open(gates, &state.open_units, &state.open_blocks, &state.units),
+            self.measure,
+        )
+    }
+
+    /// The consensus: record what the regulariser learned, settle if asked,
+    /// and fix the gates.
+    async fn freeze(&mut self, split: &Split, device: &Device) -> Result<()> {
+        let o = self.options.clone();
+        let gated = &self.trainer.model.gated;
+        let state = gate_state(gated, split, o.consensus_samples, self.consensus_batch).await?;
+        let kept = self.kept(&state);
+        let removed = 1.0 - kept;
+        self.learned = Some(Learned {
+            step: self.trainer.progress.step,
+            kept_cost: kept,
+            removed,
+            target: self.target as f64,
+            distance: removed - self.target as f64,
+            gates: state.gates(),
+            undecided: state.undecided(),
+            decided_share: 1.0 - state.undecided() as f64 / state.gates().max(1) as f64,
+            agreement: state.agreement,
+        });
+        let mut open_units = state.open_units.clone();
+        let mut open_blocks = state.open_blocks.clone();
+        let mut revived = 0;
+        for (group, soft) in open_units.iter_mut().zip(&state.units) {
+            if !group.iter().any(|&o| o) {
+                let best = (0..soft.len())
+                    .max_by(|&a, &b| soft[a].total_cmp(&soft[b]))
+                    .unwrap_or(0);
+                group[best] = true;
+                revived += 1;
+            }
+        }
+        let (mut flipped_units, mut flipped_blocks) = (0, 0);
+        if o.settle {
+            (flipped_units, flipped_blocks) = settle(
+                &self.spec,
+                &gated.gates,
+                self.measure,
+                self.target,
+                &state,
+                &mut open_units,
+                &mut open_blocks,
+            );
+        }
+        let gates = &gated.gates;
+        let final_kept = kept_share(
+            &self.spec,
+            &plan_from_open(gates, &open_units, &open_blocks, &state.units),
+            self.measure,
+        );
+        self.settled = Some(Settled {
+            enabled: o.settle,
+            flipped_units,
+            flipped_blocks,
+            revived_units: revived,
+            kept_cost: final_kept,
+        });
+        let model = &mut self.trainer.model;
+        model.gated.gates = model
+            .gated
+            .gates
+            .clone()
+            .fixed(&open_units, &open_blocks, device);
+        // Fixed gates: no more gate steps, no regulariser; the weights train on.
+        self.trainer.optim.normalized_steps.clear();
+        self.trainer.optim.preconditioner.clear();
+        self.trainer
+            .optim
+            .normalized_steps
+            .push(("gated.gates.".into(), 0.0, 1.0));
+        model.lambda_pol = 0.0;
+        model.cost = None;
         Ok(())
     }
 
     /// Where the gates stand (recorded in the trajectory).
-    pub async fn report(&mut self) -> Result<GateReport> {
-        let gates = &self.trainer.model.gated.gates;
-        let (units, blocks) = soft_values(gates).await?;
-        let all: Vec<f32> = units.iter().flatten().chain(&blocks).copied().collect();
-        let plan = plan_from_gates(gates, &units, &blocks);
+    pub async fn report(&mut self, split: &Split) -> Result<GateReport> {
+        let gated = &self.trainer.model.gated;
+        // Dynamic gates: one batch of training examples is enough to draw them.
+        let state = gate_state(gated, split, self.consensus_batch, self.consensus_batch).await?;
         let report = GateReport {
             epoch: self.trainer.progress.epoch,
-            kept: kept_share(&self.spec, &plan, self.measure),
-            undecided: all.iter().filter(|&&g| (0.1..0.9).contains(&g)).count(),
-            frozen: self.settled,
-            unit_names: gates.unit_names.clone(),
-            block_names: gates.block_names.clone(),
-            units,
-            blocks,
+            kept: self.kept(&state),
+            undecided: state.undecided(),
+            frozen: self.frozen(),
+            unit_names: gated.gates.unit_names.clone(),
+            block_names: gated.gates.block_names.clone(),
+            agreement: state.agreement,
+            units: state.units.clone(),
+            blocks: state.blocks.clone(),
         };
         self.trajectory.push(serde_json::json!({
             "epoch": report.epoch,
+            "step": self.trainer.progress.step,
             "kept_cost": report.kept,
-            "open": all.iter().filter(|&&g| g > 0.5).count(),
+            "open": state.open(),
             "undecided": report.undecided,
-            "gates": all.len(),
+            "gates": state.gates(),
             "frozen": report.frozen,
+            "agreement": report.agreement,
         }));
         Ok(report)
     }
 
-    /// Removes the gates and cuts the network where they are closed: the
-    /// result computes exactly what the gated network did.
-    pub async fn finish(self) -> Result<Outcome> {
+    /// Freezes if the pass ended before `freeze_at`, then removes the gates
+    /// and cuts the network where they are closed: the result computes
+    /// exactly what the frozen gated network did.
+    pub async fn finish(mut self, split: &Split, device: &Device) -> Result<Outcome> {
+        if !self.frozen() {
+            self.freeze(split, device).await?;
+        }
         let history = self.trainer.progress.history.clone();
-        let (units, blocks) = soft_values(&self.trainer.model.gated.gates).await?;
-        let plan = plan_from_gates(&self.trainer.model.gated.gates, &units, &blocks);
-        let pruned = surgery::cut(&self.trainer.model.gated.model, &plan)?;
+        let gated = &self.trainer.model.gated;
+        let state = gate_state(gated, split, 1, 1).await?;
+        let plan = plan_from_open(
+            &gated.gates,
+            &state.open_units,
+            &state.open_blocks,
+            &state.units,
+        );
+        let pruned = surgery::cut(&gated.model, &plan)?;
         let details = serde_json::json!({
+            "gates": self.options.gates,
+            "learned": self.learned,
+            "settle": self.settled,
             "trajectory": self.trajectory,
-            "final_gates": { "units": units, "blocks": blocks },
+            "final_gates": { "units": state.units, "blocks": state.blocks },
             "spec_before": self.spec,
         });
         Ok(Outcome {
@@ -340,7 +762,7 @@ impl Method for Polarization {
         Box::pin(async move {
             let device = job.device.autodiff();
             let mut run = PolarizationRun::new(
-                job.model.clone(),
+                job.model,
                 job.target,
                 job.options.polarization.clone(),
                 job.train.clone(),
@@ -348,33 +770,119 @@ impl Method for Polarization {
                 job.seed,
                 &device,
             )?;
+            let was_frozen = |run: &PolarizationRun| run.frozen();
             while !run.finished() {
-                run.before_epoch(&device).await?;
-                run.trainer
+                let before = was_frozen(&run);
+                let (_, r) = run
                     .run_epoch(job.split, job.augment, &device, &mut *job.sink)
                     .await?;
-                let r = run.report().await?;
+                if !before && run.frozen() {
+                    job.sink.emit(freeze_event(&run));
+                }
                 let total = r.units.iter().map(Vec::len).sum::<usize>() + r.blocks.len();
-                let open = r
-                    .units
-                    .iter()
-                    .flatten()
-                    .chain(&r.blocks)
-                    .filter(|&&g| g > 0.5)
-                    .count();
                 job.sink.emit(Event::Phase {
                     name: "gates".into(),
                     detail: format!(
-                        "{open} of {total} open, {} undecided (0.1 < g < 0.9), {:.1}% of the cost kept{}",
-                        r.undecided,
+                        "{} of {total} gates decided, {:.1}% of the cost kept{}",
+                        total - r.undecided,
                         100.0 * r.kept,
                         if r.frozen { ", frozen" } else { "" }
                     ),
                 });
             }
-            run.finish().await
+            let frozen_before = run.frozen();
+            let outcome = run.finish(job.split, &device).await;
+            if let (false, Ok(o)) = (frozen_before, &outcome) {
+                job.sink.emit(Event::Phase {
+                    name: "freeze".into(),
+                    detail: format!("at the end of the pass: {}", o.details["learned"]),
+                });
+            }
+            outcome
         })
     }
+}
+
+/// The line that says what the regulariser learned and what settle added.
+pub fn freeze_event(run: &PolarizationRun) -> Event {
+    let (Some(l), Some(s)) = (&run.learned, &run.settled) else {
+        return Event::Notice {
+            text: "S1 froze its gates".into(),
+        };
+    };
+    Event::Phase {
+        name: "freeze".into(),
+        detail: format!(
+            "learned: {:.1}% removed (target {:.1}%, {:+.1} points), {:.0}% of gates decided{}; settle {}",
+            100.0 * l.removed,
+            100.0 * l.target,
+            100.0 * l.distance,
+            100.0 * l.decided_share,
+            l.agreement
+                .map(|a| format!(", samples agree {:.0}%", 100.0 * a))
+                .unwrap_or_default(),
+            if s.enabled {
+                format!(
+                    "flipped {} channel and {} block gates → {:.1}% removed",
+                    s.flipped_units,
+                    s.flipped_blocks,
+                    100.0 * (1.0 - s.kept_cost)
+                )
+            } else {
+                "off".into()
+            }
+        ),
+    }
+}
+
+/// Each gate parameter's gradient divided by what its gate costs (its
+/// marginal MACs or params in the dense network), by parameter path. With one
+/// rms over all gates, the budget term then moves every gate at the same
+/// speed and the loss sets them apart by importance *per unit of cost* — the
+/// knapsack order. Without it a block gate, whose cost is that of a whole
+/// block, outruns every channel and the pass can only land on whole blocks.
+fn per_cost(
+    cost: &Cost,
+    gates: &Gates,
+    device: &Device,
+) -> std::collections::HashMap<String, Tensor<1>> {
+    let (units, blocks) = cost.marginal(gates);
+    let all: Vec<f64> = units.iter().flatten().chain(&blocks).copied().collect();
+    let mean = all.iter().sum::<f64>() / all.len().max(1) as f64;
+    let factor = |c: f64| (mean / c.max(mean * 1e-6)) as f32;
+    let tensor = |v: Vec<f32>| {
+        let n = v.len();
+        Tensor::<1>::from_data(burn::tensor::TensorData::new(v, [n]), device)
+    };
+    let mut out = std::collections::HashMap::new();
+    match gates.kind() {
+        GateKind::Static => {
+            for (k, c) in units.iter().enumerate() {
+                out.insert(
+                    format!("gated.gates.units.{k}"),
+                    tensor(c.iter().map(|&c| factor(c)).collect()),
+                );
+            }
+            for (b, &c) in blocks.iter().enumerate() {
+                out.insert(format!("gated.gates.blocks.{b}"), tensor(vec![factor(c)]));
+            }
+        }
+        GateKind::Dynamic => {
+            for (k, (c, block)) in units.iter().zip(&gates.head_blocks).enumerate() {
+                // A head's outputs: its group's units, then its block's gate.
+                let columns: Vec<f32> = c
+                    .iter()
+                    .map(|&c| factor(c))
+                    .chain(block.map(|b| factor(blocks[b])))
+                    .collect();
+                let d_in = gates.heads[k].weight.val().dims()[0];
+                let weight: Vec<f32> = (0..d_in).flat_map(|_| columns.iter().copied()).collect();
+                out.insert(format!("gated.gates.heads.{k}.weight"), tensor(weight));
+                out.insert(format!("gated.gates.heads.{k}.bias"), tensor(columns));
+            }
+        }
+    }
+    out
 }
 
 /// The share of the dense cost a plan keeps.
@@ -386,83 +894,77 @@ fn kept_share(spec: &ModelSpec, plan: &Plan, measure: Measure) -> f64 {
     }
 }
 
-/// The consensus. With the gates polarized, fix the sub-network: closed gates
-/// (z ≤ 0) stay closed and the budget is then met exactly — channel gates are
-/// reopened (highest z first) while the network keeps less than `1 − target`
-/// of the dense cost, or closed (lowest z first) while it keeps more. A block
-/// is reopened (highest z first) only when the channels alone cannot reach
-/// the budget. Returns the open units and blocks.
-async fn settle(
+/// The last resort: flips gates of `open_*` until the budget is met.
+/// Channels first — reopened (most open first) while the network keeps less
+/// than `1 − target` of the dense cost, closed (least open first, never a
+/// group's last unit) while it keeps more; blocks are reopened (most open
+/// first) only when the channels alone cannot reach the budget. Returns the
+/// channel and block flips.
+fn settle(
     spec: &ModelSpec,
     gates: &Gates,
     measure: Measure,
     target: f32,
-) -> Result<(Vec<Vec<bool>>, Vec<bool>)> {
-    let mut z_units = Vec::new();
-    for z in &gates.units {
-        z_units.push(host::floats(z.val()).await?);
-    }
-    let mut z_blocks = Vec::new();
-    for z in &gates.blocks {
-        z_blocks.push(host::scalar(z.val()).await?);
-    }
-    let mut blocks: Vec<bool> = z_blocks.iter().map(|&z| z > 0.0).collect();
-    let mut open: Vec<Vec<bool>> = z_units
-        .iter()
-        .map(|z| z.iter().map(|&v| v > 0.0).collect())
-        .collect();
-    for group in open.iter_mut() {
-        if !group.iter().any(|&o| o) {
-            group[0] = true;
-        }
-    }
+    state: &GateState,
+    open_units: &mut [Vec<bool>],
+    open_blocks: &mut [bool],
+) -> (usize, usize) {
     let keep = 1.0 - target as f64;
-    let share_of = |open: &[Vec<bool>], blocks: &[bool]| {
-        let units: Vec<Vec<f32>> = open
-            .iter()
-            .map(|g| g.iter().map(|&o| if o { 1.0 } else { 0.0 }).collect())
-            .collect();
-        let blocks: Vec<f32> = blocks.iter().map(|&o| if o { 1.0 } else { 0.0 }).collect();
-        kept_share(spec, &plan_from_gates(gates, &units, &blocks), measure)
+    let share = |units: &[Vec<bool>], blocks: &[bool]| {
+        kept_share(
+            spec,
+            &plan_from_open(gates, units, blocks, &state.units),
+            measure,
+        )
     };
-    let mut order: Vec<(f32, usize, usize)> = z_units
+    // Units by openness, least open first; ties by group and index.
+    let mut order: Vec<(f32, usize, usize)> = state
+        .units
         .iter()
         .enumerate()
-        .flat_map(|(g, z)| z.iter().enumerate().map(move |(i, &v)| (v, g, i)))
+        .flat_map(|(g, v)| v.iter().enumerate().map(move |(i, &x)| (x, g, i)))
         .collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let mut current = share_of(&open, &blocks);
-    // Blocks first: a budget missed by closed blocks cannot be met with channels.
-    while current < keep {
-        let Some(b) = (0..blocks.len())
-            .filter(|&b| !blocks[b])
-            .max_by(|&a, &b| z_blocks[a].total_cmp(&z_blocks[b]))
-        else {
-            break;
-        };
-        blocks[b] = true;
-        current = share_of(&open, &blocks);
-    }
+    let (mut units_flipped, mut blocks_flipped) = (0, 0);
+    let mut current = share(open_units, open_blocks);
+    // A channel inside a closed block costs nothing either way: leave it.
+    let in_open_block = |g: usize, blocks: &[bool]| gates.head_blocks[g].is_none_or(|b| blocks[b]);
     if current < keep {
         for &(_, g, i) in order.iter().rev() {
             if current >= keep {
                 break;
             }
-            if !open[g][i] {
-                open[g][i] = true;
-                current = share_of(&open, &blocks);
+            if !open_units[g][i] && in_open_block(g, open_blocks) {
+                open_units[g][i] = true;
+                units_flipped += 1;
+                current = share(open_units, open_blocks);
             }
+        }
+        while current < keep {
+            let Some(b) = (0..open_blocks.len())
+                .filter(|&b| !open_blocks[b])
+                .max_by(|&a, &b| state.blocks[a].total_cmp(&state.blocks[b]))
+            else {
+                break;
+            };
+            open_blocks[b] = true;
+            blocks_flipped += 1;
+            current = share(open_units, open_blocks);
         }
     } else {
         for &(_, g, i) in order.iter() {
             if current <= keep {
                 break;
             }
-            if open[g][i] && open[g].iter().filter(|&&o| o).count() > 1 {
-                open[g][i] = false;
-                current = share_of(&open, &blocks);
+            if open_units[g][i]
+                && in_open_block(g, open_blocks)
+                && open_units[g].iter().filter(|&&o| o).count() > 1
+            {
+                open_units[g][i] = false;
+                units_flipped += 1;
+                current = share(open_units, open_blocks);
             }
         }
     }
-    Ok((open, blocks))
+    (units_flipped, blocks_flipped)
 }

@@ -8,10 +8,11 @@ use super::options::RandomUnit;
 use super::pipeline::{self, Then};
 use super::plan::Plan;
 use super::select;
+use super::select::Scope;
 use super::select::UnitScores;
 use super::surgery;
 use super::target::Target;
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelSpec};
 use crate::rng;
@@ -58,6 +59,20 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,
+    scope: Some((
+        Scope::PerLayer,
+        "ours: the same share from every layer, like l1",
+    )),
+    score_batches: None,
+    finetune: Some(Finetune {
+        share: 0.25,
+        lr_factor: 0.01,
+        source: "as l1, the structured baseline it is the floor of",
+    }),
+    knobs: &[Knob {
+        key: "unit",
+        source: "ours: channels",
+    }],
 };
 
 pub struct Random;
@@ -72,7 +87,7 @@ impl Method for Random {
             match job.options.unit {
                 RandomUnit::Channels => {
                     let scores = unit_scores(&job.model.spec, seed);
-                    let options = pipeline::select_options(&job, super::select::Scope::PerLayer);
+                    let options = pipeline::select_options(&job);
                     pipeline::structured(
                         job,
                         scores,

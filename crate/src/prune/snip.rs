@@ -7,7 +7,7 @@ use super::gradients::weight_grads;
 use super::magnitude::per_weight;
 use super::masks::LayerScores;
 use super::pipeline::{self, Then};
-use super::{BoxFuture, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
 use crate::data::Split;
 use crate::error::Result;
 use crate::model::Model;
@@ -27,6 +27,13 @@ pub static INFO: MethodInfo = MethodInfo {
     phase: Phase::AtInit,
     granularity: Granularity::Weights,
     needs_blocks: false,
+    scope: None,
+    score_batches: Some((1, "Lee et al.: one mini-batch of training data")),
+    finetune: None,
+    knobs: &[Knob {
+        key: "score_batch_size",
+        source: "Lee et al.: a batch of 100 for CIFAR (ours 128)",
+    }],
 };
 
 pub struct Snip;
@@ -37,7 +44,7 @@ impl Method for Snip {
     }
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let sampling = Sampling::new(&job.options, false, job.seed);
+            let sampling = Sampling::new(&job.options, job.info, false, job.seed);
             let scores = scores(&job.model, job.split, sampling).await?;
             pipeline::weight_level(job, scores, Then::Train, serde_json::Value::Null).await
         })

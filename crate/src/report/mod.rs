@@ -25,6 +25,9 @@ pub struct TrainResult {
     pub test_loss: f32,
     pub wall_seconds: f64,
     pub train_examples: usize,
+    /// Held out from the training data for selection (`data.valid_fraction`).
+    #[serde(default)]
+    pub valid_examples: usize,
     pub test_examples: usize,
     pub epochs: Vec<EpochMetrics>,
     pub config: RunConfig,

@@ -253,7 +253,7 @@ impl<M: Trainable> Trainer<M> {
         device: &Device,
         sink: &mut dyn Sink,
     ) -> Result<EpochMetrics> {
-        let metrics = self.end_epoch(&split.test, split.norm, device).await?;
+        let metrics = self.end_epoch(split.test(), split.norm, device).await?;
         sink.emit(Event::Epoch(metrics.clone()));
         Ok(metrics)
     }

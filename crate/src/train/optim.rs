@@ -69,11 +69,20 @@ pub struct Optimizer {
     /// Flat 0/1 masks by parameter path: masked weights are re-zeroed after every step.
     pub masks: HashMap<String, Tensor<1>>,
     /// Parameters whose path starts with a prefix here take normalised
-    /// gradient steps, `p −= rate · (lr/base_lr) · g / rms(g)`, whatever the
-    /// optimizer: `(prefix, rate, base_lr)`. S1's gate logits use it: each
-    /// gate moves by its *relative* pull (Adam's per-weight normalisation would
-    /// erase it), and the steps follow the learning-rate schedule.
+    /// gradient steps, `p −= rate · (lr/base_lr) · g / rms(G)`, whatever the
+    /// optimizer: `(prefix, rate, base_lr)`, where `G` is the gradient of
+    /// *every* parameter under the prefix together. S1's gate logits use it:
+    /// each gate moves by its pull relative to all the others (Adam's
+    /// per-weight normalisation, or one rms per tensor, would move a `[1]`
+    /// block gate by its sign alone and every layer at the same speed), and
+    /// the steps follow the learning-rate schedule.
     pub normalized_steps: Vec<(String, f64, f64)>,
+    /// Per-element factors on a normalised parameter's gradient, by path
+    /// (flat, on the plain device): the step is `rate · (s⊙g) / rms(s⊙G)`.
+    /// S1 divides each gate's gradient by what the gate costs.
+    pub preconditioner: HashMap<String, Tensor<1>>,
+    /// This step's `rms(G)` per prefix (set at the start of each step).
+    group_rms: HashMap<String, Tensor<1>>,
 }
 
 impl Optimizer {
@@ -84,12 +93,30 @@ impl Optimizer {
             state: HashMap::new(),
             masks: HashMap::new(),
             normalized_steps: Vec::new(),
+            preconditioner: HashMap::new(),
+            group_rms: HashMap::new(),
         }
     }
 
     /// One update of every parameter that has a gradient in `grads`.
     pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
         self.steps += 1;
+        self.group_rms.clear();
+        for (prefix, _, _) in &self.normalized_steps {
+            let mut sums = GroupSquares {
+                prefix,
+                preconditioner: &self.preconditioner,
+                grads: &grads,
+                path: Vec::new(),
+                sum: None,
+                count: 0,
+            };
+            module.visit(&mut sums);
+            if let Some(sum) = sums.sum {
+                let rms = (sum / sums.count.max(1) as f64).sqrt().clamp_min(1e-12);
+                self.group_rms.insert(prefix.clone(), rms);
+            }
+        }
         let mut mapper = StepMapper {
             optimizer: self,
             grads,
@@ -107,13 +134,18 @@ impl Optimizer {
     }
 
     fn update(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
-        if let Some((_, rate, base)) = self
+        if let Some((prefix, rate, base)) = self
             .normalized_steps
             .iter()
             .find(|(prefix, _, _)| path.starts_with(prefix.as_str()))
         {
-            let rms = g.clone().powi_scalar(2).mean().sqrt().clamp_min(1e-12);
-            return p - g / rms * (*rate * lr / base.max(1e-12));
+            let rms = self.group_rms[prefix].clone();
+            let [n] = g.dims();
+            let g = match self.preconditioner.get(path) {
+                Some(s) => g * s.clone(),
+                None => g,
+            };
+            return p - g / rms.expand([n]) * (*rate * lr / base.max(1e-12));
         }
         let s = self.settings.clone();
         let mask = self.masks.get(path).cloned();
@@ -167,6 +199,46 @@ impl Optimizer {
             Some(m) => p * m,
             None => p,
         }
+    }
+}
+
+/// Σg² and the element count over every parameter under `prefix` that has a gradient.
+struct GroupSquares<'a> {
+    prefix: &'a str,
+    preconditioner: &'a HashMap<String, Tensor<1>>,
+    grads: &'a GradientsParams,
+    path: Vec<String>,
+    sum: Option<Tensor<1>>,
+    count: usize,
+}
+
+impl burn::module::ModuleVisitor for GroupSquares<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if !self.path.join(".").starts_with(self.prefix) {
+            return;
+        }
+        let Some(g) = self.grads.get::<D>(param.id) else {
+            return;
+        };
+        let g: Tensor<1> = g.flatten(0, D - 1);
+        let g = match self.preconditioner.get(&self.path.join(".")) {
+            Some(s) => g * s.clone(),
+            None => g,
+        };
+        self.count += g.dims()[0];
+        let squares = g.powi_scalar(2).sum();
+        self.sum = Some(match self.sum.take() {
+            Some(s) => s + squares,
+            None => squares,
+        });
     }
 }
 
@@ -309,6 +381,37 @@ mod tests {
         };
         // Bias-corrected m̂/√v̂ = sign(g) for a constant gradient: each step moves lr.
         close(&run(adam, [1.0, 1.0], [2.0, -3.0], 3, None), &[0.7, 1.3]);
+    }
+
+    #[derive(Module, Debug)]
+    struct Gates {
+        a: Param<Tensor<1>>,
+        b: Param<Tensor<1>>,
+    }
+
+    #[test]
+    fn normalised_steps_share_one_rms_over_the_whole_group() {
+        let device = Device::flex().autodiff();
+        let scalar = |v: f32| {
+            Param::from_tensor(
+                Tensor::from_data(TensorData::new(vec![v], [1]), &device).require_grad(),
+            )
+        };
+        let m = Gates {
+            a: scalar(0.0),
+            b: scalar(0.0),
+        };
+        let mut opt = Optimizer::new(OptimizerSettings::default());
+        opt.normalized_steps.push(("".into(), 1.0, 0.1));
+        // Gradients 3 and 4: one rms over both, √((9 + 16)/2); one rms per
+        // tensor would move each by exactly 1 (its sign).
+        let loss = m.a.val() * 3.0 + m.b.val() * 4.0;
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let m = opt.step(0.1, m, grads);
+        let rms = (12.5f32).sqrt();
+        let a = block_on(floats(m.a.val())).unwrap()[0];
+        let b = block_on(floats(m.b.val())).unwrap()[0];
+        close(&[a, b], &[-3.0 / rms, -4.0 / rms]);
     }
 
     #[test]

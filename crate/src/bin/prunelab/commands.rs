@@ -95,10 +95,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
     eprintln!("device: {}", opened.description);
     let split = config.data.load(config.seed)?;
     eprintln!(
-        "data: {} ({} train, {} test, {} classes)",
+        "data: {} ({} train, {} validation, {} test, {} classes)",
         split.source,
         split.train.len(),
-        split.test.len(),
+        split.valid.len(),
+        split.test_len(),
         split.train.classes
     );
     let bytes;
@@ -171,7 +172,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let split = config.data.load(config.seed)?;
     let (loss, accuracy) = block_on(evaluate(
         &model,
-        &split.test,
+        split.test(),
         split.norm,
         config.train.eval_batch_size,
         &opened.device,
@@ -183,7 +184,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         "device": opened.description,
         "test_accuracy": accuracy,
         "test_loss": loss,
-        "test_examples": split.test.len(),
+        "test_examples": split.test_len(),
         "params": counted.params,
         "macs": counted.macs,
     });

@@ -42,7 +42,7 @@ fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
         config.prune.target = t.clone();
     }
     if let Some(e) = args.finetune_epochs {
-        config.prune.options.finetune_epochs = e;
+        config.prune.options.finetune_epochs = Some(e);
     }
     let mut options = serde_json::to_value(&config.prune.options).expect("plain data");
     let known = options.clone();
@@ -202,21 +202,20 @@ pub fn run(args: RunExperimentArgs) -> Result<()> {
 
 pub fn methods() -> Result<()> {
     for m in prune::METHODS {
+        let word = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
         println!(
             "{:<13} {:<16} {:<10} {}\n{:<13} {}",
             m.name,
-            serde_json::to_value(m.phase)
-                .unwrap()
-                .as_str()
-                .unwrap_or(""),
-            serde_json::to_value(m.granularity)
-                .unwrap()
-                .as_str()
-                .unwrap_or(""),
+            word(serde_json::to_value(m.phase).unwrap()),
+            word(serde_json::to_value(m.granularity).unwrap()),
             m.title,
             "",
             m.source
         );
+        for d in prune::defaults(m) {
+            println!("{:<13}   {} = {}  ({})", "", d.key, d.value, d.source);
+        }
+        println!();
     }
     Ok(())
 }

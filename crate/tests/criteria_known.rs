@@ -1,0 +1,477 @@
+//! Criteria against values known in closed form: planted feature maps with
+//! known nuclear norms and ranks (S3, HRank), GraSP's Hessian-gradient
+//! product against the analytic Hessian of a softmax regression, its block
+//! sign convention, SNIP against finite differences on several weights, and
+//! IMP masks that nest across rounds. Each of these fails for `random`
+//! scores and for the broken variants named beside it.
+
+mod common;
+
+use burn::module::{Module, Param};
+use burn::tensor::{Tensor, TensorData};
+use common::*;
+use prunelab::data::{Dataset, Features, Split};
+use prunelab::host::{block_on, floats};
+use prunelab::model::spec::{ModelOptions, ModelSpec};
+use prunelab::model::{Model, Net};
+use prunelab::prune::capture::Sampling;
+use prunelab::prune::energy::{Energy, Svd};
+
+const H: usize = 32;
+const B: usize = 8;
+/// BN in eval mode at its initial state divides by √(1 + ε).
+const BN: f64 = 1.000_005;
+
+/// Eight 3×32×32 images whose three channels are planted:
+/// - channel 0: `a_i · u vᵀ` — every map rank 1, and the batch × pixels
+///   matrix rank 1 with nuclear norm `‖a‖·‖u‖·‖v‖`;
+/// - channel 1: `c_i · I` — every map full rank (32), the batch matrix rank 1
+///   with nuclear norm `‖c‖·√32`;
+/// - channel 2: `s_i` on one pixel of its own — every map rank 1, the batch
+///   matrix's rows orthogonal, nuclear norm `Σ s_i`.
+fn planted() -> (Dataset, [f64; 3], [f64; 3]) {
+    let u: Vec<f64> = (0..H).map(|h| 1.0 + h as f64 / 32.0).collect();
+    let v: Vec<f64> = (0..H).map(|w| 1.0 + (w % 5) as f64 / 5.0).collect();
+    let a: Vec<f64> = (0..B).map(|i| (i + 1) as f64).collect();
+    let c: Vec<f64> = (0..B).map(|i| 0.5 + 0.25 * i as f64).collect();
+    let s: Vec<f64> = (0..B).map(|i| 1.0 + i as f64).collect();
+    let mut x = vec![0f32; B * 3 * H * H];
+    for i in 0..B {
+        let at = |ch: usize, h: usize, w: usize| ((i * 3 + ch) * H + h) * H + w;
+        for h in 0..H {
+            for w in 0..H {
+                x[at(0, h, w)] = (a[i] * u[h] * v[w]) as f32;
+            }
+            x[at(1, h, h)] = c[i] as f32;
+        }
+        x[at(2, i, 2 * i)] = s[i] as f32;
+    }
+    let norm = |z: &[f64]| z.iter().map(|t| t * t).sum::<f64>().sqrt();
+    let nuclear = [
+        norm(&a) * norm(&u) * norm(&v),
+        norm(&c) * (H as f64).sqrt(),
+        s.iter().sum(),
+    ];
+    let ranks = [1.0, H as f64, 1.0];
+    let data = Dataset {
+        features: Features::Floats(x),
+        labels: (0..B as u16).map(|i| i % 10).collect(),
+        shape: [3, H, H],
+        classes: 10,
+    };
+    (data, nuclear, ranks)
+}
+
+/// The small CNN with `conv1` copying input channel c to output channel c
+/// (c < 3, centre tap 1) and every other channel dead (zero filter).
+fn copying_cnn() -> Model {
+    let device = cpu();
+    let spec = ModelSpec::named("cnn", &ModelOptions::default()).unwrap();
+    let mut model = common::model(&spec, 1, &device);
+    let Net::Plain(p) = &mut model.net else {
+        unreachable!()
+    };
+    let mut w = vec![0f32; 16 * 3 * 3 * 3];
+    for c in 0..3 {
+        w[((c * 3 + c) * 3 + 1) * 3 + 1] = 1.0;
+    }
+    p.convs[0].conv.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(w, [16, 3, 3, 3]),
+        &device,
+    ));
+    model
+}
+
+fn one_batch() -> Sampling {
+    Sampling {
+        batches: 1,
+        batch_size: B,
+        augment: false,
+        seed: 5,
+    }
+}
+
+fn planted_split() -> (Split, [f64; 3], [f64; 3]) {
+    let (data, nuclear, ranks) = planted();
+    (
+        Split::new(data.clone(), data, None, "planted"),
+        nuclear,
+        ranks,
+    )
+}
+
+#[test]
+fn s3_scores_planted_channels_by_their_nuclear_norms_on_both_routes() {
+    let (split, nuclear, _) = planted_split();
+    let model = copying_cnn();
+    for svd in [Svd::Gram, Svd::Full] {
+        let scores = block_on(prunelab::prune::energy::scores(
+            &model,
+            &split,
+            one_batch(),
+            svd,
+            Energy::Nuclear,
+        ))
+        .unwrap();
+        let conv1 = &scores["conv1"];
+        for c in 0..3 {
+            // Σσ of the batch matrix, divided by the images seen.
+            let want = nuclear[c] / BN / B as f64;
+            let got = conv1[c] as f64;
+            assert!(
+                (got - want).abs() <= 1e-4 * want,
+                "{svd:?} channel {c}: {got} vs {want}"
+            );
+        }
+        for (c, &dead) in conv1.iter().enumerate().skip(3) {
+            assert!(dead.abs() < 1e-6, "{svd:?}: dead channel {c} scores {dead}");
+        }
+    }
+}
+
+#[test]
+fn the_gram_route_is_exact_for_rank_deficient_batches() {
+    // A rank-1 batch of 64 rows: 63 eigenvalues of the Gram matrix are zero
+    // up to f32 rounding, and must not add their square roots.
+    let (rows, cols) = (64, 200);
+    let m: Vec<f32> = (0..rows * cols)
+        .map(|k| ((k / cols) as f32 + 1.0) * (1.0 + (k % cols) as f32 / 50.0))
+        .collect();
+    let mut gram = vec![0f32; rows * rows];
+    for i in 0..rows {
+        for j in 0..rows {
+            gram[i * rows + j] = (0..cols).map(|k| m[i * cols + k] * m[j * cols + k]).sum();
+        }
+    }
+    let exact: f64 = prunelab::prune::energy::singular_values(rows, cols, &m)
+        .iter()
+        .sum();
+    let via_gram: f64 = prunelab::prune::energy::singular_values_from_gram(rows, &gram)
+        .iter()
+        .sum();
+    assert!(
+        (via_gram - exact).abs() <= 1e-5 * exact,
+        "{via_gram} vs {exact}"
+    );
+}
+
+#[test]
+fn hrank_scores_planted_channels_by_the_rank_of_each_map() {
+    let (split, _, ranks) = planted_split();
+    let model = copying_cnn();
+    let scores = block_on(prunelab::prune::hrank::scores(&model, &split, one_batch())).unwrap();
+    let conv1 = &scores["conv1"];
+    for c in 0..3 {
+        assert!(
+            (conv1[c] as f64 - ranks[c]).abs() < 1e-6,
+            "channel {c}: {} vs rank {}",
+            conv1[c],
+            ranks[c]
+        );
+    }
+    assert!(
+        conv1[3..].iter().all(|&r| r == 0.0),
+        "dead maps have rank 0"
+    );
+}
+
+#[test]
+fn random_scores_fail_the_planted_checks() {
+    // The floor: random channel scores do not reproduce the planted order
+    // (S3: 2 > 0 > 1 ≫ dead, HRank: 1 > 0 = 2 > dead).
+    let spec = ModelSpec::named("cnn", &ModelOptions::default()).unwrap();
+    let (_, nuclear, ranks) = planted();
+    for seed in 0..20 {
+        let r = &prunelab::prune::random::unit_scores(&spec, seed)["conv1"];
+        let s3 = (0..3).all(|c| ((r[c] as f64) - nuclear[c] / BN / B as f64).abs() < 1e-3);
+        let hr = (0..3).all(|c| ((r[c] as f64) - ranks[c]).abs() < 1e-6);
+        assert!(!s3 && !hr, "seed {seed}");
+    }
+}
+
+/// `H_WW · g_W` of a softmax regression `z = xW + b` with mean cross-entropy,
+/// in f64: `(1/N) Σ x_n (J_n (x_nᵀ G))ᵀ` with `J = diag(p) − p pᵀ`.
+fn analytic_hg(
+    x: &[[f64; 2]],
+    y: &[usize],
+    w: &[f64],
+    b: &[f64],
+    k: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = x.len() as f64;
+    let probs: Vec<Vec<f64>> = x
+        .iter()
+        .map(|xi| {
+            let z: Vec<f64> = (0..k)
+                .map(|j| xi[0] * w[j] + xi[1] * w[k + j] + b[j])
+                .collect();
+            let m = z.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.iter().map(|v| v / s).collect()
+        })
+        .collect();
+    // g[d][j] (burn's [d_in, d_out] layout, flattened row-major).
+    let mut g = vec![0.0; 2 * k];
+    for ((xi, &yi), p) in x.iter().zip(y).zip(&probs) {
+        for d in 0..2 {
+            for j in 0..k {
+                g[d * k + j] += xi[d] * (p[j] - f64::from(u8::from(j == yi))) / n;
+            }
+        }
+    }
+    let mut hg = vec![0.0; 2 * k];
+    for (xi, p) in x.iter().zip(&probs) {
+        let dz: Vec<f64> = (0..k).map(|j| xi[0] * g[j] + xi[1] * g[k + j]).collect();
+        let pdz: f64 = p.iter().zip(&dz).map(|(a, b)| a * b).sum();
+        for d in 0..2 {
+            for j in 0..k {
+                hg[d * k + j] += xi[d] * p[j] * (dz[j] - pdz) / n;
+            }
+        }
+    }
+    (hg, g)
+}
+
+#[test]
+fn grasp_hessian_gradient_matches_the_analytic_softmax_regression() {
+    let split = toy("gaussians", 64, 4);
+    let device = cpu().autodiff();
+    // No hidden layer: logistic (softmax) regression, whose Hessian is known.
+    let spec = ModelSpec::named(
+        "mlp",
+        &ModelOptions {
+            classes: 2,
+            hidden: vec![],
+            ..ModelOptions::default()
+        },
+    )
+    .unwrap();
+    let model = common::model(&spec, 9, &device);
+    let sampling = Sampling {
+        batches: 1,
+        batch_size: 64,
+        augment: false,
+        seed: 2,
+    };
+    let (hg, g) = block_on(prunelab::prune::grasp::hessian_gradient(
+        &model, &split, sampling, 1e-3,
+    ))
+    .unwrap();
+    let Net::Mlp(m) = &model.net else {
+        unreachable!()
+    };
+    let w: Vec<f64> = block_on(floats(m.out.weight.val()))
+        .unwrap()
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let b: Vec<f64> = block_on(floats(m.out.bias.as_ref().unwrap().val()))
+        .unwrap()
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let Features::Floats(xy) = &split.train.features else {
+        unreachable!()
+    };
+    let x: Vec<[f64; 2]> = xy.chunks(2).map(|p| [p[0] as f64, p[1] as f64]).collect();
+    let y: Vec<usize> = split.train.labels.iter().map(|&l| l as usize).collect();
+    let (want_hg, want_g) = analytic_hg(&x, &y, &w, &b, 2);
+    let got_hg = block_on(floats(hg[0].clone())).unwrap();
+    let got_g = block_on(floats(g[0].clone())).unwrap();
+    let scale = want_hg.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    for i in 0..4 {
+        assert!((got_g[i] as f64 - want_g[i]).abs() < 1e-5, "g[{i}]");
+        assert!(
+            (got_hg[i] as f64 - want_hg[i]).abs() < 1e-3 * scale,
+            "Hg[{i}]: {} vs {} (scale {scale})",
+            got_hg[i],
+            want_hg[i]
+        );
+    }
+}
+
+#[test]
+fn grasp_removes_the_block_with_the_highest_s_first() {
+    // Per-block sums of GraSP's S = −w⊙Hg: GraSP removes the highest first.
+    let s = vec![
+        ("stage1.block1".to_string(), 5.0f32),
+        ("stage1.block2".to_string(), -5.0),
+        ("stage3.block3".to_string(), 0.5),
+    ];
+    let importance = prunelab::prune::lottery::grasp_importance(s.clone(), false);
+    assert_eq!(
+        prunelab::prune::select::select_blocks(&importance, 1).unwrap(),
+        vec!["stage1.block1"]
+    );
+    let flipped = prunelab::prune::lottery::grasp_importance(s, true);
+    assert_eq!(
+        prunelab::prune::select::select_blocks(&flipped, 1).unwrap(),
+        vec!["stage1.block2"],
+        "grasp_flip ranks by S instead"
+    );
+}
+
+#[test]
+fn the_lottery_candidates_are_the_papers_by_default() {
+    use prunelab::prune::options::Candidates;
+    let spec = ModelSpec::named("resnet20", &ModelOptions::default()).unwrap();
+    let names = |c| -> Vec<String> {
+        prunelab::prune::lottery::candidates(&spec, c)
+            .into_iter()
+            .map(|b| b.name)
+            .collect()
+    };
+    // Stages 2 and 3 start with a down-sampling block (stage2.block0,
+    // stage3.block0); the blocks beside them stay too.
+    assert_eq!(
+        names(Candidates::Paper),
+        ["stage1.block0", "stage1.block1", "stage3.block2"]
+    );
+    assert_eq!(
+        names(Candidates::Identity),
+        [
+            "stage1.block0",
+            "stage1.block1",
+            "stage1.block2",
+            "stage2.block1",
+            "stage2.block2",
+            "stage3.block1",
+            "stage3.block2"
+        ]
+    );
+    let r56 = ModelSpec::named("resnet56", &ModelOptions::default()).unwrap();
+    assert_eq!(
+        prunelab::prune::lottery::candidates(&r56, Candidates::Paper).len(),
+        27 - 2 - 4,
+        "ResNet-56: 27 blocks, 2 down-sampling, 4 beside them"
+    );
+}
+
+#[test]
+fn snip_matches_finite_differences_on_weights_of_every_layer() {
+    let split = toy("moons", 64, 3);
+    let device = cpu().autodiff();
+    // tanh: smooth, so central differences are accurate to O(h²) (ReLU kinks are not).
+    let spec = ModelSpec::named(
+        "mlp",
+        &ModelOptions {
+            classes: 2,
+            hidden: vec![5, 4],
+            activation: prunelab::model::spec::Activation::Tanh,
+            ..ModelOptions::default()
+        },
+    )
+    .unwrap();
+    let model = common::model(&spec, 6, &device);
+    let sampling = Sampling {
+        batches: 1,
+        batch_size: 64,
+        augment: false,
+        seed: 8,
+    };
+    let s = block_on(prunelab::prune::snip::scores(&model, &split, sampling)).unwrap();
+    let batch = {
+        let loader = sampling.loader(&split, 0x9a4d);
+        let order = loader.order(0);
+        prunelab::data::loader::make_batch(&split.train, &order[..64], None, None, &device)
+    };
+    let weights = model.prunable_weights();
+    let mut checked = 0;
+    for (layer, w) in weights.iter().enumerate() {
+        let values = block_on(floats(w.param.flat())).unwrap();
+        for index in [0, values.len() / 2, values.len() - 1] {
+            let loss_at = |delta: f32| -> f64 {
+                let shifted = shift(model.deep_fork(), &w.path, index, delta);
+                block_on(floats(prunelab::train::cross_entropy(
+                    shifted.forward(batch.x.clone()),
+                    batch.y.clone(),
+                )))
+                .unwrap()[0] as f64
+            };
+            let h = 1e-2;
+            let grad = (loss_at(h) - loss_at(-h)) / (2.0 * h as f64);
+            let want = (values[index] as f64 * grad).abs();
+            let got = s[layer].scores[index] as f64;
+            assert!(
+                (got - want).abs() < 2e-3 * want + 1e-6,
+                "{} [{index}]: {got} vs {want}",
+                w.layer
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9, "three weights in each of three layers");
+}
+
+fn shift(model: Model, path: &str, index: usize, delta: f32) -> Model {
+    struct Shift<'a> {
+        path: &'a str,
+        at: Vec<String>,
+        index: usize,
+        delta: f32,
+    }
+    impl burn::module::ModuleMapper for Shift<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.at.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.at.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if self.at.join(".") != self.path {
+                return param;
+            }
+            let (id, t, mapper) = param.consume();
+            let dims = t.dims();
+            let mut v = block_on(floats(t.clone())).unwrap();
+            v[self.index] += self.delta;
+            Param::from_mapped_value(
+                id,
+                Tensor::from_data(TensorData::new(v, dims), &t.device()).require_grad(),
+                mapper,
+            )
+        }
+    }
+    model.map(&mut Shift {
+        path,
+        at: vec![],
+        index,
+        delta,
+    })
+}
+
+#[test]
+fn imp_masks_nest_even_when_removed_weights_are_large() {
+    use prunelab::prune::masks::{WeightMasks, masks_from_scores};
+    use prunelab::prune::select::Scope;
+    let device = cpu().autodiff();
+    let model = common::model(&mlp_spec(&[8, 8]), 2, &device);
+    // An adversarial first round: it removed the *largest* weights, which
+    // the model still holds (weights only become zero when masks apply).
+    let mags = block_on(prunelab::prune::magnitude::scores(&model)).unwrap();
+    let inverted: Vec<_> = mags
+        .iter()
+        .map(|l| prunelab::prune::masks::LayerScores {
+            scores: l.scores.iter().map(|s| -s).collect(),
+            ..l.clone()
+        })
+        .collect();
+    let first = masks_from_scores(&inverted, 0.3, Scope::Global).unwrap();
+    let second = block_on(prunelab::prune::imp::next_masks(&model, &first, 0.6)).unwrap();
+    assert!((second.sparsity() - 0.6).abs() < 0.01);
+    for (a, b) in first.layers.iter().zip(&second.layers) {
+        for (i, (&was, &is)) in a.keep.iter().zip(&b.keep).enumerate() {
+            assert!(!is || was, "{} weight {i} came back", a.layer);
+        }
+    }
+    // Without the restriction, the large removed weights would come back.
+    let naive = masks_from_scores(&mags, 0.6, Scope::Global).unwrap();
+    let revived = first
+        .layers
+        .iter()
+        .zip(&naive.layers)
+        .any(|(a, b)| a.keep.iter().zip(&b.keep).any(|(&was, &is)| is && !was));
+    assert!(revived, "the check above can fail");
+    let _ = WeightMasks::dense(&model);
+}
