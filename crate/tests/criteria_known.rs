@@ -25,8 +25,9 @@ const BN: f64 = 1.000_005;
 /// Eight 3×32×32 images whose three channels are planted:
 /// - channel 0: `a_i · u vᵀ` — every map rank 1, and the batch × pixels
 ///   matrix rank 1 with nuclear norm `‖a‖·‖u‖·‖v‖`;
-/// - channel 1: `c_i · I` — every map full rank (32), the batch matrix rank 1
-///   with nuclear norm `‖c‖·√32`;
+/// - channel 1: `c_i · D`, `D` diagonal with entries `1/(1+h)` — every map
+///   full rank (32) with unequal singular values, the batch matrix rank 1
+///   with nuclear norm `‖c‖·‖D‖_F`;
 /// - channel 2: `s_i` on one pixel of its own — every map rank 1, the batch
 ///   matrix's rows orthogonal, nuclear norm `Σ s_i`.
 fn planted() -> (Dataset, [f64; 3], [f64; 3]) {
@@ -35,6 +36,7 @@ fn planted() -> (Dataset, [f64; 3], [f64; 3]) {
     let a: Vec<f64> = (0..B).map(|i| (i + 1) as f64).collect();
     let c: Vec<f64> = (0..B).map(|i| 0.5 + 0.25 * i as f64).collect();
     let s: Vec<f64> = (0..B).map(|i| 1.0 + i as f64).collect();
+    let diag: Vec<f64> = (0..H).map(|h| 1.0 / (1.0 + h as f64)).collect();
     let mut x = vec![0f32; B * 3 * H * H];
     for i in 0..B {
         let at = |ch: usize, h: usize, w: usize| ((i * 3 + ch) * H + h) * H + w;
@@ -42,14 +44,14 @@ fn planted() -> (Dataset, [f64; 3], [f64; 3]) {
             for w in 0..H {
                 x[at(0, h, w)] = (a[i] * u[h] * v[w]) as f32;
             }
-            x[at(1, h, h)] = c[i] as f32;
+            x[at(1, h, h)] = (c[i] * diag[h]) as f32;
         }
         x[at(2, i, 2 * i)] = s[i] as f32;
     }
     let norm = |z: &[f64]| z.iter().map(|t| t * t).sum::<f64>().sqrt();
     let nuclear = [
         norm(&a) * norm(&u) * norm(&v),
-        norm(&c) * (H as f64).sqrt(),
+        norm(&c) * norm(&diag),
         s.iter().sum(),
     ];
     let ranks = [1.0, H as f64, 1.0];
