@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::host;
 use crate::metrics::count::count;
 use crate::model::ModelSpec;
-use crate::run::init_model;
+use crate::model::init_model;
 use crate::train::cross_entropy;
 use crate::train::optim::{Optimizer, OptimizerSettings};
 

@@ -8,7 +8,6 @@
 //! S1 trains its one gated pass for the dense budget; IMP trains `rounds + 1`
 //! times the budget (its wall time says so).
 
-use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
@@ -17,12 +16,10 @@ use crate::data::Split;
 use crate::device::OpenDevice;
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event, Sink};
-use crate::metrics::bytes::size;
-use crate::metrics::count::count;
 use crate::model::Model;
+use crate::model::init_model;
 use crate::prune::{self, Job, Outcome, Phase, PruneOptions, Target};
-use crate::run::init_model;
-use crate::train::evaluate;
+use crate::report::{MethodResult, measure};
 
 /// A comparison, as written in an experiment TOML file: a run config (model,
 /// data, training, shared `[prune]` options) and one `[[methods]]` entry per
@@ -50,40 +47,6 @@ pub struct MethodEntry {
     /// Options over the shared `[prune]` ones.
     #[serde(default)]
     pub options: serde_json::Value,
-}
-
-/// One row of the comparison.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MethodResult {
-    pub method: String,
-    pub label: String,
-    pub target: String,
-    pub phase: String,
-    /// Test accuracy, 0..1.
-    pub test_accuracy: f32,
-    pub test_loss: f32,
-    /// Accuracy minus the dense model's, in points (0..100 scale).
-    pub delta_vs_dense: f32,
-    pub params: u64,
-    pub macs: u64,
-    /// Smallest encoding (dense, bitmap or CSR per layer).
-    pub bytes: u64,
-    pub nonzero_params: u64,
-    pub params_reduction: f64,
-    pub macs_reduction: f64,
-    pub bytes_reduction: f64,
-    pub wall_seconds: f64,
-    pub train_epochs: usize,
-    /// `conv1 16→9` lines and removed blocks.
-    pub plan: Vec<String>,
-    /// Energy is not metered in this build (docs/metrics.md).
-    pub energy_joules: Option<f64>,
-    pub history: Vec<EpochMetrics>,
-    pub details: serde_json::Value,
-    /// The method's own judgement against the dense row (S4: Eq. 1's
-    /// winning-ticket test), if it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<serde_json::Value>,
 }
 
 impl ExperimentConfig {
@@ -146,34 +109,6 @@ pub fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
     }
 }
 
-/// Accuracy, size and cost of a finished model.
-pub async fn measure(
-    model: &Model,
-    outcome_masks: Option<&prune::masks::WeightMasks>,
-    split: &Split,
-    config: &RunConfig,
-    opened: &OpenDevice,
-) -> Result<(f32, f32, u64, u64, u64, u64)> {
-    let (loss, accuracy) = evaluate(
-        &model.valid(),
-        split.test(),
-        split.norm,
-        config.train.eval_batch_size,
-        &opened.device,
-    )
-    .await?;
-    let counted = count(&model.spec);
-    let sized = size(&model.spec, outcome_masks);
-    Ok((
-        accuracy,
-        loss,
-        counted.params,
-        counted.macs,
-        sized.bytes,
-        sized.nonzero_params,
-    ))
-}
-
 /// Runs one method on `start` (trained or θ₀, as its phase needs) and
 /// measures the result against `dense`.
 #[allow(clippy::too_many_arguments)]
@@ -189,18 +124,19 @@ pub async fn run_method(
     split: &Split,
     sink: &mut dyn Sink,
 ) -> Result<(Outcome, MethodResult)> {
-    let m = prune::by_name(method)?;
-    prune::check_applicable(m.info(), &start)?;
+    let method_name = method;
+    let method = prune::by_name(method_name)?;
+    prune::check_applicable(method.info(), &start)?;
     let target_v: Target = target.parse()?;
     sink.emit(Event::Phase {
-        name: method.into(),
-        detail: format!("{} ({target})", m.info().title),
+        name: method_name.into(),
+        detail: format!("{} ({target})", method.info().title),
     });
     let t0 = clock::now();
     let options_used = options.clone();
-    let outcome = m
+    let outcome = method
         .run(Job {
-            info: m.info(),
+            info: method.info(),
             model: start,
             split,
             train: config.train.clone(),
@@ -213,12 +149,12 @@ pub async fn run_method(
         })
         .await?;
     let wall = clock::now() - t0;
-    let (accuracy, loss, params, macs, bytes, nonzero) = measure(
+    let m = measure(
         &outcome.model,
         outcome.masks.as_ref(),
         split,
-        config,
-        opened,
+        config.train.eval_batch_size,
+        &opened.device,
     )
     .await?;
     let spec_before = &dense_spec(dense);
@@ -228,30 +164,30 @@ pub async fn run_method(
     };
     let ratio = |a: u64, b: u64| 1.0 - a as f64 / b.max(1) as f64;
     let result = MethodResult {
-        method: method.into(),
+        method: method_name.into(),
         label: label.into(),
         target: target.into(),
-        phase: serde_json::to_value(m.info().phase)
+        phase: serde_json::to_value(method.info().phase)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default(),
-        test_accuracy: accuracy,
-        test_loss: loss,
-        delta_vs_dense: 100.0 * (accuracy - dense.test_accuracy),
-        params,
-        macs,
-        bytes,
-        nonzero_params: nonzero,
-        params_reduction: ratio(nonzero, dense.params),
-        macs_reduction: ratio(macs, dense.macs),
-        bytes_reduction: ratio(bytes, dense.bytes),
+        test_accuracy: m.test_accuracy,
+        test_loss: m.test_loss,
+        delta_vs_dense: 100.0 * (m.test_accuracy - dense.test_accuracy),
+        params: m.params,
+        macs: m.macs,
+        bytes: m.bytes,
+        nonzero_params: m.nonzero_params,
+        params_reduction: ratio(m.nonzero_params, dense.params),
+        macs_reduction: ratio(m.macs, dense.macs),
+        bytes_reduction: ratio(m.bytes, dense.bytes),
         wall_seconds: wall,
         train_epochs: outcome.history.len(),
         plan,
         energy_joules: None,
         history: outcome.history.clone(),
         details: outcome.details.clone(),
-        verdict: m.verdict(&options_used, accuracy, dense.test_accuracy),
+        verdict: method.verdict(&options_used, m.test_accuracy, dense.test_accuracy),
     };
     Ok((outcome, result))
 }
@@ -269,20 +205,26 @@ pub async fn dense_result(
     config: &RunConfig,
     opened: &OpenDevice,
 ) -> Result<MethodResult> {
-    let (accuracy, loss, params, macs, bytes, nonzero) =
-        measure(model, None, split, config, opened).await?;
+    let m = measure(
+        model,
+        None,
+        split,
+        config.train.eval_batch_size,
+        &opened.device,
+    )
+    .await?;
     Ok(MethodResult {
         method: "dense".into(),
         label: "dense".into(),
         target: "-".into(),
         phase: "-".into(),
-        test_accuracy: accuracy,
-        test_loss: loss,
+        test_accuracy: m.test_accuracy,
+        test_loss: m.test_loss,
         delta_vs_dense: 0.0,
-        params,
-        macs,
-        bytes,
-        nonzero_params: nonzero,
+        params: m.params,
+        macs: m.macs,
+        bytes: m.bytes,
+        nonzero_params: m.nonzero_params,
         params_reduction: 0.0,
         macs_reduction: 0.0,
         bytes_reduction: 0.0,
@@ -297,7 +239,7 @@ pub async fn dense_result(
 }
 
 /// The whole comparison: dense training, then every method.
-pub async fn run(
+pub async fn compare(
     config: &ExperimentConfig,
     opened: &OpenDevice,
     split: &Split,

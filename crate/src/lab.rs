@@ -15,15 +15,16 @@ use crate::events::EpochMetrics;
 use crate::host;
 use crate::metrics::bytes::size;
 use crate::metrics::count::count;
+use crate::model::init_model;
+use crate::model::masks::WeightMasks;
 use crate::model::{Ctx, Model};
 use crate::prune::capture::Sampling;
-use crate::prune::masks::{LayerScores, WeightMasks, masks_from_scores};
+use crate::prune::masks::{LayerScores, masks_from_scores};
 use crate::prune::plan::Plan;
 use crate::prune::polarization::{GateReport, PolarizationRun};
 use crate::prune::select::{Normalize, Scope, SelectOptions, UnitScores, select_units};
 use crate::prune::surgery::cut;
 use crate::prune::{PruneOptions, Target, by_name};
-use crate::run::init_model;
 use crate::train::{StepStats, Trainer, evaluate};
 
 /// Cached importances of the dense model.

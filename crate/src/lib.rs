@@ -1,30 +1,45 @@
 //! prunelab: neural-network pruning you can see and reproduce.
 //!
-//! Data flows one way: [`config`] → [`model`] → [`prune`] → [`train`] →
-//! [`report`]. The engine never prints and never touches the DOM; it emits
+//! Data flows one way, and the modules are listed in that order — each uses
+//! only those above it (`tests/architecture.rs` checks): the foundations; the
+//! [`data`] and the [`model`] (with what measures and stores it); the
+//! [`train`]ing loop; [`prune`] (criteria, selection, surgery, the methods,
+//! which train through `train`); the run file's top level ([`config`]);
+//! [`report`]s; and the front doors that compose them — a [`training`] run,
+//! a comparison ([`experiment`]), [`sweep`]s, [`bench`]marks and the page's
+//! [`lab`]. The engine never prints and never touches the DOM; it emits
 //! [`events`] that the CLI (`bin/`) and the page (`web`) render.
 
-pub mod bench;
+// Foundations.
 pub mod clock;
-pub mod config;
-pub mod data;
 pub mod device;
 pub mod error;
 pub mod events;
-pub mod experiment;
 pub mod fault;
 pub mod host;
 pub mod interrupt;
+pub mod rng;
+
+// What is trained and measured.
+pub mod data;
 pub mod io;
-pub mod lab;
 pub mod metrics;
 pub mod model;
+
+// Training, then pruning (methods train and fine-tune).
 pub mod prune;
-pub mod report;
-pub mod rng;
-pub mod run;
-pub mod sweep;
 pub mod train;
+
+// The run file, and what comes out.
+pub mod config;
+pub mod report;
+
+// Compositions: a training run, a comparison, sweeps, benchmarks, the lab.
+pub mod bench;
+pub mod experiment;
+pub mod lab;
+pub mod sweep;
+pub mod training;
 
 #[cfg(feature = "web")]
 pub mod web;

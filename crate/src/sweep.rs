@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
-use crate::experiment::{ExperimentConfig, MethodEntry, MethodResult};
+use crate::experiment::{ExperimentConfig, MethodEntry};
 use crate::io::pack::fnv1a;
+use crate::report::MethodResult;
 
 /// The most runs one sweep file may expand to.
 pub const MAX_RUNS: usize = 10_000;

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use burn::tensor::Device;
-use prunelab::config::TrainConfig;
+use prunelab::train::TrainConfig;
 use prunelab::data::toy::{self, ToySpec};
 use prunelab::data::{Dataset, Features, Split};
 use prunelab::model::Model;
@@ -53,7 +53,7 @@ pub fn adam(epochs: usize, lr: f64) -> TrainConfig {
 }
 
 pub fn model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
-    prunelab::run::init_model(spec, seed, device)
+    prunelab::model::init_model(spec, seed, device)
 }
 
 /// Random CIFAR-shaped byte images with labels `i % classes`.

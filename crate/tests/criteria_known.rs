@@ -445,7 +445,8 @@ fn shift(model: Model, path: &str, index: usize, delta: f32) -> Model {
 
 #[test]
 fn imp_masks_nest_even_when_removed_weights_are_large() {
-    use prunelab::prune::masks::{WeightMasks, masks_from_scores};
+    use prunelab::model::masks::WeightMasks;
+    use prunelab::prune::masks::masks_from_scores;
     use prunelab::prune::select::Scope;
     let device = cpu().autodiff();
     let model = common::model(&mlp_spec(&[8, 8]), 2, &device);

@@ -857,7 +857,7 @@ fn shift_fc_bias(model: &mut Model, shift: f32) {
 fn check(case: &Case) {
     case.spec.validate().expect("the spec is valid");
     let device = OpenDevice::cpu("cpu");
-    let mut model = prunelab::run::init_model(&case.spec, case.seed, &device.device);
+    let mut model = prunelab::model::init_model(&case.spec, case.seed, &device.device);
     set_all_bn(&mut model);
     shift_fc_bias(&mut model, case.fc_bias_shift);
     let classes = case.spec.classes();

@@ -8,11 +8,12 @@ use common::*;
 use prunelab::config::RunConfig;
 use prunelab::device::OpenDevice;
 use prunelab::events::Quiet;
-use prunelab::experiment::{self, MethodResult};
+use prunelab::experiment;
+use prunelab::report::MethodResult;
 use prunelab::host::block_on;
 use prunelab::model::Model;
 use prunelab::prune::{Outcome, PruneOptions};
-use prunelab::run::init_model;
+use prunelab::model::init_model;
 
 fn config() -> RunConfig {
     let mut c = RunConfig::default();

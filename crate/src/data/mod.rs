@@ -4,6 +4,7 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod config;
 pub mod csv;
 pub mod loader;
 pub mod toy;
@@ -12,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
+
+pub use config::DataConfig;
 
 use crate::error::{Error, Result};
 use crate::rng;

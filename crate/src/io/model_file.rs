@@ -11,9 +11,19 @@ use serde::{Deserialize, Serialize};
 use super::pack::{self, Pack};
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelSpec};
-use crate::train::checkpoint;
 
 pub const KIND: &str = "model";
+/// The kind of a training checkpoint (`train::checkpoint` writes them); its
+/// metadata starts with the same `spec` and the run's `config`.
+pub const CHECKPOINT_KIND: &str = "checkpoint";
+
+/// The part of a checkpoint's metadata a model file reader needs.
+#[derive(Deserialize)]
+struct CheckpointModel {
+    spec: ModelSpec,
+    #[serde(default)]
+    config: serde_json::Value,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelMeta {
@@ -32,7 +42,7 @@ pub async fn to_bytes(model: &Model, notes: serde_json::Value) -> Result<Vec<u8>
 /// weight-pruned model keeps its zeros when training continues.
 pub async fn to_bytes_with_masks(
     model: &Model,
-    masks: Option<&crate::prune::masks::WeightMasks>,
+    masks: Option<&crate::model::masks::WeightMasks>,
     notes: serde_json::Value,
 ) -> Result<Vec<u8>> {
     let meta = ModelMeta {
@@ -69,8 +79,14 @@ pub fn from_bytes(
                 })?;
             (meta.spec, meta.notes)
         }
-        checkpoint::KIND => {
-            let meta = checkpoint::meta(&pack, path)?;
+        CHECKPOINT_KIND => {
+            let meta: CheckpointModel =
+                serde_json::from_value(pack.meta.clone()).map_err(|e| Error::BadCheckpoint {
+                    path: path.to_path_buf(),
+                    problem: format!(
+                        "the checkpoint's metadata is not readable by this prunelab: {e}"
+                    ),
+                })?;
             (meta.spec, meta.config)
         }
         other => {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::count::count;
 use crate::model::ModelSpec;
-use crate::prune::masks::WeightMasks;
+use crate::model::masks::WeightMasks;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SizeReport {

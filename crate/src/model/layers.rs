@@ -24,6 +24,11 @@ use burn::tensor::{Device, Tensor};
 ///   LRP-ε relevance (see `prune::lrp`).
 /// - with `probe`, `probes` receives each weight layer's input and output
 ///   with a zero leaf added, whose gradient is the gradient at that point.
+/// - `kinks` records the ReLU masks and max-pool choices of a pass, or
+///   replays recorded ones: with them fixed, the network is smooth in its
+///   weights, so finite differences of its gradient see the Hessian of the
+///   piece it is on (what double backward computes) instead of the jumps of
+///   ReLUs that change sign inside the step (GraSP's `H g`).
 /// - `heads` are input-conditioned gates (S1's dynamic variant): a head on
 ///   layer `L` reads `L`'s input, average-pooled, and sets per-sample
 ///   straight-through gates on `L`'s units (and on a residual block) before
@@ -39,7 +44,27 @@ pub struct Ctx {
     pub probes: Vec<Probe>,
     pub heads: Vec<GateHead>,
     pub head_logits: Vec<(String, Tensor<2>)>,
+    pub kinks: Kinks,
     pending: Option<(String, Tensor<4>, Tensor<4>)>,
+}
+
+/// Where a pass's piecewise-linear operations switch.
+#[derive(Default)]
+pub enum Kinks {
+    /// Plain ReLU and max-pooling.
+    #[default]
+    Free,
+    /// Plain, and each decision kept in forward order.
+    Record(Vec<Kink>),
+    /// The decisions of a recorded pass, in order (the next one at `.1`).
+    Replay(Vec<Kink>, usize),
+}
+
+/// One operation's decisions: a ReLU's 0/1 mask, or a max-pool's argmax.
+#[derive(Clone)]
+pub enum Kink {
+    Relu(Tensor<4>),
+    MaxPool(burn::tensor::Tensor<4, burn::tensor::Int>),
 }
 
 /// An input-conditioned gate: `z = linear(avgpool(input of layer))`, `[N,
@@ -161,6 +186,60 @@ impl Ctx {
     pub(crate) fn record(&mut self, name: &str, x: &Tensor<4>) {
         if self.capture {
             self.captured.push((name.to_string(), x.clone()));
+        }
+    }
+
+    /// ReLU, recorded or replayed as `kinks` says.
+    pub(crate) fn relu(&mut self, x: Tensor<4>) -> Tensor<4> {
+        match &mut self.kinks {
+            Kinks::Free => burn::tensor::activation::relu(x),
+            Kinks::Record(kinks) => {
+                let mask = x.clone().detach().greater_elem(0.0).float();
+                kinks.push(Kink::Relu(mask.clone()));
+                x * mask
+            }
+            Kinks::Replay(kinks, next) => {
+                let Some(Kink::Relu(mask)) = kinks.get(*next).cloned() else {
+                    panic!("replayed kinks follow the recorded pass");
+                };
+                *next += 1;
+                x * mask
+            }
+        }
+    }
+
+    /// ReLU on `[N, D]` activations.
+    pub(crate) fn relu2(&mut self, x: Tensor<2>) -> Tensor<2> {
+        let [n, d] = x.dims();
+        self.relu(x.reshape([n, d, 1, 1])).reshape([n, d])
+    }
+
+    /// 2×2, stride-2 max-pooling, recorded or replayed as `kinks` says.
+    pub(crate) fn max_pool(&mut self, x: Tensor<4>) -> Tensor<4> {
+        use burn::tensor::module::{max_pool2d, max_pool2d_with_indices};
+        use burn::tensor::ops::MaxPoolOptions;
+        let options = MaxPoolOptions::new([2, 2]).with_stride([2, 2]);
+        let take = |x: Tensor<4>, indices: burn::tensor::Tensor<4, burn::tensor::Int>| {
+            let [n, c, h, w] = x.dims();
+            let [_, _, ho, wo] = indices.dims();
+            x.reshape([n, c, h * w])
+                .gather(2, indices.reshape([n, c, ho * wo]))
+                .reshape([n, c, ho, wo])
+        };
+        match &mut self.kinks {
+            Kinks::Free => max_pool2d(x, options),
+            Kinks::Record(kinks) => {
+                let (_, indices) = max_pool2d_with_indices(x.clone().detach(), options);
+                kinks.push(Kink::MaxPool(indices.clone()));
+                take(x, indices)
+            }
+            Kinks::Replay(kinks, next) => {
+                let Some(Kink::MaxPool(indices)) = kinks.get(*next).cloned() else {
+                    panic!("replayed kinks follow the recorded pass");
+                };
+                *next += 1;
+                take(x, indices)
+            }
         }
     }
 

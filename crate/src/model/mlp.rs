@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{relu, sigmoid, tanh};
+use burn::tensor::activation::{sigmoid, tanh};
 use burn::tensor::{Device, Tensor};
 
 use super::layers::Ctx;
@@ -36,9 +36,9 @@ impl Mlp {
         }
     }
 
-    pub fn activate(&self, x: Tensor<2>) -> Tensor<2> {
+    pub fn activate(&self, x: Tensor<2>, ctx: &mut Ctx) -> Tensor<2> {
         match self.activation {
-            Activation::Relu => relu(x),
+            Activation::Relu => ctx.relu2(x),
             Activation::Tanh => tanh(x),
             Activation::Sigmoid => sigmoid(x),
         }
@@ -53,7 +53,7 @@ impl Mlp {
             let z = ctx.layer_output2(&name, layer.forward(input));
             let [n, d] = z.dims();
             ctx.record(&name, &z.clone().reshape([n, d, 1, 1]));
-            let a = self.activate(z).reshape([n, d, 1, 1]);
+            let a = self.activate(z, ctx).reshape([n, d, 1, 1]);
             h = ctx.scale_units(&name, a).reshape([n, d]);
         }
         let h = ctx.layer_input2("out", h);

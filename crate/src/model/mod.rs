@@ -2,7 +2,9 @@
 //! module built from it. [`Model`] keeps both together so a network always
 //! knows its own geometry — pruning changes the two in step.
 
+pub mod config;
 pub mod layers;
+pub mod masks;
 pub mod mlp;
 pub mod plain;
 pub mod resnet;
@@ -12,6 +14,7 @@ pub mod weights;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
+pub use config::ModelConfig;
 pub use layers::Ctx;
 use mlp::Mlp;
 use plain::PlainNet;
@@ -96,4 +99,50 @@ impl Model {
             Net::Resnet(r) => r.forward(x, ctx),
         }
     }
+}
+
+/// A freshly initialised model for `spec`, seeded. The weights are drawn on
+/// the CPU and moved to `device`, so a seed gives the same network on every
+/// device (a GPU's random generator would draw other numbers).
+pub fn init_model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
+    let cpu = if device.is_autodiff() {
+        Device::flex().autodiff()
+    } else {
+        Device::flex()
+    };
+    // The CPU device's generator is global: two threads seeding and drawing
+    // at once would interleave their draws. One model at a time.
+    static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let model = {
+        let _one_at_a_time = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+        cpu.seed(seed);
+        Model::new(spec, &cpu)
+    };
+    if *device == cpu {
+        model
+    } else {
+        from_cpu(model, device)
+    }
+}
+
+/// Moves a CPU (flex) model to `device` through host memory. burn's own
+/// `to_device` between backends reads synchronously from the destination
+/// side, which the browser forbids; reading a flex tensor is a memory copy.
+pub fn from_cpu(model: Model, device: &Device) -> Model {
+    struct Upload<'a>(&'a Device);
+    impl burn::module::ModuleMapper for Upload<'_> {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<burn::tensor::Tensor<D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let require_grad = tensor.is_require_grad();
+            let mut moved = burn::tensor::Tensor::from_data(tensor.into_data(), self.0);
+            if require_grad {
+                moved = moved.require_grad();
+            }
+            burn::module::Param::from_mapped_value(id, moved, mapper)
+        }
+    }
+    model.map(&mut Upload(device))
 }

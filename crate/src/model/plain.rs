@@ -5,9 +5,7 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::relu;
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
-use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{ConvBn, Ctx};
@@ -55,9 +53,10 @@ impl PlainNet {
             let x_in = ctx.layer_input(&name, x);
             let z = ctx.layer_output(&name, conv.forward(x_in));
             ctx.record(&name, &z);
-            x = ctx.scale_units(&name, relu(z));
+            let a = ctx.relu(z);
+            x = ctx.scale_units(&name, a);
             if pool {
-                x = max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2]));
+                x = ctx.max_pool(x);
             }
         }
         let x: Tensor<2> = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);

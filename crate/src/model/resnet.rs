@@ -9,7 +9,6 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor, s};
 
@@ -81,7 +80,8 @@ impl ResNet {
     /// `[N, 3, 32, 32]` → logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<4>, ctx: &mut Ctx) -> Tensor<2> {
         let x = ctx.layer_input("stem", x);
-        let mut x = relu(ctx.layer_output("stem", self.stem.forward(x)));
+        let stem = ctx.layer_output("stem", self.stem.forward(x));
+        let mut x = ctx.relu(stem);
         for block in &self.blocks {
             x = block.forward(x, ctx);
         }
@@ -102,11 +102,13 @@ impl BasicBlock {
         let x1 = ctx.layer_input(&conv1, x.clone());
         let z = ctx.layer_output(&conv1, self.conv1.forward(x1));
         ctx.record(&conv1, &z);
-        let h = ctx.scale_units(&conv1, relu(z));
+        let h = ctx.relu(z);
+        let h = ctx.scale_units(&conv1, h);
         let h = ctx.layer_input(&conv2, h);
         let z2 = ctx.layer_output(&conv2, self.conv2.forward(h));
         let branch = ctx.scale_block(&self.name, z2);
-        relu(branch + self.shortcut_ctx(x, ctx))
+        let sum = branch + self.shortcut_ctx(x, ctx);
+        ctx.relu(sum)
     }
 
     /// The shortcut, with the projection (option B) treated as a weight layer.

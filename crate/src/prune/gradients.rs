@@ -6,7 +6,8 @@ use burn::tensor::Tensor;
 use super::capture::Sampling;
 use crate::data::Split;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::layers::{Kink, Kinks};
+use crate::model::{Ctx, Model};
 use crate::train::cross_entropy;
 
 /// `Σ_batches ∂L/∂w` for each prunable weight (flattened, in
@@ -15,6 +16,26 @@ use crate::train::cross_entropy;
 /// The forward passes run on a fork, so `model`'s BN running statistics do
 /// not move (a criterion reads the model; it never changes it).
 pub fn weight_grads(model: &Model, split: &Split, sampling: Sampling) -> Result<Vec<Tensor<1>>> {
+    weight_grads_with(model, split, sampling, Pattern::Free)
+}
+
+/// What a gradient pass does with the network's ReLU masks and max-pool
+/// choices ([`Kinks`]): leave them free, record them per batch, or replay a
+/// recording — so that gradients at nearby weights are taken on the same
+/// linear piece.
+pub enum Pattern<'a> {
+    Free,
+    Record(&'a mut Vec<Vec<Kink>>),
+    Replay(&'a [Vec<Kink>]),
+}
+
+/// [`weight_grads`], with the activation pattern `pattern` says.
+pub fn weight_grads_with(
+    model: &Model,
+    split: &Split,
+    sampling: Sampling,
+    mut pattern: Pattern<'_>,
+) -> Result<Vec<Tensor<1>>> {
     let model = &model.deep_fork();
     let device = model.prunable_weights()[0].param.flat().device();
     if !device.is_autodiff() {
@@ -29,7 +50,16 @@ pub fn weight_grads(model: &Model, split: &Split, sampling: Sampling) -> Result<
     let mut sums: Option<Vec<Tensor<1>>> = None;
     for index in 0..sampling.batches.min(loader.batches_per_epoch()).max(1) {
         let batch = loader.batch(&order, 0, index, &device);
-        let loss = cross_entropy(model.forward(batch.x), batch.y);
+        let mut ctx = Ctx::default();
+        ctx.kinks = match &pattern {
+            Pattern::Free => Kinks::Free,
+            Pattern::Record(_) => Kinks::Record(Vec::new()),
+            Pattern::Replay(recorded) => Kinks::Replay(recorded[index].clone(), 0),
+        };
+        let loss = cross_entropy(model.forward_ctx(batch.x, &mut ctx), batch.y);
+        if let (Pattern::Record(out), Kinks::Record(kinks)) = (&mut pattern, ctx.kinks) {
+            out.push(kinks);
+        }
         let grads = loss.backward();
         let these: Vec<Tensor<1>> = model
             .prunable_weights()

@@ -11,7 +11,7 @@
 //! keep the trained ones (`rewind = "lr"`), and retrain the last `E − k`
 //! epochs with the learning-rate schedule resumed at epoch k; repeat.
 
-use super::masks::{WeightMasks, masks_from_scores, within};
+use super::masks::{masks_from_scores, within};
 use super::options::ImpRewind;
 use super::pipeline::{train_from, weight_sparsity};
 use super::select::Scope;
@@ -19,6 +19,7 @@ use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phas
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::model::Model;
+use crate::model::masks::WeightMasks;
 use crate::train::Trainer;
 
 /// The next round's masks: the smallest-magnitude survivors of `model` go

@@ -37,13 +37,13 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
-use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::device::OpenDevice;
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Sink};
 use crate::model::Model;
-pub use options::PruneOptions;
+use crate::train::TrainConfig;
+pub use options::{PruneConfig, PruneOptions};
 pub use target::Target;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -188,7 +188,7 @@ pub struct Outcome {
     /// Physically smaller for structured methods; masked for weight-level ones.
     pub model: Model,
     pub plan: Option<plan::Plan>,
-    pub masks: Option<masks::WeightMasks>,
+    pub masks: Option<crate::model::masks::WeightMasks>,
     /// Epochs the method trained (retraining, fine-tuning, the gated pass).
     pub history: Vec<EpochMetrics>,
     /// Method-specific findings: gate values, δ sweeps, block scores.

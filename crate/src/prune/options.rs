@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::energy::{Energy, Svd};
 pub use super::gates::GateKind;
 use super::select::{Normalize, Scope};
+use super::target::Target;
+use crate::error::Result;
 
 // No `deny_unknown_fields` here: these options are flattened into the
 // `[prune]` table, and `RunConfig::from_toml` checks unknown keys itself.
@@ -191,7 +193,7 @@ pub struct EnergyOptions {
 impl Default for EnergyOptions {
     fn default() -> Self {
         EnergyOptions {
-            svd: Svd::Gram,
+            svd: Svd::Full,
             criterion: Energy::Nuclear,
         }
     }
@@ -324,5 +326,33 @@ impl Default for PruneOptions {
             lottery: LotteryOptions::default(),
             imp: ImpOptions::default(),
         }
+    }
+}
+
+/// What `prunelab prune` and `prunelab run` do to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PruneConfig {
+    /// A name from `prunelab methods`.
+    pub method: String,
+    /// `sparsity=F`, `macs=F`, `params=F` or `blocks=N`.
+    pub target: String,
+    #[serde(flatten)]
+    pub options: PruneOptions,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            method: "l1".into(),
+            target: "macs=0.5".into(),
+            options: PruneOptions::default(),
+        }
+    }
+}
+
+impl PruneConfig {
+    pub fn target(&self) -> Result<Target> {
+        self.target.parse()
     }
 }

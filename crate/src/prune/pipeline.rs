@@ -2,16 +2,17 @@
 //! score → mask → fine-tune with the mask held (weight level), and training a
 //! model for some epochs inside a method.
 
-use super::masks::{LayerScores, WeightMasks, masks_from_scores};
+use super::masks::{LayerScores, masks_from_scores};
 use super::select::{Scope, SelectOptions, UnitScores, select_by_rates, select_units};
 use super::surgery::cut;
 use super::target::Target;
 use super::{Job, Outcome};
-use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event};
 use crate::metrics::count::count;
 use crate::model::Model;
+use crate::model::masks::WeightMasks;
+use crate::train::TrainConfig;
 use crate::train::Trainer;
 
 /// Trains `model` for `config.epochs` epochs (holding `masks` at zero) and

@@ -55,7 +55,6 @@ use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
 use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
-use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::data::loader::{Batch, Loader};
 use crate::error::{Error, Result};
@@ -63,6 +62,7 @@ use crate::events::{EpochMetrics, Event, Sink};
 use crate::host;
 use crate::metrics::count::count;
 use crate::model::{Model, ModelSpec};
+use crate::train::TrainConfig;
 use crate::train::{StepStats, Trainable, Trainer, cross_entropy};
 
 pub static INFO: MethodInfo = MethodInfo {

@@ -6,9 +6,18 @@ pub mod table;
 
 use serde::{Deserialize, Serialize};
 
+use burn::module::Module;
+use burn::tensor::Device;
+
 use crate::config::RunConfig;
+use crate::data::Split;
+use crate::error::Result;
 use crate::events::EpochMetrics;
-use crate::metrics::count::ModelCount;
+use crate::metrics::bytes::size;
+use crate::metrics::count::{ModelCount, count};
+use crate::model::Model;
+use crate::model::masks::WeightMasks;
+use crate::train::evaluate;
 
 /// The JSON result of `prunelab train`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +40,82 @@ pub struct TrainResult {
     pub test_examples: usize,
     pub epochs: Vec<EpochMetrics>,
     pub config: RunConfig,
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MethodResult {
+    pub method: String,
+    pub label: String,
+    pub target: String,
+    pub phase: String,
+    /// Test accuracy, 0..1.
+    pub test_accuracy: f32,
+    pub test_loss: f32,
+    /// Accuracy minus the dense model's, in points (0..100 scale).
+    pub delta_vs_dense: f32,
+    pub params: u64,
+    pub macs: u64,
+    /// Smallest encoding (dense, bitmap or CSR per layer).
+    pub bytes: u64,
+    pub nonzero_params: u64,
+    pub params_reduction: f64,
+    pub macs_reduction: f64,
+    pub bytes_reduction: f64,
+    pub wall_seconds: f64,
+    pub train_epochs: usize,
+    /// `conv1 16→9` lines and removed blocks.
+    pub plan: Vec<String>,
+    /// Energy is not metered in this build (docs/metrics.md).
+    pub energy_joules: Option<f64>,
+    pub history: Vec<EpochMetrics>,
+    pub details: serde_json::Value,
+    /// The method's own judgement against the dense row (S4: Eq. 1's
+    /// winning-ticket test), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<serde_json::Value>,
+}
+
+/// What a finished model is worth: its test accuracy and loss (a read of the
+/// test split, for the report), parameters (non-zero under `masks`), MACs and
+/// the bytes of its smallest encoding. The one measurement every report
+/// (comparison rows, the page's sizes) makes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    pub test_accuracy: f32,
+    pub test_loss: f32,
+    /// All parameters of the (cut) architecture.
+    pub params: u64,
+    pub nonzero_params: u64,
+    pub macs: u64,
+    pub bytes: u64,
+}
+
+pub async fn measure(
+    model: &Model,
+    masks: Option<&WeightMasks>,
+    split: &Split,
+    eval_batch_size: usize,
+    device: &Device,
+) -> Result<Measured> {
+    let (test_loss, test_accuracy) = evaluate(
+        &model.valid(),
+        split.test(),
+        split.norm,
+        eval_batch_size,
+        device,
+    )
+    .await?;
+    let counted = count(&model.spec);
+    let sized = size(&model.spec, masks);
+    Ok(Measured {
+        test_accuracy,
+        test_loss,
+        params: counted.params,
+        nonzero_params: sized.nonzero_params,
+        macs: counted.macs,
+        bytes: sized.bytes,
+    })
 }
 
 /// `prunelab info` as text: one row per layer, then the totals.

@@ -1,6 +1,6 @@
 //! Accuracy against MACs as a self-contained SVG (no scripts, no fonts to fetch).
 
-use crate::experiment::MethodResult;
+use super::MethodResult;
 
 const W: f64 = 640.0;
 const H: f64 = 420.0;

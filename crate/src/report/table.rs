@@ -1,7 +1,7 @@
 //! The comparison table as Markdown and CSV.
 
+use super::MethodResult;
 use super::human;
-use crate::experiment::MethodResult;
 
 fn pct(v: f64) -> String {
     format!("{:.1}%", 100.0 * v)

@@ -13,7 +13,7 @@ use crate::host;
 use crate::io::pack::{self, Pack};
 use crate::model::ModelSpec;
 
-pub const KIND: &str = "checkpoint";
+use crate::io::model_file::CHECKPOINT_KIND as KIND;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {

@@ -3,6 +3,7 @@
 //! tensor synchronously, so the same code runs in the browser.
 
 pub mod checkpoint;
+pub mod config;
 pub mod optim;
 pub mod schedule;
 
@@ -13,7 +14,6 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
-use crate::config::TrainConfig;
 use crate::data::augment::Normalization;
 use crate::data::loader::{Batch, Loader};
 use crate::data::{Dataset, Split};
@@ -22,6 +22,7 @@ use crate::events::{EpochMetrics, Event, Sink};
 use crate::host;
 use crate::interrupt;
 use crate::model::Model;
+pub use config::TrainConfig;
 use optim::Optimizer;
 
 /// What the loop needs from a model: a training loss and an inference forward.
@@ -58,6 +59,8 @@ pub fn correct(logits: Tensor<2>, y: Tensor<1, Int>) -> Tensor<1> {
 /// Loss and accuracy of one step.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct StepStats {
+    /// Cross-entropy of the batch (the data loss; a model's regularisers,
+    /// such as S1's, are trained on but not reported here).
     pub loss: f32,
     pub accuracy: f32,
     pub lr: f64,
@@ -150,17 +153,21 @@ impl<M: Trainable> Trainer<M> {
         let batch = loader.batch(&self.order.as_ref().unwrap().1, epoch, index, device);
         let lr = self.config.lr_at(epoch, index, steps);
         let (loss, logits) = self.model.loss(&batch);
-        let hits = correct(logits.detach(), batch.y.clone());
-        let stats = Tensor::cat(vec![loss.clone().detach(), hits], 0);
+        let logits = logits.detach();
+        // Reported: the data loss (cross-entropy), whatever regularisers the
+        // model adds to what it trains on; checked: the whole loss.
+        let data_loss = cross_entropy(logits.clone(), batch.y.clone());
+        let hits = correct(logits, batch.y.clone());
+        let stats = Tensor::cat(vec![data_loss, hits, loss.clone().detach()], 0);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(lr, self.model.clone(), grads);
         let values = host::floats(stats).await?;
-        let (loss, hits) = (values[0], values[1]);
+        let (loss, hits, total) = (values[0], values[1], values[2]);
         let p = &mut self.progress;
         p.step += 1;
-        if !loss.is_finite() {
+        if !total.is_finite() {
             return Err(Error::NonFiniteLoss {
-                value: loss,
+                value: total,
                 epoch: epoch + 1,
                 step: p.step,
             });

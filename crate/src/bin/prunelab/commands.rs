@@ -10,7 +10,7 @@ use prunelab::io::{atomic, model_file};
 use prunelab::metrics::count::count;
 use prunelab::model::spec::{ModelOptions, ModelSpec};
 use prunelab::report::{count_table, human};
-use prunelab::run::{self, Resume};
+use prunelab::training::{self, Resume};
 use prunelab::train::{checkpoint, evaluate};
 
 use crate::progress::Progress;
@@ -129,10 +129,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
         None => Ok("no --checkpoint was given, so nothing was saved".into()),
     };
-    let checkpointing = run::Checkpointing {
+    let checkpointing = training::Checkpointing {
         every_steps: args.checkpoint_every,
     };
-    let (model, result) = block_on(run::train(
+    let (model, result) = block_on(training::train(
         &config,
         &opened,
         &split,

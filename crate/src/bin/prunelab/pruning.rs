@@ -8,7 +8,7 @@ use prunelab::host::block_on;
 use prunelab::io::{atomic, model_file};
 use prunelab::prune::{self, Phase};
 use prunelab::report::{human, plot, table};
-use prunelab::run::init_model;
+use prunelab::model::init_model;
 
 use crate::commands::run_config;
 use crate::progress::Progress;
@@ -174,7 +174,7 @@ pub fn run(args: RunExperimentArgs) -> Result<()> {
     eprintln!("device: {}", opened.description);
     let split = config.base.data.load(config.base.seed)?;
     let mut progress = Progress::new(args.json_events);
-    let results = block_on(experiment::run(&config, &opened, &split, &mut progress))?;
+    let results = block_on(experiment::compare(&config, &opened, &split, &mut progress))?;
     progress.finish();
     let title = format!(
         "{} — {} on {} (seed {}, {})",

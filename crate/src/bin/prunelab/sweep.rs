@@ -80,7 +80,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
                 e.insert(config.base.data.load(run.seed)?)
             }
         };
-        let results = match block_on(experiment::run(
+        let results = match block_on(experiment::compare(
             &run.experiment,
             &opened,
             split,

@@ -1,11 +1,8 @@
-//! Whole runs, composed from the engine's parts, shared by the CLI and the
-//! experiment runner. Persistence is the caller's: checkpoints are handed out
+//! A training run, composed from the engine's parts (the CLI's `train`; a
+//! comparison is `experiment`). Persistence is the caller's: checkpoints are handed out
 //! as bytes.
 
 use std::path::Path;
-
-use burn::module::Module;
-use burn::tensor::Device;
 
 use crate::clock;
 use crate::config::RunConfig;
@@ -15,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Sink};
 use crate::io::pack::Pack;
 use crate::metrics::count::count;
-use crate::model::{Model, ModelSpec};
+use crate::model::{Model, init_model};
 use crate::report::TrainResult;
 use crate::train::Trainer;
 use crate::train::checkpoint::{self, Meta};
@@ -28,53 +25,7 @@ pub struct Resume<'a> {
     pub path: &'a Path,
 }
 
-/// A freshly initialised model for `spec`, seeded. The weights are drawn on
-/// the CPU and moved to `device`, so a seed gives the same network on every
-/// device (a GPU's random generator would draw other numbers).
-pub fn init_model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
-    let cpu = if device.is_autodiff() {
-        Device::flex().autodiff()
-    } else {
-        Device::flex()
-    };
-    // The CPU device's generator is global: two threads seeding and drawing
-    // at once would interleave their draws. One model at a time.
-    static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let model = {
-        let _one_at_a_time = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
-        cpu.seed(seed);
-        Model::new(spec, &cpu)
-    };
-    if *device == cpu {
-        model
-    } else {
-        from_cpu(model, device)
-    }
-}
-
-/// Moves a CPU (flex) model to `device` through host memory. burn's own
-/// `to_device` between backends reads synchronously from the destination
-/// side, which the browser forbids; reading a flex tensor is a memory copy.
-pub fn from_cpu(model: Model, device: &Device) -> Model {
-    struct Upload<'a>(&'a Device);
-    impl burn::module::ModuleMapper for Upload<'_> {
-        fn map_float<const D: usize>(
-            &mut self,
-            param: burn::module::Param<burn::tensor::Tensor<D>>,
-        ) -> burn::module::Param<burn::tensor::Tensor<D>> {
-            let (id, tensor, mapper) = param.consume();
-            let require_grad = tensor.is_require_grad();
-            let mut moved = burn::tensor::Tensor::from_data(tensor.into_data(), self.0);
-            if require_grad {
-                moved = moved.require_grad();
-            }
-            burn::module::Param::from_mapped_value(id, moved, mapper)
-        }
-    }
-    model.map(&mut Upload(device))
-}
-
-/// When `run::train` hands out checkpoints: after every epoch always, and
+/// When `training::train` hands out checkpoints: after every epoch always, and
 /// every `every_steps` optimisation steps within one (0: never mid-epoch).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Checkpointing {

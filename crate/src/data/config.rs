@@ -1,0 +1,125 @@
+//! Which data a run uses: the data set, its subsets, the validation hold-out.
+
+use serde::{Deserialize, Serialize};
+
+use super::cifar::Variant;
+use super::toy::{self, ToySpec};
+use super::{DataSource, Split};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataConfig {
+    /// A toy problem (`spiral`, `circles`, `xor`, `gaussians`, `moons`),
+    /// `cifar10`, `cifar100` or `csv`.
+    pub dataset: String,
+    /// CIFAR directory in the official binary layout.
+    pub dir: Option<String>,
+    /// CSV file of `x,y,label` rows.
+    pub path: Option<String>,
+    pub train_points: usize,
+    pub test_points: usize,
+    pub noise: f32,
+    pub classes: usize,
+    /// Share of a CSV file held out for testing.
+    pub test_fraction: f32,
+    /// Class-balanced subset of the training set.
+    pub train_subset: Option<usize>,
+    /// Class-balanced subset of the test set.
+    pub test_subset: Option<usize>,
+    /// Share of each class of the training data held out as the validation
+    /// set: what methods select on (FlexRel's factor and δ). The test set is
+    /// only reported on.
+    pub valid_fraction: f32,
+    /// Pad-4 random crop and horizontal flip on training images.
+    pub augment: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        let toy = ToySpec::default();
+        DataConfig {
+            dataset: toy.name,
+            dir: None,
+            path: None,
+            train_points: toy.train,
+            test_points: toy.test,
+            noise: toy.noise,
+            classes: toy.classes,
+            test_fraction: 0.3,
+            train_subset: None,
+            test_subset: None,
+            valid_fraction: 0.1,
+            augment: true,
+        }
+    }
+}
+
+impl DataConfig {
+    pub fn is_toy(&self) -> bool {
+        toy::names().contains(&self.dataset.as_str())
+    }
+
+    /// Where the data comes from.
+    pub fn source(&self) -> Result<DataSource> {
+        let need = |field: &Option<String>, name: &str, what: &str| {
+            field.clone().ok_or_else(|| {
+                Error::config(
+                    name,
+                    "(missing)",
+                    format!("dataset `{}` needs {what}", self.dataset),
+                )
+            })
+        };
+        Ok(match self.dataset.as_str() {
+            "cifar10" | "cifar100" => DataSource::Cifar {
+                dir: need(&self.dir, "data.dir", "a directory (--data DIR)")?,
+                variant: if self.dataset == "cifar10" {
+                    Variant::Cifar10
+                } else {
+                    Variant::Cifar100
+                },
+            },
+            "csv" => DataSource::Csv {
+                path: need(&self.path, "data.path", "a CSV file (--csv FILE)")?,
+                test_fraction: self.test_fraction,
+            },
+            name if self.is_toy() => DataSource::Toy(ToySpec {
+                name: name.into(),
+                train: self.train_points,
+                test: self.test_points,
+                noise: self.noise,
+                classes: self.classes,
+            }),
+            other => {
+                return Err(Error::config(
+                    "dataset",
+                    other,
+                    format!(
+                        "choose one of {}, cifar10, cifar100, csv",
+                        toy::names().join(", ")
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// Loads the data and applies the subsets (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(&self, seed: u64) -> Result<Split> {
+        let split = Split::load(&self.source()?, seed)?;
+        self.apply_subsets(split, seed)
+    }
+
+    /// The subsets, then the validation hold-out (from the training subset).
+    pub fn apply_subsets(&self, mut split: Split, seed: u64) -> Result<Split> {
+        if let Some(n) = self.train_subset {
+            split.train = split.train.stratified_subset(n, seed)?;
+        }
+        if let Some(n) = self.test_subset {
+            let test = split.test().stratified_subset(n, seed ^ 0x7e57)?;
+            split = split.with_test(test);
+        }
+        split.hold_out(self.valid_fraction, seed)
+    }
+}

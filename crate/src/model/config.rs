@@ -1,0 +1,47 @@
+//! Which network a run builds: the zoo name and its options.
+
+use serde::{Deserialize, Serialize};
+
+use super::ModelSpec;
+use super::spec::{Activation, ModelOptions, Shortcut};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelConfig {
+    /// One of [`crate::model::spec::MODEL_NAMES`].
+    pub name: String,
+    /// MLP hidden widths.
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    /// ResNet shortcut where the shape changes: `a` (zero-pad) or `b` (1×1 conv).
+    pub shortcut: Shortcut,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            name: "mlp".into(),
+            hidden: vec![16, 16],
+            activation: Activation::Relu,
+            shortcut: Shortcut::A,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The architecture this config builds for data with `classes` classes
+    /// and `inputs` input channels.
+    pub fn spec(&self, classes: usize, inputs: usize) -> Result<ModelSpec> {
+        ModelSpec::named(
+            &self.name,
+            &ModelOptions {
+                classes,
+                hidden: self.hidden.clone(),
+                activation: self.activation,
+                shortcut: self.shortcut,
+                inputs,
+            },
+        )
+    }
+}

@@ -1,0 +1,118 @@
+//! Weight masks: which weights of each prunable layer a weight-level pruned
+//! model keeps. Applied by multiplication (on a fork) and held through
+//! training by the optimizer; the metrics count their sparse bytes.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::Model;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerMask {
+    pub layer: String,
+    pub path: String,
+    pub shape: Vec<usize>,
+    pub rows: usize,
+    pub keep: Vec<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeightMasks {
+    pub layers: Vec<LayerMask>,
+}
+
+impl WeightMasks {
+    /// All ones: the dense model.
+    pub fn dense(model: &Model) -> Self {
+        WeightMasks {
+            layers: model
+                .prunable_weights()
+                .into_iter()
+                .map(|w| {
+                    let shape = w.param.shape();
+                    let n = shape.iter().product();
+                    LayerMask {
+                        layer: w.layer,
+                        path: w.path,
+                        rows: w.param.rows(),
+                        shape,
+                        keep: vec![true; n],
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.layers.iter().map(|l| l.keep.len()).sum()
+    }
+
+    pub fn kept(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.keep.iter().filter(|&&k| k).count())
+            .sum()
+    }
+
+    /// Share of prunable weights removed.
+    pub fn sparsity(&self) -> f64 {
+        1.0 - self.kept() as f64 / self.total().max(1) as f64
+    }
+
+    /// Masks for the optimizer (flat 0/1 tensors by module path).
+    pub fn for_optimizer(&self, device: &Device) -> HashMap<String, Tensor<1>> {
+        self.layers
+            .iter()
+            .map(|l| (l.path.clone(), flat_mask(&l.keep, device)))
+            .collect()
+    }
+
+    /// A fork of `model` with the masked weights zeroed (the original is untouched).
+    pub fn apply(&self, model: &Model) -> Model {
+        let mut mapper = MaskMapper {
+            masks: self
+                .layers
+                .iter()
+                .map(|l| (l.path.clone(), &l.keep))
+                .collect(),
+            path: Vec::new(),
+        };
+        model.deep_fork().map(&mut mapper)
+    }
+}
+
+fn flat_mask(keep: &[bool], device: &Device) -> Tensor<1> {
+    let values: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+    Tensor::from_data(TensorData::new(values, [keep.len()]), device)
+}
+
+struct MaskMapper<'a> {
+    masks: HashMap<String, &'a Vec<bool>>,
+    path: Vec<String>,
+}
+
+impl ModuleMapper for MaskMapper<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(keep) = self.masks.get(&self.path.join(".")) else {
+            return param;
+        };
+        let (id, tensor, mapper) = param.consume();
+        let require_grad = tensor.is_require_grad();
+        let dims = tensor.dims();
+        let mask = flat_mask(keep, &tensor.device()).reshape(dims);
+        let mut masked = (tensor * mask).detach();
+        if require_grad {
+            masked = masked.require_grad();
+        }
+        Param::from_mapped_value(id, masked, mapper)
+    }
+}
