@@ -379,7 +379,7 @@ fn run_gives_every_method_the_same_result_whatever_runs_beside_it() {
         std::fs::write(&file, text).unwrap();
         let out = dir.path().join(name);
         ok(&[
-            "run",
+            "compare",
             file.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),

@@ -8,8 +8,6 @@ import { drawExamples } from './views/images.js';
 import { SCORE_OPTIONS, cifarConfig, writeState } from './state.js';
 import { $, bind, download, notice, showComparison } from './ui.js';
 
-const METHODS = ['random', 'l1', 'energy', 'hrank', 'magnitude', 'flexrel'];
-
 export function cifarLab(engine, state, view) {
   let files = null; // {names, contents}
   let info = null;
@@ -46,7 +44,7 @@ export function cifarLab(engine, state, view) {
     files = { names, buffers };
     await guard('loading', async () => {
       const contents = buffers.map((b) => new Uint8Array(b.slice(0)));
-      const created = await engine.call('createCifar', { config: cifarConfig(state, $('cdataset').value), device: state.device, names, contents });
+      const created = await engine.call('createCifar', { config: cifarConfig(state, state.cdataset), device: state.device, names, contents });
       info = created.info;
       dense = null;
       Object.assign(view.cifar, { losses: [], accuracies: [], kind: info.kind, device: info.device, examples: 0 });
@@ -66,9 +64,11 @@ export function cifarLab(engine, state, view) {
   async function train(epochs) {
     for (let e = 0; e < epochs; e++) {
       const report = await engine.call('train', { steps: info.steps_per_epoch });
-      view.cifar.losses.push(...report.steps.map((s) => s.loss));
-      for (const m of report.epochs) view.cifar.accuracies.push(m.test_accuracy);
-      results.trained.push(...report.epochs);
+      // The engine's own progress events: one per step, one per epoch.
+      const epochs = report.events.filter((e) => e.type === 'epoch');
+      view.cifar.losses.push(...report.events.filter((e) => e.type === 'step').map((e) => e.loss));
+      for (const m of epochs) view.cifar.accuracies.push(m.test_accuracy);
+      results.trained.push(...epochs);
       drawCurves($('cchart'), view.cifar.losses, view.cifar.accuracies);
       if (report.finished) break;
     }
@@ -83,12 +83,14 @@ export function cifarLab(engine, state, view) {
     return engine.call('prune', { amount });
   }
 
+  bind('cdataset', state, 'cdataset', () => writeState(state));
   bind('subset', state, 'subset', () => writeState(state), (v) => Math.max(20, Math.floor(v)));
   bind('cmodel', state, 'cmodel', () => writeState(state));
   bind('cepochs', state, 'cepochs', () => writeState(state), (v) => Math.max(1, Math.floor(v)));
   bind('cmethod', state, 'cmethod', () => writeState(state));
   bind('camount', state, 'camount', () => writeState(state));
-  $('compare-methods').replaceChildren(...METHODS.map((m) => {
+  // Every method the engine can rank, from its registry.
+  $('compare-methods').replaceChildren(...view.methods.map((m) => {
     const label = document.createElement('label');
     const box = Object.assign(document.createElement('input'), { type: 'checkbox', value: m, checked: ['random', 'l1', 'energy'].includes(m) });
     label.append(box, ` ${m}`);
@@ -101,6 +103,9 @@ export function cifarLab(engine, state, view) {
     await load(chosen.map((f) => f.name), await Promise.all(chosen.map((f) => f.arrayBuffer())));
   };
   $('cifar-files').addEventListener('change', (e) => read(e.target.files));
+  // The input stays disabled in the HTML until this listener exists: files
+  // chosen while the engine was still starting would otherwise be ignored.
+  $('cifar-files').disabled = false;
   const drop = $('drop');
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));

@@ -1,23 +1,24 @@
 // Wires the page: the URL state, the tabs, the device picker, the engine
 // worker, and a fallback to the CPU when the GPU device is lost.
 import { startEngine } from './engine.js';
-import { readState, writeState } from './state.js';
+import { applyMethods, readState, writeState } from './state.js';
 import { toyLab } from './toy.js';
 import { cifarLab } from './cifar.js';
-import { $, notice } from './ui.js';
+import { $, bind, notice } from './ui.js';
 
 const state = readState();
 // Read before the hash is rewritten: tests and tutorials start training on load.
 const autoplay = new URLSearchParams(location.hash.slice(1)).get('autoplay') === '1';
 
-// What the page shows, also read by the browser tests.
+// What the page shows (the views' data), also read by the browser tests.
 const view = window.__prunelab = {
-  /** Test hook: destroy the toy lab's WebGPU device. */
-  loseDevice: () => engine.call('loseDevice'),
   state: 'starting', device: null, kind: null, error: null,
   losses: [], accuracies: [], boundaryFrames: 0, gates: [], pruned: null, network: [], params: 0,
   cifar: { state: 'empty', losses: [], accuracies: [] },
 };
+
+// Test hooks, apart from the views' data: the browser tests lose the GPU on purpose.
+window.__prunelabTest = { loseDevice: () => engine.call('loseDevice') };
 
 if (state.embed) document.body.classList.add('embed');
 // One engine per lab: each keeps its own session (and GPU device) alive.
@@ -37,6 +38,10 @@ async function onLost(error) {
   notice(`The GPU device was lost (${error.message}); the lab continues on the CPU from the last epoch, with the same settings.`);
 }
 
+// The method lists come from the engine's registry.
+const catalog = await engine.call('methods');
+view.methods = applyMethods(catalog, state).map((m) => m.name);
+
 const toy = toyLab(engine, state, view, onLost);
 const cifar = cifarLab(cifarEngine, state, view);
 
@@ -48,9 +53,7 @@ function showLab(name) {
   for (const b of document.querySelectorAll('.tab')) b.setAttribute('aria-selected', String(b.dataset.lab === name));
 }
 for (const b of document.querySelectorAll('.tab')) b.addEventListener('click', () => showLab(b.dataset.lab));
-$('device').value = state.device;
-$('device').addEventListener('change', () => {
-  state.device = $('device').value;
+bind('device', state, 'device', () => {
   writeState(state);
   if (state.lab === 'toy') toy.recreate(); else cifar.reload();
 });

@@ -1,33 +1,37 @@
 // Every setting of the page in one table, read from and written to the URL
 // hash by name — the seed included, so a copied link reproduces the run.
+// It is the only source of each control's range, options and default:
+// `bind()` (ui.js) fills the controls from it. The pruning methods come from
+// the engine's registry (`applyMethods`), not from this file.
 export const SETTINGS = [
   // Which lab, and page chrome.
   { name: 'lab', type: 'string', default: 'toy', options: ['toy', 'cifar'] },
   { name: 'embed', type: 'bool', default: false },
-  { name: 'device', type: 'string', default: 'auto', options: ['auto', 'webgpu', 'cpu'] },
+  { name: 'device', type: 'string', default: 'auto', options: ['auto', 'webgpu', 'cpu'], labels: ['auto (WebGPU, else CPU)', 'WebGPU', 'CPU (WebAssembly)'] },
   // Toy lab: data.
   { name: 'dataset', type: 'string', default: 'spiral', options: ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'csv'] },
-  { name: 'noise', type: 'number', default: 0.05, min: 0, max: 0.3 },
-  { name: 'points', type: 'number', default: 400, min: 50, max: 2000 },
-  { name: 'seed', type: 'number', default: 1, min: 0, max: 1e9 },
+  { name: 'noise', type: 'number', default: 0.05, min: 0, max: 0.3, step: 0.01 },
+  { name: 'points', type: 'number', default: 400, min: 50, max: 2000, step: 50 },
+  { name: 'seed', type: 'number', default: 1, min: 0, max: 1e9, step: 1 },
   // Toy lab: network and training.
-  { name: 'model', type: 'string', default: 'mlp', options: ['mlp', 'resmlp'] },
+  { name: 'model', type: 'string', default: 'mlp', options: ['mlp', 'resmlp'], labels: ['MLP', 'residual MLP (blocks)'] },
   { name: 'hidden', type: 'list', default: [12, 12] },
   { name: 'activation', type: 'string', default: 'relu', options: ['relu', 'tanh', 'sigmoid'] },
-  { name: 'lr', type: 'number', default: 0.03, min: 0.0001, max: 1 },
-  { name: 'batch', type: 'number', default: 32, min: 1, max: 1000 },
-  { name: 'epochs', type: 'number', default: 60, min: 1, max: 1000 },
+  { name: 'lr', type: 'number', default: 0.03, min: 0.0001, max: 1, step: 0.001 },
+  { name: 'batch', type: 'number', default: 32, min: 1, max: 1000, step: 1 },
+  { name: 'epochs', type: 'number', default: 60, min: 1, max: 1000, step: 1 },
   // Toy lab: pruning.
-  { name: 'method', type: 'string', default: 'l1', options: ['l1', 'energy', 'hrank', 'random', 'magnitude', 'snip', 'flexrel'] },
-  { name: 'amount', type: 'number', default: 0, min: 0, max: 0.95 },
+  { name: 'method', type: 'string', default: 'l1', options: 'methods' },
+  { name: 'amount', type: 'number', default: 0, min: 0, max: 0.95, step: 0.05 },
   { name: 'mode', type: 'string', default: 'dense', options: ['dense', 's1'] },
-  { name: 's1target', type: 'number', default: 0.5, min: 0.05, max: 0.9 },
+  { name: 's1target', type: 'number', default: 0.5, min: 0.1, max: 0.9, step: 0.05 },
   // CIFAR lab.
-  { name: 'cmodel', type: 'string', default: 'cnn', options: ['cnn', 'resnet20'] },
-  { name: 'subset', type: 'number', default: 1000, min: 20, max: 50000 },
-  { name: 'cepochs', type: 'number', default: 2, min: 1, max: 200 },
-  { name: 'cmethod', type: 'string', default: 'energy', options: ['l1', 'energy', 'hrank', 'random', 'magnitude', 'snip', 'flexrel'] },
-  { name: 'camount', type: 'number', default: 0.5, min: 0, max: 0.95 },
+  { name: 'cdataset', type: 'string', default: 'cifar10', options: ['cifar10', 'cifar100'], labels: ['CIFAR-10', 'CIFAR-100'] },
+  { name: 'cmodel', type: 'string', default: 'cnn', options: ['cnn', 'resnet20'], labels: ['small CNN', 'ResNet-20'] },
+  { name: 'subset', type: 'number', default: 1000, min: 20, max: 50000, step: 100 },
+  { name: 'cepochs', type: 'number', default: 2, min: 1, max: 200, step: 1 },
+  { name: 'cmethod', type: 'string', default: 'energy', options: 'methods' },
+  { name: 'camount', type: 'number', default: 0.5, min: 0, max: 0.95, step: 0.05 },
 ];
 
 const BY_NAME = Object.fromEntries(SETTINGS.map((s) => [s.name, s]));
@@ -43,7 +47,22 @@ function parse(setting, raw) {
     const v = raw.split(',').map(Number).filter((x) => Number.isInteger(x) && x > 0 && x <= 256);
     return v.length ? v.slice(0, 8) : setting.default;
   }
-  return options && !options.includes(raw) ? setting.default : raw;
+  return Array.isArray(options) && !options.includes(raw) ? setting.default : raw;
+}
+
+/**
+ * Fills the method settings from the engine's registry (the methods a slider
+ * can rank) and resets a URL's method that the engine does not know.
+ */
+export function applyMethods(catalog, state) {
+  const usable = catalog.filter((m) => m.slider);
+  for (const s of SETTINGS.filter((x) => x.options === 'methods' || x.from === 'methods')) {
+    s.from = 'methods';
+    s.options = usable.map((m) => m.name);
+    s.labels = usable.map((m) => `${m.title} (${m.granularity})`);
+    if (!s.options.includes(state[s.name])) state[s.name] = s.default;
+  }
+  return usable;
 }
 
 export function readState(hash = location.hash) {

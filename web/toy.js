@@ -74,6 +74,8 @@ export function toyLab(engine, state, view, onLost) {
       gateHistory = [];
       snapshot = null;
       Object.assign(view, { losses: [], accuracies: [], pruned: null, gates: [] });
+      // A new session is dense until S1 is run again.
+      if (state.mode !== 'dense') { state.mode = 'dense'; save(); }
     }
     view.error = null;
     setStatus('starting');
@@ -123,8 +125,10 @@ export function toyLab(engine, state, view, onLost) {
       while (running && mine === generation && done < epochsToRun) {
         const report = await engine.call('train', { steps: info.steps_per_epoch });
         if (mine !== generation) return;
-        view.losses.push(...report.steps.map((s) => s.loss));
-        for (const e of report.epochs) view.accuracies.push(e.test_accuracy);
+        // The engine's own progress events: one per step, one per epoch.
+        const epochs = report.events.filter((e) => e.type === 'epoch');
+        view.losses.push(...report.events.filter((e) => e.type === 'step').map((e) => e.loss));
+        for (const e of epochs) view.accuracies.push(e.test_accuracy);
         $('epoch').textContent = String(report.epoch);
         if (report.gates.length) {
           gateHistory.push(...report.gates);
@@ -142,13 +146,15 @@ export function toyLab(engine, state, view, onLost) {
             notice(`S1 learned to remove ${pct(learned.removed)} of the MACs (target ${pct(learned.target)}), ${pct(learned.decided_share)} of gates decided${flips}.`);
           }
         }
-        done += report.epochs.length || 1;
+        done += epochs.length || 1;
         // A host copy of the model, so a lost GPU costs no progress.
-        if (report.epochs.length && !report.gates.length) snapshot = await engine.call('modelFile');
+        if (epochs.length && !report.gates.length) snapshot = await engine.call('modelFile');
         await redraw();
         if (report.finished) {
           running = false;
           setStatus('done');
+          // A finished S1 pass: a link made from here on no longer replays it.
+          if (state.mode === 's1' && report.cut) { state.mode = 'dense'; save(); }
         }
       }
     } catch (e) {
@@ -259,9 +265,10 @@ export function toyLab(engine, state, view, onLost) {
 
   return {
     async start(autoplay) {
+      const replayS1 = autoplay && state.mode === 's1';
       await create();
       if (autoplay) {
-        if (state.mode === 's1') $('s1').click();
+        if (replayS1) $('s1').click();
         else {
           await trainLoop();
           if (state.amount > 0) await prune();

@@ -1,4 +1,6 @@
 // Small DOM helpers shared by the labs.
+import { setting } from './state.js';
+
 export const $ = (id) => document.getElementById(id);
 
 export function human(v) {
@@ -34,10 +36,21 @@ export function download(name, bytes, type = 'application/octet-stream') {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-/** Binds an input to a state key: fills it, and calls `changed` on edits. */
+/**
+ * Binds an input to a state key: fills it (its range, step and options from
+ * the key's entry in SETTINGS, the one source of them), and calls `changed`
+ * on edits.
+ */
 export function bind(id, state, key, changed, parse = (v) => v) {
   const input = $(id);
   const out = $(`${id}-out`);
+  const s = setting(key);
+  if (s) {
+    for (const attr of ['min', 'max', 'step']) if (s[attr] !== undefined) input[attr] = s[attr];
+    if (input.tagName === 'SELECT' && Array.isArray(s.options)) {
+      input.replaceChildren(...s.options.map((value, i) => Object.assign(document.createElement('option'), { value, textContent: s.labels?.[i] ?? value })));
+    }
+  }
   const show = () => {
     if (out) out.textContent = input.type === 'range' && Number(input.max) <= 1 ? pct(state[key]) : String(state[key]);
   };

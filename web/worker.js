@@ -1,7 +1,7 @@
 // The engine runs here, off the page's main thread, behind a small message
 // protocol: {id, type, ...args} in, {id, ok, result | error} out. Calls run
 // one at a time, in order (the engine's session is single-threaded).
-import init, { Session, forgetGpu } from '/pkg/prunelab.js';
+import init, { Session, forgetGpu, methods } from '/pkg/prunelab.js';
 
 // Keep a handle on the WebGPU devices wgpu creates, to notice a loss (and,
 // for the tests, to cause one: `loseDevice`).
@@ -45,6 +45,7 @@ const handlers = {
   latency: ({ batch, repeats }) => session.latency(batch, repeats),
   modelFile: () => session.modelFile(),
   forgetGpu: () => forgetGpu(),
+  methods: () => methods(),
   loseDevice: () => { for (const d of devices) d.destroy(); return devices.length; },
 };
 
@@ -62,7 +63,7 @@ self.onmessage = ({ data }) => {
     try {
       await ready;
       if (!handlers[type]) throw new Error(`unknown request ${type}`);
-      if (!['create', 'createCifar', 'forgetGpu', 'loseDevice'].includes(type) && !session) throw new Error('no session yet');
+      if (!['create', 'createCifar', 'forgetGpu', 'loseDevice', 'methods'].includes(type) && !session) throw new Error('no session yet');
       const result = await handlers[type](args);
       self.postMessage({ id, ok: true, result });
     } catch (e) {

@@ -81,6 +81,7 @@ impl RunConfig {
     /// Range checks with messages that say what would work.
     pub fn validate(&self) -> Result<()> {
         self.train.validate()?;
+        self.prune.options.check()?;
         self.data.source()?;
         if !crate::model::spec::MODEL_NAMES.contains(&self.model.name.as_str()) {
             return Err(Error::config(

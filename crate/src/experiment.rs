@@ -80,32 +80,22 @@ impl ExperimentConfig {
     /// The shared options with the entry's laid over them.
     pub fn options_for(&self, entry: &MethodEntry) -> Result<PruneOptions> {
         let mut merged = serde_json::to_value(&self.base.prune.options).expect("plain data");
-        merge(&mut merged, &entry.options);
+        crate::prune::options::merge(&mut merged, &entry.options);
         let known = serde_json::to_value(PruneOptions::default()).expect("plain data");
         crate::config::check_known_keys(
             &entry.options,
             &known,
             &format!("methods.{}.options", entry.method),
         )?;
-        serde_json::from_value(merged).map_err(|e| {
+        let options: PruneOptions = serde_json::from_value(merged).map_err(|e| {
             Error::config(
                 &format!("methods.{}.options", entry.method),
                 "",
                 e.to_string(),
             )
-        })
-    }
-}
-
-pub fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
-    match (base, over) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (b, o) if !o.is_null() => *b = o.clone(),
-        _ => {}
+        })?;
+        options.check()?;
+        Ok(options)
     }
 }
 

@@ -6,6 +6,9 @@ use burn::tensor::{Int, Tensor};
 
 use crate::error::{Error, Result};
 
+/// A boxed engine future (async trait methods, recursion in async code).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
+
 fn readback_failed(e: impl std::fmt::Debug) -> Error {
     Error::Execution(format!(
         "reading a result back from the device failed: {e:?}"

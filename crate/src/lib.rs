@@ -11,35 +11,35 @@
 //! [`events`] that the CLI (`bin/`) and the page (`web`) render.
 
 // Foundations.
-pub mod clock;
-pub mod device;
 pub mod error;
-pub mod events;
-pub mod fault;
-pub mod host;
-pub mod interrupt;
+pub mod clock;
 pub mod rng;
+pub mod host;
+pub mod fault;
+pub mod interrupt;
+pub mod events;
+pub mod device;
 
 // What is trained and measured.
 pub mod data;
-pub mod io;
-pub mod metrics;
 pub mod model;
+pub mod metrics;
+pub mod io;
 
 // Training, then pruning (methods train and fine-tune).
-pub mod prune;
 pub mod train;
+pub mod prune;
 
 // The run file, and what comes out.
 pub mod config;
 pub mod report;
 
 // Compositions: a training run, a comparison, sweeps, benchmarks, the lab.
-pub mod bench;
-pub mod experiment;
-pub mod lab;
-pub mod sweep;
 pub mod training;
+pub mod experiment;
+pub mod sweep;
+pub mod bench;
+pub mod lab;
 
 #[cfg(feature = "web")]
 pub mod web;

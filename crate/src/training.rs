@@ -14,8 +14,8 @@ use crate::io::pack::Pack;
 use crate::metrics::count::count;
 use crate::model::{Model, init_model};
 use crate::report::TrainResult;
-use crate::train::Trainer;
 use crate::train::checkpoint::{self, Meta};
+use crate::train::{Trainer, Until, advance};
 use crate::{fault, interrupt};
 
 /// A checkpoint to continue from, already read and checked.
@@ -82,32 +82,36 @@ pub async fn train(
     // batch), all in the checkpoint, so a resumed run replays nothing and
     // skips nothing.
     while !trainer.finished() {
-        let loader = trainer.loader(&split.train, split.norm, config.data.augment);
-        loop {
-            if interrupt::requested() {
-                let saved =
-                    save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
-                return Err(Error::Interrupted {
-                    step: trainer.progress.step,
-                    saved,
-                });
-            }
-            let stats = match trainer.step(&loader, &device).await {
-                Ok(Some(stats)) => stats,
-                Ok(None) => break,
-                // A signal that arrived after the check above: save, then stop.
-                Err(Error::Interrupted { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            trainer.emit_step(&stats, sink);
-            let every = checkpointing.every_steps;
-            if every > 0 && trainer.progress.step.is_multiple_of(every) {
-                save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
-            }
-            fault::after_step(trainer.progress.step);
+        if interrupt::requested() {
+            let saved = save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
+            return Err(Error::Interrupted {
+                step: trainer.progress.step,
+                saved,
+            });
         }
-        trainer.close_epoch(split, &device, sink).await?;
-        save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
+        let closed = match advance(
+            &mut trainer,
+            split,
+            config.data.augment,
+            &device,
+            Until::Steps(1),
+            sink,
+        )
+        .await
+        {
+            Ok(closed) => closed,
+            // A signal that arrived after the check above: save, then stop.
+            Err(Error::Interrupted { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let every = checkpointing.every_steps;
+        if every > 0 && trainer.progress.step.is_multiple_of(every) {
+            save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
+        }
+        fault::after_step(trainer.progress.step);
+        if !closed.is_empty() {
+            save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
+        }
     }
     let last = trainer.progress.history.last().cloned();
     let result = TrainResult {

@@ -26,6 +26,13 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The method registry, described (names, titles, papers, defaults, options):
+/// the page builds its method lists from it.
+#[wasm_bindgen]
+pub fn methods() -> Result<JsValue, JsValue> {
+    to_js(&crate::prune::catalog())
+}
+
 fn js_error(e: Error) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
@@ -171,37 +178,7 @@ impl Session {
         } else {
             Variant::Cifar10
         };
-        let parse = |f: &(String, Vec<u8>)| cifar::parse(&f.1, std::path::Path::new(&f.0), variant);
-        let is_test = |f: &(String, Vec<u8>)| f.0.contains("test");
-        let train: Vec<_> = files
-            .iter()
-            .filter(|f| !is_test(f))
-            .map(parse)
-            .collect::<Result<_, _>>()
-            .map_err(js_error)?;
-        let test: Vec<_> = files
-            .iter()
-            .filter(|f| is_test(f))
-            .map(parse)
-            .collect::<Result<_, _>>()
-            .map_err(js_error)?;
-        if train.is_empty() || test.is_empty() {
-            return Err(js_error(Error::config(
-                "files",
-                files
-                    .iter()
-                    .map(|f| f.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                "give at least one training batch (data_batch_N.bin / train.bin) and the test batch (a name with \"test\")",
-            )));
-        }
-        let split = Split::new(
-            cifar::concat(train),
-            cifar::concat(test),
-            Some(variant.normalization()),
-            "browser files",
-        );
+        let split = cifar::from_files(&files, variant).map_err(js_error)?;
         let split = config
             .data
             .apply_subsets(split, config.seed)

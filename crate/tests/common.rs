@@ -2,11 +2,11 @@
 #![allow(dead_code)]
 
 use burn::tensor::Device;
-use prunelab::train::TrainConfig;
 use prunelab::data::toy::{self, ToySpec};
 use prunelab::data::{Dataset, Features, Split};
 use prunelab::model::Model;
 use prunelab::model::spec::{ModelOptions, ModelSpec};
+use prunelab::train::TrainConfig;
 use prunelab::train::optim::OptimizerKind;
 use prunelab::train::schedule::Schedule;
 

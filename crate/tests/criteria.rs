@@ -329,7 +329,7 @@ fn flexrel_blends_magnitude_and_relevance() {
         scores: vec![1.0, 3.0, 2.0],
     }];
     let r = vec![vec![30.0, 10.0, 20.0]];
-    use prunelab::prune::options::NormScope;
+    use prunelab::prune::flexrel::NormScope;
     let at = |d, scope| {
         prunelab::prune::flexrel::combine(&m, &r, d, scope)[0]
             .scores
@@ -383,12 +383,12 @@ fn block_scores_aggregate_their_convs() {
     let sum = prunelab::prune::lottery::block_scores(
         &blocks,
         &weights,
-        prunelab::prune::options::Aggregate::Sum,
+        prunelab::prune::lottery::Aggregate::Sum,
     );
     let mean = prunelab::prune::lottery::block_scores(
         &blocks,
         &weights,
-        prunelab::prune::options::Aggregate::Mean,
+        prunelab::prune::lottery::Aggregate::Mean,
     );
     let find = |v: &Vec<(String, f32)>, n: &str| v.iter().find(|(b, _)| b == n).unwrap().1;
     assert_eq!(find(&sum, "stage1.block1"), 2.0 * 2.0 * 2304.0);

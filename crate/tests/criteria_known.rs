@@ -15,7 +15,7 @@ use prunelab::host::{block_on, floats};
 use prunelab::model::spec::{ModelOptions, ModelSpec};
 use prunelab::model::{Model, Net};
 use prunelab::prune::capture::Sampling;
-use prunelab::prune::energy::{Energy, Svd};
+use prunelab::prune::energy::{Criterion, Svd};
 
 const H: usize = 32;
 const B: usize = 8;
@@ -112,7 +112,7 @@ fn s3_scores_planted_channels_by_their_nuclear_norms_on_both_routes() {
             &split,
             one_batch(),
             svd,
-            Energy::Nuclear,
+            Criterion::Nuclear,
         ))
         .unwrap();
         let conv1 = &scores["conv1"];
@@ -316,7 +316,7 @@ fn grasp_removes_the_block_with_the_highest_s_first() {
 
 #[test]
 fn the_lottery_candidates_are_the_papers_by_default() {
-    use prunelab::prune::options::Candidates;
+    use prunelab::prune::lottery::Candidates;
     let spec = ModelSpec::named("resnet20", &ModelOptions::default()).unwrap();
     let names = |c| -> Vec<String> {
         prunelab::prune::lottery::candidates(&spec, c)

@@ -6,6 +6,7 @@ use prunelab::config::RunConfig;
 use prunelab::device::OpenDevice;
 use prunelab::host::block_on;
 use prunelab::lab::Lab;
+use prunelab::prune::polarization::PolarizationOptions;
 use prunelab::prune::{PruneOptions, Target};
 
 fn lab(model: &str, hidden: &[usize]) -> Lab {
@@ -24,7 +25,7 @@ fn train_then_slide_the_pruning_amount_then_fine_tune() {
     let mut lab = lab("mlp", &[12, 8]);
     let per_epoch = lab.steps_per_epoch();
     let r = block_on(lab.train(per_epoch * 6)).unwrap();
-    assert!(r.finished && r.epochs.len() == 6);
+    assert!(r.finished && r.epochs().len() == 6);
     block_on(lab.score("l1", &PruneOptions::default())).unwrap();
     let light = block_on(lab.prune(0.2)).unwrap();
     let heavy = block_on(lab.prune(0.6)).unwrap();
@@ -55,7 +56,7 @@ fn train_then_slide_the_pruning_amount_then_fine_tune() {
     assert!(block_on(lab.network()).unwrap()[0].weight_alive.is_some());
     lab.finetune(2).unwrap();
     let r = block_on(lab.train(per_epoch * 2)).unwrap();
-    assert_eq!(r.epochs.len(), 2);
+    assert_eq!(r.epochs().len(), 2);
     let bytes = block_on(lab.model_file()).unwrap();
     let (m, _) = prunelab::io::model_file::from_bytes(
         &bytes,
@@ -71,10 +72,12 @@ fn s1_runs_epoch_by_epoch_with_gates_then_cuts() {
     let mut lab = lab("resmlp", &[12, 12, 12]);
     // A dense model first: S1's result is compared with it.
     let dense = block_on(lab.train(lab.steps_per_epoch() * 6)).unwrap();
-    let dense_accuracy = dense.epochs.last().unwrap().test_accuracy;
+    let dense_accuracy = dense.epochs().last().unwrap().test_accuracy;
     let mut options = PruneOptions::default();
-    options.polarization.epochs = Some(6);
-    options.polarization.settle = true;
+    options.update("polarization", |p: &mut PolarizationOptions| {
+        p.epochs = Some(6);
+        p.settle = true;
+    });
     lab.start_gated(Target::Macs(0.5), &options).unwrap();
     let mut reports = Vec::new();
     let mut epochs = Vec::new();
@@ -82,8 +85,8 @@ fn s1_runs_epoch_by_epoch_with_gates_then_cuts() {
     let mut details = None;
     for _ in 0..20 {
         let r = block_on(lab.train(lab.steps_per_epoch())).unwrap();
+        epochs.extend(r.epochs());
         reports.extend(r.gates);
-        epochs.extend(r.epochs);
         if let Some(c) = r.cut {
             cut = Some(c);
             details = r.gated_details;
@@ -115,7 +118,9 @@ fn s1_runs_epoch_by_epoch_with_gates_then_cuts() {
 fn s1_from_scratch_has_no_dense_accuracy_to_compare() {
     let mut lab = lab("resmlp", &[8, 8]);
     let mut options = PruneOptions::default();
-    options.polarization.epochs = Some(2);
+    options.update("polarization", |p: &mut PolarizationOptions| {
+        p.epochs = Some(2)
+    });
     lab.start_gated(Target::Macs(0.3), &options).unwrap();
     let r = block_on(lab.train(lab.steps_per_epoch() * 2)).unwrap();
     let cut = r.cut.expect("two epochs, then the cut");

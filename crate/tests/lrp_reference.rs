@@ -40,8 +40,8 @@ use prunelab::model::spec::{
     BlockSpec, LayerOp, ModelSpec, PlainLayer, PlainSpec, ResNetSpec, Shortcut, StageSpec,
 };
 use prunelab::model::{Model, Net};
+use prunelab::prune::lrp::Relevance;
 use prunelab::prune::lrp::weight_relevance;
-use prunelab::prune::options::Relevance;
 
 /// Allowed error per layer, relative to the layer's largest |R| (reference).
 ///

@@ -9,11 +9,16 @@ use prunelab::config::RunConfig;
 use prunelab::device::OpenDevice;
 use prunelab::events::Quiet;
 use prunelab::experiment;
-use prunelab::report::MethodResult;
 use prunelab::host::block_on;
 use prunelab::model::Model;
-use prunelab::prune::{Outcome, PruneOptions};
 use prunelab::model::init_model;
+use prunelab::prune::flexrel::FlexRelOptions;
+use prunelab::prune::imp::ImpOptions;
+use prunelab::prune::lottery::{LotteryOptions, Rewind};
+use prunelab::prune::polarization::PolarizationOptions;
+use prunelab::prune::random::{RandomOptions, RandomUnit};
+use prunelab::prune::{Outcome, PruneOptions};
+use prunelab::report::MethodResult;
 
 fn config() -> RunConfig {
     let mut c = RunConfig::default();
@@ -174,8 +179,10 @@ fn s1_settle_is_a_reported_last_resort_and_short_passes_freeze() {
     // Two epochs: the schedule runs by step, so the gates still freeze
     // (mid-pass) and settle still meets the budget.
     let mut o = finetune(0);
-    o.polarization.epochs = Some(2);
-    o.polarization.settle = true;
+    o.update("polarization", |p: &mut PolarizationOptions| {
+        p.epochs = Some(2);
+        p.settle = true;
+    });
     let (outcome, r) = run(&f, "polarization", "macs=0.5", o, false);
     let d = &outcome.details;
     assert!(
@@ -201,7 +208,9 @@ fn s1_settle_is_a_reported_last_resort_and_short_passes_freeze() {
 fn s1_dynamic_gates_settle_on_a_consensus() {
     let f = fixture();
     let mut o = finetune(0);
-    o.polarization.gates = prunelab::prune::gates::GateKind::Dynamic;
+    o.update("polarization", |p: &mut PolarizationOptions| {
+        p.gates = prunelab::prune::gates::GateKind::Dynamic
+    });
     let (outcome, r) = run(&f, "polarization", "macs=0.5", o, false);
     let (removed, decided) = learned(&outcome);
     let agreement = outcome.details["learned"]["agreement"].as_f64().unwrap();
@@ -224,14 +233,14 @@ fn s2_flexrel_prunes_weights_and_blends_to_magnitude_at_delta_zero() {
     let masks = outcome.masks.expect("weight masks");
     assert!((masks.sparsity() - 0.6).abs() < 0.01);
     let mut zero = finetune(0);
-    zero.flexrel.delta = 0.0;
+    zero.update("flexrel", |f: &mut FlexRelOptions| f.delta = 0.0);
     let (a, _) = run(&f, "flexrel", "sparsity=0.6", zero, true);
     let (b, _) = run(&f, "magnitude", "sparsity=0.6", finetune(0), true);
     let magnitude = b.masks.unwrap();
     assert_eq!(a.masks.unwrap(), magnitude, "δ = 0 is magnitude pruning");
     // The relevance term changes which weights go (δ = 1: relevance only).
     let mut one = finetune(0);
-    one.flexrel.delta = 1.0;
+    one.update("flexrel", |f: &mut FlexRelOptions| f.delta = 1.0);
     let (c, _) = run(&f, "flexrel", "sparsity=0.6", one, true);
     assert_ne!(c.masks.unwrap(), magnitude, "δ = 1 ranks by relevance");
 }
@@ -240,8 +249,10 @@ fn s2_flexrel_prunes_weights_and_blends_to_magnitude_at_delta_zero() {
 fn s2_flexrel_chooses_its_factor_on_the_validation_split_and_returns_that_model() {
     let f = fixture();
     let mut sweep = finetune(0);
-    sweep.flexrel.accuracy_target = Some(0.8);
-    sweep.flexrel.sweep = vec![0.0, 0.5];
+    sweep.update("flexrel", |f: &mut FlexRelOptions| {
+        f.accuracy_target = Some(0.8);
+        f.sweep = vec![0.0, 0.5];
+    });
     let (o, r) = run(&f, "flexrel", "sparsity=0.5", sweep.clone(), true);
     assert_eq!(
         o.details["sweep"].as_array().unwrap().len(),
@@ -299,7 +310,9 @@ fn s4_lottery_removes_blocks_at_init_and_trains_the_ticket() {
     let f = fixture();
     for criterion in ["grasp", "snip", "random"] {
         let mut o = finetune(0);
-        o.lottery.criterion = serde_json::from_value(serde_json::json!(criterion)).unwrap();
+        o.update("lottery", |l: &mut LotteryOptions| {
+            l.criterion = serde_json::from_value(serde_json::json!(criterion)).unwrap()
+        });
         let (outcome, r) = run(&f, "lottery", "blocks=2", o, false);
         assert_eq!(
             outcome.plan.as_ref().unwrap().remove_blocks.len(),
@@ -319,8 +332,10 @@ fn s4_lottery_removes_blocks_at_init_and_trains_the_ticket() {
         assert!(r.test_accuracy > 0.7, "{criterion}: {}", r.test_accuracy);
     }
     let mut rewind = finetune(0);
-    rewind.lottery.rewind = prunelab::prune::options::Rewind::Epoch;
-    rewind.lottery.rewind_epoch = 5;
+    rewind.update("lottery", |l: &mut LotteryOptions| {
+        l.rewind = Rewind::Epoch;
+        l.rewind_epoch = 5;
+    });
     let (outcome, _) = run(&f, "lottery", "blocks=1", rewind, false);
     assert_eq!(
         outcome.history.len(),
@@ -334,15 +349,19 @@ fn weight_level_baselines_and_imp_reach_their_sparsity() {
     let f = fixture();
     for (method, trained) in [("magnitude", true), ("snip", false), ("random", true)] {
         let mut o = finetune(3);
-        o.unit = prunelab::prune::options::RandomUnit::Weights;
+        o.update("random", |r: &mut RandomOptions| {
+            r.unit = RandomUnit::Weights
+        });
         let (outcome, r) = run(&f, method, "sparsity=0.5", o, trained);
         let m = outcome.masks.unwrap_or_else(|| panic!("{method} masks"));
         assert!((m.sparsity() - 0.5).abs() < 0.01, "{method}");
         assert!(r.nonzero_params < f.dense.params, "{method}");
     }
     let mut o = finetune(0);
-    o.imp.rounds = 2;
-    o.imp.epochs = Some(6);
+    o.update("imp", |i: &mut ImpOptions| {
+        i.rounds = 2;
+        i.epochs = Some(6);
+    });
     let (outcome, _) = run(&f, "imp", "sparsity=0.75", o, false);
     assert!((outcome.masks.unwrap().sparsity() - 0.75).abs() < 0.01);
     assert_eq!(
@@ -387,13 +406,19 @@ fn no_method_reads_the_test_set_to_choose() {
     let f = fixture();
     let other = f.with_other_test();
     let mut flexrel = finetune(1);
-    flexrel.flexrel.accuracy_target = Some(0.7);
-    flexrel.flexrel.sweep = vec![0.0, 1.0];
+    flexrel.update("flexrel", |f: &mut FlexRelOptions| {
+        f.accuracy_target = Some(0.7);
+        f.sweep = vec![0.0, 1.0];
+    });
     let mut imp = finetune(0);
-    imp.imp.rounds = 1;
-    imp.imp.epochs = Some(4);
+    imp.update("imp", |i: &mut ImpOptions| {
+        i.rounds = 1;
+        i.epochs = Some(4);
+    });
     let mut short = finetune(0);
-    short.polarization.epochs = Some(4);
+    short.update("polarization", |p: &mut PolarizationOptions| {
+        p.epochs = Some(4)
+    });
     let cases = [
         ("polarization", "macs=0.5", false, short),
         ("flexrel", "sparsity=0.5", true, flexrel),
@@ -428,8 +453,10 @@ fn s4_algorithm_1_retrains_theta_i_with_the_schedule_resumed() {
     use prunelab::events::Event;
     let f = fixture();
     let mut o = finetune(0);
-    o.lottery.rewind = prunelab::prune::options::Rewind::Epoch;
-    o.lottery.rewind_epoch = 5;
+    o.update("lottery", |l: &mut LotteryOptions| {
+        l.rewind = Rewind::Epoch;
+        l.rewind_epoch = 5;
+    });
     let mut lrs = Vec::new();
     let mut sink = |e: Event| {
         if let Event::Step { lr, .. } = e {

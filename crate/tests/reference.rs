@@ -62,8 +62,8 @@ use prunelab::host::{block_on, floats};
 use prunelab::model::spec::{ModelOptions, ModelSpec};
 use prunelab::model::{Ctx, Model, Net};
 use prunelab::prune::capture::{Sampling, eval_device};
-use prunelab::prune::energy::{self, Energy, Svd};
-use prunelab::prune::options::Relevance;
+use prunelab::prune::energy::{self, Criterion, Svd};
+use prunelab::prune::lrp::Relevance;
 use serde_json::Value;
 
 /// The tolerance of every comparison but GraSP's finite difference and S3's Gram
@@ -650,7 +650,12 @@ fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
             (Svd::Gram, &mut out.gram, "gram"),
             (Svd::Full, &mut out.full, "full"),
         ] {
-            let e = block_on(energy::channel_energies(fm.clone(), svd, Energy::Nuclear)).unwrap();
+            let e = block_on(energy::channel_energies(
+                fm.clone(),
+                svd,
+                Criterion::Nuclear,
+            ))
+            .unwrap();
             let e: Vec<f32> = e.iter().map(|&v| v as f32).collect();
             errors.extend(compare_all(
                 &format!("nuclear ({label}) {name}"),
@@ -663,8 +668,14 @@ fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
         (Svd::Gram, &mut out.scores_gram, "gram"),
         (Svd::Full, &mut out.scores_full, "full"),
     ] {
-        let scores =
-            block_on(energy::scores(model, split, SAMPLING, svd, Energy::Nuclear)).unwrap();
+        let scores = block_on(energy::scores(
+            model,
+            split,
+            SAMPLING,
+            svd,
+            Criterion::Nuclear,
+        ))
+        .unwrap();
         assert_eq!(
             scores.len(),
             layers.len() - 1,

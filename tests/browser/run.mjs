@@ -118,6 +118,29 @@ const tests = {
     });
   },
 
+  async 'the page takes its methods and control ranges from one place each'() {
+    return withPage('#device=cpu&dataset=xor&epochs=2&method=nosuch&lab=cifar&cdataset=cifar100', { webgpu: false }, async ({ page }) => {
+      await page.waitForFunction(() => window.__prunelab && window.__prunelab.methods, null, { timeout: 60_000 });
+      const methods = await page.evaluate(() => window.__prunelab.methods);
+      const options = await page.$$eval('#method option', (os) => os.map((o) => o.value));
+      const cifarOptions = await page.$$eval('#cmethod option', (os) => os.map((o) => o.value));
+      // The engine's registry: every method a slider can rank, seed methods included.
+      check(JSON.stringify(options) === JSON.stringify(methods), `toy methods ${options} = engine ${methods}`);
+      check(JSON.stringify(cifarOptions) === JSON.stringify(methods), 'the CIFAR lab lists the same');
+      for (const m of ['flexrel', 'energy', 'lottery', 'random']) check(methods.includes(m), `${m} listed`);
+      check(!methods.includes('polarization') && !methods.includes('imp'), 'S1 and IMP run their own schedules, not the slider');
+      check(await page.inputValue('#method') === 'l1', 'an unknown method in a link falls back to the default');
+      // Ranges come from SETTINGS, and the CIFAR data set is in the URL.
+      check(await page.getAttribute('#points', 'max') === '2000', 'points range from SETTINGS');
+      check(await page.inputValue('#cdataset') === 'cifar100', 'cdataset restored from the link');
+      await page.selectOption('#cdataset', 'cifar10');
+      check(!(await page.evaluate(() => location.hash)).includes('cdataset'), 'back to the default: not in the URL');
+      await page.selectOption('#cdataset', 'cifar100');
+      check((await page.evaluate(() => location.hash)).includes('cdataset=cifar100'), 'a changed data set is in the URL');
+      return `${methods.length} methods from the engine`;
+    });
+  },
+
   async 'embed mode shows only the lab, and embed.html shows how'() {
     await withPage('#embed=1&device=cpu&dataset=xor&epochs=2', { webgpu: false }, async ({ page }) => {
       await waitForView(page, 'ready');
@@ -164,7 +187,7 @@ const tests = {
     return withPage(`#${TOY.replace('epochs=6', 'epochs=12')}&autoplay=1`, { webgpu: true }, async ({ page }) => {
       await page.waitForFunction(() => window.__prunelab && window.__prunelab.accuracies.length >= 2, null, { timeout: 180_000 });
       const before = (await page.evaluate(() => window.__prunelab)).accuracies.length;
-      await page.evaluate(() => window.__prunelab.loseDevice());
+      await page.evaluate(() => window.__prunelabTest.loseDevice());
       const view = await waitForView(page, 'done');
       check(view.lost && view.kind === 'cpu', `continued on ${view.kind}`);
       check(/lost/.test(await page.textContent('#notice')), 'the notice says so');
@@ -188,6 +211,7 @@ const tests = {
     writeFileSync(path.join(dir, 'data_batch_1.bin'), records(120, 1));
     writeFileSync(path.join(dir, 'test_batch.bin'), records(40, 2));
     return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {
+      await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
       await page.setInputFiles('#cifar-files', [path.join(dir, 'data_batch_1.bin'), path.join(dir, 'test_batch.bin')]);
       const wait = (s) => page.waitForFunction((want) => ['error', want].includes(window.__prunelab.cifar.state), s, { timeout: 240_000 });
       await wait('ready');

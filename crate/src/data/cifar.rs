@@ -235,6 +235,40 @@ pub fn load_files(train: &[PathBuf], test: &[PathBuf], variant: Variant) -> Resu
     ))
 }
 
+/// A split from files held in memory (the page's dropped files): names with
+/// `test` are the test set, the others the training set.
+pub fn from_files(files: &[(String, Vec<u8>)], variant: Variant) -> Result<Split> {
+    let parse = |f: &(String, Vec<u8>)| parse(&f.1, Path::new(&f.0), variant);
+    let is_test = |f: &&(String, Vec<u8>)| f.0.contains("test");
+    let train: Vec<Dataset> = files
+        .iter()
+        .filter(|f| !is_test(f))
+        .map(parse)
+        .collect::<Result<_>>()?;
+    let test: Vec<Dataset> = files
+        .iter()
+        .filter(is_test)
+        .map(parse)
+        .collect::<Result<_>>()?;
+    if train.is_empty() || test.is_empty() {
+        return Err(Error::config(
+            "files",
+            files
+                .iter()
+                .map(|f| f.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            "give at least one training batch (data_batch_N.bin / train.bin) and the test batch (a name with \"test\")",
+        ));
+    }
+    Ok(Split::new(
+        concat(train),
+        concat(test),
+        Some(variant.normalization()),
+        "browser files",
+    ))
+}
+
 /// Loads a directory in the official layout.
 pub fn load_dir(dir: &Path, variant: Variant) -> Result<Split> {
     if !dir.is_dir() {

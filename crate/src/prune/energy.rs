@@ -22,11 +22,12 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use super::capture::{self, Sampling};
-use super::pipeline::{self, Then};
 use super::select::Normalize;
 use super::select::Scope;
 use super::select::UnitScores;
-use super::{BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
+use super::{
+    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
+};
 use crate::data::Split;
 use crate::error::Result;
 use crate::host;
@@ -44,7 +45,7 @@ pub enum Svd {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Energy {
+pub enum Criterion {
     /// Σσ, the paper's criterion.
     #[default]
     Nuclear,
@@ -81,10 +82,10 @@ pub fn singular_values_from_gram(n: usize, gram: &[f32]) -> Vec<f64> {
 }
 
 /// The criterion's value for one set of singular values.
-pub fn energy(sigma: &[f64], kind: Energy) -> f64 {
+pub fn energy(sigma: &[f64], kind: Criterion) -> f64 {
     match kind {
-        Energy::Nuclear => sigma.iter().sum(),
-        Energy::Entropy => {
+        Criterion::Nuclear => sigma.iter().sum(),
+        Criterion::Entropy => {
             let power: Vec<f64> = sigma.iter().map(|s| s * s).filter(|&p| p > 1e-12).collect();
             let total: f64 = power.iter().sum();
             if power.len() < 2 || total <= 0.0 {
@@ -104,7 +105,7 @@ pub fn energy(sigma: &[f64], kind: Energy) -> f64 {
 pub async fn channel_energies(
     fm: burn::tensor::Tensor<4>,
     svd: Svd,
-    kind: Energy,
+    kind: Criterion,
 ) -> Result<Vec<f64>> {
     let [b, c, h, w] = fm.dims();
     let per_channel = fm.reshape([b, c, h * w]).swap_dims(0, 1); // [C, B, HW]
@@ -133,7 +134,7 @@ pub async fn scores(
     split: &Split,
     sampling: Sampling,
     svd: Svd,
-    kind: Energy,
+    kind: Criterion,
 ) -> Result<UnitScores> {
     let mut sums: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut images = 0usize;
@@ -157,6 +158,23 @@ pub async fn scores(
         .collect())
 }
 
+/// S3 (Yeom et al.).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnergyOptions {
+    pub svd: Svd,
+    pub criterion: Criterion,
+}
+
+impl Default for EnergyOptions {
+    fn default() -> Self {
+        EnergyOptions {
+            svd: Svd::Full,
+            criterion: Criterion::Nuclear,
+        }
+    }
+}
+
 pub static INFO: MethodInfo = MethodInfo {
     name: "energy",
     title: "S3: energy-aware pruning (nuclear norm)",
@@ -168,12 +186,17 @@ pub static INFO: MethodInfo = MethodInfo {
         Scope::Global,
         "authors' code (compute_ratio): per-layer L1 normalisation, one global ranking",
     )),
+    normalize: Some((
+        Normalize::L1,
+        "the authors' code: each layer's scores L1-normalised before the global ranking",
+    )),
     score_batches: Some((10, "authors' code: --limit 10 batches")),
     finetune: Some(Finetune {
         share: 1.0,
         lr_factor: 0.1,
         source: "authors' code: one-shot pruning, then 200 fine-tuning epochs at lr 0.01 (a full schedule at a tenth of the rate); the paper's text is UNVERIFIED",
     }),
+    options: Some(OptionsSpec::of::<EnergyOptions>()),
     knobs: &[
         Knob {
             key: "score_batch_size",
@@ -194,23 +217,21 @@ pub static INFO: MethodInfo = MethodInfo {
     ],
 };
 
-pub struct EnergyAware;
+pub struct Energy;
 
-impl Method for EnergyAware {
+impl Method for Energy {
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
-    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
             // The authors score on augmented training batches, model in eval mode.
-            let sampling = Sampling::new(&job.options, job.info, true, job.seed);
-            let o = job.options.energy.clone();
-            let scores = scores(&job.model, job.split, sampling, o.svd, o.criterion).await?;
-            let mut options = pipeline::select_options(&job);
-            // Per-layer L1 normalisation is part of the method.
-            options.normalize = Normalize::L1;
-            let details = serde_json::json!({ "scores": scores });
-            pipeline::structured(job, scores, options, Then::Finetune, details).await
+            let sampling = Sampling::new(s.options, &INFO, true, s.seed);
+            let o: EnergyOptions = s.options.of(INFO.name)?;
+            Ok(Scores::Units(
+                scores(s.model, s.split, sampling, o.svd, o.criterion).await?,
+            ))
         })
     }
 }
@@ -261,8 +282,8 @@ mod tests {
 
     #[test]
     fn spectral_entropy_is_one_for_a_flat_spectrum_and_zero_for_rank_one() {
-        assert!((energy(&[2.0, 2.0, 2.0], Energy::Entropy) - 1.0).abs() < 1e-12);
-        assert_eq!(energy(&[5.0, 0.0], Energy::Entropy), 0.0);
-        assert_eq!(energy(&[1.0, 2.5], Energy::Nuclear), 3.5);
+        assert!((energy(&[2.0, 2.0, 2.0], Criterion::Entropy) - 1.0).abs() < 1e-12);
+        assert_eq!(energy(&[5.0, 0.0], Criterion::Entropy), 0.0);
+        assert_eq!(energy(&[1.0, 2.5], Criterion::Nuclear), 3.5);
     }
 }

@@ -20,17 +20,63 @@
 //! (δ = 0); `details.selected` is the returned model's.
 
 use burn::module::Module;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::lrp::Relevance;
 use super::masks::{LayerScores, masks_from_scores};
-use super::options::{NormScope, Relevance};
 use super::pipeline::{self, Then};
 use super::select::Scope;
-use super::{BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
+use super::{
+    BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
+    Scores, Scoring,
+};
 use crate::error::{Error, Result};
 use crate::host;
 use crate::metrics::bytes::size;
 use crate::train::evaluate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NormScope {
+    /// One min-max over every layer.
+    #[default]
+    Global,
+    /// Each layer min-maxed on its own.
+    Layer,
+}
+
+/// S2 (Chiasserini et al.).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlexRelOptions {
+    /// δ in s = (1 − δ)·norm(|w|) + δ·norm(relevance).
+    pub delta: f32,
+    pub relevance: Relevance,
+    /// Where the min-max normalisation of |w| and R is taken.
+    pub norm_scope: NormScope,
+    /// ε of the LRP-ε rule (relative to each layer's pre-activation scale).
+    pub lrp_epsilon: f32,
+    /// Inference samples the relevance is summed over.
+    pub samples: usize,
+    /// δ values for `prunelab prune --method flexrel --sweep`.
+    pub sweep: Vec<f32>,
+    /// Accuracy target (0..1) for "the highest pruning factor that meets it".
+    pub accuracy_target: Option<f32>,
+}
+
+impl Default for FlexRelOptions {
+    fn default() -> Self {
+        FlexRelOptions {
+            delta: 0.5,
+            relevance: Relevance::LrpEpsilon,
+            norm_scope: NormScope::Global,
+            lrp_epsilon: 0.01,
+            samples: 256,
+            sweep: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            accuracy_target: None,
+        }
+    }
+}
 
 pub static INFO: MethodInfo = MethodInfo {
     name: "flexrel",
@@ -43,12 +89,14 @@ pub static INFO: MethodInfo = MethodInfo {
         Scope::Global,
         "ours: the paper's ranking scope is not public (UNVERIFIED)",
     )),
+    normalize: None,
     score_batches: None,
     finetune: Some(Finetune {
         share: 0.0,
         lr_factor: 0.1,
         source: "the paper reports accuracy against the pruning factor without a stated fine-tuning step (UNVERIFIED)",
     }),
+    options: Some(OptionsSpec::of::<FlexRelOptions>()),
     knobs: &[
         Knob {
             key: "flexrel.delta",
@@ -148,37 +196,54 @@ pub const SWEEP_FACTORS: &[f32] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85
 
 pub struct FlexRel;
 
+/// `|w|` and the relevance of every weight.
+async fn components(
+    s: &Scoring<'_>,
+    o: &FlexRelOptions,
+) -> Result<(Vec<LayerScores>, Vec<Vec<f32>>)> {
+    let magnitude = super::magnitude::scores(s.model).await?;
+    let relevance_t = super::lrp::weight_relevance(
+        s.model,
+        s.split,
+        s.device,
+        o.samples,
+        s.options.score_batch_size,
+        o.relevance,
+        o.lrp_epsilon,
+    )?;
+    let mut relevance = Vec::new();
+    for t in relevance_t {
+        relevance.push(host::floats(t).await?);
+    }
+    Ok((magnitude, relevance))
+}
+
 impl Method for FlexRel {
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
 
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
+        Box::pin(async move {
+            let o: FlexRelOptions = s.options.of(INFO.name)?;
+            let (magnitude, relevance) = components(&s, &o).await?;
+            Ok(Scores::Weights(combine(
+                &magnitude,
+                &relevance,
+                o.delta,
+                o.norm_scope,
+            )))
+        })
+    }
+
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let o = job.options.flexrel.clone();
-            let magnitude = super::magnitude::scores(&job.model).await?;
-            let relevance_t = super::lrp::weight_relevance(
-                &job.model,
-                job.split,
-                &job.device,
-                o.samples,
-                job.options.score_batch_size,
-                o.relevance,
-                o.lrp_epsilon,
-            )?;
-            let mut relevance = Vec::new();
-            for t in relevance_t {
-                relevance.push(host::floats(t).await?);
-            }
-            let mut details = serde_json::json!({
-                "delta": o.delta,
-                "relevance": match o.relevance { Relevance::LrpEpsilon => "lrp-epsilon", Relevance::GradientInput => "gradient-input" },
-            });
+            let o: FlexRelOptions = job.options.of(INFO.name)?;
             let Some(target) = o.accuracy_target else {
-                let scores = combine(&magnitude, &relevance, o.delta, o.norm_scope);
-                return pipeline::weight_level(job, scores, Then::Finetune, details).await;
+                return pipeline::run(self, job).await;
             };
-            let (points, best) = sweep(&job, &magnitude, &relevance, &o.sweep, target).await?;
+            let (magnitude, relevance) = components(&job.scoring(), &o).await?;
+            let (points, best) = sweep(&job, &magnitude, &relevance, &o, target).await?;
             let chosen = select(&best).ok_or_else(|| {
                 Error::config(
                     "flexrel.accuracy_target",
@@ -191,10 +256,12 @@ impl Method for FlexRel {
                     ),
                 )
             })?;
-            details["delta"] = serde_json::json!(chosen.delta);
-            details["sweep"] = serde_json::to_value(&points).expect("plain data");
-            details["best"] = serde_json::to_value(&best).expect("plain data");
-            details["selected"] = serde_json::to_value(chosen).expect("plain data");
+            let details = serde_json::json!({
+                "delta": chosen.delta,
+                "sweep": points,
+                "best": best,
+                "selected": chosen,
+            });
             let sparsity = chosen.sparsity.expect("selected points meet the target");
             let scores = combine(&magnitude, &relevance, chosen.delta, o.norm_scope);
             let mut job = job;
@@ -217,9 +284,10 @@ async fn sweep(
     job: &Job<'_>,
     magnitude: &[LayerScores],
     relevance: &[Vec<f32>],
-    deltas: &[f32],
+    o: &FlexRelOptions,
     target: f32,
 ) -> Result<(Vec<SweepPoint>, Vec<Best>)> {
+    let deltas = &o.sweep;
     if job.split.valid.is_empty() {
         return Err(Error::config(
             "data.valid_fraction",
@@ -231,7 +299,7 @@ async fn sweep(
     let mut points = Vec::new();
     let mut best = Vec::new();
     for &delta in deltas {
-        let scores = combine(magnitude, relevance, delta, job.options.flexrel.norm_scope);
+        let scores = combine(magnitude, relevance, delta, o.norm_scope);
         let mut best_here: Option<(f32, u64)> = None;
         for &sparsity in SWEEP_FACTORS {
             let masks = masks_from_scores(

@@ -6,13 +6,11 @@
 
 use super::capture::{self, Sampling};
 use super::energy::singular_values;
-use super::pipeline::{self, Then};
 use super::select::Scope;
 use super::select::UnitScores;
-use super::{BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, Phase, Scores, Scoring};
 use crate::data::Split;
 use crate::error::Result;
-use crate::error::Result as R;
 use crate::host;
 use crate::model::Model;
 
@@ -54,12 +52,14 @@ pub static INFO: MethodInfo = MethodInfo {
     granularity: Granularity::Channels,
     needs_blocks: false,
     scope: Some((Scope::PerLayer, "HRank: per-layer compress rates")),
+    normalize: None,
     score_batches: Some((5, "HRank's rank generation: 5 batches of 128 (its --limit)")),
     finetune: Some(Finetune {
         share: 0.2,
         lr_factor: 0.1,
         source: "HRank README: 30 fine-tuning epochs at lr 0.01 per pruned layer; one shot here, so about a fifth of a CIFAR schedule",
     }),
+    options: None,
     knobs: &[Knob {
         key: "score_batch_size",
         source: "HRank: batches of 128",
@@ -72,19 +72,11 @@ impl Method for HRank {
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
-    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, R<Outcome>> {
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
-            let sampling = Sampling::new(&job.options, job.info, job.augment, job.seed);
-            let scores = scores(&job.model, job.split, sampling).await?;
-            let options = pipeline::select_options(&job);
-            pipeline::structured(
-                job,
-                scores,
-                options,
-                Then::Finetune,
-                serde_json::Value::Null,
-            )
-            .await
+            let sampling = Sampling::new(s.options, &INFO, s.augment, s.seed);
+            Ok(Scores::Units(scores(s.model, s.split, sampling).await?))
         })
     }
 }

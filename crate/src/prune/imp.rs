@@ -12,10 +12,11 @@
 //! epochs with the learning-rate schedule resumed at epoch k; repeat.
 
 use super::masks::{masks_from_scores, within};
-use super::options::ImpRewind;
 use super::pipeline::{train_from, weight_sparsity};
 use super::select::Scope;
-use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase};
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::model::Model;
@@ -29,6 +30,40 @@ pub async fn next_masks(model: &Model, masks: &WeightMasks, sparsity: f32) -> Re
     masks_from_scores(&within(&scores, masks), sparsity, Scope::Global)
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImpRewind {
+    /// Frankle & Carbin: rewind weights to θ_k (k = `rewind_epoch`), restart the schedule.
+    #[default]
+    Weights,
+    /// Renda et al.: keep the trained weights, replay the learning-rate schedule.
+    Lr,
+}
+
+/// Iterative magnitude pruning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImpOptions {
+    /// Prune-retrain rounds; each removes 1 − (1 − target)^(1/rounds) of the survivors.
+    pub rounds: usize,
+    pub rewind: ImpRewind,
+    /// Weight rewinding point (epoch; 0 = initialisation).
+    pub rewind_epoch: usize,
+    /// Epochs per round (default: the training config's epochs).
+    pub epochs: Option<usize>,
+}
+
+impl Default for ImpOptions {
+    fn default() -> Self {
+        ImpOptions {
+            rounds: 3,
+            rewind: ImpRewind::Weights,
+            rewind_epoch: 0,
+            epochs: None,
+        }
+    }
+}
+
 pub static INFO: MethodInfo = MethodInfo {
     name: "imp",
     title: "Iterative magnitude pruning with rewinding",
@@ -37,8 +72,10 @@ pub static INFO: MethodInfo = MethodInfo {
     granularity: Granularity::Weights,
     needs_blocks: false,
     scope: None,
+    normalize: None,
     score_batches: None,
     finetune: None,
+    options: Some(OptionsSpec::of::<ImpOptions>()),
     knobs: &[
         Knob {
             key: "imp.rounds",
@@ -68,7 +105,7 @@ impl Method for Imp {
 
     fn run<'a>(&'a self, mut job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let o = job.options.imp.clone();
+            let o: ImpOptions = job.options.of(INFO.name)?;
             if o.rounds == 0 {
                 return Err(Error::config("imp.rounds", 0, "use at least one round"));
             }

@@ -4,10 +4,9 @@
 
 use burn::tensor::Tensor;
 
-use super::pipeline::{self, Then};
 use super::select::Scope;
 use super::select::UnitScores;
-use super::{BoxFuture, Finetune, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Finetune, Granularity, Method, MethodInfo, Phase, Scores, Scoring};
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
@@ -42,12 +41,14 @@ pub static INFO: MethodInfo = MethodInfo {
     granularity: Granularity::Channels,
     needs_blocks: false,
     scope: Some((Scope::PerLayer, "Li et al.: per-layer pruning rates")),
+    normalize: None,
     score_batches: None,
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.01,
         source: "Li et al. §4: 40 retraining epochs at lr 0.001 (their CIFAR training runs at 0.1); 40 epochs scaled to a quarter of training",
     }),
+    options: None,
     knobs: &[],
 };
 
@@ -57,18 +58,8 @@ impl Method for L1 {
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
-    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        Box::pin(async move {
-            let scores = scores(&job.model).await?;
-            let options = pipeline::select_options(&job);
-            pipeline::structured(
-                job,
-                scores,
-                options,
-                Then::Finetune,
-                serde_json::Value::Null,
-            )
-            .await
-        })
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
+        Box::pin(async move { Ok(Scores::Units(scores(s.model).await?)) })
     }
 }

@@ -23,20 +23,99 @@
 //! The winning-ticket test (Eq. 1), `Acc(F′) + ξ ≥ Acc(F)`, is judged on the
 //! reported accuracies (`verdict`, with `xi`).
 
+use serde::{Deserialize, Serialize};
+
 use super::capture::Sampling;
 use super::masks::LayerScores;
-use super::options::{Aggregate, BlockCriterion, Candidates, PruneOptions, Rewind};
+use super::options::PruneOptions;
 use super::pipeline::train_from;
 use super::plan::Plan;
 use super::select::select_blocks;
 use super::target::Target;
-use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase, surgery};
+use super::{
+    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase, Scores,
+    Scoring, surgery,
+};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::metrics::count::count;
-use crate::model::Model;
 use crate::model::spec::{BlockRef, ModelSpec};
 use crate::train::Trainer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockCriterion {
+    Snip,
+    #[default]
+    Grasp,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    #[default]
+    Sum,
+    Mean,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rewind {
+    /// Retrain from scratch (Algorithm 2: tickets at initialisation).
+    #[default]
+    Init,
+    /// Algorithm 1: train, score, remove, rewind the weights to θ_i, retrain with LR rewinding.
+    Epoch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Candidates {
+    /// The paper's: identity-shortcut blocks, except those beside a
+    /// down-sampling block (Jordao et al. §3).
+    #[default]
+    Paper,
+    /// Every identity-shortcut block.
+    Identity,
+}
+
+/// S4 (Jordao et al.).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LotteryOptions {
+    pub criterion: BlockCriterion,
+    /// Which blocks may be removed.
+    pub candidates: Candidates,
+    /// How per-weight scores become one score per block.
+    pub aggregate: Aggregate,
+    /// GraSP: a block's importance is Σ w⊙Hg (= −S, GraSP's own ordering);
+    /// set true to rank by S instead.
+    pub grasp_flip: bool,
+    pub rewind: Rewind,
+    /// Algorithm 1's rewind point i (epochs), and its training length n.
+    pub rewind_epoch: usize,
+    /// Relative finite-difference step for GraSP's Hessian-gradient product.
+    pub grasp_epsilon: f32,
+    /// Winning-ticket tolerance ξ of Eq. 1, `Acc(F′) + ξ ≥ Acc(F)` (accuracy
+    /// as a share, 0..1: 0.01 = one point). Judged in each result's `verdict`.
+    pub xi: f32,
+}
+
+impl Default for LotteryOptions {
+    fn default() -> Self {
+        LotteryOptions {
+            criterion: BlockCriterion::Grasp,
+            candidates: Candidates::Paper,
+            aggregate: Aggregate::Sum,
+            grasp_flip: false,
+            rewind: Rewind::Init,
+            rewind_epoch: 0,
+            grasp_epsilon: super::grasp::EPSILON,
+            xi: 0.01,
+        }
+    }
+}
 
 pub static INFO: MethodInfo = MethodInfo {
     name: "lottery",
@@ -46,11 +125,13 @@ pub static INFO: MethodInfo = MethodInfo {
     granularity: Granularity::Blocks,
     needs_blocks: true,
     scope: None,
+    normalize: None,
     score_batches: Some((
         10,
         "ours: the paper does not say which data scores the blocks (UNVERIFIED)",
     )),
     finetune: None,
+    options: Some(OptionsSpec::of::<LotteryOptions>()),
     knobs: &[
         Knob {
             key: "lottery.criterion",
@@ -153,34 +234,42 @@ pub fn grasp_importance(block_s: Vec<(String, f32)>, flip: bool) -> Vec<(String,
     block_s.into_iter().map(|(b, v)| (b, sign * v)).collect()
 }
 
-async fn score_blocks(job: &Job<'_>, model: &Model) -> Result<Vec<(String, f32)>> {
-    let o = &job.options.lottery;
-    let sampling = Sampling::new(&job.options, job.info, false, job.seed);
+/// Block scores of `s.model` (higher = keep), over the candidates only.
+async fn score_blocks(s: &Scoring<'_>, o: &LotteryOptions) -> Result<Vec<(String, f32)>> {
+    let model = s.model;
+    let sampling = Sampling::new(s.options, &INFO, false, s.seed);
     let blocks = candidates(&model.spec, o.candidates);
     Ok(match o.criterion {
         BlockCriterion::Random => {
-            let all = super::random::block_scores(&model.spec, job.seed);
+            let all = super::random::block_scores(&model.spec, s.seed);
             all.into_iter()
                 .filter(|(b, _)| blocks.iter().any(|c| c.name == *b))
                 .collect()
         }
         BlockCriterion::Snip => block_scores(
             &blocks,
-            &super::snip::scores(model, job.split, sampling).await?,
+            &super::snip::scores(model, s.split, sampling).await?,
             o.aggregate,
         ),
         BlockCriterion::Grasp => {
-            let s = super::grasp::scores(model, job.split, sampling, o.grasp_epsilon).await?;
-            grasp_importance(block_scores(&blocks, &s, o.aggregate), o.grasp_flip)
+            let w = super::grasp::scores(model, s.split, sampling, o.grasp_epsilon).await?;
+            grasp_importance(block_scores(&blocks, &w, o.aggregate), o.grasp_flip)
         }
     })
 }
 
-pub struct LayerLottery;
+pub struct Lottery;
 
-impl Method for LayerLottery {
+impl Method for Lottery {
     fn info(&self) -> &'static MethodInfo {
         &INFO
+    }
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
+        Box::pin(async move {
+            let o: LotteryOptions = s.options.of(INFO.name)?;
+            Ok(Scores::Blocks(score_blocks(&s, &o).await?))
+        })
     }
 
     /// Eq. 1: the ticket wins when `Acc(F′) + ξ ≥ Acc(F)`.
@@ -190,7 +279,7 @@ impl Method for LayerLottery {
         accuracy: f32,
         dense_accuracy: f32,
     ) -> Option<serde_json::Value> {
-        let xi = options.lottery.xi;
+        let xi = options.of::<LotteryOptions>(INFO.name).ok()?.xi;
         Some(serde_json::json!({
             "winning_ticket": accuracy + xi >= dense_accuracy,
             "xi": xi,
@@ -206,7 +295,7 @@ impl Method for LayerLottery {
                     "the layer lottery removes blocks: use blocks=N",
                 ));
             };
-            let o = job.options.lottery.clone();
+            let o: LotteryOptions = job.options.of(INFO.name)?;
             let theta0 = job.model.deep_fork();
             let (scored, rewound, start_epoch, mut history) = match o.rewind {
                 Rewind::Init => (theta0.deep_fork(), theta0, 0, Vec::new()),
@@ -238,7 +327,11 @@ impl Method for LayerLottery {
                     )
                 }
             };
-            let scores = score_blocks(&job, &scored).await?;
+            let scoring = Scoring {
+                model: &scored,
+                ..job.scoring()
+            };
+            let scores = score_blocks(&scoring, &o).await?;
             if p > scores.len() && o.candidates == Candidates::Paper {
                 return Err(Error::config(
                     "target",

@@ -23,13 +23,23 @@ use burn::tensor::module::unfold4d;
 use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Int, Tensor};
 
-use super::options::Relevance;
 use crate::data::Split;
 use crate::data::loader::Loader;
 use crate::device::OpenDevice;
 use crate::error::{Error, Result};
 use crate::model::spec::LayerOp;
 use crate::model::{Ctx, Model};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Relevance {
+    /// Layer-wise relevance propagation with the ε rule.
+    #[default]
+    LrpEpsilon,
+    /// Gradient × input.
+    GradientInput,
+}
 
 /// Relevance of each prunable weight, flattened in
 /// [`Model::prunable_weights`] order, summed over the first `samples`

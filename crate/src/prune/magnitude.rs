@@ -4,9 +4,8 @@
 //! also FlexRel with δ = 0 and the criterion of iterative magnitude pruning.
 
 use super::masks::LayerScores;
-use super::pipeline::{self, Then};
 use super::select::Scope;
-use super::{BoxFuture, Finetune, Granularity, Job, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Finetune, Granularity, Method, MethodInfo, Phase, Scores, Scoring};
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
@@ -42,12 +41,14 @@ pub static INFO: MethodInfo = MethodInfo {
     granularity: Granularity::Weights,
     needs_blocks: false,
     scope: Some((Scope::Global, "global magnitude (FlexRel's δ = 0)")),
+    normalize: None,
     score_batches: None,
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.1,
         source: "ours: Han et al. retrain after pruning without a fixed length; as l1's length",
     }),
+    options: None,
     knobs: &[],
 };
 
@@ -57,10 +58,8 @@ impl Method for Magnitude {
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
-    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        Box::pin(async move {
-            let scores = scores(&job.model).await?;
-            pipeline::weight_level(job, scores, Then::Finetune, serde_json::Value::Null).await
-        })
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
+        Box::pin(async move { Ok(Scores::Weights(scores(s.model).await?)) })
     }
 }

@@ -1,12 +1,15 @@
 //! The flows methods share: score → select → cut → fine-tune (structured),
-//! score → mask → fine-tune with the mask held (weight level), and training a
-//! model for some epochs inside a method.
+//! score → mask → fine-tune with the mask held (weight level), score → remove
+//! blocks → train, and training a model for some epochs inside a method.
+//! [`run`] is every method's run unless its schedule is its own.
 
 use super::masks::{LayerScores, masks_from_scores};
+use super::plan::Plan;
+use super::select::select_blocks;
 use super::select::{Scope, SelectOptions, UnitScores, select_by_rates, select_units};
 use super::surgery::cut;
 use super::target::Target;
-use super::{Job, Outcome};
+use super::{BoxFuture, Job, Method, Outcome, Phase, Scores};
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event};
 use crate::metrics::count::count;
@@ -69,13 +72,38 @@ pub fn finetune_config(job: &Job<'_>) -> TrainConfig {
     }
 }
 
-/// Selection settings for a structured method (its paper's ranking unless
-/// `scope` says otherwise).
+/// The default run: the method's scores, then by what they score — units:
+/// select, cut, fine-tune; weights: mask, fine-tune with the mask held;
+/// blocks: remove the lowest, fine-tune — or, for a method that acts at
+/// initialisation, train for the full budget instead of fine-tuning.
+pub fn run<'a, M: Method + ?Sized>(method: &'a M, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+    Box::pin(async move {
+        let scores = method.score(job.scoring()).await?;
+        let then = if job.info.phase == Phase::AtInit {
+            Then::Train
+        } else {
+            Then::Finetune
+        };
+        match scores {
+            Scores::Units(s) => {
+                let options = select_options(&job);
+                let details = serde_json::json!({ "scores": s });
+                structured(job, s, options, then, details).await
+            }
+            Scores::Weights(w) => weight_level(job, w, then, serde_json::Value::Null).await,
+            Scores::Blocks(b) => blocks(job, b, then).await,
+        }
+    })
+}
+
+/// Selection settings for a structured method: its paper's ranking and
+/// normalisation unless `scope` / `normalize` say otherwise (a normalisation
+/// the method's paper prescribes always applies).
 pub fn select_options(job: &Job<'_>) -> SelectOptions {
     let default = job.info.scope.map_or(Scope::Global, |(s, _)| s);
     SelectOptions {
         scope: job.options.scope.unwrap_or(default),
-        normalize: job.options.normalize,
+        normalize: job.info.normalize.map_or(job.options.normalize, |(n, _)| n),
         min_keep: 1,
         step: job.options.step,
     }
@@ -116,6 +144,32 @@ pub async fn structured(
         masks: None,
         history,
         details,
+    })
+}
+
+/// Block removal from block scores: the `blocks=N` lowest go, then the
+/// shallower network fine-tunes (or trains).
+pub async fn blocks(mut job: Job<'_>, scores: Vec<(String, f32)>, then: Then) -> Result<Outcome> {
+    let Target::Blocks(n) = job.target else {
+        return Err(Error::config(
+            "target",
+            job.target,
+            format!("{} removes residual blocks: use blocks=N", job.info.name),
+        ));
+    };
+    let plan = Plan {
+        keep: Default::default(),
+        remove_blocks: select_blocks(&scores, n)?,
+    };
+    let pruned = cut(&job.model, &plan)?;
+    let config = config_for(&job, then);
+    let (model, history) = train_for(&mut job, pruned, config, None).await?;
+    Ok(Outcome {
+        model,
+        plan: Some(plan),
+        masks: None,
+        history,
+        details: serde_json::json!({ "block_scores": scores }),
     })
 }
 

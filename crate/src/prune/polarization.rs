@@ -47,14 +47,13 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::gates::{Cost, GateKind, GateValues, GatedModel, Gates, Measure};
-use super::options::{PolarizationOptions, Polarizer};
 use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
-use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase};
 use crate::data::Split;
 use crate::data::loader::{Batch, Loader};
 use crate::error::{Error, Result};
@@ -63,7 +62,81 @@ use crate::host;
 use crate::metrics::count::count;
 use crate::model::{Model, ModelSpec};
 use crate::train::TrainConfig;
-use crate::train::{StepStats, Trainable, Trainer, cross_entropy};
+use crate::train::{StepStats, Stepper, Trainable, Trainer, Until, advance, cross_entropy};
+
+/// S1 (Zhi et al.). The paper's gate and loss formulas are not public: these
+/// are our reading of its abstract (docs/methods.md §S1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolarizationOptions {
+    /// `static` gates (one logit per unit, shared by all samples) or
+    /// `dynamic` ones (logits from a head on each layer's pooled input; the
+    /// abstract's "dynamic gates that settle on a consensus").
+    pub gates: GateKind,
+    /// Gate temperature τ in g = σ(z/τ) at the start of the pass …
+    pub temperature: f32,
+    /// … and at the freeze (geometric annealing in between).
+    pub final_temperature: f32,
+    /// Initial logit z₀ (σ(3) ≈ 0.95: every gate starts open).
+    pub init_logit: f32,
+    /// The polarizing regulariser on the (batch-mean) soft gates.
+    pub polarizer: Polarizer,
+    /// λ_pol: its weight.
+    pub lambda_pol: f32,
+    /// λ_sp: weight of the sparsity term (C(b)/C₀ − (1 − target))².
+    pub lambda_sp: f32,
+    /// Share of the pass (in steps) after which the consensus is taken and
+    /// the gates are frozen; the weights train on under the fixed sub-network.
+    pub freeze_at: f32,
+    /// Share of the pass over which λ_pol and the budget ramp in.
+    pub polarize_after: f32,
+    /// After the freeze, flip gates until the budget is met exactly (a last
+    /// resort; its flips are reported beside what the regulariser learned).
+    pub settle: bool,
+    /// Training examples the dynamic gates' consensus is taken over.
+    pub consensus_samples: usize,
+    /// Gate parameters move by `gate_step · g / rms(G)` per step, `G` the
+    /// gradient of all gates together (so the same on SGD and Adam runs,
+    /// and gates keep their relative pulls), scaled along the learning-rate
+    /// schedule. Default: `10 / steps` of the whole pass, so a gate can
+    /// travel about 10 logits whatever the budget.
+    pub gate_step: Option<f64>,
+    /// Gate residual blocks as well as channels.
+    pub block_gates: bool,
+    /// Epochs of the one training pass (default: the training config's epochs).
+    pub epochs: Option<usize>,
+}
+
+impl Default for PolarizationOptions {
+    fn default() -> Self {
+        PolarizationOptions {
+            gates: GateKind::Static,
+            temperature: 1.0,
+            final_temperature: 0.05,
+            polarizer: Polarizer::Spread,
+            init_logit: 3.0,
+            lambda_pol: 1.0,
+            lambda_sp: 100.0,
+            freeze_at: 0.8,
+            polarize_after: 0.5,
+            settle: false,
+            consensus_samples: 1024,
+            gate_step: None,
+            block_gates: true,
+            epochs: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Polarizer {
+    /// `−mean|g − ḡ|`: pushes gates away from their mean.
+    #[default]
+    Spread,
+    /// `mean g(1 − g)`: pushes gates away from ½.
+    Bowl,
+}
 
 pub static INFO: MethodInfo = MethodInfo {
     name: "polarization",
@@ -73,8 +146,10 @@ pub static INFO: MethodInfo = MethodInfo {
     granularity: Granularity::Structure,
     needs_blocks: false,
     scope: None,
+    normalize: None,
     score_batches: None,
     finetune: None,
+    options: Some(OptionsSpec::of::<PolarizationOptions>()),
     knobs: &[
         Knob {
             key: "polarization.gates",
@@ -595,11 +670,11 @@ impl PolarizationRun {
         device: &Device,
         sink: &mut dyn Sink,
     ) -> Result<(EpochMetrics, GateReport)> {
-        let loader = self.trainer.loader(&split.train, split.norm, augment);
-        while let Some(stats) = self.step(&loader, split, device).await? {
-            self.trainer.emit_step(&stats, sink);
-        }
-        let metrics = self.trainer.close_epoch(split, device, sink).await?;
+        let closed = advance(self, split, augment, device, Until::EpochEnd, sink).await?;
+        let metrics = closed
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Execution("the pass had no epoch left".into()))?;
         let report = self.report(split).await?;
         Ok((metrics, report))
     }
@@ -764,7 +839,7 @@ impl Method for Polarization {
             let mut run = PolarizationRun::new(
                 job.model,
                 job.target,
-                job.options.polarization.clone(),
+                job.options.of::<PolarizationOptions>(INFO.name)?,
                 job.train.clone(),
                 job.split.train.len(),
                 job.seed,
@@ -800,6 +875,21 @@ impl Method for Polarization {
             }
             outcome
         })
+    }
+}
+
+impl Stepper for PolarizationRun {
+    type Model = Polarized;
+    fn trainer(&mut self) -> &mut Trainer<Polarized> {
+        &mut self.trainer
+    }
+    fn next_step<'a>(
+        &'a mut self,
+        loader: &'a Loader<'a>,
+        split: &'a Split,
+        device: &'a Device,
+    ) -> crate::host::BoxFuture<'a, Result<Option<StepStats>>> {
+        Box::pin(self.step(loader, split, device))
     }
 }
 

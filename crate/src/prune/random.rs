@@ -3,17 +3,14 @@
 
 use rand::Rng;
 
+use serde::{Deserialize, Serialize};
+
 use super::masks::LayerScores;
-use super::options::RandomUnit;
-use super::pipeline::{self, Then};
-use super::plan::Plan;
-use super::select;
-use super::select::Scope;
-use super::select::UnitScores;
-use super::surgery;
-use super::target::Target;
-use super::{BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
-use crate::error::{Error, Result};
+use super::select::{Scope, UnitScores};
+use super::{
+    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
+};
+use crate::error::Result;
 use crate::model::{Model, ModelSpec};
 use crate::rng;
 
@@ -52,6 +49,23 @@ pub fn weight_scores(model: &Model, seed: u64) -> Vec<LayerScores> {
         .collect()
 }
 
+/// What `random` removes: `channels`, `weights` or `blocks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RandomUnit {
+    #[default]
+    Channels,
+    Weights,
+    Blocks,
+}
+
+/// The random baseline's own options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RandomOptions {
+    pub unit: RandomUnit,
+}
+
 pub static INFO: MethodInfo = MethodInfo {
     name: "random",
     title: "Random pruning (channels, weights or blocks)",
@@ -63,15 +77,17 @@ pub static INFO: MethodInfo = MethodInfo {
         Scope::PerLayer,
         "ours: the same share from every layer, like l1",
     )),
+    normalize: None,
     score_batches: None,
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.01,
         source: "as l1, the structured baseline it is the floor of",
     }),
+    options: Some(OptionsSpec::of::<RandomOptions>()),
     knobs: &[Knob {
-        key: "unit",
-        source: "ours: channels",
+        key: "random.unit",
+        source: "ours: channels (weights and blocks are the floors of weight-level methods and S4)",
     }],
 };
 
@@ -81,55 +97,15 @@ impl Method for Random {
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
-    fn run<'a>(&'a self, mut job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
-            let seed = job.seed;
-            match job.options.unit {
-                RandomUnit::Channels => {
-                    let scores = unit_scores(&job.model.spec, seed);
-                    let options = pipeline::select_options(&job);
-                    pipeline::structured(
-                        job,
-                        scores,
-                        options,
-                        Then::Finetune,
-                        serde_json::Value::Null,
-                    )
-                    .await
-                }
-                RandomUnit::Weights => {
-                    let scores = weight_scores(&job.model, seed);
-                    pipeline::weight_level(job, scores, Then::Finetune, serde_json::Value::Null)
-                        .await
-                }
-                RandomUnit::Blocks => {
-                    let Target::Blocks(n) = job.target else {
-                        return Err(Error::config(
-                            "target",
-                            job.target,
-                            "random blocks need blocks=N",
-                        ));
-                    };
-                    let plan = Plan {
-                        keep: Default::default(),
-                        remove_blocks: select::select_blocks(
-                            &block_scores(&job.model.spec, seed),
-                            n,
-                        )?,
-                    };
-                    let pruned = surgery::cut(&job.model, &plan)?;
-                    let config = pipeline::finetune_config(&job);
-                    let (model, history) =
-                        pipeline::train_for(&mut job, pruned, config, None).await?;
-                    Ok(Outcome {
-                        model,
-                        plan: Some(plan),
-                        masks: None,
-                        history,
-                        details: serde_json::Value::Null,
-                    })
-                }
-            }
+            let o: RandomOptions = s.options.of(INFO.name)?;
+            Ok(match o.unit {
+                RandomUnit::Channels => Scores::Units(unit_scores(&s.model.spec, s.seed)),
+                RandomUnit::Weights => Scores::Weights(weight_scores(s.model, s.seed)),
+                RandomUnit::Blocks => Scores::Blocks(block_scores(&s.model.spec, s.seed)),
+            })
         })
     }
 }

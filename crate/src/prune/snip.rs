@@ -6,8 +6,7 @@ use super::capture::Sampling;
 use super::gradients::weight_grads;
 use super::magnitude::per_weight;
 use super::masks::LayerScores;
-use super::pipeline::{self, Then};
-use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, Outcome, Phase};
+use super::{BoxFuture, Granularity, Knob, Method, MethodInfo, Phase, Scores, Scoring};
 use crate::data::Split;
 use crate::error::Result;
 use crate::model::Model;
@@ -28,8 +27,10 @@ pub static INFO: MethodInfo = MethodInfo {
     granularity: Granularity::Weights,
     needs_blocks: false,
     scope: None,
+    normalize: None,
     score_batches: Some((1, "Lee et al.: one mini-batch of training data")),
     finetune: None,
+    options: None,
     knobs: &[Knob {
         key: "score_batch_size",
         source: "Lee et al.: a batch of 100 for CIFAR (ours 128)",
@@ -42,11 +43,11 @@ impl Method for Snip {
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
-    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
-            let sampling = Sampling::new(&job.options, job.info, false, job.seed);
-            let scores = scores(&job.model, job.split, sampling).await?;
-            pipeline::weight_level(job, scores, Then::Train, serde_json::Value::Null).await
+            let sampling = Sampling::new(s.options, &INFO, false, s.seed);
+            Ok(Scores::Weights(scores(s.model, s.split, sampling).await?))
         })
     }
 }

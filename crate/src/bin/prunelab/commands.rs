@@ -10,11 +10,11 @@ use prunelab::io::{atomic, model_file};
 use prunelab::metrics::count::count;
 use prunelab::model::spec::{ModelOptions, ModelSpec};
 use prunelab::report::{count_table, human};
-use prunelab::training::{self, Resume};
 use prunelab::train::{checkpoint, evaluate};
+use prunelab::training::{self, Resume};
 
 use crate::progress::Progress;
-use crate::{BenchArgs, EvalArgs, InfoArgs, RunArgs, TrainArgs};
+use crate::{BenchArgs, EvalArgs, InfoArgs, SetupArgs, TrainArgs};
 
 fn parse<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(value.to_string())).map_err(|_| {
@@ -27,7 +27,7 @@ fn parse<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T> 
 }
 
 /// The config file (if any) with the flags laid over it.
-pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
+pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
     let mut c = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -90,7 +90,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    let config = run_config(&args.run)?;
+    let config = run_config(&args.setup)?;
     let opened = device::open(config.device)?;
     eprintln!("device: {}", opened.description);
     let split = config.data.load(config.seed)?;
@@ -165,7 +165,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let config = run_config(&args.run)?;
+    let config = run_config(&args.setup)?;
     let opened = device::open(config.device)?;
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
     let (model, _) = model_file::from_bytes(&bytes, &args.file, &opened.device)?;

@@ -36,8 +36,10 @@ enum Command {
     Info(InfoArgs),
     /// Prune a trained model (or one at initialisation) with one method.
     Prune(PruneArgs),
-    /// Compare several methods on one model, seed and budget (an experiment TOML).
-    Run(RunExperimentArgs),
+    /// Compare several methods on one model, seed and budget (an experiment
+    /// TOML). `run` is its old name, still accepted.
+    #[command(alias = "run")]
+    Compare(CompareArgs),
     /// Run one shard of a sweep (methods × targets × seeds), or merge results with --collect.
     Sweep(SweepArgs),
     /// List the pruning methods.
@@ -48,9 +50,9 @@ enum Command {
     Serve(ServeArgs),
 }
 
-/// Settings shared by every command that builds a run.
+/// Settings shared by every command that builds a model and its data.
 #[derive(Args, Clone, Default)]
-pub struct RunArgs {
+pub struct SetupArgs {
     /// TOML config file; flags given here override its values.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -119,7 +121,7 @@ pub struct RunArgs {
 #[derive(Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub setup: SetupArgs,
     /// Write the JSON result here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -143,7 +145,7 @@ pub struct TrainArgs {
 #[derive(Args)]
 pub struct PruneArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub setup: SetupArgs,
     /// A method from `prunelab methods`.
     #[arg(long)]
     pub method: Option<String>,
@@ -171,7 +173,7 @@ pub struct PruneArgs {
 }
 
 #[derive(Args)]
-pub struct RunExperimentArgs {
+pub struct CompareArgs {
     /// The experiment file (see examples/toy-compare.toml).
     pub experiment: PathBuf,
     /// Directory for results.json, results.md, results.csv and plot.svg.
@@ -211,7 +213,7 @@ pub struct EvalArgs {
     /// A model (`train --save`) or checkpoint file.
     pub file: PathBuf,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub setup: SetupArgs,
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -285,7 +287,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval(args),
         Command::Info(args) => commands::info(args),
         Command::Prune(args) => pruning::prune(args),
-        Command::Run(args) => {
+        Command::Compare(args) => {
             stop_on_signals();
             pruning::run(args)
         }

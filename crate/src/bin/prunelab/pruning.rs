@@ -6,13 +6,13 @@ use prunelab::error::{Error, Result};
 use prunelab::experiment::{self, ExperimentConfig};
 use prunelab::host::block_on;
 use prunelab::io::{atomic, model_file};
+use prunelab::model::init_model;
 use prunelab::prune::{self, Phase};
 use prunelab::report::{human, plot, table};
-use prunelab::model::init_model;
 
 use crate::commands::run_config;
 use crate::progress::Progress;
-use crate::{PruneArgs, RunExperimentArgs};
+use crate::{CompareArgs, PruneArgs};
 
 /// `key=value` with a TOML value, as nested JSON: `a.b=1` → `{"a": {"b": 1}}`.
 fn setting(text: &str) -> Result<serde_json::Value> {
@@ -34,7 +34,7 @@ fn setting(text: &str) -> Result<serde_json::Value> {
 }
 
 fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
-    let mut config = run_config(&args.run)?;
+    let mut config = run_config(&args.setup)?;
     if let Some(m) = &args.method {
         config.prune.method = m.clone();
     }
@@ -49,7 +49,7 @@ fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
     for s in &args.set {
         let over = setting(s)?;
         prunelab::config::check_known_keys(&over, &known, "set")?;
-        experiment::merge(&mut options, &over);
+        prunelab::prune::options::merge(&mut options, &over);
     }
     config.prune.options = serde_json::from_value(options)
         .map_err(|e| Error::config("set", args.set.join(" "), e.to_string()))?;
@@ -163,7 +163,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: RunExperimentArgs) -> Result<()> {
+pub fn run(args: CompareArgs) -> Result<()> {
     let text =
         std::fs::read_to_string(&args.experiment).map_err(|e| Error::io(&args.experiment, e))?;
     let mut config = ExperimentConfig::from_toml(&text, &args.experiment.display().to_string())?;
@@ -201,7 +201,7 @@ pub fn run(args: RunExperimentArgs) -> Result<()> {
 }
 
 pub fn methods() -> Result<()> {
-    for m in prune::METHODS {
+    for m in prune::METHODS.iter().map(|m| m.info()) {
         let word = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
         println!(
             "{:<13} {:<16} {:<10} {}\n{:<13} {}",

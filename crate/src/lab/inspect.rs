@@ -1,0 +1,122 @@
+//! Looking at the shown model: the last pruning report, the model as a file,
+//! test images with predictions, and measured latency.
+
+use burn::module::Module;
+use serde::Serialize;
+
+use super::{Lab, PruneReport};
+use crate::error::{Error, Result};
+use crate::host;
+use crate::metrics::count::count;
+use crate::model::Model;
+
+impl Lab {
+    /// The current pruned view's report, if any.
+    pub fn view_report(&self) -> Option<PruneReport> {
+        self.view.as_ref().map(|v| v.report.clone())
+    }
+
+    /// The shown model as a `.plm` file the CLI loads.
+    pub async fn model_file(&self) -> Result<Vec<u8>> {
+        let masks = self.view.as_ref().and_then(|v| v.masks.clone());
+        crate::io::model_file::to_bytes_with_masks(
+            &self.shown(),
+            masks.as_ref(),
+            serde_json::to_value(&self.config).expect("plain data"),
+        )
+        .await
+    }
+
+    /// The first `n` test images with the shown model's predictions.
+    pub async fn examples(&self, n: usize) -> Result<Examples> {
+        let test = self.split.test();
+        let n = n.min(test.len());
+        let indices: Vec<usize> = (0..n).collect();
+        let batch = crate::data::loader::make_batch(
+            test,
+            &indices,
+            self.split.norm.as_ref(),
+            None,
+            &self.device.device,
+        );
+        let probs = burn::tensor::activation::softmax(self.shown().valid().forward(batch.x), 1);
+        let values = host::floats(probs).await?;
+        let k = test.classes;
+        let (mut predictions, mut confidence) = (Vec::new(), Vec::new());
+        for row in values.chunks_exact(k) {
+            let (best, p) = row
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+            predictions.push(best as u16);
+            confidence.push(p);
+        }
+        let images = match &test.select(&indices).features {
+            crate::data::Features::Bytes(b) => b.clone(),
+            crate::data::Features::Floats(_) => Vec::new(),
+        };
+        Ok(Examples {
+            images,
+            labels: test.labels[..n].to_vec(),
+            predictions,
+            confidence,
+        })
+    }
+
+    /// Forward-pass time of the shown and the dense model on `batch` test
+    /// inputs, after a warm-up, averaged over `repeats` runs (each ends on a
+    /// read, so the device has finished).
+    pub async fn latency(&self, batch: usize, repeats: usize) -> Result<Latency> {
+        let test = self.split.test();
+        let indices: Vec<usize> = (0..batch.min(test.len())).collect();
+        let x = crate::data::loader::make_batch(
+            test,
+            &indices,
+            self.split.norm.as_ref(),
+            None,
+            &self.device.device,
+        )
+        .x;
+        let time = |model: Model, x: burn::tensor::Tensor<4>| async move {
+            let run =
+                |x: burn::tensor::Tensor<4>| host::floats(model.forward(x).slice([0..1, 0..1]));
+            run(x.clone()).await?;
+            let start = crate::clock::now();
+            for _ in 0..repeats.max(1) {
+                run(x.clone()).await?;
+            }
+            Ok::<f64, Error>(1000.0 * (crate::clock::now() - start) / repeats.max(1) as f64)
+        };
+        let shown = self.shown().valid();
+        let dense = self
+            .dense
+            .clone()
+            .unwrap_or_else(|| self.trainer.model.clone())
+            .valid();
+        Ok(Latency {
+            batch: indices.len(),
+            shown_macs: count(&shown.spec).macs,
+            dense_macs: count(&dense.spec).macs,
+            shown_ms: time(shown, x.clone()).await?,
+            dense_ms: time(dense, x).await?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Examples {
+    /// `[n, 3, 32, 32]` bytes.
+    pub images: Vec<u8>,
+    pub labels: Vec<u16>,
+    pub predictions: Vec<u16>,
+    pub confidence: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub batch: usize,
+    pub shown_ms: f64,
+    pub dense_ms: f64,
+    pub shown_macs: u64,
+    pub dense_macs: u64,
+}

@@ -1,0 +1,185 @@
+//! What the page draws: the network with what pruning removed or S1's gates,
+//! the decision boundary, one unit's response map, and each layer's width.
+
+use burn::module::Module;
+use serde::Serialize;
+
+use super::Lab;
+use crate::error::{Error, Result};
+use crate::host;
+use crate::model::Ctx;
+
+/// One layer of a fully connected network, for drawing.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerView {
+    pub name: String,
+    pub inputs: usize,
+    pub outputs: usize,
+    /// `|w|`, `inputs × outputs`, row-major by input.
+    pub magnitude: Vec<f32>,
+    /// Weight kept (false: masked by weight-level pruning).
+    pub weight_alive: Option<Vec<bool>>,
+    /// Output unit kept (false: removed by structured pruning or a closed gate).
+    pub unit_alive: Vec<bool>,
+    /// S1's soft gate values on the outputs, while a gated pass runs.
+    pub gates: Option<Vec<f32>>,
+}
+
+impl Lab {
+    /// The layers of a fully connected model (MLP, or resmlp's 1×1 convs)
+    /// with what pruning removed, for the network drawing. Structured views
+    /// draw the dense architecture with removed units greyed out.
+    pub async fn network(&self) -> Result<Vec<LayerView>> {
+        let (model, plan, masks, gates) = if let Some(run) = &self.gated {
+            let gated = &run.trainer.model.gated;
+            let state =
+                crate::prune::polarization::gate_state(gated, &self.split, 256, 256).await?;
+            let gates: Vec<(String, Vec<f32>)> = gated
+                .gates
+                .unit_names
+                .iter()
+                .cloned()
+                .zip(state.units)
+                .collect();
+            (
+                run.trainer.model.gated.model.clone(),
+                None,
+                None,
+                Some(gates),
+            )
+        } else {
+            match (&self.view, &self.dense) {
+                (Some(v), Some(d)) => (d.clone(), v.plan.clone(), v.masks.clone(), None),
+                _ => (self.trainer.model.clone(), None, None, None),
+            }
+        };
+        let mut out = Vec::new();
+        for w in model.prunable_weights() {
+            let shape = w.param.shape();
+            // Conv weights are [out, in, 1, 1] here; linear weights [in, out].
+            let (inputs, outputs, values) = match shape.len() {
+                4 => {
+                    let v = host::floats(w.param.flat().abs()).await?;
+                    let (o, i) = (shape[0], shape[1] * shape[2] * shape[3]);
+                    let mut t = vec![0.0; i * o];
+                    for oo in 0..o {
+                        for ii in 0..i {
+                            t[ii * o + oo] = v[oo * i + ii];
+                        }
+                    }
+                    (i, o, t)
+                }
+                _ => (
+                    shape[0],
+                    shape[1],
+                    host::floats(w.param.flat().abs()).await?,
+                ),
+            };
+            let unit_alive = match plan.as_ref().and_then(|p| p.keep.get(&w.layer)) {
+                Some(kept) => (0..outputs).map(|u| kept.contains(&u)).collect(),
+                None => vec![true; outputs],
+            };
+            let weight_alive = masks
+                .as_ref()
+                .and_then(|m| m.layers.iter().find(|l| l.layer == w.layer))
+                .map(|l| {
+                    if shape.len() == 4 {
+                        let (o, i) = (shape[0], inputs);
+                        (0..i * o).map(|k| l.keep[(k % o) * i + k / o]).collect()
+                    } else {
+                        l.keep.clone()
+                    }
+                });
+            let gate_values = gates
+                .as_ref()
+                .and_then(|g| g.iter().find(|(n, _)| *n == w.layer))
+                .map(|(_, v)| v.clone());
+            out.push(LayerView {
+                unit_alive: match &gate_values {
+                    Some(g) => g.iter().map(|&v| v > 0.5).collect(),
+                    None => unit_alive,
+                },
+                name: w.layer,
+                inputs,
+                outputs,
+                magnitude: values,
+                weight_alive,
+                gates: gate_values,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The decision boundary of the shown model.
+    pub async fn boundary(&self, resolution: usize, extent: f32) -> Result<Vec<f32>> {
+        let model = self.shown().valid();
+        crate::report::boundary::grid_probabilities(&model, resolution, extent, &self.device.device)
+            .await
+    }
+
+    /// The output of unit `unit` of layer `layer` (after BN, before the
+    /// activation) over the grid: what that neuron has learned to detect.
+    pub async fn unit_map(
+        &self,
+        layer: &str,
+        unit: usize,
+        resolution: usize,
+        extent: f32,
+    ) -> Result<Vec<f32>> {
+        let model = self.shown().valid();
+        let n = resolution * resolution;
+        let grid = crate::report::boundary::grid_points(resolution, extent);
+        let x = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(grid, [n, 2, 1, 1]),
+            &self.device.device,
+        );
+        let mut ctx = Ctx::capturing();
+        let _ = model.forward_ctx(x, &mut ctx);
+        let (_, map) = ctx
+            .captured
+            .into_iter()
+            .find(|(name, _)| name == layer)
+            .ok_or_else(|| Error::config("layer", layer, "not a prunable layer of this model"))?;
+        let [_, c, _, _] = map.dims();
+        if unit >= c {
+            return Err(Error::config(
+                "unit",
+                unit,
+                format!("layer {layer} has {c} units"),
+            ));
+        }
+        host::floats(map.slice([0..n, unit..unit + 1]).flatten::<1>(0, 3)).await
+    }
+
+    /// `(group, dense units, shown units)` for every prunable group.
+    pub fn widths(&self) -> Vec<(String, usize, usize)> {
+        let dense = self
+            .dense
+            .clone()
+            .unwrap_or_else(|| self.trainer.model.clone());
+        let shown = self.shown();
+        let now: std::collections::HashMap<String, usize> = shown
+            .spec
+            .unit_groups()
+            .into_iter()
+            .map(|g| (g.name, g.size))
+            .collect();
+        let mut out: Vec<(String, usize, usize)> = dense
+            .spec
+            .unit_groups()
+            .into_iter()
+            .map(|g| {
+                let n = now.get(&g.name).copied().unwrap_or(0);
+                (g.name, g.size, n)
+            })
+            .collect();
+        if let Some(plan) = self.view.as_ref().and_then(|v| v.plan.as_ref()) {
+            for (name, _, n) in out.iter_mut() {
+                if let Some(kept) = plan.keep.get(name) {
+                    *n = kept.len();
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,95 @@
+//! The registry: every method is found by its name, says where each default
+//! comes from, and its own options round-trip through the run file.
+
+use prunelab::config::RunConfig;
+use prunelab::prune::{self, METHODS, PruneOptions, by_name, catalog, defaults};
+
+#[test]
+fn every_method_is_found_by_its_unique_name_and_states_every_default() {
+    let mut names: Vec<&str> = METHODS.iter().map(|m| m.info().name).collect();
+    for name in &names {
+        assert_eq!(by_name(name).unwrap().info().name, *name);
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), METHODS.len(), "names are unique");
+    for m in METHODS {
+        let info = m.info();
+        for d in defaults(info) {
+            assert_ne!(
+                d.value, "(unset)",
+                "{}: {} names no default",
+                info.name, d.key
+            );
+            assert!(
+                !d.source.is_empty(),
+                "{}: {} says where it comes from",
+                info.name,
+                d.key
+            );
+        }
+    }
+    // The seed methods say which they are, where people see them.
+    for (seed, name) in [
+        ("S1", "polarization"),
+        ("S2", "flexrel"),
+        ("S3", "energy"),
+        ("S4", "lottery"),
+    ] {
+        assert!(
+            by_name(name).unwrap().info().title.starts_with(seed),
+            "{name} is {seed}"
+        );
+    }
+    assert!(
+        by_name("nope")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("choose one of")
+    );
+}
+
+#[test]
+fn method_tables_round_trip_through_a_run_file_and_bad_ones_are_named() {
+    let text = "[prune]\nmethod = \"flexrel\"\n[prune.flexrel]\ndelta = 0.25\n[prune.random]\nunit = \"weights\"\n";
+    let config = RunConfig::from_toml(text, "test.toml").unwrap();
+    let flexrel: prune::flexrel::FlexRelOptions = config.prune.options.of("flexrel").unwrap();
+    assert_eq!(flexrel.delta, 0.25);
+    assert_eq!(flexrel.samples, 256, "unset keys keep their defaults");
+    let random: prune::random::RandomOptions = config.prune.options.of("random").unwrap();
+    assert_eq!(random.unit, prune::random::RandomUnit::Weights);
+    // Unknown keys and unknown method tables are refused with what is known.
+    for bad in ["[prune.flexrel]\ndelt = 0.2\n", "[prune.nosuch]\nx = 1\n"] {
+        let e = RunConfig::from_toml(bad, "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("known keys"), "{bad}: {e}");
+    }
+    // A wrong type is refused when the options are checked.
+    let mut options = PruneOptions::default();
+    options
+        .methods
+        .insert("flexrel".into(), serde_json::json!({ "delta": "half" }));
+    assert!(
+        options
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("prune.flexrel")
+    );
+}
+
+#[test]
+fn the_catalog_is_what_the_page_lists() {
+    let listed: Vec<String> = catalog()
+        .into_iter()
+        .filter(|d| d.slider)
+        .map(|d| d.info.name.to_string())
+        .collect();
+    assert!(listed.contains(&"energy".to_string()) && listed.contains(&"lottery".to_string()));
+    assert!(
+        !listed.contains(&"polarization".to_string()),
+        "S1 runs its own pass"
+    );
+}
