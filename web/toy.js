@@ -18,7 +18,6 @@ export function toyLab(engine, state, view, onLost) {
   let csvText = null;      // an uploaded CSV, kept for resets
   let running = false;
   let generation = 0;
-  let scored = null;       // method the cached importances belong to
   let selected = null;     // {layer, unit} shown in the output panel
   let gateHistory = [];
   let snapshot = null;     // the model after the last epoch, kept on the host
@@ -68,7 +67,6 @@ export function toyLab(engine, state, view, onLost) {
   async function create(resume = false) {
     const mine = ++generation;
     running = false;
-    scored = null;
     selected = null;
     if (!resume) {
       gateHistory = [];
@@ -169,12 +167,8 @@ export function toyLab(engine, state, view, onLost) {
     if (!info || running) return;
     try {
       setStatus('pruning');
-      if (scored !== state.method) {
-        notice(`Scoring with ${state.method}…`);
-        await engine.call('score', { method: state.method, options: SCORE_OPTIONS });
-        scored = state.method;
-        notice('');
-      }
+      // The engine keeps the scores until the model changes: asking again is free.
+      await engine.call('score', { method: state.method, options: SCORE_OPTIONS });
       const report = await engine.call('prune', { amount: state.amount });
       showSizes(report);
       view.params = report.pruned.params;
@@ -235,7 +229,6 @@ export function toyLab(engine, state, view, onLost) {
   $('reset').addEventListener('click', () => create());
   $('finetune').addEventListener('click', async () => {
     await engine.call('finetune', { epochs: 10 });
-    scored = null;
     state.amount = 0;
     $('amount').value = 0;
     $('amount-out').textContent = pct(0);
@@ -249,7 +242,6 @@ export function toyLab(engine, state, view, onLost) {
     state.mode = 's1';
     save();
     await engine.call('startGated', { macs: state.s1target, options: {} });
-    scored = null;
     trainLoop();
   });
   $('boundary').addEventListener('click', () => { if (selected) { selected = null; redraw(); } });

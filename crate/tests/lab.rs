@@ -68,6 +68,37 @@ fn train_then_slide_the_pruning_amount_then_fine_tune() {
 }
 
 #[test]
+fn the_slider_reuses_scores_until_training_moves_the_model() {
+    let mut lab = lab("mlp", &[12, 8]);
+    let per_epoch = lab.steps_per_epoch();
+    let first = block_on(lab.train(per_epoch)).unwrap();
+    let options = PruneOptions::default();
+    block_on(lab.score("l1", &options)).unwrap();
+    let a = serde_json::to_value(block_on(lab.prune(0.5)).unwrap()).unwrap();
+    // Asking again (the page does on every click) reuses the same scores.
+    block_on(lab.score("l1", &options)).unwrap();
+    let b = serde_json::to_value(block_on(lab.prune(0.5)).unwrap()).unwrap();
+    assert_eq!(a, b);
+    // Training on makes the old reference and scores stale.
+    let second = block_on(lab.train(per_epoch * 3)).unwrap();
+    let (before, now) = (
+        first.epochs().last().unwrap().test_accuracy,
+        second.epochs().last().unwrap().test_accuracy,
+    );
+    assert_ne!(
+        before, now,
+        "the model must have changed for this test to mean anything"
+    );
+    block_on(lab.score("l1", &options)).unwrap();
+    let c = block_on(lab.prune(0.0)).unwrap();
+    let dense = c.dense.test_accuracy.unwrap();
+    assert!(
+        (dense - now).abs() < 1e-6,
+        "the slider's reference is the model trained so far ({now}), not the one scored before ({before}): {dense}"
+    );
+}
+
+#[test]
 fn s1_runs_epoch_by_epoch_with_gates_then_cuts() {
     let mut lab = lab("resmlp", &[12, 12, 12]);
     // A dense model first: S1's result is compared with it.

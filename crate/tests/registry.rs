@@ -29,6 +29,11 @@ fn every_method_is_found_by_its_unique_name_and_states_every_default() {
             );
         }
     }
+    // Defaults read as written in the code, not as f32 widened to f64.
+    let s1 = defaults(by_name("polarization").unwrap().info());
+    let shown = |key: &str| s1.iter().find(|d| d.key == key).unwrap().value.clone();
+    assert_eq!(shown("polarization.final_temperature"), "0.05");
+    assert_eq!(shown("polarization.freeze_at"), "0.8");
     // The seed methods say which they are, where people see them.
     for (seed, name) in [
         ("S1", "polarization"),

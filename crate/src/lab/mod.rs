@@ -22,9 +22,10 @@ use crate::events::Event;
 use crate::model::masks::WeightMasks;
 use crate::model::{Model, init_model};
 use crate::prune::masks::masks_from_scores;
+use crate::prune::pipeline::ranking;
 use crate::prune::plan::Plan;
 use crate::prune::polarization::{GateReport, PolarizationOptions, PolarizationRun};
-use crate::prune::select::{Scope, SelectOptions, select_blocks, select_units};
+use crate::prune::select::{SelectOptions, select_blocks, select_units};
 use crate::prune::surgery::cut;
 use crate::prune::{Method, PruneOptions, Scores, Scoring, Target, by_name};
 use crate::report::measure;
@@ -33,6 +34,9 @@ use crate::train::{Trainer, Until, advance};
 /// Cached importances of the dense model, and how the method ranks them.
 struct Ranked {
     method: &'static dyn Method,
+    /// The options it was scored with: the same method and options on the
+    /// same model reuse the scores (the slider and repeated clicks).
+    options: PruneOptions,
     scores: Scores,
     select: SelectOptions,
 }
@@ -240,6 +244,11 @@ impl Lab {
             report.step = t.progress.step;
             report.epoch = t.progress.epoch;
             report.finished = t.finished();
+            // The model moved: the slider's reference and scores are stale.
+            if !events.is_empty() {
+                self.dense = None;
+                self.ranked = None;
+            }
         }
         report.events = events;
         Ok(report)
@@ -265,9 +274,16 @@ impl Lab {
     /// Computes and caches `method`'s importances on the current (trained)
     /// model, which becomes the dense reference for the slider. The method
     /// ranks as in a run: its paper's scope and normalisation unless
-    /// `options` say otherwise.
+    /// `options` say otherwise. Asking again with the same method and
+    /// options before the model changes reuses the cached scores.
     pub async fn score(&mut self, method: &str, options: &PruneOptions) -> Result<()> {
         let method = by_name(method)?;
+        if let Some(r) = &self.ranked
+            && r.method.info().name == method.info().name
+            && r.options == *options
+        {
+            return Ok(());
+        }
         let info = method.info();
         // A fork: training on after scoring must not move the reference's BN statistics.
         let dense = self
@@ -284,17 +300,11 @@ impl Lab {
                 augment: self.config.data.augment,
             })
             .await?;
-        let select = SelectOptions {
-            scope: options
-                .scope
-                .or(info.scope.map(|(s, _)| s))
-                .unwrap_or(Scope::Global),
-            normalize: info.normalize.map_or(options.normalize, |(n, _)| n),
-            ..SelectOptions::default()
-        };
+        let select = ranking(info, options);
         self.dense = Some(dense);
         self.ranked = Some(Ranked {
             method,
+            options: options.clone(),
             scores,
             select,
         });

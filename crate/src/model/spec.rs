@@ -172,6 +172,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "cnn",
     "resnet20",
     "resnet32",
+    "resnet44",
     "resnet56",
     "resnet110",
     "vgg16",
@@ -276,10 +277,11 @@ impl ModelSpec {
                 classes,
             }),
             _ => {
-                let depth: usize = name
-                    .strip_prefix("resnet")
+                // One list of accepted names: what parses is what `MODEL_NAMES` lists.
+                let depth: usize = Some(name)
+                    .filter(|n| MODEL_NAMES.contains(n))
+                    .and_then(|n| n.strip_prefix("resnet"))
                     .and_then(|d| d.parse().ok())
-                    .filter(|d| [20, 32, 44, 56, 110].contains(d))
                     .ok_or_else(|| {
                         Error::config(
                             "model",
@@ -591,5 +593,27 @@ impl ResNetSpec {
             .iter()
             .enumerate()
             .flat_map(|(s, stage)| stage.blocks.iter().map(move |b| (s + 1, b)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_model_builds_and_nothing_else_does() {
+        let options = ModelOptions::default();
+        for name in MODEL_NAMES {
+            assert!(
+                ModelSpec::named(name, &options).is_ok(),
+                "{name} is listed but does not build"
+            );
+        }
+        for name in ["resnet44x", "resnet45", "resnet", "vgg11"] {
+            assert!(
+                ModelSpec::named(name, &options).is_err(),
+                "{name} builds but is not listed"
+            );
+        }
     }
 }

@@ -280,11 +280,32 @@ pub fn defaults(info: &MethodInfo) -> Vec<StatedDefault> {
                 .and_then(|v| rest.split('.').try_fold(v, |v, k| v.get(k))),
             _ => knob.key.split('.').try_fold(&shared, |v, k| v.get(k)),
         }
-        .map(|v| v.to_string())
+        .map(shown)
         .unwrap_or_else(|| "(unset)".into());
         push(knob.key, value, knob.source);
     }
     out
+}
+
+/// A default as a person would write it: options are mostly `f32`, which
+/// JSON widens (0.05 → 0.05000000074505806), so a number that is exactly an
+/// `f32` is printed at `f32` precision.
+fn shown(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(x) if !n.is_i64() && !n.is_u64() && f64::from(x as f32) == x => {
+                (x as f32).to_string()
+            }
+            _ => n.to_string(),
+        },
+        serde_json::Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(shown).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 /// One registry entry as the page and `prunelab methods --json` see it.

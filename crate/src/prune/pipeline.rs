@@ -9,7 +9,7 @@ use super::select::select_blocks;
 use super::select::{Scope, SelectOptions, UnitScores, select_by_rates, select_units};
 use super::surgery::cut;
 use super::target::Target;
-use super::{BoxFuture, Job, Method, Outcome, Phase, Scores};
+use super::{BoxFuture, Job, Method, MethodInfo, Outcome, Phase, PruneOptions, Scores};
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event};
 use crate::metrics::count::count;
@@ -100,12 +100,18 @@ pub fn run<'a, M: Method + ?Sized>(method: &'a M, job: Job<'a>) -> BoxFuture<'a,
 /// normalisation unless `scope` / `normalize` say otherwise (a normalisation
 /// the method's paper prescribes always applies).
 pub fn select_options(job: &Job<'_>) -> SelectOptions {
-    let default = job.info.scope.map_or(Scope::Global, |(s, _)| s);
+    ranking(job.info, &job.options)
+}
+
+/// [`select_options`] for a method and options alone (the lab's slider
+/// ranks exactly as a run does).
+pub fn ranking(info: &MethodInfo, options: &PruneOptions) -> SelectOptions {
+    let default = info.scope.map_or(Scope::Global, |(s, _)| s);
     SelectOptions {
-        scope: job.options.scope.unwrap_or(default),
-        normalize: job.info.normalize.map_or(job.options.normalize, |(n, _)| n),
+        scope: options.scope.unwrap_or(default),
+        normalize: info.normalize.map_or(options.normalize, |(n, _)| n),
         min_keep: 1,
-        step: job.options.step,
+        step: options.step,
     }
 }
 
