@@ -122,6 +122,147 @@ fn bad_values_get_clear_errors() {
     assert!(e.contains("--data DIR"), "{e}");
 }
 
+/// The probe's M3: a model whose classes or inputs differ from the data
+/// used to panic inside burn.
+#[test]
+fn a_model_and_data_that_do_not_match_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.plm");
+    ok(&[
+        "train",
+        "--dataset",
+        "spiral",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    let six = dir.path().join("six.toml");
+    std::fs::write(
+        &six,
+        "device = \"cpu\"\n[data]\ndataset = \"gaussians\"\nclasses = 6\n[model]\nhidden = [8]\n",
+    )
+    .unwrap();
+    let e = fails(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--config",
+        six.to_str().unwrap(),
+    ]);
+    assert!(e.contains("2 classes") && e.contains("6 classes"), "{e}");
+    assert!(!e.contains("engine stopped"), "{e}");
+    let e = fails(&[
+        "prune",
+        "--model-file",
+        model.to_str().unwrap(),
+        "--config",
+        six.to_str().unwrap(),
+        "--method",
+        "l1",
+        "--target",
+        "macs=0.5",
+    ]);
+    assert!(
+        e.contains("6 classes") && !e.contains("engine stopped"),
+        "{e}"
+    );
+}
+
+/// The probe's L6: every run without XDG_RUNTIME_DIR used to leave an empty
+/// world-readable `prunelab-runtime-<pid>` behind.
+#[test]
+fn the_private_runtime_directory_is_removed_on_the_way_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&["methods"][..], &["--help"], &["train", "--lr", "-1"]] {
+        let _ = support::bin()
+            .args(args)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+}
+
+/// The reliability probe's M2 and M10: sizes that would not fit in memory,
+/// and prune options that would fail after the dense training, are refused
+/// up front by name (they used to abort with 134 or run for ever).
+#[test]
+fn sizes_and_prune_options_out_of_range_are_refused_before_any_work() {
+    for (args, says) in [
+        (
+            &["train", "--points", "1000000000000"][..],
+            "data.train_points",
+        ),
+        (&["train", "--hidden", "1000000000"], "hidden"),
+        (&["train", "--train-subset", "0"], "data.train_subset"),
+        (
+            &[
+                "prune",
+                "--method",
+                "l1",
+                "--target",
+                "macs=0.5",
+                "--set",
+                "finetune_epochs=1000000000000",
+            ],
+            "finetune_epochs",
+        ),
+        (
+            &[
+                "prune",
+                "--method",
+                "l1",
+                "--target",
+                "macs=0.5",
+                "--set",
+                "finetune_lr=-5",
+            ],
+            "finetune_lr",
+        ),
+        (
+            &[
+                "prune",
+                "--method",
+                "energy",
+                "--target",
+                "macs=0.5",
+                "--set",
+                "score_batch_size=0",
+            ],
+            "score_batch_size",
+        ),
+    ] {
+        let e = fails(args);
+        assert!(e.contains(says), "{args:?}: {e}");
+        assert!(
+            !e.contains("engine stopped") && !e.contains("test accuracy"),
+            "{args:?}: {e}"
+        );
+    }
+    // L1: a typo inside a [[methods]] entry used to run the defaults silently.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.toml");
+    std::fs::write(
+        &file,
+        "[data]\ndataset = \"xor\"\n[[methods]]\nmethod = \"flexrel\"\ntarget = \"sparsity=0.5\"\noption = { flexrel = { samples = 7 } }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let e = fails(&[
+        "compare",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(e.contains("option"), "{e}");
+}
+
 #[test]
 fn a_truncated_cifar_file_exits_non_zero_and_names_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -440,3 +440,136 @@ fn sharded_runs_cover_the_sweep_once_and_a_failed_shard_is_redone_alone() {
     let (_, err) = ok(&["sweep", "--collect", out.to_str().unwrap()]);
     assert!(!err.contains("missing"), "{err}");
 }
+
+/// Every Kubernetes pod's prunelab is PID 1 on one shared volume: shards in
+/// separate PID namespaces (and a retried pod running a shard twice) must
+/// not share temporary files. Needs `unshare --pid` (root); skips elsewhere.
+#[test]
+fn shards_in_separate_pid_namespaces_do_not_share_temporary_files() {
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        eprintln!(
+            "SKIPPED: `unshare --pid` is unavailable here (needs root and util-linux); \
+             run as root to check shards in separate PID namespaces"
+        );
+        return;
+    }
+    let binary = bin().get_program().to_owned();
+    for trial in 0..3 {
+        let (root, sweep) = sweep_file();
+        let out = root.path().join("out");
+        // Three shards, and shard 0 twice (a retried pod while the old one runs).
+        let children: Vec<_> = ["0/3", "1/3", "2/3", "0/3"]
+            .iter()
+            .map(|shard| {
+                Command::new("unshare")
+                    .args(["--pid", "--fork", "--mount-proc"])
+                    .arg(&binary)
+                    .args([
+                        "sweep",
+                        sweep.to_str().unwrap(),
+                        "--out",
+                        out.to_str().unwrap(),
+                    ])
+                    .args(["--shard", shard])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let o = child.wait_with_output().unwrap();
+            assert!(o.status.success(), "trial {trial}: {}", stderr(&o));
+        }
+        let runs: Vec<PathBuf> = files_under(&out.join("runs"));
+        assert_eq!(
+            runs.len(),
+            6,
+            "trial {trial}: one result per run, no temporaries: {runs:?}"
+        );
+        assert!(temporaries(&out).is_empty(), "trial {trial}");
+        for r in &runs {
+            json(r);
+        }
+    }
+}
+
+/// The probe's M5: leaving out `--resume` used to overwrite a finished run.
+#[test]
+fn an_existing_checkpoint_needs_resume_or_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = train_args(dir.path(), "kept");
+    args[8] = "1".into(); // --epochs 1
+    ok(&strs(&args));
+    let ckpt = dir.path().join("kept.ckpt");
+    let before = std::fs::read(&ckpt).unwrap();
+    let err = fails(&strs(&args));
+    assert!(
+        err.contains("--resume") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&ckpt).unwrap(), before, "the run is kept");
+    args.push("--overwrite".into());
+    ok(&strs(&args));
+    // M4: a resumed run may change its length, not what it is.
+    let mut resumed = train_args(dir.path(), "kept");
+    resumed[8] = "2".into();
+    resumed.extend([
+        "--resume".into(),
+        "--optimizer".into(),
+        "adam".into(),
+        "--hidden".into(),
+        "64".into(),
+    ]);
+    let err = fails(&strs(&resumed));
+    assert!(
+        err.contains("model.hidden") && err.contains("train.optimizer"),
+        "{err}"
+    );
+    resumed.truncate(resumed.len() - 4);
+    ok(&strs(&resumed));
+}
+
+/// The probe's M9: outputs that cannot be written are refused before any
+/// training, not after it.
+#[test]
+fn unwritable_outputs_are_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let under_file = file.join("sub");
+    let mut args = train_args(dir.path(), "t");
+    let save = args.iter().position(|a| a == "--save").unwrap();
+    args[save + 1] = under_file.join("m.plm").display().to_string();
+    let err = fails(&strs(&args));
+    assert!(err.contains("afile"), "{err}");
+    assert!(
+        !err.contains("test accuracy"),
+        "refused before training: {err}"
+    );
+    let (root, sweep) = sweep_file();
+    let err = fails(&[
+        "sweep",
+        sweep.to_str().unwrap(),
+        "--out",
+        under_file.to_str().unwrap(),
+    ]);
+    assert!(err.contains("afile"), "{err}");
+    assert!(files_under(root.path()).len() == 1, "nothing ran");
+    let experiment = dir.path().join("e.toml");
+    std::fs::write(
+        &experiment,
+        "name = \"e\"\n[data]\ndataset = \"xor\"\n[[methods]]\nmethod = \"l1\"\ntarget = \"macs=0.3\"\n",
+    )
+    .unwrap();
+    let err = fails(&[
+        "compare",
+        experiment.to_str().unwrap(),
+        "--out",
+        under_file.to_str().unwrap(),
+    ]);
+    assert!(err.contains("afile") && !err.contains("device:"), "{err}");
+}

@@ -93,6 +93,17 @@ impl RunConfig {
                 ),
             ));
         }
+        self.data.check_sizes()?;
+        use crate::model::spec::{MAX_LAYERS, MAX_WIDTH};
+        if self.model.hidden.len() >= MAX_LAYERS
+            || self.model.hidden.iter().any(|&w| w == 0 || w > MAX_WIDTH)
+        {
+            return Err(Error::config(
+                "hidden",
+                format!("{:?}", self.model.hidden),
+                format!("use fewer than {MAX_LAYERS} widths of 1 to {MAX_WIDTH}"),
+            ));
+        }
         let image_model = !crate::model::spec::POINT_MODELS.contains(&self.model.name.as_str());
         let image_data = self.data.dataset.starts_with("cifar");
         if image_model != image_data {
@@ -100,9 +111,9 @@ impl RunConfig {
                 "model",
                 self.model.name.clone(),
                 if image_data {
-                    "CIFAR data needs an image model (cnn, resnet20/32/56/110, vgg16)"
+                    "CIFAR data needs an image model (cnn, resnet20/32/44/56/110, vgg16)"
                 } else {
-                    "2-D points need the mlp model"
+                    "2-D points need the mlp or resmlp model"
                 },
             ));
         }

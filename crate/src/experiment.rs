@@ -38,6 +38,7 @@ fn default_name() -> String {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MethodEntry {
     pub method: String,
     pub target: String,

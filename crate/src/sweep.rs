@@ -44,6 +44,7 @@ fn default_name() -> String {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SweepMethod {
     pub method: String,
     pub targets: Vec<String>,

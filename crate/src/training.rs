@@ -48,7 +48,14 @@ pub async fn train(
     let start = clock::now();
     let device = opened.autodiff();
     let spec = match &resume {
-        Some(r) => r.meta.spec.clone(),
+        Some(r) => {
+            crate::io::model_file::check_fits(&r.meta.spec, &r.pack, r.path)?;
+            check_same_run(config, &r.meta.config, r.path)?;
+            r.meta
+                .spec
+                .check_data(split.train.classes, split.train.shape)?;
+            r.meta.spec.clone()
+        }
         None => config.model_spec(split.train.classes, split.train.shape[0])?,
     };
     let mut trainer = Trainer::new(
@@ -131,4 +138,62 @@ pub async fn train(
         config: config.clone(),
     };
     Ok((trainer.model, result))
+}
+
+/// What a resumed run may change from the run that wrote its checkpoint:
+/// how long it trains and where. Anything else would make a hybrid run whose
+/// record no longer says how it was made.
+pub const RESUME_MAY_CHANGE: &[&str] = &["train.epochs", "device"];
+
+/// Refuses `--resume` when the command's config differs from the one stored
+/// in the checkpoint, naming each field (beyond [`RESUME_MAY_CHANGE`]).
+fn check_same_run(config: &RunConfig, stored: &serde_json::Value, path: &Path) -> Result<()> {
+    fn flatten(v: &serde_json::Value, at: String, out: &mut Vec<(String, serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    flatten(v, key, out);
+                }
+            }
+            other => out.push((at, other.clone())),
+        }
+    }
+    // An older checkpoint without a config: nothing to compare.
+    if !stored.is_object() {
+        return Ok(());
+    }
+    let (mut now, mut then) = (Vec::new(), Vec::new());
+    flatten(
+        &serde_json::to_value(config).expect("plain data"),
+        String::new(),
+        &mut now,
+    );
+    flatten(stored, String::new(), &mut then);
+    let then: std::collections::BTreeMap<_, _> = then.into_iter().collect();
+    let changed: Vec<String> = now
+        .iter()
+        .filter(|(k, _)| !RESUME_MAY_CHANGE.contains(&k.as_str()))
+        .filter_map(|(k, v)| {
+            let old = then.get(k).cloned().unwrap_or(serde_json::Value::Null);
+            (old != *v).then(|| format!("{k} ({old} → {v})"))
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::config(
+        "resume",
+        path.display(),
+        format!(
+            "the checkpoint was written by a different run: {}; run the same command \
+             (only {} may change), or start over with --overwrite",
+            changed.join(", "),
+            RESUME_MAY_CHANGE.join(" and ")
+        ),
+    ))
 }

@@ -127,3 +127,51 @@ fn option_a_shortcut_pads_channels_and_subsamples() {
     assert_eq!(y[8 * 256 + 16 + 1], x[2 * 32 + 2]);
     assert!(y[..8 * 256].iter().all(|&v| v == 0.0), "padding is zero");
 }
+
+/// The reliability probe's M1: a model file is small, but its header
+/// declares the architecture. A hand-made file (with a valid checksum) that
+/// declares a huge or inconsistent one is refused before anything is built.
+#[test]
+fn a_file_declaring_a_huge_architecture_is_refused_before_allocating() {
+    let device = cpu();
+    let m = model(&mlp_spec(&[8]), 1, &device);
+    let bytes = block_on(model_file::to_bytes(&m, serde_json::json!({}))).unwrap();
+    let path = std::path::Path::new("evil.plm");
+    let original = Pack::from_bytes(&bytes, path).unwrap();
+    let forge = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut pack = Pack::from_bytes(&bytes, path).unwrap();
+        edit(&mut pack.meta["spec"]);
+        pack.to_bytes()
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "hidden 1e9",
+            forge(&|s| s["hidden"] = serde_json::json!([1_000_000_000u64])),
+            "between 1 and",
+        ),
+        (
+            "classes 1e8",
+            forge(&|s| s["classes"] = serde_json::json!(100_000_000u64)),
+            "between 1 and",
+        ),
+        (
+            "inputs 0",
+            forge(&|s| s["inputs"] = serde_json::json!(0)),
+            "between 1 and",
+        ),
+        (
+            "in bounds, more than stored",
+            forge(&|s| s["hidden"] = serde_json::json!([4096, 4096])),
+            "parameters but the file stores",
+        ),
+    ];
+    for (what, forged, says) in cases {
+        let err = model_file::from_bytes(&forged, path, &device)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted"))
+            .to_string();
+        assert!(err.contains(says), "{what}: {err}");
+    }
+    // The unforged file still loads (the forging itself is sound).
+    assert!(model_file::from_bytes(&original.to_bytes(), path, &device).is_ok());
+}

@@ -192,7 +192,29 @@ pub fn concat(parts: Vec<Dataset>) -> Dataset {
     first
 }
 
+/// The most records one file may hold (CIFAR-100's train.bin has 50,000).
+const MAX_RECORDS: u64 = 60_000;
+
 fn read(path: &Path, variant: Variant) -> Result<Dataset> {
+    // The metadata first: a FIFO, a device (a link to /dev/zero) or a huge
+    // file is refused before a byte is read.
+    if let Ok(meta) = std::fs::metadata(path) {
+        let max = MAX_RECORDS * variant.record_size() as u64;
+        if !meta.is_file() || meta.len() > max {
+            let found = if meta.is_file() {
+                format!("{} bytes", meta.len())
+            } else {
+                "not a regular file".into()
+            };
+            return Err(bad(
+                path,
+                variant,
+                "this is not a CIFAR batch file".into(),
+                format!("a regular file of at most {MAX_RECORDS} records ({max} bytes)"),
+                found,
+            ));
+        }
+    }
     let bytes = std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             bad(
@@ -382,6 +404,20 @@ mod tests {
             .to_string();
         assert!(err.contains("data_batch_2.bin"), "{err}");
         assert!(err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn devices_fifos_and_huge_files_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("data_batch_1.bin");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let err = read(&link, Variant::Cifar10).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let huge = dir.path().join("test_batch.bin");
+        let f = std::fs::File::create(&huge).unwrap();
+        f.set_len(MAX_RECORDS * 3073 + 3073).unwrap(); // sparse: no disk used
+        let err = read(&huge, Variant::Cifar10).unwrap_err().to_string();
+        assert!(err.contains("at most 60000 records"), "{err}");
     }
 
     #[test]

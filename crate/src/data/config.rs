@@ -7,6 +7,10 @@ use super::toy::{self, ToySpec};
 use super::{DataSource, Split};
 use crate::error::{Error, Result};
 
+/// The most points a generated (toy) data set may have: 10 million 2-D
+/// points are 80 MB.
+pub const MAX_POINTS: usize = 10_000_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DataConfig {
@@ -58,6 +62,38 @@ impl Default for DataConfig {
 impl DataConfig {
     pub fn is_toy(&self) -> bool {
         toy::names().contains(&self.dataset.as_str())
+    }
+
+    /// Upper bounds on generated data and no empty subsets: a size that
+    /// would not fit in memory is an error, not an abort.
+    pub fn check_sizes(&self) -> Result<()> {
+        for (field, n) in [
+            ("data.train_points", self.train_points),
+            ("data.test_points", self.test_points),
+        ] {
+            if n > MAX_POINTS {
+                return Err(Error::config(
+                    field,
+                    n,
+                    format!(
+                        "use at most {MAX_POINTS} points (the bound prunelab checks before allocating)"
+                    ),
+                ));
+            }
+        }
+        for (field, n) in [
+            ("data.train_subset", self.train_subset),
+            ("data.test_subset", self.test_subset),
+        ] {
+            if n == Some(0) {
+                return Err(Error::config(
+                    field,
+                    0,
+                    "use at least 1 example, or leave it out for the whole set",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Where the data comes from.

@@ -88,15 +88,17 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
             "an empty file".into(),
         ));
     }
-    let classes = *labels.iter().max().unwrap() as usize + 1;
-    if classes < 2 {
+    // Two different labels, hence two rows: training and test each get one.
+    let distinct: std::collections::BTreeSet<u16> = labels.iter().copied().collect();
+    if distinct.len() < 2 {
         return Err(bad(
             path,
             "only one class".into(),
-            "labels of at least 2 classes",
-            "every label is 0".into(),
+            "rows of at least 2 different labels",
+            format!("every label is {} ({} rows)", labels[0], labels.len()),
         ));
     }
+    let classes = *labels.iter().max().unwrap() as usize + 1;
     Ok(Dataset {
         features: Features::Floats(xy),
         labels,
@@ -108,7 +110,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
 /// Splits points into train and test sets at random (seeded).
 pub fn split(points: Dataset, test_fraction: f32, seed: u64, source: &str) -> Split {
     let order = rng::permutation(&mut rng::stream(seed, "csv-split", 0), points.len());
-    // `parse` guarantees two classes, hence at least two points: both sets get one.
+    // `parse` guarantees two different labels, hence two points: both sets get one.
     let n_test = ((points.len() as f32 * test_fraction.clamp(0.0, 0.9)).round() as usize)
         .clamp(1, points.len() - 1);
     let (test, train) = order.split_at(n_test);
@@ -118,6 +120,14 @@ pub fn split(points: Dataset, test_fraction: f32, seed: u64, source: &str) -> Sp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_row_or_one_label_is_refused_by_name() {
+        for text in [&b"0,0,1\n"[..], b"x,y,label\n5,5,1\n", b"0,0,1\n1,1,1\n"] {
+            let e = parse(text, Path::new("one.csv")).unwrap_err().to_string();
+            assert!(e.contains("2 different labels"), "{e}");
+        }
+    }
 
     #[test]
     fn parses_rows_with_a_header_and_comments() {

@@ -1,9 +1,10 @@
 //! Atomic file writes: a reader sees the old file or the new one, never a
 //! partial one, and a crash mid-write leaves the old file in place.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,15 +41,8 @@ fn publish(path: &Path, bytes: &[u8], mode: Publish) -> Result<bool> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    // Unique per process *and* call, so concurrent writers never share one.
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let (tmp, mut file) = create_temporary(dir, &name).map_err(|e| Error::io(dir, e))?;
     let result = (|| -> std::io::Result<bool> {
-        let mut file = File::create(&tmp)?;
         let half = bytes.len() / 2;
         file.write_all(&bytes[..half])?;
         fault::mid_write(&name)?;
@@ -84,6 +78,59 @@ fn publish(path: &Path, bytes: &[u8], mode: Publish) -> Result<bool> {
             source: std::io::Error::new(e.kind(), format!("{e}{hint}")),
         }
     })
+}
+
+/// Creates a fresh temporary file beside the target, exclusively
+/// (`O_EXCL`): its name carries a random 64-bit nonce, because a PID is
+/// unique only inside one PID namespace (every Kubernetes pod's prunelab is
+/// PID 1 on one shared volume), and a clash, however unlikely, is retried
+/// with a new nonce rather than shared.
+fn create_temporary(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    loop {
+        let tmp = dir.join(format!(".{name}.tmp-{:016x}", nonce()));
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// 64 random bits: std's `RandomState` keys come from the OS's random
+/// source once per thread; the counter and the clock make every call differ.
+pub fn nonce() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
+}
+
+/// Checks, before any work, that `path` can be written later: its folder
+/// exists or can be made, `path` is not itself a folder, and a file can be
+/// created beside it. An hour of training must not end in "Not a directory".
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    if path.is_dir() {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("this is a folder; give a file name"),
+        ));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let (tmp, file) = create_temporary(dir, &name).map_err(|e| Error::io(path, e))?;
+    drop(file);
+    fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))
 }
 
 /// Writes JSON (pretty, with a trailing newline) atomically.

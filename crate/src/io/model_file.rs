@@ -96,7 +96,34 @@ pub fn from_bytes(
             });
         }
     };
-    spec.validate()?;
+    check_fits(&spec, &pack, path)?;
     let model = pack::load_module(Model::new(&spec, device), &pack, "model/", path)?;
     Ok((model, notes))
+}
+
+/// Refuses, before a model is built, a spec that is out of bounds or that
+/// needs more parameters than the file stores: the checksum catches
+/// accidents, not a hand-made file declaring a huge architecture.
+pub fn check_fits(spec: &ModelSpec, pack: &Pack, path: &Path) -> Result<()> {
+    spec.validate().map_err(|e| Error::BadCheckpoint {
+        path: path.to_path_buf(),
+        problem: format!("its architecture is not one prunelab builds: {e}"),
+    })?;
+    let stored: u64 = pack
+        .entries
+        .iter()
+        .filter(|e| e.name.starts_with("model/"))
+        .map(|e| e.shape.iter().map(|&d| d as u64).product::<u64>())
+        .sum();
+    let needed = crate::metrics::count::count(spec).params;
+    if needed > stored {
+        return Err(Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            problem: format!(
+                "its architecture needs {needed} parameters but the file stores {stored}; \
+                 it is damaged or was not written by prunelab"
+            ),
+        });
+    }
+    Ok(())
 }

@@ -141,6 +141,9 @@ impl Lab {
             std::path::Path::new("snapshot.plm"),
             &self.device.autodiff(),
         )?;
+        model
+            .spec
+            .check_data(self.split.train.classes, self.split.train.shape)?;
         let mut config = self.trainer.config.clone();
         config.epochs = config.epochs.max(1);
         self.trainer = Trainer::new(model, config, self.config.seed);

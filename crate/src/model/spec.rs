@@ -178,6 +178,16 @@ pub const MODEL_NAMES: &[&str] = &[
     "vgg16",
 ];
 
+/// Upper bounds on what a spec may declare. Model files and configs are
+/// checked against them before anything is allocated, so a hand-made 2 KB
+/// file cannot ask for terabytes (docs/operations.md lists them).
+pub const MAX_WIDTH: usize = 16_384;
+pub const MAX_CLASSES: usize = 100_000;
+pub const MAX_LAYERS: usize = 1_000;
+pub const MAX_INPUTS: usize = 1 << 20;
+pub const MAX_IMAGE_SIZE: usize = 1_024;
+pub const MAX_IN_CHANNELS: usize = 64;
+
 /// Models that take 2-D points rather than images.
 pub const POINT_MODELS: &[&str] = &["mlp", "resmlp"];
 
@@ -317,6 +327,26 @@ impl ModelSpec {
             ModelSpec::Plain(p) => p.classes,
             ModelSpec::Resnet(r) => r.classes,
         }
+    }
+
+    /// Refuses data this model cannot read, naming both sides (it used to
+    /// be a panic inside burn).
+    pub fn check_data(&self, classes: usize, shape: [usize; 3]) -> Result<()> {
+        if self.classes() != classes || self.input_shape() != shape {
+            return Err(Error::config(
+                "model",
+                self.name(),
+                format!(
+                    "the model has {} classes and inputs of shape {:?}, the data has {} classes \
+                     and inputs of shape {:?}; use the data it was trained on, or train a model for this data",
+                    self.classes(),
+                    self.input_shape(),
+                    classes,
+                    shape
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Input shape of one example, `[channels, height, width]`; toy points are `[2, 1, 1]`.
@@ -466,7 +496,63 @@ impl ModelSpec {
 
     /// Checks that the spec can be built: positive widths, nothing removed
     /// that would leave a layer without units.
+    /// Refuses sizes outside the bounds above (and zero sizes), naming the
+    /// field: checked before a model of this spec is built.
+    pub fn check_size(&self) -> Result<()> {
+        let within = |what: &str, v: usize, max: usize| {
+            if (1..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    what,
+                    v,
+                    format!(
+                        "must be between 1 and {max} (the bound prunelab checks before allocating)"
+                    ),
+                ))
+            }
+        };
+        match self {
+            ModelSpec::Mlp(m) => {
+                within("inputs", m.inputs, MAX_INPUTS)?;
+                within("layers", m.hidden.len() + 1, MAX_LAYERS)?;
+                for &w in &m.hidden {
+                    within("hidden width", w, MAX_WIDTH)?;
+                }
+                within("classes", m.classes, MAX_CLASSES)
+            }
+            ModelSpec::Plain(p) => {
+                within("in_channels", p.in_channels, MAX_IN_CHANNELS)?;
+                within("image_size", p.image_size, MAX_IMAGE_SIZE)?;
+                within("layers", p.layers.len() + 1, MAX_LAYERS)?;
+                for l in &p.layers {
+                    if let PlainLayer::Conv(c) = l {
+                        within("conv width", *c, MAX_WIDTH)?;
+                    }
+                }
+                within("classes", p.classes, MAX_CLASSES)
+            }
+            ModelSpec::Resnet(r) => {
+                within("in_channels", r.in_channels, MAX_IN_CHANNELS)?;
+                within("image_size", r.image_size, MAX_IMAGE_SIZE)?;
+                within("kernel", r.kernel, 7)?;
+                within("stem width", r.stem, MAX_WIDTH)?;
+                let blocks: usize = r.stages.iter().map(|s| s.blocks.len()).sum();
+                within("layers", 2 * blocks + r.stages.len() + 2, MAX_LAYERS)?;
+                for s in &r.stages {
+                    within("stage width", s.width, MAX_WIDTH)?;
+                    within("stride", s.stride, 4)?;
+                    for b in &s.blocks {
+                        within("block width", b.mid, MAX_WIDTH)?;
+                    }
+                }
+                within("classes", r.classes, MAX_CLASSES)
+            }
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
+        self.check_size()?;
         for group in self.unit_groups() {
             if group.size == 0 {
                 return Err(Error::config(

@@ -29,7 +29,7 @@ use super::{
     BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
 };
 use crate::data::Split;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::host;
 use crate::model::Model;
 
@@ -53,14 +53,53 @@ pub enum Criterion {
     Entropy,
 }
 
-/// Singular values of a `rows × cols` row-major matrix (nalgebra SVD).
-pub fn singular_values(rows: usize, cols: usize, values: &[f32]) -> Vec<f64> {
+/// Singular values of a `rows × cols` row-major matrix (nalgebra SVD, in
+/// f64, on the matrix scaled to a largest entry of 1).
+///
+/// nalgebra's SVD can end in NaN on rare finite matrices (it then panics
+/// while sorting: seen on a ResNet-20 ReLU map in the CIFAR quick run), so
+/// the unordered, fallible form is used and, when it fails, the eigenvalues
+/// of the smaller Gram matrix (symmetric solver, f64) stand in. Non-finite
+/// input is an error naming its cause.
+pub fn singular_values(rows: usize, cols: usize, values: &[f32]) -> Result<Vec<f64>> {
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Execution(
+            "a feature map holds NaN or infinity: the model has diverged; train it again \
+             with a lower learning rate"
+                .into(),
+        ));
+    }
+    let scale = values.iter().fold(0.0f64, |a, &v| a.max((v as f64).abs()));
+    if scale == 0.0 {
+        return Ok(vec![0.0; rows.min(cols)]);
+    }
     let m = DMatrix::from_row_slice(
         rows,
         cols,
-        &values.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        &values.iter().map(|&v| v as f64 / scale).collect::<Vec<_>>(),
     );
-    m.singular_values().iter().copied().collect()
+    let sv = match m.clone().try_svd_unordered(false, false, f64::EPSILON, 0) {
+        Some(svd) if svd.singular_values.iter().all(|s| s.is_finite()) => {
+            svd.singular_values.iter().copied().collect()
+        }
+        _ => singular_values_by_eigen(&m),
+    };
+    Ok(sv.into_iter().map(|s| s * scale).collect())
+}
+
+/// The fallback of [`singular_values`]: √ of the eigenvalues of `M Mᵀ` or
+/// `Mᵀ M`, whichever is smaller (exact up to f64 rounding of the squares).
+pub fn singular_values_by_eigen(m: &DMatrix<f64>) -> Vec<f64> {
+    let g = if m.nrows() <= m.ncols() {
+        m * m.transpose()
+    } else {
+        m.transpose() * m
+    };
+    let g = (&g + g.transpose()) * 0.5;
+    g.symmetric_eigenvalues()
+        .iter()
+        .map(|&l| l.max(0.0).sqrt())
+        .collect()
 }
 
 /// Singular values of `M` from its Gram matrix `M Mᵀ` (`n × n`, row-major,
@@ -121,7 +160,7 @@ pub async fn channel_energies(
         Svd::Full => {
             let values = host::floats(per_channel).await?;
             for m in values.chunks_exact(b * h * w) {
-                out.push(energy(&singular_values(b, h * w, m), kind));
+                out.push(energy(&singular_values(b, h * w, m)?, kind));
             }
         }
     }
@@ -241,18 +280,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_eigen_fallback_agrees_and_non_finite_maps_are_named() {
+        let (rows, cols) = (5, 9);
+        let m: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) * if i % 7 == 0 { 1e-3 } else { 1.0 })
+            .collect();
+        let mut svd = singular_values(rows, cols, &m).unwrap();
+        let dm =
+            DMatrix::from_row_slice(rows, cols, &m.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        let mut eig = singular_values_by_eigen(&dm);
+        svd.sort_by(|a, b| b.total_cmp(a));
+        eig.sort_by(|a, b| b.total_cmp(a));
+        for (a, b) in svd.iter().zip(&eig) {
+            assert!((a - b).abs() <= 1e-9 * svd[0], "{svd:?} vs {eig:?}");
+        }
+        let tall = singular_values_by_eigen(&dm.transpose());
+        assert_eq!(tall.len(), rows);
+        assert_eq!(singular_values(2, 2, &[0.0; 4]).unwrap(), vec![0.0, 0.0]);
+        let err = singular_values(2, 2, &[1.0, f32::NAN, 0.0, 1.0]).unwrap_err();
+        assert!(err.to_string().contains("diverged"), "{err}");
+    }
+
+    #[test]
     fn nalgebra_svd_recovers_known_singular_values() {
         // diag(3, 2) rotated: U·Σ·Vᵀ with U a rotation by 30°, V the identity.
         let (c, s) = (30f64.to_radians().cos(), 30f64.to_radians().sin());
         let m = [3.0 * c, -2.0 * s, 3.0 * s, 2.0 * c].map(|v| v as f32);
-        let mut sv = singular_values(2, 2, &m);
+        let mut sv = singular_values(2, 2, &m).unwrap();
         sv.sort_by(|a, b| b.total_cmp(a));
         assert!(
             (sv[0] - 3.0).abs() < 1e-6 && (sv[1] - 2.0).abs() < 1e-6,
             "{sv:?}"
         );
         // A rank-1 2×3 matrix [1 2 2; 2 4 4] has σ = (√45, 0).
-        let mut sv = singular_values(2, 3, &[1.0, 2.0, 2.0, 2.0, 4.0, 4.0]);
+        let mut sv = singular_values(2, 3, &[1.0, 2.0, 2.0, 2.0, 4.0, 4.0]).unwrap();
         sv.sort_by(|a, b| b.total_cmp(a));
         assert!(
             (sv[0] - 45f64.sqrt()).abs() < 1e-5 && sv[1].abs() < 1e-5,
@@ -272,7 +333,7 @@ mod tests {
                 gram[i * rows + j] = (0..cols).map(|k| m[i * cols + k] * m[j * cols + k]).sum();
             }
         }
-        let full: f64 = singular_values(rows, cols, &m).iter().sum();
+        let full: f64 = singular_values(rows, cols, &m).unwrap().iter().sum();
         let via_gram: f64 = singular_values_from_gram(rows, &gram).iter().sum();
         assert!(
             (full - via_gram).abs() < 1e-4 * full,

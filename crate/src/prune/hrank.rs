@@ -15,11 +15,11 @@ use crate::host;
 use crate::model::Model;
 
 /// The numerical rank of a row-major `rows × cols` matrix.
-pub fn rank(rows: usize, cols: usize, values: &[f32]) -> usize {
-    let sv = singular_values(rows, cols, values);
+pub fn rank(rows: usize, cols: usize, values: &[f32]) -> Result<usize> {
+    let sv = singular_values(rows, cols, values)?;
     let max = sv.iter().fold(0.0f64, |m, &s| m.max(s));
     let tol = rows.max(cols) as f64 * max * f32::EPSILON as f64;
-    sv.iter().filter(|&&s| s > tol).count()
+    Ok(sv.iter().filter(|&&s| s > tol).count())
 }
 
 pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<UnitScores> {
@@ -33,7 +33,7 @@ pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<
             let values = host::floats(burn::tensor::activation::relu(fm)).await?;
             let entry = sums.entry(group).or_insert_with(|| vec![0.0; c]);
             for (k, map) in values.chunks_exact(h * w).enumerate() {
-                entry[k % c] += rank(h, w, map) as f64;
+                entry[k % c] += rank(h, w, map)? as f64;
             }
         }
     }
@@ -87,11 +87,11 @@ mod tests {
 
     #[test]
     fn rank_counts_independent_rows() {
-        assert_eq!(rank(2, 3, &[1.0, 2.0, 2.0, 2.0, 4.0, 4.0]), 1);
+        assert_eq!(rank(2, 3, &[1.0, 2.0, 2.0, 2.0, 4.0, 4.0]).unwrap(), 1);
         assert_eq!(
-            rank(3, 3, &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
+            rank(3, 3, &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]).unwrap(),
             3
         );
-        assert_eq!(rank(2, 2, &[0.0; 4]), 0);
+        assert_eq!(rank(2, 2, &[0.0; 4]).unwrap(), 0);
     }
 }

@@ -92,6 +92,33 @@ impl PruneOptions {
 
     /// Checks every method table against its method's options type.
     pub fn check(&self) -> Result<()> {
+        // Shared ranges, so a typo fails at once and not after the dense training.
+        if let Some(e) = self.finetune_epochs
+            && e > 100_000
+        {
+            return Err(Error::config("finetune_epochs", e, "use 0 to 100000"));
+        }
+        if let Some(lr) = self.finetune_lr
+            && !(lr > 0.0 && lr <= 10.0)
+        {
+            return Err(Error::config(
+                "finetune_lr",
+                lr,
+                "use a rate in (0, 10], or leave it out for the method's default",
+            ));
+        }
+        if !(1..=65_536).contains(&self.score_batch_size) {
+            return Err(Error::config(
+                "score_batch_size",
+                self.score_batch_size,
+                "use 1 to 65536 examples per scoring batch",
+            ));
+        }
+        if let Some(n) = self.score_batches
+            && !(1..=100_000).contains(&n)
+        {
+            return Err(Error::config("score_batches", n, "use 1 to 100000"));
+        }
         for (name, table) in &self.methods {
             let method = super::by_name(name)?;
             if let Some(spec) = method.info().options {

@@ -91,6 +91,22 @@ pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
 
 pub fn train(args: TrainArgs) -> Result<()> {
     let config = run_config(&args.setup)?;
+    // Outputs first: an unwritable path fails now, not after the training.
+    for path in [&args.out, &args.save, &args.checkpoint]
+        .into_iter()
+        .flatten()
+    {
+        atomic::check_writable(path)?;
+    }
+    if let (Some(path), false, false) = (&args.checkpoint, args.resume, args.overwrite)
+        && path.exists()
+    {
+        return Err(Error::config(
+            "checkpoint",
+            path.display(),
+            "it already holds a run: add --resume to continue it, or --overwrite to start over",
+        ));
+    }
     let opened = device::open(config.device)?;
     eprintln!("device: {}", opened.description);
     let split = config.data.load(config.seed)?;
@@ -149,6 +165,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
         human(result.macs as f64),
         result.wall_seconds
     );
+    // The result first: a failing --save must not lose it.
+    if let Some(path) = &args.out {
+        atomic::write_json(path, &result)?;
+        eprintln!("result written to {}", path.display());
+    }
     if let Some(path) = &args.save {
         let bytes = block_on(model_file::to_bytes(
             &model,
@@ -156,10 +177,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
         ))?;
         atomic::write(path, &bytes)?;
         eprintln!("model saved to {}", path.display());
-    }
-    if let Some(path) = &args.out {
-        atomic::write_json(path, &result)?;
-        eprintln!("result written to {}", path.display());
     }
     Ok(())
 }
@@ -170,6 +187,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
     let (model, _) = model_file::from_bytes(&bytes, &args.file, &opened.device)?;
     let split = config.data.load(config.seed)?;
+    model
+        .spec
+        .check_data(split.train.classes, split.train.shape)?;
     let (loss, accuracy) = block_on(evaluate(
         &model,
         split.test(),

@@ -56,7 +56,7 @@ pub struct SetupArgs {
     /// TOML config file; flags given here override its values.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// mlp, cnn, resnet20, resnet32, resnet56, resnet110, vgg16.
+    /// mlp, resmlp, cnn, resnet20, resnet32, resnet44, resnet56, resnet110, vgg16.
     #[arg(long)]
     pub model: Option<String>,
     /// Toy problem (spiral, circles, xor, gaussians, moons), cifar10, cifar100 or csv.
@@ -134,6 +134,10 @@ pub struct TrainArgs {
     /// Also checkpoint every N optimisation steps within an epoch (0: only at epoch ends).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: u64,
+    /// Start over even though `--checkpoint` already holds a run (without
+    /// it, an existing checkpoint needs `--resume`).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Save the trained model here (a file `prune` and `eval` load).
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -263,22 +267,52 @@ pub struct ServeArgs {
     /// Port (default: $PORT or 8080).
     #[arg(long)]
     pub port: Option<u16>,
-    /// Also expose this CIFAR directory to the page under /data/.
+    /// Also expose this CIFAR directory to the page under /data/ (only its
+    /// top-level `.bin` files).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Another host name the server answers to (behind a proxy or a tunnel;
+    /// repeatable). Only 127.0.0.1, localhost and [::1] otherwise.
+    #[arg(long)]
+    pub allow_host: Vec<String>,
 }
 
 fn main() -> ExitCode {
     // The Vulkan loader complains on stderr when a shell has no runtime
     // directory (CI, containers); give it a private one before any probing.
+    // Private (0700, as XDG asks), freshly made (never one that already
+    // exists under a guessable name), and removed on the way out.
+    let mut runtime_dir = None;
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        let dir = std::env::temp_dir().join(format!("prunelab-runtime-{}", std::process::id()));
-        if std::fs::create_dir_all(&dir).is_ok() {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!(
+            "prunelab-runtime-{:016x}",
+            prunelab::io::atomic::nonce()
+        ));
+        if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() {
             // SAFETY: first statement of main, before any thread exists.
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+            runtime_dir = Some(dir);
         }
     }
-    let cli = Cli::parse();
+    let code = run();
+    if let Some(dir) = runtime_dir {
+        // Only if empty: whatever a driver left there is not ours to delete.
+        let _ = std::fs::remove_dir(dir);
+    }
+    code
+}
+
+fn run() -> ExitCode {
+    // Not `Cli::parse()`: it exits the process (for --help too) before the
+    // runtime directory is removed.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
     let result = catch_device_panics(|| match cli.command {
         Command::Train(args) => {
             stop_on_signals();

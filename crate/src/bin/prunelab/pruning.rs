@@ -55,11 +55,16 @@ fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
         .map_err(|e| Error::config("set", args.set.join(" "), e.to_string()))?;
     prune::by_name(&config.prune.method)?;
     config.prune.target()?;
+    // `--set` changed the options after run_config's checks: check again.
+    config.prune.options.check()?;
     Ok(config)
 }
 
 pub fn prune(args: PruneArgs) -> Result<()> {
     let config = prune_config(&args)?;
+    for path in [&args.out, &args.save].into_iter().flatten() {
+        atomic::check_writable(path)?;
+    }
     let method = prune::by_name(&config.prune.method)?;
     let opened = device::open(config.device)?;
     eprintln!("device: {}", opened.description);
@@ -68,7 +73,11 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     let (start, trained) = match &args.model_file {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            (model_file::from_bytes(&bytes, path, &device)?.0, true)
+            let (model, _) = model_file::from_bytes(&bytes, path, &device)?;
+            model
+                .spec
+                .check_data(split.train.classes, split.train.shape)?;
+            (model, true)
         }
         None if method.info().phase == Phase::AfterTraining => {
             return Err(Error::config(
@@ -170,6 +179,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     if let Some(d) = &args.device {
         config.base.device = d.parse()?;
     }
+    atomic::check_writable(&args.out.join("results.json"))?;
     let opened = device::open(config.base.device)?;
     eprintln!("device: {}", opened.description);
     let split = config.base.data.load(config.base.seed)?;

@@ -1,42 +1,114 @@
-//! A small static server for the playground: correct MIME types (browsers
-//! refuse wasm served as anything but `application/wasm`), a strict
-//! Content-Security-Policy, loopback only.
+//! The playground's static server, on hyper (HTTP/1.1) and tokio: correct
+//! MIME types (browsers refuse wasm served as anything else), a strict
+//! Content-Security-Policy, loopback only, and limits so that no client —
+//! careless or hostile — can stop it or take the machine's memory:
+//!
+//! - at most [`MAX_CONNECTIONS`] connections at once (the rest wait in the
+//!   kernel's backlog), each with a header deadline ([`HEADER_TIMEOUT`]),
+//!   a header size cap ([`MAX_HEADER_BYTES`]) and a lifetime cap;
+//! - files are streamed in 64 KiB chunks, never read whole;
+//! - a failed `accept()` (too many open files, say) is logged and retried;
+//!   only a listener that keeps failing for a minute ends the server, with
+//!   an error and a non-zero exit;
+//! - GET and HEAD only; the `Host` header must name this server (DNS
+//!   rebinding), `--allow-host` adds names;
+//! - no dotfiles, no symlinks that lead out of the served folders, and under
+//!   `/data/` only the CIFAR files `index.json` lists.
+//!
+//! docs/operations.md states this security model.
 
+use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio_util::io::ReaderStream;
 
 use prunelab::error::{Error, Result};
 
 use crate::ServeArgs;
 
 /// Scripts and wasm from this origin only; no network access elsewhere.
+/// `frame-ancestors *` is deliberate: tutorials embed the page (embed.html).
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
     worker-src 'self' blob:; style-src 'self'; img-src 'self' data: blob:; \
     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
     frame-ancestors *";
 
+/// Connections served at once; more wait until one closes.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Time a client has to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request line plus headers (hyper answers 431 beyond it).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Longest a connection may live (the 40 MB wasm at 100 KB/s takes ~7 min).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// How long the listener may keep failing before the server gives up.
+const LISTENER_GIVE_UP: Duration = Duration::from_secs(60);
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
 fn mime(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "wasm" => "application/wasm",
-        "json" => "application/json",
+        "json" | "map" => "application/json",
         "svg" => "image/svg+xml",
         "png" => "image/png",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "txt" | "md" => "text/plain; charset=utf-8",
         "csv" => "text/csv; charset=utf-8",
-        "bin" => "application/octet-stream",
         _ => "application/octet-stream",
     }
 }
 
-/// Maps a URL path onto a file under `root`, refusing anything that would
-/// leave it (`..`, absolute paths).
-pub fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
-    let path = url.split(['?', '#']).next().unwrap_or("/");
+/// `%XX` decoded (so `my%20file.csv` is reachable); `None` for a malformed
+/// escape or a result that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Maps a URL path onto a regular file under `root`: `None` for anything
+/// that would leave it (`..`, absolute paths, a symlink pointing out), for
+/// dotfiles and dot-folders, and for NUL or backslashes.
+pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
+    let path = percent_decode(url_path.split(['?', '#']).next().unwrap_or("/"))?;
+    if path.contains(['\0', '\\']) {
+        return None;
+    }
     let mut out = root.to_path_buf();
     for part in Path::new(path.trim_start_matches('/')).components() {
         match part {
-            Component::Normal(p) => out.push(p),
+            Component::Normal(p) if !p.to_string_lossy().starts_with('.') => out.push(p),
             Component::CurDir => {}
             _ => return None,
         }
@@ -44,7 +116,46 @@ pub fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     if out.is_dir() {
         out.push("index.html");
     }
-    Some(out)
+    // Symlinks inside the root are fine; ones that lead out of it are not.
+    let real = out.canonicalize().ok()?;
+    let root = root.canonicalize().ok()?;
+    (real.starts_with(&root) && real.is_file()).then_some(real)
+}
+
+/// What the server serves, fixed at start.
+struct Site {
+    dir: PathBuf,
+    web: PathBuf,
+    data: Option<PathBuf>,
+    /// The `Host` values this server answers to.
+    hosts: Vec<String>,
+}
+
+impl Site {
+    /// The CIFAR files the page may read: regular top-level `*.bin` files
+    /// of the data directory (not symlinks out of it).
+    fn data_files(&self) -> Vec<String> {
+        let Some(dir) = &self.data else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".bin") && resolve(dir, n).is_some())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+fn check_dir(flag: &str, dir: &Path, fix: &str) -> Result<PathBuf> {
+    dir.canonicalize()
+        .ok()
+        .filter(|d| d.is_dir())
+        .ok_or_else(|| Error::config(flag, dir.display(), fix))
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -64,69 +175,261 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             "no index.html there; run ./build.sh serve from the repository root",
         ));
     }
-    let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
-        Error::config(
-            "port",
-            port,
-            format!("cannot listen on 127.0.0.1:{port}: {e}"),
-        )
-    })?;
-    println!("prunelab playground: http://127.0.0.1:{port}/");
-    let (dir, web, data) = (args.dir.clone(), args.web.clone(), args.data.clone());
-    for request in server.incoming_requests() {
-        // One thread per request: a large response (the 40 MB wasm module)
-        // to a slow reader must not hold up the page's other requests.
-        let (dir, web, data) = (dir.clone(), web.clone(), data.clone());
-        std::thread::spawn(move || respond(request, &dir, &web, data.as_deref()));
-    }
-    Ok(())
-}
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
-}
-
-/// The `.bin` files of the data directory, for the page's CIFAR lab (`[]` when
-/// no directory is exposed).
-fn data_index(data: Option<&Path>) -> Vec<u8> {
-    let mut names: Vec<String> = data
-        .and_then(|d| std::fs::read_dir(d).ok())
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".bin"))
-                .collect()
+    let dir = check_dir("dir", &args.dir, "give the folder holding index.html")?;
+    let web = check_dir(
+        "web",
+        &args.web,
+        "give the folder of the page's modules (web/)",
+    )?;
+    let data = args
+        .data
+        .as_deref()
+        .map(|d| {
+            check_dir(
+                "data",
+                d,
+                "give an existing CIFAR directory, or leave --data out",
+            )
         })
-        .unwrap_or_default();
-    names.sort();
-    serde_json::to_vec(&names).expect("plain data")
+        .transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Execution(format!("cannot start the server's runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| {
+                Error::config(
+                    "port",
+                    port,
+                    format!("cannot listen on 127.0.0.1:{port}: {e}"),
+                )
+            })?;
+        // `--port 0` asks the system for a free port: say which one it gave.
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+        let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .map(|h| format!("{h}:{port}"))
+            .collect();
+        for h in &args.allow_host {
+            hosts.push(h.to_ascii_lowercase());
+            if !h.contains(':') {
+                hosts.push(format!("{}:{port}", h.to_ascii_lowercase()));
+            }
+        }
+        let site = Arc::new(Site {
+            dir,
+            web,
+            data,
+            hosts,
+        });
+        println!("prunelab playground: http://127.0.0.1:{port}/");
+        accept_loop(listener, site).await
+    })
 }
 
-fn respond(request: tiny_http::Request, dir: &Path, web: &Path, data: Option<&Path>) {
-    let url = request.url().to_string();
-    if url == "/data/index.json" {
-        let response = tiny_http::Response::from_data(data_index(data))
-            .with_header(header("Content-Type", "application/json"))
-            .with_header(header("Content-Security-Policy", CSP));
-        let _ = request.respond(response);
-        return;
+async fn accept_loop(listener: tokio::net::TcpListener, site: Arc<Site>) -> Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    loop {
+        // Wait for a free slot before accepting: excess clients queue in the backlog.
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => {
+                failing_since = None;
+                c
+            }
+            Err(e) => {
+                // EMFILE and friends pass when connections close: keep serving.
+                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() > LISTENER_GIVE_UP {
+                    return Err(Error::Execution(format!(
+                        "the server stopped: accepting connections failed for {} s ({e}); \
+                         raise the open-file limit (ulimit -n) or the number of clients",
+                        LISTENER_GIVE_UP.as_secs()
+                    )));
+                }
+                if since.elapsed() < Duration::from_millis(50) {
+                    eprintln!("warning: accepting a connection failed ({e}); retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let site = site.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = service_fn(move |req| {
+                let site = site.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&site, req, peer).await) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+        });
     }
-    let file = if let (Some(rest), Some(data)) = (url.strip_prefix("/data/"), data) {
-        resolve(data, rest)
-    } else if let Some(rest) = url.strip_prefix("/web/") {
-        resolve(web, rest)
+}
+
+fn full(text: &'static str) -> Body {
+    Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A plain-text answer with every header a file gets.
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    finish(
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(full(text))
+            .expect("valid response"),
+    )
+}
+
+/// The headers every response carries.
+fn finish(mut response: Response<Body>) -> Response<Body> {
+    let h = response.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn respond(site: &Site, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+    };
+    // A page on another name that rebinds its DNS to 127.0.0.1 must not read our files.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    if !host.is_some_and(|h| site.hosts.contains(&h)) {
+        return plain(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this server answers only to 127.0.0.1, localhost and [::1] with its port; \
+             start it with --allow-host NAME to add a name\n",
+        );
+    }
+    let path = req.uri().path();
+    let (file, content_type) = if path == "/data/index.json" {
+        let body = serde_json::to_vec(&site.data_files()).expect("plain data");
+        let len = body.len();
+        let body = if head {
+            Empty::new().map_err(|never| match never {}).boxed()
+        } else {
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed()
+        };
+        return finish(
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, len)
+                .body(body)
+                .expect("valid response"),
+        );
+    } else if let Some(rest) = path.strip_prefix("/data/") {
+        // Only the files index.json lists: never anything else under --data.
+        let listed = percent_decode(rest).is_some_and(|n| site.data_files().contains(&n));
+        let file = match (&site.data, listed) {
+            (Some(d), true) => resolve(d, rest),
+            _ => None,
+        };
+        (file, None)
+    } else if let Some(rest) = path.strip_prefix("/web/") {
+        (resolve(&site.web, rest), None)
     } else {
-        resolve(dir, &url)
+        (resolve(&site.dir, path), None::<&str>)
     };
-    let response = match file.and_then(|f| std::fs::read(&f).ok().map(|b| (f, b))) {
-        Some((file, body)) => tiny_http::Response::from_data(body)
-            .with_header(header("Content-Type", mime(&file)))
-            .with_status_code(200),
-        None => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
+    let Some(file) = file else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
     };
-    let response = response
-        .with_header(header("Content-Security-Policy", CSP))
-        .with_header(header("X-Content-Type-Options", "nosniff"))
-        .with_header(header("Cache-Control", "no-cache"));
-    let _ = request.respond(response);
+    let opened = match tokio::fs::File::open(&file).await {
+        Ok(f) => f,
+        Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let len = match opened.metadata().await {
+        Ok(m) => m.len(),
+        Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let body = if head {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        // Streamed: a slow reader holds one 64 KiB chunk, not the whole file.
+        let stream = ReaderStream::with_capacity(opened, 64 * 1024);
+        StreamBody::new(futures_map(stream)).boxed()
+    };
+    finish(
+        Response::builder()
+            .header(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or_else(|| mime(&file)),
+            )
+            .header(header::CONTENT_LENGTH, len)
+            .body(body)
+            .expect("valid response"),
+    )
+}
+
+/// Chunks of a file as body frames.
+fn futures_map(
+    stream: ReaderStream<tokio::fs::File>,
+) -> impl futures_core::Stream<Item = std::result::Result<Frame<Bytes>, std::io::Error>> {
+    use futures_util::StreamExt;
+    stream.map(|chunk| chunk.map(Frame::data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_root_and_skip_dotfiles() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::write(r.join("index.html"), "x").unwrap();
+        std::fs::write(r.join("my file.txt"), "x").unwrap();
+        std::fs::write(r.join(".env"), "secret").unwrap();
+        std::fs::create_dir(r.join("sub")).unwrap();
+        std::fs::write(r.join("sub/a.js"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", r.join("out.txt")).unwrap();
+        std::os::unix::fs::symlink(r.join("sub/a.js"), r.join("in.js")).unwrap();
+        assert!(resolve(r, "/").is_some());
+        assert!(resolve(r, "/sub/a.js").is_some());
+        assert!(resolve(r, "/in.js").is_some(), "a symlink inside the root");
+        assert!(resolve(r, "/my%20file.txt").is_some(), "percent-decoded");
+        for bad in [
+            "/.env",
+            "/%2eenv",
+            "/out.txt",
+            "/../etc/passwd",
+            "/sub/../../x",
+            "/%2e%2e/x",
+            "/sub%5ca.js",
+            "/a%00b",
+            "/%zz",
+            "/nope",
+        ] {
+            assert!(resolve(r, bad).is_none(), "{bad} must be refused");
+        }
+    }
 }

@@ -28,6 +28,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     };
     let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
     let config = SweepConfig::from_toml(&text, &file.display().to_string())?;
+    atomic::check_writable(&out.join("sweep.json"))?;
     // The override picks where runs execute; it must not change their ids,
     // or shards started with different flags would disagree on the list.
     let device_choice = match &args.device {
