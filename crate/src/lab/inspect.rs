@@ -27,19 +27,28 @@ impl Lab {
         .await
     }
 
-    /// The first `n` test images with the shown model's predictions.
-    pub async fn examples(&self, n: usize) -> Result<Examples> {
-        let test = self.split.test();
-        let n = n.min(test.len());
-        let indices: Vec<usize> = (0..n).collect();
-        let batch = crate::data::loader::make_batch(
+    /// The first `n` test inputs (fewer if the set is smaller), normalised.
+    fn first_test(&self, test: &crate::data::Dataset, n: usize) -> burn::tensor::Tensor<4> {
+        let indices: Vec<usize> = (0..n.min(test.len())).collect();
+        crate::data::loader::make_batch(
             test,
             &indices,
             self.split.norm.as_ref(),
             None,
             &self.device.device,
+        )
+        .x
+    }
+
+    /// The first `n` test images with the shown model's predictions.
+    pub async fn examples(&self, n: usize) -> Result<Examples> {
+        let test = self.split.test();
+        let n = n.min(test.len());
+        let indices: Vec<usize> = (0..n).collect();
+        let probs = burn::tensor::activation::softmax(
+            self.shown().valid().forward(self.first_test(test, n)),
+            1,
         );
-        let probs = burn::tensor::activation::softmax(self.shown().valid().forward(batch.x), 1);
         let values = host::floats(probs).await?;
         let k = test.classes;
         let (mut predictions, mut confidence) = (Vec::new(), Vec::new());
@@ -67,16 +76,7 @@ impl Lab {
     /// inputs, after a warm-up, averaged over `repeats` runs (each ends on a
     /// read, so the device has finished).
     pub async fn latency(&self, batch: usize, repeats: usize) -> Result<Latency> {
-        let test = self.split.test();
-        let indices: Vec<usize> = (0..batch.min(test.len())).collect();
-        let x = crate::data::loader::make_batch(
-            test,
-            &indices,
-            self.split.norm.as_ref(),
-            None,
-            &self.device.device,
-        )
-        .x;
+        let x = self.first_test(self.split.test(), batch);
         let time = |model: Model, x: burn::tensor::Tensor<4>| async move {
             let run =
                 |x: burn::tensor::Tensor<4>| host::floats(model.forward(x).slice([0..1, 0..1]));
@@ -94,7 +94,7 @@ impl Lab {
             .unwrap_or_else(|| self.trainer.model.clone())
             .valid();
         Ok(Latency {
-            batch: indices.len(),
+            batch: x.dims()[0],
             shown_macs: count(&shown.spec).macs,
             dense_macs: count(&dense.spec).macs,
             shown_ms: time(shown, x.clone()).await?,

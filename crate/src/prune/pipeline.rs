@@ -118,7 +118,7 @@ pub fn ranking(info: &MethodInfo, options: &PruneOptions) -> SelectOptions {
 /// Structured pruning from unit scores: select for the target (or the fixed
 /// `rates`), cut physically, fine-tune.
 pub async fn structured(
-    mut job: Job<'_>,
+    job: Job<'_>,
     scores: UnitScores,
     options: SelectOptions,
     then: Then,
@@ -142,6 +142,17 @@ pub async fn structured(
             after.params
         ),
     });
+    train_cut(job, pruned, plan, then, details).await
+}
+
+/// The tail of every structured cut: fine-tune (or train) the cut network.
+async fn train_cut(
+    mut job: Job<'_>,
+    pruned: Model,
+    plan: Plan,
+    then: Then,
+    details: serde_json::Value,
+) -> Result<Outcome> {
     let config = config_for(&job, then);
     let (model, history) = train_for(&mut job, pruned, config, None).await?;
     Ok(Outcome {
@@ -155,7 +166,7 @@ pub async fn structured(
 
 /// Block removal from block scores: the `blocks=N` lowest go, then the
 /// shallower network fine-tunes (or trains).
-pub async fn blocks(mut job: Job<'_>, scores: Vec<(String, f32)>, then: Then) -> Result<Outcome> {
+pub async fn blocks(job: Job<'_>, scores: Vec<(String, f32)>, then: Then) -> Result<Outcome> {
     let Target::Blocks(n) = job.target else {
         return Err(Error::config(
             "target",
@@ -168,15 +179,8 @@ pub async fn blocks(mut job: Job<'_>, scores: Vec<(String, f32)>, then: Then) ->
         remove_blocks: select_blocks(&scores, n)?,
     };
     let pruned = cut(&job.model, &plan)?;
-    let config = config_for(&job, then);
-    let (model, history) = train_for(&mut job, pruned, config, None).await?;
-    Ok(Outcome {
-        model,
-        plan: Some(plan),
-        masks: None,
-        history,
-        details: serde_json::json!({ "block_scores": scores }),
-    })
+    let details = serde_json::json!({ "block_scores": scores });
+    train_cut(job, pruned, plan, then, details).await
 }
 
 /// The weight sparsity a target asks for.
