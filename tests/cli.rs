@@ -263,6 +263,153 @@ fn sizes_and_prune_options_out_of_range_are_refused_before_any_work() {
     assert!(e.contains("option"), "{e}");
 }
 
+/// The probe's M10, L2, L3, L8 and L10, rerun: each is a clear error before
+/// any training (no "engine stopped", no made-up metrics, no abort).
+#[test]
+fn the_probes_remaining_inputs_are_clear_errors_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let out = dir.path().join("out").display().to_string();
+    let clean = |args: &[&str], says: &str| {
+        let e = fails(args);
+        assert!(e.contains(says), "{args:?}: {e}");
+        for bad in ["engine stopped", "test accuracy", "epoch "] {
+            assert!(!e.contains(bad), "{args:?} did work first: {e}");
+        }
+    };
+    // M10: sweep runs that cannot work are refused before the dense training.
+    let toy = "[data]\ndataset = \"xor\"\n[train]\nepochs = 2\n";
+    for (entry, says) in [
+        ("method = \"lottery\"\ntargets = [\"blocks=1\"]", "has none"),
+        ("method = \"l1\"\ntargets = [\"blocks=2\"]", "block-removal"),
+        ("method = \"l1\"\ntargets = [\"macs=0.99\"]", "unreachable"),
+        (
+            "method = \"polarization\"\ntargets = [\"sparsity=0.5\"]",
+            "macs=F",
+        ),
+        (
+            "method = \"magnitude\"\ntargets = [\"macs=0.5\"]",
+            "sparsity=F",
+        ),
+        (
+            "method = \"energy\"\ntargets = [\"macs=0.5\"]\noptions = { score_batch_size = 0 }",
+            "score_batch_size",
+        ),
+    ] {
+        let sweep = write("sweep.toml", &format!("{toy}[[methods]]\n{entry}\n"));
+        clean(&["sweep", &sweep, "--out", &out], says);
+        let experiment = write(
+            "compare.toml",
+            &format!(
+                "{toy}[[methods]]\n{}\n",
+                entry
+                    .replace("targets = [", "target = ")
+                    .replace("\"]", "\"")
+            ),
+        );
+        clean(&["compare", &experiment, "--out", &out], says);
+    }
+    // M10: a method's own options are range-checked too.
+    clean(
+        &[
+            "prune",
+            "--method",
+            "polarization",
+            "--target",
+            "macs=0.5",
+            "--set",
+            "polarization.temperature=0",
+        ],
+        "polarization.temperature",
+    );
+    // L2: NaN and infinities are named, not read as "null".
+    let nan = write("nan.toml", "[train]\nlr = nan\n");
+    clean(&["train", "--config", &nan], "train.lr");
+    clean(
+        &[
+            "prune",
+            "--method",
+            "l1",
+            "--target",
+            "macs=0.5",
+            "--set",
+            "finetune_lr=nan",
+        ],
+        "finetune_lr",
+    );
+    let inf = write("inf.toml", "[data]\nnoise = inf\n");
+    clean(&["train", "--config", &inf], "finite");
+    // L3: bench sizes.
+    clean(
+        &["bench", "--model", "cnn", "--device", "cpu", "--steps", "0"],
+        "--steps",
+    );
+    clean(
+        &["bench", "--model", "cnn", "--device", "cpu", "--batch", "0"],
+        "--batch",
+    );
+    clean(
+        &[
+            "bench",
+            "--model",
+            "cnn",
+            "--device",
+            "cpu",
+            "--batch",
+            "100000000",
+        ],
+        "--batch",
+    );
+    // L8: `info` of a huge model is refused, not counted with wrapped numbers.
+    clean(
+        &[
+            "info",
+            "--model",
+            "mlp",
+            "--hidden",
+            "4294967296,4294967296",
+        ],
+        "hidden width",
+    );
+    // M2: huge files are refused before parsing.
+    let big = write("big.toml", &"# padding\n".repeat(200_000));
+    clean(&["train", "--config", &big], "at most 1024 KiB");
+    // L10: with --json-events, the end of the run is an event on stdout too.
+    let o = support::prunelab(&["train", "--config", &nan, "--json-events"]);
+    assert!(!o.status.success());
+    let last = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let event: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
+    assert_eq!(event["type"], "error", "stdout ends with: {last}");
+    assert!(event["message"].as_str().unwrap_or("").contains("train.lr"));
+    // L3: a model with NaN weights is refused, not evaluated to "accuracy 0.5".
+    let model = dir.path().join("m.plm");
+    let model_s = model.display().to_string();
+    ok(&[
+        "train",
+        "--dataset",
+        "xor",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--save",
+        &model_s,
+    ]);
+    let mut pack =
+        prunelab::io::pack::Pack::from_bytes(&std::fs::read(&model).unwrap(), &model).unwrap();
+    pack.data[0] = f32::NAN;
+    std::fs::write(&model, pack.to_bytes()).unwrap();
+    clean(&["eval", &model_s, "--dataset", "xor"], "NaN or infinite");
+}
+
 #[test]
 fn a_truncated_cifar_file_exits_non_zero_and_names_it() {
     let dir = tempfile::tempdir().unwrap();

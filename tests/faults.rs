@@ -36,10 +36,20 @@ fn train_args(dir: &Path, tag: &str) -> Vec<String> {
     ]
 }
 
+/// `fault`, armed for the next ten minutes (see fault.rs: a spec without a
+/// near `until=` is ignored).
+fn armed(fault: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!("until={},{fault}", now + 600)
+}
+
 fn run_with_fault(args: &[String], fault: &str) -> Output {
     bin()
         .args(args)
-        .env("PRUNELAB_TEST_FAULT", fault)
+        .env("PRUNELAB_TEST_FAULT", armed(fault))
         .output()
         .unwrap()
 }
@@ -96,6 +106,44 @@ fn killed_mid_epoch_then_resumed_equals_an_uninterrupted_run_exactly() {
         json(&dir.path().join("killed.json")),
     );
     assert_eq!(metrics(&a), metrics(&b), "same sample order, same numbers");
+}
+
+/// The probe's L11: the fault hook ships in release binaries, so a stray
+/// variable (no `until=`, an old one, one far ahead) must not fire; it is
+/// named in a warning instead.
+#[test]
+fn a_stray_fault_variable_does_not_fire() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (k, stray) in [
+        "abort-at-step=2".to_string(),
+        format!("until={},abort-at-step=2", now - 5),
+        format!("until={},abort-at-step=2", now + 100_000),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let args = train_args(dir.path(), &format!("stray{k}"));
+        let out = bin()
+            .args(&args)
+            .env("PRUNELAB_TEST_FAULT", stray)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{stray}: {err}");
+        assert!(
+            err.contains("PRUNELAB_TEST_FAULT is set but ignored"),
+            "{err}"
+        );
+    }
+    // The same fault, armed, does fire: the check above can fail.
+    let args = train_args(dir.path(), "armed");
+    let out = run_with_fault(&args, "abort-at-step=2");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is armed until"), "{}", stderr(&out));
 }
 
 /// Trains one epoch (writing `run.ckpt`) and returns the arguments that
@@ -184,17 +232,79 @@ fn a_checkpoint_is_one_unit_and_foreign_versions_are_refused_by_name() {
     assert!(e.contains("mixed.ckpt") && e.contains("checksum"), "{e}");
     let e = eval(&ca[..ca.len() - 100], "short.ckpt");
     assert!(e.contains("short.ckpt") && e.contains("truncated"), "{e}");
-    let mut newer = ca.clone();
-    newer[8..12].copy_from_slice(&99u32.to_le_bytes());
-    let e = eval(&newer, "newer.ckpt");
+    // A version written by a newer prunelab (its checksum recomputed)...
+    let with_version = |version: u32| {
+        let mut bytes = ca[..ca.len() - 8].to_vec();
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        let sum = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        bytes.extend_from_slice(&sum.to_le_bytes());
+        bytes
+    };
+    let e = eval(&with_version(99), "newer.ckpt");
     assert!(
         e.contains("newer prunelab") && e.contains("format 99"),
         "{e}"
     );
-    let mut zero = ca;
-    zero[8..12].copy_from_slice(&0u32.to_le_bytes());
-    let e = eval(&zero, "zero.ckpt");
+    let e = eval(&with_version(0), "zero.ckpt");
     assert!(e.contains("format 0"), "{e}");
+    // ...but one flipped bit in the version field is corruption (the
+    // probe's L8: the checksum is checked before the version).
+    let mut flipped = ca;
+    flipped[10] ^= 0x04;
+    let e = eval(&flipped, "flipped.ckpt");
+    assert!(
+        e.contains("checksum") && !e.contains("upgrade prunelab"),
+        "{e}"
+    );
+}
+
+/// The probe's L8: the checksum proves a file is whole, not that its parts
+/// agree. Forged checkpoints (checksums recomputed) whose optimizer state,
+/// masks or progress do not fit the run are refused by name, and a finished
+/// run says so instead of "resuming at epoch 41".
+#[test]
+fn a_checkpoint_whose_parts_disagree_is_refused_by_name() {
+    use prunelab::io::pack::Pack;
+    let dir = tempfile::tempdir().unwrap();
+    let (args, ckpt, before) = one_epoch_then_resume(dir.path(), 2);
+    let pack = Pack::from_bytes(&before, &ckpt).unwrap();
+    let forge = |edit: &dyn Fn(&mut Pack)| {
+        let mut forged = pack.clone();
+        edit(&mut forged);
+        std::fs::write(&ckpt, forged.to_bytes()).unwrap();
+        fails(&strs(&args))
+    };
+    let momentum = pack
+        .names()
+        .find(|n| n.starts_with("optim/") && n.ends_with("#momentum"))
+        .expect("SGD with momentum keeps a buffer per parameter")
+        .to_string();
+    let param = momentum["optim/".len()..momentum.len() - "#momentum".len()].to_string();
+
+    let e = forge(&|p| p.push(format!("mask/{param}"), vec![1], &[0.0]));
+    assert!(e.contains(&format!("`mask/{param}` has 1 values")), "{e}");
+    let e = forge(&|p| {
+        let entry = p.entries.iter_mut().find(|e| e.name == momentum).unwrap();
+        entry.shape = vec![1];
+    });
+    assert!(e.contains("has 1 values, its parameter has"), "{e}");
+    let e = forge(&|p| p.push("optim/nowhere#momentum", vec![1], &[0.0]));
+    assert!(e.contains("belongs to no parameter"), "{e}");
+    for (field, value) in [
+        ("batch", serde_json::json!(1_000_000_000_000u64)),
+        ("step", serde_json::json!(u64::MAX)),
+        ("epoch", serde_json::json!(1_000_000_000_000_000u64)),
+    ] {
+        let e = forge(&|p| p.meta["progress"][field] = value.clone());
+        assert!(e.contains("progress does not add up"), "{field}: {e}");
+    }
+    // The untouched checkpoint still resumes; once finished, it says so.
+    std::fs::write(&ckpt, &before).unwrap();
+    ok(&strs(&args));
+    let (_, err) = ok(&strs(&args));
+    assert!(err.contains("has finished all 2 epochs"), "{err}");
 }
 
 #[test]
@@ -234,6 +344,40 @@ fn sigterm_saves_a_checkpoint_and_exits_for_requeue() {
     args.push("--resume".into());
     let (_, err) = ok(&strs(&args));
     assert!(err.contains("resuming"), "{err}");
+}
+
+/// The probe's L7: a stop with nothing saved must not ask for a requeue
+/// (exit 75), which would only start the run over, forever.
+#[test]
+fn a_stop_with_nothing_saved_does_not_ask_for_a_requeue() {
+    let child = bin()
+        .args(["train", "--dataset", "moons", "--points", "300"])
+        .args([
+            "--batch-size",
+            "50",
+            "--epochs",
+            "100000",
+            "--device",
+            "cpu",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past startup (the signal handlers are installed before any data loads).
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("no --checkpoint was given") && err.contains("nothing to resume"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -418,7 +562,7 @@ fn sharded_runs_cover_the_sweep_once_and_a_failed_shard_is_redone_alone() {
                 out.to_str().unwrap(),
             ])
             .args(["--shard", &format!("{i}/3")])
-            .env("PRUNELAB_TEST_FAULT", fault)
+            .env("PRUNELAB_TEST_FAULT", armed(fault))
             .output()
             .unwrap()
     };

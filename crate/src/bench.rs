@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock;
 use crate::device::OpenDevice;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::host;
 use crate::metrics::count::count;
 use crate::model::ModelSpec;
@@ -36,6 +36,35 @@ pub struct BenchResult {
     pub prunelab: String,
 }
 
+/// The most steps (warm-up or timed) and the largest batch `bench` takes.
+pub const MAX_STEPS: usize = 100_000;
+pub const MAX_BATCH: usize = 65_536;
+
+fn check_sizes(batch: usize, warmup: usize, steps: usize) -> Result<()> {
+    if !(1..=MAX_BATCH).contains(&batch) {
+        return Err(Error::config(
+            "--batch",
+            batch,
+            format!("use 1 to {MAX_BATCH}"),
+        ));
+    }
+    if !(1..=MAX_STEPS).contains(&steps) {
+        return Err(Error::config(
+            "--steps",
+            steps,
+            format!("use 1 to {MAX_STEPS}: a throughput needs at least one timed step"),
+        ));
+    }
+    if warmup > MAX_STEPS {
+        return Err(Error::config(
+            "--warmup",
+            warmup,
+            format!("use 0 to {MAX_STEPS}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Measures `spec` at batch size `batch`: `warmup` untimed steps, then
 /// `steps` timed ones, for training and for inference.
 pub async fn bench(
@@ -45,6 +74,7 @@ pub async fn bench(
     warmup: usize,
     steps: usize,
 ) -> Result<BenchResult> {
+    check_sizes(batch, warmup, steps)?;
     let device = opened.autodiff();
     let mut model = init_model(spec, 1, &device);
     let mut optim = Optimizer::new(OptimizerSettings::default());

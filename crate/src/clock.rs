@@ -15,15 +15,20 @@ pub fn now() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
-/// The current date as `YYYY-MM-DD` (UTC), for result files.
-pub fn today() -> String {
+/// Seconds since the Unix epoch (UTC).
+pub fn unix_seconds() -> i64 {
     #[cfg(not(target_arch = "wasm32"))]
-    let secs = std::time::SystemTime::now()
+    return std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     #[cfg(target_arch = "wasm32")]
-    let secs = (js_sys::Date::now() / 1000.0) as i64;
+    return (js_sys::Date::now() / 1000.0) as i64;
+}
+
+/// The current date as `YYYY-MM-DD` (UTC), for result files.
+pub fn today() -> String {
+    let secs = unix_seconds();
     let days = secs.div_euclid(86_400);
     // Howard Hinnant's days-from-civil inverse.
     let z = days + 719_468;

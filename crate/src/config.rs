@@ -36,20 +36,70 @@ impl Default for RunConfig {
     }
 }
 
+/// TOML as JSON, refusing NaN and infinities by key: JSON has no such
+/// numbers (serde_json turns them into `null`, which then reads as "use the
+/// default" or "expected f64"), and no setting of prunelab wants one.
+pub fn toml_to_json(value: &toml::Value, at: &str) -> Result<serde_json::Value> {
+    use serde_json::Value as J;
+    let key = |k: &str| {
+        if at.is_empty() {
+            k.to_string()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
+    Ok(match value {
+        toml::Value::Float(f) if !f.is_finite() => {
+            return Err(Error::config(
+                if at.is_empty() { "value" } else { at },
+                f,
+                "give a finite number",
+            ));
+        }
+        toml::Value::Float(f) => J::from(*f),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::String(s) => J::from(s.as_str()),
+        toml::Value::Boolean(b) => J::from(*b),
+        toml::Value::Datetime(d) => J::from(d.to_string()),
+        toml::Value::Array(items) => J::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| toml_to_json(v, &key(&i.to_string())))
+                .collect::<Result<_>>()?,
+        ),
+        toml::Value::Table(table) => J::Object(
+            table
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), toml_to_json(v, &key(k))?)))
+                .collect::<Result<_>>()?,
+        ),
+    })
+}
+
 impl RunConfig {
     /// Parses TOML, rejecting unknown keys by name.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let value: toml::Value = toml::from_str(text)
-            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
-        let json = serde_json::to_value(&value)
-            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
+        let value: toml::Value = toml::from_str(text).map_err(|e| {
+            Error::config(
+                "config file",
+                origin,
+                crate::error::clip_lines(&e.to_string()),
+            )
+        })?;
+        let json = toml_to_json(&value, "")?;
         check_known_keys(
             &json,
             &serde_json::to_value(RunConfig::default()).unwrap(),
             "",
         )?;
-        let config: RunConfig = serde_json::from_value(json)
-            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
+        let config: RunConfig = serde_json::from_value(json).map_err(|e| {
+            Error::config(
+                "config file",
+                origin,
+                crate::error::clip_lines(&e.to_string()),
+            )
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -57,10 +107,14 @@ impl RunConfig {
     /// Rejects unknown keys in a file that holds a run config flattened
     /// together with its own top-level `extra` keys (experiments, sweeps).
     pub fn check_keys_beside(text: &str, origin: &str, extra: &[&str]) -> Result<()> {
-        let value: toml::Value = toml::from_str(text)
-            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
-        let mut json = serde_json::to_value(&value)
-            .map_err(|e| Error::config("config file", origin, e.to_string()))?;
+        let value: toml::Value = toml::from_str(text).map_err(|e| {
+            Error::config(
+                "config file",
+                origin,
+                crate::error::clip_lines(&e.to_string()),
+            )
+        })?;
+        let mut json = toml_to_json(&value, "")?;
         if let Some(map) = json.as_object_mut() {
             for key in extra {
                 map.remove(*key);
@@ -98,9 +152,15 @@ impl RunConfig {
         if self.model.hidden.len() >= MAX_LAYERS
             || self.model.hidden.iter().any(|&w| w == 0 || w > MAX_WIDTH)
         {
+            let h = &self.model.hidden;
+            let shown = if h.len() <= 8 {
+                format!("{h:?}")
+            } else {
+                format!("{:?} … ({} widths)", &h[..8], h.len())
+            };
             return Err(Error::config(
                 "hidden",
-                format!("{:?}", self.model.hidden),
+                shown,
                 format!("use fewer than {MAX_LAYERS} widths of 1 to {MAX_WIDTH}"),
             ));
         }

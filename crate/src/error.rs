@@ -51,9 +51,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A stop was requested (a signal); the last checkpoint holds the run.
+    /// A stop was requested (a signal). `resumable`: what was saved lets the
+    /// same command continue (a checkpoint, a sweep's finished runs); without
+    /// it a requeue would only start over.
     #[error("interrupted at step {step}: {saved}")]
-    Interrupted { step: u64, saved: String },
+    Interrupted {
+        step: u64,
+        saved: String,
+        resumable: bool,
+    },
 
     /// Reading a tensor back from the device failed (device lost, out of
     /// memory), or the engine stopped for another reason the text names.
@@ -62,6 +68,22 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A parser's message with each line cut to 200 characters: TOML's errors
+/// quote the source line, which in a hostile file is megabytes long.
+pub fn clip_lines(message: &str) -> String {
+    message
+        .lines()
+        .map(|line| {
+            let mut cut: String = line.chars().take(200).collect();
+            if cut.len() < line.len() {
+                cut.push_str(" …");
+            }
+            cut
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 impl Error {
     pub fn config(field: &str, value: impl std::fmt::Display, reason: impl Into<String>) -> Self {

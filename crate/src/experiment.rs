@@ -33,6 +33,10 @@ pub struct ExperimentConfig {
     pub methods: Vec<MethodEntry>,
 }
 
+/// The most `[[methods]]` entries one comparison takes (a sweep takes up to
+/// `sweep::MAX_RUNS` runs).
+pub const MAX_METHODS: usize = 100;
+
 fn default_name() -> String {
     "experiment".into()
 }
@@ -52,14 +56,21 @@ pub struct MethodEntry {
 
 impl ExperimentConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let config: ExperimentConfig = toml::from_str(text)
-            .map_err(|e| Error::config("experiment file", origin, e.to_string()))?;
+        let config: ExperimentConfig = toml::from_str(text).map_err(|e| {
+            Error::config(
+                "experiment file",
+                origin,
+                crate::error::clip_lines(&e.to_string()),
+            )
+        })?;
         RunConfig::check_keys_beside(text, origin, &["name", "methods"])?;
         config.validate(origin)?;
         Ok(config)
     }
 
-    /// Checks the base config and every method entry (names, targets, options).
+    /// Checks the base config and every method entry — names, targets,
+    /// options, and whether the method can meet its target on this model
+    /// ([`prune::check_feasible`]) — before anything trains.
     pub fn validate(&self, origin: &str) -> Result<()> {
         let config = self;
         config.base.validate()?;
@@ -70,10 +81,26 @@ impl ExperimentConfig {
                 "add at least one [[methods]] entry",
             ));
         }
+        if config.methods.len() > MAX_METHODS {
+            return Err(Error::config(
+                "methods",
+                config.methods.len(),
+                format!("more than {MAX_METHODS} entries; split the comparison (or use a sweep)"),
+            ));
+        }
+        let (classes, shape) = config.base.data.classes_and_shape()?;
+        let spec = config.base.model_spec(classes, shape[0])?;
         for m in &config.methods {
-            prune::by_name(&m.method)?;
-            m.target.parse::<Target>()?;
-            config.options_for(m)?;
+            let method = prune::by_name(&m.method)?;
+            let target = m.target.parse::<Target>()?;
+            let options = config.options_for(m)?;
+            prune::check_feasible(method, &options, &spec, &target).map_err(|e| {
+                Error::config(
+                    &format!("methods.{}", m.label.as_deref().unwrap_or(&m.method)),
+                    &m.target,
+                    format!("{e} (on {})", spec.name()),
+                )
+            })?;
         }
         Ok(())
     }
@@ -117,8 +144,8 @@ pub async fn run_method(
 ) -> Result<(Outcome, MethodResult)> {
     let method_name = method;
     let method = prune::by_name(method_name)?;
-    prune::check_applicable(method.info(), &start)?;
     let target_v: Target = target.parse()?;
+    prune::check_feasible(method, &options, &start.spec, &target_v)?;
     sink.emit(Event::Phase {
         name: method_name.into(),
         detail: format!("{} ({target})", method.info().title),

@@ -25,3 +25,8 @@ pub fn requested() -> bool {
 /// The exit status for an interrupted run: EX_TEMPFAIL, "try again", which
 /// the shipped Slurm and Kubernetes templates treat as "requeue".
 pub const EXIT_REQUEUE: u8 = 75;
+
+/// The exit status for a run stopped with nothing saved to resume from
+/// (`train` without `--checkpoint`, `compare`): 128 + SIGINT, as a shell
+/// reports a stopped command, so a requeue loop does not start over forever.
+pub const EXIT_STOPPED: u8 = 130;

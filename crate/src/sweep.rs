@@ -80,8 +80,13 @@ pub struct RunRecord {
 
 impl SweepConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let config: SweepConfig =
-            toml::from_str(text).map_err(|e| Error::config("sweep file", origin, e.to_string()))?;
+        let config: SweepConfig = toml::from_str(text).map_err(|e| {
+            Error::config(
+                "sweep file",
+                origin,
+                crate::error::clip_lines(&e.to_string()),
+            )
+        })?;
         RunConfig::check_keys_beside(text, origin, &["name", "seeds", "methods"])?;
         if config.methods.is_empty() {
             return Err(Error::config(

@@ -63,17 +63,34 @@ pub async fn train(
         config.train.clone(),
         config.seed,
     );
+    let steps_per_epoch = split.train.len().div_ceil(config.train.batch_size);
     if let Some(r) = &resume {
-        checkpoint::restore(&mut trainer, &r.pack, &r.meta, r.path, &device)?;
-        sink.emit(Event::Notice {
-            text: format!(
+        checkpoint::restore(
+            &mut trainer,
+            &r.pack,
+            &r.meta,
+            steps_per_epoch,
+            r.path,
+            &device,
+        )?;
+        let p = &trainer.progress;
+        let text = if trainer.finished() {
+            format!(
+                "resuming {}: it has finished all {} epochs, nothing is left to train \
+                 (raise --epochs to train on)",
+                r.path.display(),
+                p.epoch
+            )
+        } else {
+            format!(
                 "resuming {} at epoch {}, batch {} (step {})",
                 r.path.display(),
-                trainer.progress.epoch + 1,
-                trainer.progress.batch,
-                trainer.progress.step
-            ),
-        });
+                p.epoch + 1,
+                p.batch,
+                p.step
+            )
+        };
+        sink.emit(Event::Notice { text });
     }
     let counted = count(&spec);
     sink.emit(Event::RunStarted {
@@ -82,7 +99,7 @@ pub async fn train(
         params: counted.params,
         macs: counted.macs,
         epochs: config.train.epochs,
-        steps_per_epoch: split.train.len().div_ceil(config.train.batch_size),
+        steps_per_epoch,
     });
     let config_json = serde_json::to_value(config).expect("plain data");
     // The data position and every random draw are functions of (seed, epoch,
@@ -94,6 +111,7 @@ pub async fn train(
             return Err(Error::Interrupted {
                 step: trainer.progress.step,
                 saved,
+                resumable: true,
             });
         }
         let closed = match advance(

@@ -394,7 +394,11 @@ fn unfit_targets_and_methods_are_refused_clearly() {
     let try_run = |method: &str, target: &str| try_on(method, target, f.trained.clone());
     assert!(try_run("magnitude", "macs=0.5").contains("sparsity"));
     assert!(try_run("lottery", "macs=0.5").contains("blocks=N"));
-    assert!(try_run("lottery", "blocks=9").contains("only 4"));
+    assert!(try_run("lottery", "blocks=9").contains("has 4 removable blocks"));
+    assert!(try_run("lottery", "blocks=0").contains("blocks=1 to 4"));
+    assert!(try_run("l1", "blocks=2").contains("block-removal methods"));
+    assert!(try_run("l1", "macs=0.99").contains("unreachable"));
+    assert!(try_run("polarization", "sparsity=0.5").contains("macs=F or params=F"));
     assert!(try_run("pruneit", "macs=0.5").contains("choose one of"));
     let mlp = init_model(&mlp_spec(&[8]), 1, &cpu().autodiff());
     let e = try_on("lottery", "blocks=1", mlp);

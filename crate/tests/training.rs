@@ -100,7 +100,16 @@ fn resume_from_a_checkpoint_equals_an_uninterrupted_run() {
     assert_eq!(meta.progress.batch, 2);
     // Different initial weights: everything must come from the checkpoint.
     let mut resumed = Trainer::new(model(&spec, 1234, &cpu().autodiff()), config, 9);
-    checkpoint::restore(&mut resumed, &pack, &meta, path, &cpu().autodiff()).unwrap();
+    let steps_per_epoch = loader.batches_per_epoch();
+    checkpoint::restore(
+        &mut resumed,
+        &pack,
+        &meta,
+        steps_per_epoch,
+        path,
+        &cpu().autodiff(),
+    )
+    .unwrap();
     run_epochs(&mut resumed, &split, 2);
 
     assert_eq!(resumed.progress.history.len(), 3);

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
+use prunelab::io::model_file;
 use prunelab::io::pack::Pack;
 use prunelab::train::checkpoint;
 
@@ -13,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = pack.get(&name);
         }
         if let Ok(meta) = checkpoint::meta(&pack, path) {
-            let _ = meta.spec.validate();
+            // The checks a resume makes before it allocates anything.
+            if model_file::check_fits(&meta.spec, &pack, path).is_ok() {
+                let _ = checkpoint::check_contents(&pack, &meta, 6, path);
+            }
         }
     }
 });

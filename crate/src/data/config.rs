@@ -140,6 +140,25 @@ impl DataConfig {
         })
     }
 
+    /// The class count and example shape the data will have, known without
+    /// generating or reading it (a CSV file's labels are read: they are its
+    /// classes). What a model for this data looks like, for checks made
+    /// before anything trains.
+    pub fn classes_and_shape(&self) -> Result<(usize, [usize; 3])> {
+        Ok(match self.source()? {
+            DataSource::Toy(spec) => (spec.classes, [2, 1, 1]),
+            DataSource::Cifar { variant, .. } => (variant.classes(), [3, 32, 32]),
+            #[cfg(not(target_arch = "wasm32"))]
+            DataSource::Csv { path, .. } => {
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let points = super::csv::parse(&bytes, std::path::Path::new(&path))?;
+                (points.classes, points.shape)
+            }
+            #[cfg(target_arch = "wasm32")]
+            DataSource::Csv { .. } => (2, [2, 1, 1]),
+        })
+    }
+
     /// Loads the data and applies the subsets (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(&self, seed: u64) -> Result<Split> {

@@ -27,16 +27,30 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
             format!("invalid byte at offset {}", e.valid_up_to()),
         )
     })?;
+    // A byte-order mark (spreadsheets write one) is not part of the first
+    // field; old Macs end lines with a lone CR.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let clip = |s: &str| -> String {
+        let mut c: String = s.chars().take(30).collect();
+        if c.len() < s.len() {
+            c.push('…');
+        }
+        c
+    };
     let (mut xy, mut labels) = (Vec::new(), Vec::new());
+    let mut seen_content = false;
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let is_header =
-            labels.is_empty() && xy.is_empty() && fields.iter().any(|f| f.parse::<f64>().is_err());
-        if is_header && number == 0 {
+        // A header is the first row and holds no number at all (`x,y,label`);
+        // a row with some numbers is data, and its bad field is named below.
+        let first = !seen_content;
+        seen_content = true;
+        if first && fields.iter().all(|f| f.parse::<f64>().is_err()) {
             continue;
         }
         if fields.len() != 3 {
@@ -44,7 +58,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
                 path,
                 format!("line {} has {} fields", number + 1, fields.len()),
                 "3 fields: x,y,label",
-                line.chars().take(60).collect(),
+                clip(line),
             ));
         }
         let coord = |s: &str| -> Result<f32> {
@@ -54,9 +68,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
                 .ok_or_else(|| {
                     bad(
                         path,
-                        format!("line {}: `{s}` is not a finite number", number + 1),
+                        format!("line {}: `{}` is not a finite number", number + 1, clip(s)),
                         "a finite number",
-                        s.chars().take(30).collect(),
+                        clip(s),
                     )
                 })
         };
@@ -70,10 +84,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
                     format!(
                         "line {}: the label `{}` is not a class number",
                         number + 1,
-                        fields[2]
+                        clip(fields[2])
                     ),
                     "an integer 0..999",
-                    fields[2].chars().take(30).collect(),
+                    clip(fields[2]),
                 )
             })?;
         xy.push(coord(fields[0])?);
@@ -96,6 +110,25 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Dataset> {
             "only one class".into(),
             "rows of at least 2 different labels",
             format!("every label is {} ({} rows)", labels[0], labels.len()),
+        ));
+    }
+    // Labels are class numbers 0..K-1: a gap would silently add classes
+    // no row has (labels {0, 900} made a 901-class model).
+    let max = *distinct.last().unwrap();
+    if distinct.len() != max as usize + 1 {
+        let missing: Vec<String> = (0..max)
+            .filter(|l| !distinct.contains(l))
+            .take(5)
+            .map(|l| l.to_string())
+            .collect();
+        return Err(bad(
+            path,
+            format!(
+                "the labels skip class numbers (no row has {} …)",
+                missing.join(", ")
+            ),
+            "labels 0..K-1 with every class present (renumber them)",
+            format!("{} different labels up to {max}", distinct.len()),
         ));
     }
     let classes = *labels.iter().max().unwrap() as usize + 1;
@@ -139,6 +172,31 @@ mod tests {
         };
         assert_eq!(xy, &vec![0.5, -1.0, 0.01, 3.0]);
         assert_eq!(ds.classes, 2);
+    }
+
+    #[test]
+    fn spreadsheet_quirks_are_read_or_named() {
+        // A byte-order mark, CR-only line ends, a header after a comment.
+        let ds = parse(b"\xef\xbb\xbf0,0,0\r1,1,1\r2,2,0\r", Path::new("p.csv")).unwrap();
+        assert_eq!(ds.labels, vec![0, 1, 0]);
+        let ds = parse(b"# points\n\nx,y,label\n0,0,0\n1,1,1\n", Path::new("p.csv")).unwrap();
+        assert_eq!(ds.labels, vec![0, 1]);
+        // A first row with a number in it is data: its bad field is named.
+        let e = parse(b"0x1,2,0\n1,2,1\n", Path::new("p.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("0x1"), "{e}");
+        // Labels are 0..K-1: {0, 900} is not a 901-class problem.
+        let e = parse(b"0,0,0\n1,1,900\n", Path::new("p.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("skip class numbers"), "{e}");
+        // A huge field is not echoed whole.
+        let huge = format!("0,0,0\n1,{},1\n", "9".repeat(100_000));
+        let e = parse(huge.as_bytes(), Path::new("p.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 1000, "{} bytes of message", e.len());
     }
 
     #[test]

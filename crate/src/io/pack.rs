@@ -118,6 +118,24 @@ impl Pack {
             ));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        // The checksum first: a flipped bit in the version field is
+        // corruption, not a file from another prunelab.
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        if fnv1a(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
+            let newer = if version > FORMAT_VERSION {
+                format!(
+                    " (or it was written by a newer prunelab: it says file format {version}, \
+                     this build reads up to {FORMAT_VERSION})"
+                )
+            } else {
+                String::new()
+            };
+            return Err(bad(format!(
+                "the checksum does not match: the file is truncated or corrupted ({} bytes){newer}; \
+                 use an earlier checkpoint or re-create it",
+                bytes.len()
+            )));
+        }
         if version == 0 {
             return Err(bad(
                 "file format 0 was never written by a released prunelab; re-create the file".into(),
@@ -126,14 +144,6 @@ impl Pack {
         if version > FORMAT_VERSION {
             return Err(bad(format!(
                 "written by a newer prunelab (file format {version}, this build reads up to {FORMAT_VERSION}); upgrade prunelab"
-            )));
-        }
-        let (body, sum) = bytes.split_at(bytes.len() - 8);
-        if fnv1a(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
-            return Err(bad(format!(
-                "the checksum does not match: the file is truncated or corrupted ({} bytes); \
-                 use an earlier checkpoint or re-create it",
-                bytes.len()
             )));
         }
         let header_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;

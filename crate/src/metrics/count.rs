@@ -87,6 +87,44 @@ pub fn count(spec: &ModelSpec) -> ModelCount {
     }
 }
 
+/// The weights weight-level methods may zero: every conv kernel and every
+/// linear weight matrix (not biases, not BN), as `Model::prunable_weights`
+/// lists them — from the spec, so a target is checked before a model exists.
+pub fn prunable_weights(spec: &ModelSpec) -> u64 {
+    spec.layers()
+        .iter()
+        .map(|layer| match layer.op {
+            LayerOp::Conv {
+                c_in,
+                c_out,
+                kernel,
+                ..
+            } => (kernel * kernel * c_in * c_out) as u64,
+            LayerOp::Linear { d_in, d_out } => (d_in * d_out) as u64,
+            LayerOp::BatchNorm { .. } => 0,
+        })
+        .sum()
+}
+
+/// Values one example's forward pass writes (every conv, BN and linear
+/// output; ReLUs and additions are of the same order): with their gradients
+/// and the activations' copies, training holds a few times this per example.
+/// Used to refuse a batch that cannot fit before allocating it.
+pub fn activation_floats(spec: &ModelSpec) -> u64 {
+    spec.layers()
+        .iter()
+        .map(|layer| {
+            let hw = (layer.out_hw as u64).saturating_mul(layer.out_hw as u64);
+            let channels = match layer.op {
+                LayerOp::Conv { c_out, .. } => c_out,
+                LayerOp::BatchNorm { channels } => channels,
+                LayerOp::Linear { d_out, .. } => d_out,
+            };
+            (channels as u64).saturating_mul(hw)
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

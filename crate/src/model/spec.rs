@@ -302,6 +302,8 @@ impl ModelSpec {
                 ModelSpec::Resnet(ResNetSpec::cifar(name, depth, options.shortcut, classes))
             }
         };
+        // Bounded here too: `info` and `bench` count or build straight from it.
+        spec.check_size()?;
         Ok(spec)
     }
 

@@ -22,6 +22,7 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use super::capture::{self, Sampling};
+use super::method::CheckOptions;
 use super::select::Normalize;
 use super::select::Scope;
 use super::select::UnitScores;
@@ -204,6 +205,8 @@ pub struct EnergyOptions {
     pub svd: Svd,
     pub criterion: Criterion,
 }
+
+impl CheckOptions for EnergyOptions {}
 
 impl Default for EnergyOptions {
     fn default() -> Self {

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lrp::Relevance;
 use super::masks::{LayerScores, masks_from_scores};
+use super::method::{CheckOptions, require};
 use super::pipeline::{self, Then};
 use super::select::Scope;
 use super::{
@@ -62,6 +63,40 @@ pub struct FlexRelOptions {
     pub sweep: Vec<f32>,
     /// Accuracy target (0..1) for "the highest pruning factor that meets it".
     pub accuracy_target: Option<f32>,
+}
+
+impl CheckOptions for FlexRelOptions {
+    fn check(&self) -> Result<()> {
+        let share = |v: f32| (0.0..=1.0).contains(&v);
+        require(share(self.delta), "flexrel.delta", self.delta, "0 to 1")?;
+        require(
+            (0.0..=1000.0).contains(&self.lrp_epsilon),
+            "flexrel.lrp_epsilon",
+            self.lrp_epsilon,
+            "0 to 1000",
+        )?;
+        require(
+            (1..=1_000_000).contains(&self.samples),
+            "flexrel.samples",
+            self.samples,
+            "1 to 1000000",
+        )?;
+        require(
+            self.sweep.len() <= 100 && self.sweep.iter().all(|&d| share(d)),
+            "flexrel.sweep",
+            format!("{:?}", self.sweep),
+            "at most 100 values of δ, each 0 to 1",
+        )?;
+        if let Some(a) = self.accuracy_target {
+            require(
+                share(a),
+                "flexrel.accuracy_target",
+                a,
+                "an accuracy share 0 to 1",
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for FlexRelOptions {

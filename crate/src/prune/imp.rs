@@ -12,6 +12,7 @@
 //! epochs with the learning-rate schedule resumed at epoch k; repeat.
 
 use super::masks::{masks_from_scores, within};
+use super::method::{CheckOptions, require};
 use super::pipeline::{train_from, weight_sparsity};
 use super::select::Scope;
 use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase};
@@ -51,6 +52,27 @@ pub struct ImpOptions {
     pub rewind_epoch: usize,
     /// Epochs per round (default: the training config's epochs).
     pub epochs: Option<usize>,
+}
+
+impl CheckOptions for ImpOptions {
+    fn check(&self) -> Result<()> {
+        require(
+            (1..=100).contains(&self.rounds),
+            "imp.rounds",
+            self.rounds,
+            "1 to 100",
+        )?;
+        require(
+            self.rewind_epoch <= 100_000,
+            "imp.rewind_epoch",
+            self.rewind_epoch,
+            "0 to 100000",
+        )?;
+        if let Some(e) = self.epochs {
+            require((1..=100_000).contains(&e), "imp.epochs", e, "1 to 100000")?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for ImpOptions {
@@ -109,7 +131,7 @@ impl Method for Imp {
             if o.rounds == 0 {
                 return Err(Error::config("imp.rounds", 0, "use at least one round"));
             }
-            let final_sparsity = weight_sparsity(&job.target, &job.model)? as f64;
+            let final_sparsity = weight_sparsity(&job.target, &job.model.spec)? as f64;
             let mut config = job.train.clone();
             if let Some(e) = o.epochs {
                 config.epochs = e;

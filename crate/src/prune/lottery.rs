@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::capture::Sampling;
 use super::masks::LayerScores;
+use super::method::{CheckOptions, require};
 use super::options::PruneOptions;
 use super::pipeline::train_from;
 use super::plan::Plan;
@@ -100,6 +101,30 @@ pub struct LotteryOptions {
     /// Winning-ticket tolerance ξ of Eq. 1, `Acc(F′) + ξ ≥ Acc(F)` (accuracy
     /// as a share, 0..1: 0.01 = one point). Judged in each result's `verdict`.
     pub xi: f32,
+}
+
+impl CheckOptions for LotteryOptions {
+    fn check(&self) -> Result<()> {
+        require(
+            self.rewind_epoch <= 100_000,
+            "lottery.rewind_epoch",
+            self.rewind_epoch,
+            "0 to 100000",
+        )?;
+        require(
+            self.grasp_epsilon > 0.0 && self.grasp_epsilon <= 1.0,
+            "lottery.grasp_epsilon",
+            self.grasp_epsilon,
+            "(0, 1]",
+        )?;
+        require(
+            (0.0..=1.0).contains(&self.xi),
+            "lottery.xi",
+            self.xi,
+            "an accuracy share 0 to 1",
+        )?;
+        Ok(())
+    }
 }
 
 impl Default for LotteryOptions {

@@ -98,9 +98,26 @@ pub struct OptionsSpec {
     pub check: fn(&serde_json::Value) -> Result<()>,
 }
 
+/// Range checks of a method's own options beyond what parsing checks (a
+/// temperature of 0 parses, and ends in a NaN loss an hour later).
+pub trait CheckOptions {
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// `Ok` if `ok`, else an error naming `field`, its value and the range.
+pub fn require(ok: bool, field: &str, value: impl std::fmt::Display, range: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(field, value, format!("use {range}")))
+    }
+}
+
 impl OptionsSpec {
     /// The spec of options type `T`.
-    pub const fn of<T: Default + Serialize + DeserializeOwned>() -> Self {
+    pub const fn of<T: Default + Serialize + DeserializeOwned + CheckOptions>() -> Self {
         OptionsSpec {
             defaults: defaults_of::<T>,
             check: check_as::<T>,
@@ -112,10 +129,10 @@ fn defaults_of<T: Default + Serialize>() -> serde_json::Value {
     serde_json::to_value(T::default()).expect("plain data")
 }
 
-fn check_as<T: DeserializeOwned>(value: &serde_json::Value) -> Result<()> {
+fn check_as<T: DeserializeOwned + CheckOptions>(value: &serde_json::Value) -> Result<()> {
     serde_json::from_value::<T>(value.clone())
-        .map(|_| ())
-        .map_err(|e| Error::config("prune options", value, e.to_string()))
+        .map_err(|e| Error::config("prune options", value, e.to_string()))?
+        .check()
 }
 
 /// What a criterion measures: one score per unit, per weight or per
@@ -199,6 +216,13 @@ pub trait Method: Sync {
                 "it runs its own schedule and has no one-shot scores to rank",
             ))
         })
+    }
+
+    /// What a run with `options` removes: the method's granularity, unless
+    /// an option decides (the random baseline's `unit`).
+    fn removes(&self, options: &PruneOptions) -> Result<Granularity> {
+        let _ = options;
+        Ok(self.info().granularity)
     }
 
     /// The method, start to end: by default its scores through the pipeline

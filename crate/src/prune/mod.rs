@@ -37,14 +37,14 @@ pub mod surgery;
 pub mod target;
 
 pub use method::{
-    BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
-    Scores, Scoring, StatedDefault, catalog, defaults,
+    BoxFuture, CheckOptions, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec,
+    Outcome, Phase, Scores, Scoring, StatedDefault, catalog, defaults,
 };
 pub use options::{PruneConfig, PruneOptions};
 pub use target::Target;
 
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::ModelSpec;
 
 /// Every method, seed methods first: the registry.
 pub static METHODS: &[&dyn Method] = &[
@@ -76,17 +76,59 @@ pub fn by_name(name: &str) -> Result<&'static dyn Method> {
         })
 }
 
-/// Refuses methods that need residual blocks on other models.
-pub fn check_applicable(info: &MethodInfo, model: &Model) -> Result<()> {
-    if info.needs_blocks && model.spec.removable_blocks().is_empty() {
+/// Refuses, from the spec alone (before any training), a method that cannot
+/// meet `target` on `spec`: one that needs residual blocks on a model
+/// without them, a target of the wrong kind for what it removes, more
+/// blocks than the model has, or a share no plan reaches. Sweeps and
+/// experiments run it for every run up front (the probe's M10).
+pub fn check_feasible(
+    method: &dyn Method,
+    options: &PruneOptions,
+    spec: &ModelSpec,
+    target: &Target,
+) -> Result<()> {
+    let info = method.info();
+    let blocks = spec.removable_blocks().len();
+    if info.needs_blocks && blocks == 0 {
         return Err(Error::config(
             "method",
             info.name,
             format!(
                 "it removes residual blocks; {} has none (use a resnet)",
-                model.spec.name()
+                spec.name()
             ),
         ));
     }
-    Ok(())
+    match (method.removes(options)?, target) {
+        (Granularity::Blocks, Target::Blocks(n)) if (1..=blocks).contains(n) => Ok(()),
+        (Granularity::Blocks, Target::Blocks(_)) if blocks == 0 => Err(Error::config(
+            "target",
+            target,
+            format!(
+                "{} has no residual blocks to remove (use a resnet)",
+                spec.name()
+            ),
+        )),
+        (Granularity::Blocks, Target::Blocks(_)) => Err(Error::config(
+            "target",
+            target,
+            format!(
+                "{} has {blocks} removable blocks: use blocks=1 to {blocks}",
+                spec.name()
+            ),
+        )),
+        (Granularity::Blocks, _) => Err(Error::config(
+            "target",
+            target,
+            format!("{} removes residual blocks: use blocks=N", info.name),
+        )),
+        (Granularity::Channels, _) => select::check_reachable(spec, target),
+        (Granularity::Weights, _) => pipeline::weight_sparsity(target, spec).map(|_| ()),
+        (Granularity::Structure, Target::Macs(_) | Target::Params(_)) => Ok(()),
+        (Granularity::Structure, _) => Err(Error::config(
+            "target",
+            target,
+            format!("{} takes macs=F or params=F (the share removed)", info.name),
+        )),
+    }
 }

@@ -124,8 +124,11 @@ impl PruneOptions {
             if let Some(spec) = method.info().options {
                 let mut value = (spec.defaults)();
                 merge(&mut value, table);
-                (spec.check)(&value)
-                    .map_err(|e| Error::config(&format!("prune.{name}"), table, e.to_string()))?;
+                (spec.check)(&value).map_err(|e| match e {
+                    // A range check names its own field (`polarization.temperature`).
+                    Error::Config { ref field, .. } if field.starts_with(&format!("{name}.")) => e,
+                    e => Error::config(&format!("prune.{name}"), table, e.to_string()),
+                })?;
             }
         }
         Ok(())

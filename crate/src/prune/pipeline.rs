@@ -13,8 +13,8 @@ use super::{BoxFuture, Job, Method, MethodInfo, Outcome, Phase, PruneOptions, Sc
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event};
 use crate::metrics::count::count;
-use crate::model::Model;
 use crate::model::masks::WeightMasks;
+use crate::model::{Model, ModelSpec};
 use crate::train::TrainConfig;
 use crate::train::Trainer;
 
@@ -184,17 +184,13 @@ pub async fn blocks(job: Job<'_>, scores: Vec<(String, f32)>, then: Then) -> Res
 }
 
 /// The weight sparsity a target asks for.
-pub fn weight_sparsity(target: &Target, model: &Model) -> Result<f32> {
+pub fn weight_sparsity(target: &Target, spec: &ModelSpec) -> Result<f32> {
     match *target {
         Target::Sparsity(s) => Ok(s),
         Target::Params(p) => {
-            let total = count(&model.spec).params as f64;
-            let prunable: usize = model
-                .prunable_weights()
-                .iter()
-                .map(|w| w.param.shape().iter().product::<usize>())
-                .sum();
-            let s = p as f64 * total / prunable as f64;
+            let total = count(spec).params as f64;
+            let prunable = crate::metrics::count::prunable_weights(spec) as f64;
+            let s = p as f64 * total / prunable;
             if s >= 1.0 {
                 return Err(Error::config(
                     "target",
@@ -236,7 +232,7 @@ pub async fn weight_level(
     then: Then,
     details: serde_json::Value,
 ) -> Result<Outcome> {
-    let sparsity = weight_sparsity(&job.target, &job.model)?;
+    let sparsity = weight_sparsity(&job.target, &job.model.spec)?;
     let masks = masks_from_scores(
         &scores,
         sparsity,

@@ -50,6 +50,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::gates::{Cost, GateKind, GateValues, GatedModel, Gates, Measure};
+use super::method::{CheckOptions, require};
 use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
@@ -105,6 +106,72 @@ pub struct PolarizationOptions {
     pub block_gates: bool,
     /// Epochs of the one training pass (default: the training config's epochs).
     pub epochs: Option<usize>,
+}
+
+impl CheckOptions for PolarizationOptions {
+    fn check(&self) -> Result<()> {
+        let o = self;
+        let t = |v: f32| v.is_finite() && v > 0.0 && v <= 100.0;
+        require(
+            t(o.temperature),
+            "polarization.temperature",
+            o.temperature,
+            "(0, 100]",
+        )?;
+        require(
+            t(o.final_temperature),
+            "polarization.final_temperature",
+            o.final_temperature,
+            "(0, 100]",
+        )?;
+        require(
+            o.init_logit.abs() <= 50.0,
+            "polarization.init_logit",
+            o.init_logit,
+            "-50 to 50",
+        )?;
+        for (field, v) in [
+            ("polarization.lambda_pol", o.lambda_pol),
+            ("polarization.lambda_sp", o.lambda_sp),
+        ] {
+            require((0.0..=1e6).contains(&v), field, v, "0 to 1e6")?;
+        }
+        require(
+            o.freeze_at > 0.0 && o.freeze_at <= 1.0,
+            "polarization.freeze_at",
+            o.freeze_at,
+            "a share of the pass in (0, 1]",
+        )?;
+        require(
+            (0.0..=1.0).contains(&o.polarize_after),
+            "polarization.polarize_after",
+            o.polarize_after,
+            "a share of the pass in [0, 1]",
+        )?;
+        require(
+            (1..=1_000_000).contains(&o.consensus_samples),
+            "polarization.consensus_samples",
+            o.consensus_samples,
+            "1 to 1000000",
+        )?;
+        if let Some(s) = o.gate_step {
+            require(
+                s > 0.0 && s <= 1000.0,
+                "polarization.gate_step",
+                s,
+                "(0, 1000]",
+            )?;
+        }
+        if let Some(e) = o.epochs {
+            require(
+                (1..=100_000).contains(&e),
+                "polarization.epochs",
+                e,
+                "1 to 100000",
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for PolarizationOptions {

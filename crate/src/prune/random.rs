@@ -6,9 +6,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::masks::LayerScores;
+use super::method::CheckOptions;
 use super::select::{Scope, UnitScores};
 use super::{
-    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
+    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, PruneOptions,
+    Scores, Scoring,
 };
 use crate::error::Result;
 use crate::model::{Model, ModelSpec};
@@ -66,6 +68,8 @@ pub struct RandomOptions {
     pub unit: RandomUnit,
 }
 
+impl CheckOptions for RandomOptions {}
+
 pub static INFO: MethodInfo = MethodInfo {
     name: "random",
     title: "Random pruning (channels, weights or blocks)",
@@ -96,6 +100,15 @@ pub struct Random;
 impl Method for Random {
     fn info(&self) -> &'static MethodInfo {
         &INFO
+    }
+
+    fn removes(&self, options: &PruneOptions) -> Result<Granularity> {
+        let o: RandomOptions = options.of(INFO.name)?;
+        Ok(match o.unit {
+            RandomUnit::Channels => Granularity::Channels,
+            RandomUnit::Weights => Granularity::Weights,
+            RandomUnit::Blocks => Granularity::Blocks,
+        })
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {

@@ -376,6 +376,27 @@ pub fn select_blocks(scores: &[(String, f32)], n: usize) -> Result<Vec<String>> 
     Ok(order[..n].iter().map(|(name, _)| name.clone()).collect())
 }
 
+/// The most `target`'s measure a unit-level method can remove from `spec`:
+/// every group down to `min_keep` units. Checked before any training.
+pub fn check_reachable(spec: &ModelSpec, target: &Target) -> Result<()> {
+    let want = goal(target)?;
+    let min_keep = SelectOptions::default().min_keep;
+    let keep = spec
+        .unit_groups()
+        .into_iter()
+        .map(|g| (g.name, (0..min_keep.min(g.size)).collect()))
+        .collect();
+    let floor = Plan {
+        keep,
+        remove_blocks: Vec::new(),
+    };
+    let best = reduction(spec, &floor, target);
+    if best + TOLERANCE < want {
+        return Err(unreachable_target(target, best));
+    }
+    Ok(())
+}
+
 /// The share of MACs (or params, or units) `plan` removes — for reports.
 pub fn achieved(spec: &ModelSpec, plan: &Plan, target: &Target) -> f64 {
     reduction(spec, plan, target)

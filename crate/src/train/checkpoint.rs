@@ -75,14 +75,88 @@ pub fn meta(pack: &Pack, path: &Path) -> Result<Meta> {
     })
 }
 
-/// Restores model weights, optimizer state, masks and progress into `trainer`.
+/// The optimizer's state buffers per parameter (optim.rs): SGD's momentum,
+/// Adam's first and second moments.
+const STATE_KINDS: &[&str] = &["momentum", "m", "v"];
+
+/// Checks what the checksum cannot: that the file's parts agree with each
+/// other. Every optimizer buffer and mask belongs to a parameter of the
+/// model and has its size (a shorter one would broadcast silently), and the
+/// progress counters describe a position this run can be at with
+/// `steps_per_epoch` batches per epoch (the step counter follows from it).
+pub fn check_contents(pack: &Pack, meta: &Meta, steps_per_epoch: usize, path: &Path) -> Result<()> {
+    let bad = |problem: String| Error::BadCheckpoint {
+        path: path.to_path_buf(),
+        problem: format!(
+            "{problem}; the file was not written by `prunelab train`, use another checkpoint"
+        ),
+    };
+    let size = |name: &str| {
+        pack.get(name)
+            .map(|(shape, _)| shape.iter().product::<usize>())
+    };
+    for name in pack.names() {
+        let (kind, key) = match name.split_once('/') {
+            Some(("optim", key)) => ("optimizer state", key),
+            Some(("mask", key)) => ("mask", key),
+            Some(("model", _)) => continue,
+            _ => return Err(bad(format!("it holds an unknown tensor `{name}`"))),
+        };
+        let param = match (kind, key.rsplit_once('#')) {
+            ("optimizer state", Some((param, state))) if STATE_KINDS.contains(&state) => param,
+            ("mask", None) => key,
+            _ => {
+                return Err(bad(format!(
+                    "`{name}` is not a {kind} this prunelab writes"
+                )));
+            }
+        };
+        let Some(expected) = size(&format!("model/{param}")) else {
+            return Err(bad(format!(
+                "`{name}` belongs to no parameter of the model"
+            )));
+        };
+        let found = size(name).unwrap_or(0);
+        if found != expected {
+            return Err(bad(format!(
+                "`{name}` has {found} values, its parameter has {expected}"
+            )));
+        }
+    }
+    let p = &meta.progress;
+    let position = (p.epoch as u64)
+        .checked_mul(steps_per_epoch as u64)
+        .and_then(|s| s.checked_add(p.batch as u64));
+    let consistent = p.batch <= steps_per_epoch
+        && p.epoch <= crate::train::config::MAX_EPOCHS
+        && p.history.len() == p.epoch
+        && position == Some(p.step)
+        && meta.optimizer_steps == p.step;
+    if !consistent {
+        return Err(bad(format!(
+            "its progress does not add up: epoch {}, batch {} of {steps_per_epoch}, step {}, \
+             {} optimizer steps, {} epochs of history",
+            p.epoch,
+            p.batch,
+            p.step,
+            meta.optimizer_steps,
+            p.history.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Restores model weights, optimizer state, masks and progress into
+/// `trainer`, after [`check_contents`].
 pub fn restore<M: Trainable>(
     trainer: &mut Trainer<M>,
     pack: &Pack,
     meta: &Meta,
+    steps_per_epoch: usize,
     path: &Path,
     device: &Device,
 ) -> Result<()> {
+    check_contents(pack, meta, steps_per_epoch, path)?;
     trainer.model = pack::load_module(trainer.model.clone(), pack, "model/", path)?;
     let plain = device.clone().without_autodiff();
     let flat = |name: &str| {

@@ -6,6 +6,8 @@ use super::optim::{OptimizerKind, OptimizerSettings};
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 
+/// The most epochs a run (or a checkpoint's progress) may have.
+pub const MAX_EPOCHS: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -77,7 +79,7 @@ impl TrainConfig {
             }
         };
         check(
-            (1..=100_000).contains(&t.epochs),
+            (1..=MAX_EPOCHS).contains(&t.epochs),
             "train.epochs",
             t.epochs.to_string(),
             "use 1 to 100000",

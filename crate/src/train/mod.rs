@@ -143,6 +143,7 @@ impl<M: Trainable> Trainer<M> {
             return Err(Error::Interrupted {
                 step: p.step,
                 saved: "nothing was saved by this loop".into(),
+                resumable: false,
             });
         }
         let (epoch, index) = (p.epoch, p.batch);

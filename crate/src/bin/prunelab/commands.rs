@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use prunelab::config::RunConfig;
-use prunelab::device::{self, DeviceChoice};
+use prunelab::device::{self, DeviceChoice, OpenDevice};
 use prunelab::error::{Error, Result};
 use prunelab::host::block_on;
 use prunelab::io::{atomic, model_file};
-use prunelab::metrics::count::count;
+use prunelab::metrics::count::{activation_floats, count};
 use prunelab::model::spec::{ModelOptions, ModelSpec};
 use prunelab::report::{count_table, human};
 use prunelab::train::{checkpoint, evaluate};
@@ -26,11 +26,37 @@ fn parse<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T> 
     })
 }
 
+/// The largest config, experiment or sweep file read: hand-written files
+/// are kilobytes, and a bigger one is refused before it is parsed.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a TOML file after checking it is a regular file of at most
+/// [`MAX_CONFIG_BYTES`] (a FIFO would hang, `/dev/zero` would never end).
+pub fn read_config_file(path: &Path) -> Result<String> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
+        return Err(Error::config(
+            "config file",
+            path.display(),
+            format!(
+                "give a regular TOML file of at most {} KiB (this one is {})",
+                MAX_CONFIG_BYTES >> 10,
+                if meta.is_file() {
+                    format!("{} bytes", meta.len())
+                } else {
+                    "not a regular file".into()
+                }
+            ),
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}
+
 /// The config file (if any) with the flags laid over it.
 pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
     let mut c = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = read_config_file(path)?;
             RunConfig::from_toml(&text, &path.display().to_string())?
         }
         None => RunConfig::default(),
@@ -156,7 +182,15 @@ pub fn train(args: TrainArgs) -> Result<()> {
         checkpointing,
         &mut progress,
         &mut save,
-    ))?;
+    ))
+    .map_err(|e| match e {
+        Error::Interrupted { step, saved, .. } => Error::Interrupted {
+            step,
+            saved,
+            resumable: args.checkpoint.is_some(),
+        },
+        e => e,
+    })?;
     progress.finish();
     eprintln!(
         "test accuracy {:.2}% · {} params · {} MACs · {:.1} s",
@@ -240,6 +274,50 @@ pub fn info(args: InfoArgs) -> Result<()> {
     Ok(())
 }
 
+/// On the CPU a failed allocation aborts the process (a GPU's out-of-memory
+/// is a panic the CLI turns into advice), so a batch whose activations
+/// cannot fit in the memory available now is refused before it is made.
+/// The estimate is the forward outputs, their gradients and one copy each.
+pub fn check_cpu_batch(
+    opened: &OpenDevice,
+    spec: &ModelSpec,
+    batch: usize,
+    flag: &str,
+) -> Result<()> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    if opened.kind != DeviceChoice::Cpu {
+        return Ok(());
+    }
+    let need = activation_floats(spec)
+        .saturating_mul(batch as u64)
+        .saturating_mul(3 * 4);
+    if need <= available {
+        return Ok(());
+    }
+    let gb = |b: u64| b as f64 / 1e9;
+    Err(Error::config(
+        flag,
+        batch,
+        format!(
+            "{} needs about {:.1} GB for its activations at this batch size on the CPU, \
+             and {:.1} GB are available; lower {flag}",
+            spec.name(),
+            gb(need),
+            gb(available)
+        ),
+    ))
+}
+
+/// `MemAvailable` from /proc/meminfo (Linux); elsewhere nothing is checked.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
 pub fn bench(args: BenchArgs) -> Result<()> {
     let spec = ModelSpec::named(
         &args.model,
@@ -251,6 +329,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
     let opened = device::open(choice)?;
     eprintln!("device: {}", opened.description);
+    check_cpu_batch(&opened, &spec, args.batch, "--batch")?;
     let result = block_on(prunelab::bench::bench(
         &spec,
         args.batch,

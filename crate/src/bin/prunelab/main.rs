@@ -313,6 +313,16 @@ fn run() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
+    if let Some(line) = prunelab::fault::notice() {
+        eprintln!("{line}");
+    }
+    let json_events = match &cli.command {
+        Command::Train(a) => a.json_events,
+        Command::Prune(a) => a.json_events,
+        Command::Compare(a) => a.json_events,
+        Command::Sweep(a) => a.json_events,
+        _ => false,
+    };
     let result = catch_device_panics(|| match cli.command {
         Command::Train(args) => {
             stop_on_signals();
@@ -333,11 +343,40 @@ fn run() -> ExitCode {
         Command::Bench(args) => commands::bench(args),
         Command::Serve(args) => serve::serve(args),
     });
+    if let (true, Err(e)) = (json_events, &result) {
+        // A log reader sees how the run ended, not just that stdout stopped.
+        let resumable = matches!(
+            e,
+            Error::Interrupted {
+                resumable: true,
+                ..
+            }
+        );
+        let event = serde_json::json!({
+            "type": if matches!(e, Error::Interrupted { .. }) { "stopped" } else { "error" },
+            "message": e.to_string(),
+            "resumable": resumable,
+        });
+        println!("{event}");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ Error::Interrupted { .. }) => {
+        Err(
+            e @ Error::Interrupted {
+                resumable: true, ..
+            },
+        ) => {
             eprintln!("stopped: {e}");
             ExitCode::from(interrupt::EXIT_REQUEUE)
+        }
+        // Not 75: a scheduler that requeues would only start over, forever.
+        Err(e @ Error::Interrupted { .. }) => {
+            eprintln!(
+                "stopped: {e}; exit {} (not {}: nothing to resume)",
+                interrupt::EXIT_STOPPED,
+                interrupt::EXIT_REQUEUE
+            );
+            ExitCode::from(interrupt::EXIT_STOPPED)
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -26,7 +26,7 @@ fn setting(text: &str) -> Result<serde_json::Value> {
     let parsed: toml::Value = toml::from_str(&format!("v = {value}"))
         .or_else(|_| toml::from_str(&format!("v = \"{value}\"")))
         .map_err(|e| Error::config("set", text, e.to_string()))?;
-    let mut v = serde_json::to_value(&parsed["v"]).expect("TOML is JSON-compatible");
+    let mut v = prunelab::config::toml_to_json(&parsed["v"], key.trim())?;
     for part in key.trim().rsplit('.') {
         v = serde_json::json!({ part: v });
     }
@@ -173,8 +173,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
 }
 
 pub fn run(args: CompareArgs) -> Result<()> {
-    let text =
-        std::fs::read_to_string(&args.experiment).map_err(|e| Error::io(&args.experiment, e))?;
+    let text = crate::commands::read_config_file(&args.experiment)?;
     let mut config = ExperimentConfig::from_toml(&text, &args.experiment.display().to_string())?;
     if let Some(d) = &args.device {
         config.base.device = d.parse()?;

@@ -26,7 +26,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             "give a sweep file and --out DIR (or --collect DIR to merge results)",
         ));
     };
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let text = crate::commands::read_config_file(file)?;
     let config = SweepConfig::from_toml(&text, &file.display().to_string())?;
     atomic::check_writable(&out.join("sweep.json"))?;
     // The override picks where runs execute; it must not change their ids,
@@ -97,6 +97,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
                          when the shard runs again",
                         run.id
                     ),
+                    resumable: true,
                 });
             }
             Err(e) => {
