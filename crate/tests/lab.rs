@@ -169,3 +169,45 @@ fn unit_maps_show_one_neuron() {
     assert!(block_on(lab.unit_map("fc9", 0, 8, 1.5)).is_err());
     assert!(block_on(lab.unit_map("fc1", 6, 8, 1.5)).is_err());
 }
+
+/// The page's snapshot upload goes through `Lab::restore`: a shared `.plm`
+/// that declares a huge architecture, holds NaN weights or was made for
+/// other data is refused with its reason, and the lab keeps its model (the
+/// probe's M1 and M3, for a browser tab).
+#[test]
+fn a_hostile_or_mismatched_snapshot_is_refused_and_the_lab_keeps_its_model() {
+    let mut c = RunConfig::default();
+    c.model.hidden = vec![6];
+    c.data.dataset = "gaussians".into();
+    c.data.classes = 3;
+    let split = c.data.load(c.seed).unwrap();
+    let mut lab = Lab::new(c, OpenDevice::cpu("cpu"), split).unwrap();
+    let own = block_on(lab.model_file()).unwrap();
+    let forged = |name: &str| {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fuzz/regressions/checkpoint")
+                .join(name),
+        )
+        .unwrap()
+    };
+    for (bytes, says) in [
+        (forged("model-huge-hidden"), "hidden width"),
+        (forged("model-huge-classes"), "classes"),
+        (forged("model-nan-weight"), "NaN"),
+        // A two-class moons model, for this three-class lab.
+        (
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../fuzz/regressions/valid/moons-1-epoch.plm"),
+            )
+            .unwrap(),
+            "the data has 3 classes",
+        ),
+    ] {
+        let e = lab.restore(&bytes).unwrap_err().to_string();
+        assert!(e.contains(says), "{says}: {e}");
+    }
+    assert_eq!(block_on(lab.model_file()).unwrap(), own);
+    lab.restore(&own).unwrap();
+}
