@@ -188,6 +188,11 @@ pub fn check_known_keys(
     at: &str,
 ) -> Result<()> {
     if let (Some(map), Some(known_map)) = (value.as_object(), known.as_object()) {
+        // An empty table in the defaults is a map keyed by the user
+        // (`layer_ratios`), not a table with no keys.
+        if known_map.is_empty() {
+            return Ok(());
+        }
         for (key, v) in map {
             let path = if at.is_empty() {
                 key.clone()

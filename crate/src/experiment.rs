@@ -16,6 +16,7 @@ use crate::data::Split;
 use crate::device::OpenDevice;
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event, Sink};
+use crate::metrics::latency;
 use crate::model::Model;
 use crate::model::init_model;
 use crate::prune::{self, Job, Outcome, Phase, PruneOptions, Target};
@@ -175,6 +176,13 @@ pub async fn run_method(
         &opened.device,
     )
     .await?;
+    let latency = latency::measure(
+        &outcome.model,
+        split,
+        config.train.batch_size,
+        &opened.device,
+    )
+    .await?;
     let spec_before = &dense_spec(dense);
     let plan = match (&outcome.plan, spec_before) {
         (Some(p), Some(s)) => p.describe(s),
@@ -203,6 +211,12 @@ pub async fn run_method(
         train_epochs: outcome.history.len(),
         plan,
         energy_joules: None,
+        latency: Some(latency),
+        // Measured with a masked model too: weight-level masks do not make
+        // dense kernels faster, and the ratio shows it.
+        speedup: dense
+            .latency
+            .map(|d| d.batch_ms / latency.batch_ms.max(1e-9)),
         history: outcome.history.clone(),
         details: outcome.details.clone(),
         verdict: method.verdict(&options_used, m.test_accuracy, dense.test_accuracy),
@@ -231,6 +245,7 @@ pub async fn dense_result(
         &opened.device,
     )
     .await?;
+    let latency = latency::measure(model, split, config.train.batch_size, &opened.device).await?;
     Ok(MethodResult {
         method: "dense".into(),
         label: "dense".into(),
@@ -250,6 +265,8 @@ pub async fn dense_result(
         train_epochs: history.len(),
         plan: Vec::new(),
         energy_joules: None,
+        latency: Some(latency),
+        speedup: Some(1.0),
         history,
         details: serde_json::json!({ "spec": model.spec }),
         verdict: None,

@@ -373,6 +373,9 @@ fn average(label: &str, members: &[&MethodResult]) -> MethodResult {
     row.macs_reduction = avg(&|m| m.macs_reduction);
     row.bytes_reduction = avg(&|m| m.bytes_reduction);
     row.wall_seconds = avg(&|m| m.wall_seconds);
+    if members.iter().all(|m| m.speedup.is_some()) {
+        row.speedup = Some(avg(&|m| m.speedup.unwrap_or(1.0)));
+    }
     row.history.clear();
     row
 }

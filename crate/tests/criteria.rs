@@ -141,6 +141,87 @@ fn per_layer_and_iterative_selection_and_fixed_rates() {
     );
 }
 
+/// Layer-collapse protection: a global ranking whose scores run low in one
+/// layer would empty it; the caps, ignored layers and rounding hold, and the
+/// target is still met from the other layers.
+#[test]
+fn layer_caps_ignored_layers_and_rounding_hold_under_a_global_ranking() {
+    use prunelab::prune::select::Protection;
+    let spec = mlp(&[8, 8, 8]);
+    // fc2's scores are all lower than everything else's.
+    let s = scores(&[
+        ("fc1", &[5., 6., 7., 8., 9., 10., 11., 12.]),
+        ("fc2", &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]),
+        ("fc3", &[1., 2., 3., 4., 13., 14., 15., 16.]),
+    ]);
+    let with = |protect: Protection| SelectOptions {
+        protect,
+        ..SelectOptions::default()
+    };
+    let target = Target::Sparsity(0.375); // 9 of 24 units
+    let plain = select::select_units(&spec, &s, &target, &SelectOptions::default()).unwrap();
+    assert_eq!(
+        plain.keep["fc2"].len(),
+        1,
+        "unprotected, fc2 keeps only its floor"
+    );
+    let capped = with(Protection {
+        max_layer_ratio: 0.5,
+        ..Protection::default()
+    });
+    let plan = select::select_units(&spec, &s, &target, &capped).unwrap();
+    let kept = |p: &prunelab::prune::plan::Plan, g: &str| p.keep[g].len();
+    assert_eq!(kept(&plan, "fc2"), 4, "at most half of fc2 goes");
+    assert_eq!(kept(&plan, "fc2"), 4);
+    assert_eq!(plan.keep["fc2"], vec![4, 5, 6, 7], "its four best stay");
+    assert_eq!(
+        kept(&plan, "fc1") + kept(&plan, "fc3"),
+        16 - 5,
+        "the rest comes from elsewhere"
+    );
+    let ignored = with(Protection {
+        ignore_layers: vec!["fc2".into()],
+        layer_ratios: [("fc3".to_string(), 0.25)].into(),
+        ..Protection::default()
+    });
+    let plan = select::select_units(&spec, &s, &target, &ignored).unwrap();
+    assert_eq!(kept(&plan, "fc2"), 8);
+    assert_eq!(kept(&plan, "fc3"), 6, "fc3 capped at a quarter");
+    assert_eq!(kept(&plan, "fc1"), 1);
+    let rounded = with(Protection {
+        round_to: 4,
+        ..Protection::default()
+    });
+    let plan = select::select_units(&spec, &s, &Target::Sparsity(0.3), &rounded).unwrap();
+    for g in ["fc1", "fc2", "fc3"] {
+        assert_eq!(kept(&plan, g) % 4, 0, "{g}: {:?}", plan.keep[g]);
+    }
+    // A pattern that names no layer is a typo, refused with the layer names.
+    let e = prunelab::prune::select::check_reachable(
+        &spec,
+        &target,
+        &Protection {
+            ignore_layers: vec!["conv9".into()],
+            ..Protection::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("fc1, fc2, fc3"), "{e}");
+    // The caps bound what is reachable.
+    let e = prunelab::prune::select::check_reachable(
+        &spec,
+        &Target::Sparsity(0.6),
+        &Protection {
+            max_layer_ratio: 0.5,
+            ..Protection::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("unreachable"), "{e}");
+}
+
 #[test]
 fn block_selection_takes_the_lowest_and_checks_the_count() {
     let s = vec![

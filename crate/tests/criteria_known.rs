@@ -479,3 +479,93 @@ fn imp_masks_nest_even_when_removed_weights_are_large() {
     assert!(revived, "the check above can fail");
     let _ = WeightMasks::dense(&model);
 }
+
+/// An MLP with inputs 2, one hidden layer of 3 whose units' incoming weight
+/// vectors are a = (5, 5), b = (4, 6), c = (0.1, 0), and an output layer of
+/// weights 1, 2, 3 (from unit 0, 1, 2 to class 0) and 10, 0.5, 0 (to class 1).
+fn hand_mlp() -> Model {
+    let device = cpu();
+    let mut model = common::model(&mlp_spec(&[3]), 1, &device);
+    let Net::Mlp(m) = &mut model.net else {
+        unreachable!()
+    };
+    // burn's linear weights are [in, out]: a unit's vector is a column.
+    m.hidden[0].weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(vec![5.0f32, 4.0, 0.1, 5.0, 6.0, 0.0], [2, 3]),
+        &device,
+    ));
+    m.out.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(vec![1.0f32, 10.0, 2.0, 0.5, 3.0, 0.0], [3, 2]),
+        &device,
+    ));
+    model
+}
+
+/// FPGM: `s_i = Σ_j ‖F_i − F_j‖₂`. By hand: |ab| = √2, |ac| = √49.01,
+/// |bc| = √51.21. The big filter `a` sits nearest the others and goes first,
+/// where `l1` would drop the small odd `c`. Fails for random scores, for
+/// L1 norms, and for squared distances (which change the sums' ratios).
+#[test]
+fn fpgm_scores_are_distance_sums_and_drop_the_filter_nearest_the_median() {
+    let (ab, ac, bc) = (2f64.sqrt(), 49.01f64.sqrt(), 51.21f64.sqrt());
+    let want = [ab + ac, ab + bc, ac + bc];
+    let model = hand_mlp();
+    let got = block_on(prunelab::prune::fpgm::scores(&model)).unwrap()["fc1"].clone();
+    for (g, w) in got.iter().zip(want) {
+        assert!((*g as f64 - w).abs() < 1e-4, "{got:?} vs {want:?}");
+    }
+    let lowest = (0..3).min_by(|&i, &j| got[i].total_cmp(&got[j])).unwrap();
+    assert_eq!(lowest, 0, "a, the filter nearest the geometric median");
+    let l1 = block_on(prunelab::prune::l1::scores(&model)).unwrap()["fc1"].clone();
+    assert_eq!((0..3).min_by(|&i, &j| l1[i].total_cmp(&l1[j])).unwrap(), 2);
+    let random = prunelab::prune::random::unit_scores(&model.spec, 7)["fc1"].clone();
+    assert!(
+        random
+            .iter()
+            .zip(want)
+            .any(|(r, w)| (*r as f64 - w).abs() > 1e-2)
+    );
+}
+
+/// LAMP: within a layer, `s(u) = w_u² / Σ_{|w_v| ≥ |w_u|} w_v²`. By hand for
+/// the output layer's weights (1, 10, 2, 0.5, 3, 0): sorted 0, 0.5, 1, 2, 3,
+/// 10, tails of squares 114.25, 114.25, 114, 113, 109, 100. The largest
+/// weight of each layer scores exactly 1. Fails for random scores and for
+/// plain normalisation `w² / Σ w²` (which gives 10 the score 100/114.25).
+#[test]
+fn lamp_scores_divide_by_the_tail_of_larger_weights() {
+    let model = hand_mlp();
+    let layers = block_on(prunelab::prune::lamp::scores(&model)).unwrap();
+    let out = layers.iter().find(|l| l.layer == "out").unwrap();
+    let want = [
+        1.0 / 114.0,
+        100.0 / 100.0,
+        4.0 / 113.0,
+        0.25 / 114.25,
+        9.0 / 109.0,
+        0.0,
+    ];
+    for (g, w) in out.scores.iter().zip(want) {
+        assert!((*g as f64 - w).abs() < 1e-6, "{:?} vs {want:?}", out.scores);
+    }
+    for layer in &layers {
+        let top = layer.scores.iter().fold(0f32, |m, &s| m.max(s));
+        assert!(
+            (top - 1.0).abs() < 1e-6,
+            "{}: the largest weight scores 1",
+            layer.layer
+        );
+    }
+    let plain: f64 = 114.25;
+    assert!(
+        (out.scores[1] as f64 - 100.0 / plain).abs() > 0.1,
+        "not plain normalisation"
+    );
+    let random = prunelab::prune::random::weight_scores(&model, 3);
+    let r = &random.iter().find(|l| l.layer == "out").unwrap().scores;
+    assert!(
+        r.iter()
+            .zip(want)
+            .any(|(r, w)| (*r as f64 - w).abs() > 1e-2)
+    );
+}

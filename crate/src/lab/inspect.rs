@@ -5,9 +5,10 @@ use burn::module::Module;
 use serde::Serialize;
 
 use super::{Lab, PruneReport};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host;
 use crate::metrics::count::count;
+use crate::metrics::latency::forward_ms;
 use crate::model::Model;
 
 impl Lab {
@@ -73,19 +74,12 @@ impl Lab {
     }
 
     /// Forward-pass time of the shown and the dense model on `batch` test
-    /// inputs, after a warm-up, averaged over `repeats` runs (each ends on a
-    /// read, so the device has finished).
+    /// inputs: the median of `repeats` runs after one warm-up
+    /// ([`forward_ms`], as every result row measures it).
     pub async fn latency(&self, batch: usize, repeats: usize) -> Result<Latency> {
         let x = self.first_test(self.split.test(), batch);
         let time = |model: Model, x: burn::tensor::Tensor<4>| async move {
-            let run =
-                |x: burn::tensor::Tensor<4>| host::floats(model.forward(x).slice([0..1, 0..1]));
-            run(x.clone()).await?;
-            let start = crate::clock::now();
-            for _ in 0..repeats.max(1) {
-                run(x.clone()).await?;
-            }
-            Ok::<f64, Error>(1000.0 * (crate::clock::now() - start) / repeats.max(1) as f64)
+            forward_ms(&model, x, 1, repeats).await
         };
         let shown = self.shown().valid();
         let dense = self

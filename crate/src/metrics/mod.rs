@@ -1,4 +1,5 @@
-//! Measures of a model's cost: parameters, MACs, bytes.
+//! Measures of a model's cost: parameters, MACs, bytes, measured latency.
 
 pub mod bytes;
 pub mod count;
+pub mod latency;

@@ -15,12 +15,14 @@
 pub mod capture;
 pub mod energy;
 pub mod flexrel;
+pub mod fpgm;
 pub mod gates;
 pub mod gradients;
 pub mod grasp;
 pub mod hrank;
 pub mod imp;
 pub mod l1;
+pub mod lamp;
 pub mod lottery;
 pub mod lrp;
 pub mod magnitude;
@@ -58,6 +60,8 @@ pub static METHODS: &[&dyn Method] = &[
     &hrank::HRank,
     &snip::Snip,
     &imp::Imp,
+    &fpgm::Fpgm,
+    &lamp::Lamp,
 ];
 
 /// The method called `name`.
@@ -122,7 +126,7 @@ pub fn check_feasible(
             target,
             format!("{} removes residual blocks: use blocks=N", info.name),
         )),
-        (Granularity::Channels, _) => select::check_reachable(spec, target),
+        (Granularity::Channels, _) => select::check_reachable(spec, target, &options.protect),
         (Granularity::Weights, _) => pipeline::weight_sparsity(target, spec).map(|_| ()),
         (Granularity::Structure, Target::Macs(_) | Target::Params(_)) => Ok(()),
         (Granularity::Structure, _) => Err(Error::config(

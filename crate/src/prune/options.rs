@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::select::{Normalize, Scope};
+use super::select::{Normalize, Protection, Scope};
 use super::target::Target;
 use crate::error::{Error, Result};
 
@@ -38,6 +38,10 @@ pub struct PruneOptions {
     /// method's paper's.
     pub score_batches: Option<usize>,
     pub score_batch_size: usize,
+    /// Layer-collapse protection and shape control for structured methods
+    /// (`max_layer_ratio`, `ignore_layers`, `layer_ratios`, `round_to`).
+    #[serde(flatten)]
+    pub protect: Protection,
     /// Each method's own options by method name, as set (laid over the
     /// method's defaults when it reads them, [`PruneOptions::of`]).
     #[serde(flatten)]
@@ -56,6 +60,7 @@ impl PruneOptions {
             finetune_lr: None,
             score_batches: None,
             score_batch_size: 128,
+            protect: Protection::default(),
             methods: BTreeMap::new(),
         }
     }
@@ -119,6 +124,7 @@ impl PruneOptions {
         {
             return Err(Error::config("score_batches", n, "use 1 to 100000"));
         }
+        self.protect.check()?;
         for (name, table) in &self.methods {
             let method = super::by_name(name)?;
             if let Some(spec) = method.info().options {

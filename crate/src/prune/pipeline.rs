@@ -110,7 +110,7 @@ pub fn ranking(info: &MethodInfo, options: &PruneOptions) -> SelectOptions {
     SelectOptions {
         scope: options.scope.unwrap_or(default),
         normalize: info.normalize.map_or(options.normalize, |(n, _)| n),
-        min_keep: 1,
+        protect: options.protect.clone(),
         step: options.step,
     }
 }

@@ -40,25 +40,131 @@ pub enum Normalize {
     Max,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SelectOptions {
     pub scope: Scope,
     pub normalize: Normalize,
-    /// Units every group keeps at least.
-    pub min_keep: usize,
+    /// How much each layer may lose, and the shapes kept.
+    pub protect: Protection,
     /// Remove this share of all units per round and renormalise the survivors
     /// between rounds (Yeom et al.'s iterative ranking); `None` = one shot.
     pub step: Option<f32>,
 }
 
-impl Default for SelectOptions {
+/// Layer-collapse protection and shape control, the same for every
+/// structured method (Torch-Pruning's `max_pruning_ratio`,
+/// `ignored_layers`, `pruning_ratio_dict` and `round_to`). A global ranking
+/// can otherwise empty a layer whose scores run low (S3 and HRank on the
+/// small CNN left conv3 one channel). Layers are named as in
+/// [`ModelSpec::unit_groups`] (`conv3`, `stage2.block4.conv1`, `fc1`);
+/// patterns may use `*`.
+// Not `deny_unknown_fields`: it is flattened into `[prune]` beside the
+// method tables; `RunConfig::from_toml` checks unknown keys itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Protection {
+    /// The largest share of any layer's units a plan removes. Every layer
+    /// keeps at least one unit whatever this says.
+    pub max_layer_ratio: f32,
+    /// Layers never pruned.
+    pub ignore_layers: Vec<String>,
+    /// Per-layer caps over `max_layer_ratio`, by name or pattern (the
+    /// first pattern that matches, in key order).
+    pub layer_ratios: BTreeMap<String, f32>,
+    /// Kept unit counts are rounded up to a multiple of this (hardware likes
+    /// multiples of 8); a layer smaller than it keeps everything.
+    pub round_to: usize,
+}
+
+impl Default for Protection {
     fn default() -> Self {
-        SelectOptions {
-            scope: Scope::Global,
-            normalize: Normalize::None,
-            min_keep: 1,
-            step: None,
+        Protection {
+            max_layer_ratio: 1.0,
+            ignore_layers: Vec::new(),
+            layer_ratios: BTreeMap::new(),
+            round_to: 1,
         }
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, tail)) => {
+            name.starts_with(head)
+                && (head.len()..=name.len())
+                    .any(|i| name.is_char_boundary(i) && glob(tail, &name[i..]))
+        }
+    }
+}
+
+impl Protection {
+    /// The share of group `name`'s units a plan may remove.
+    pub fn cap(&self, name: &str) -> f32 {
+        if self.ignore_layers.iter().any(|p| glob(p, name)) {
+            return 0.0;
+        }
+        self.layer_ratios
+            .iter()
+            .find(|(p, _)| glob(p, name))
+            .map_or(self.max_layer_ratio, |(_, &r)| r)
+    }
+
+    /// The fewest units group `name` of `size` keeps (at least one).
+    pub fn floor(&self, name: &str, size: usize) -> usize {
+        let keep = ((1.0 - self.cap(name) as f64) * size as f64 - 1e-9).ceil() as usize;
+        self.round(keep.max(1), size)
+    }
+
+    /// `kept` rounded up to a multiple of `round_to`, at most `size`.
+    pub fn round(&self, kept: usize, size: usize) -> usize {
+        let n = self.round_to.max(1);
+        (kept.div_ceil(n) * n).min(size)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let share = |v: f32| (0.0..=1.0).contains(&v);
+        if !share(self.max_layer_ratio) {
+            return Err(Error::config(
+                "max_layer_ratio",
+                self.max_layer_ratio,
+                "use a share of a layer's units, 0 to 1",
+            ));
+        }
+        if let Some((p, r)) = self.layer_ratios.iter().find(|(_, r)| !share(**r)) {
+            return Err(Error::config(
+                &format!("layer_ratios.{p}"),
+                r,
+                "use a share of the layer's units, 0 to 1",
+            ));
+        }
+        if !(1..=1024).contains(&self.round_to) {
+            return Err(Error::config("round_to", self.round_to, "use 1 to 1024"));
+        }
+        Ok(())
+    }
+
+    /// Names in `patterns` that match no group of `spec` (a typo would
+    /// otherwise protect nothing, silently).
+    pub fn check_names(&self, spec: &ModelSpec) -> Result<()> {
+        let groups = spec.unit_groups();
+        for p in self.ignore_layers.iter().chain(self.layer_ratios.keys()) {
+            if !groups.iter().any(|g| glob(p, &g.name)) {
+                let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).take(8).collect();
+                return Err(Error::config(
+                    "layer",
+                    p,
+                    format!(
+                        "no prunable layer of {} matches; its layers are {}{}",
+                        spec.name(),
+                        names.join(", "),
+                        if groups.len() > 8 { ", …" } else { "" }
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -148,36 +254,54 @@ fn ranking(
 }
 
 /// The plan that removes the first `n` units of `order` (skipping units whose
-/// group is down to `min_keep`), on top of `base`.
+/// group is down to its floor, [`Protection::floor`]), on top of `base`;
+/// then each group's kept count is rounded up ([`Protection::round`]) by
+/// giving back the units it lost last (its highest-ranked losses).
 fn remove_prefix(
     spec: &ModelSpec,
     base: &Plan,
     order: &[(String, usize)],
     n: usize,
-    min_keep: usize,
+    protect: &Protection,
 ) -> Plan {
-    let mut keep: BTreeMap<String, Vec<usize>> = spec
-        .unit_groups()
-        .into_iter()
+    let groups = spec.unit_groups();
+    let mut keep: BTreeMap<String, Vec<usize>> = groups
+        .iter()
         .map(|g| {
             let kept = base
                 .keep
                 .get(&g.name)
                 .cloned()
                 .unwrap_or_else(|| (0..g.size).collect());
-            (g.name, kept)
+            (g.name.clone(), kept)
         })
         .collect();
+    let floors: BTreeMap<&str, usize> = groups
+        .iter()
+        .map(|g| (g.name.as_str(), protect.floor(&g.name, g.size)))
+        .collect();
+    let mut lost: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut removed = 0;
     for (group, index) in order {
         if removed == n {
             break;
         }
         let kept = keep.get_mut(group).expect("ranked groups exist");
-        if kept.len() > min_keep {
+        if kept.len() > floors[group.as_str()] {
             kept.retain(|i| i != index);
+            lost.entry(group.as_str()).or_default().push(*index);
             removed += 1;
         }
+    }
+    for g in &groups {
+        let kept = keep.get_mut(&g.name).expect("every group is listed");
+        let want = protect.round(kept.len(), g.size);
+        let back = lost.entry(g.name.as_str()).or_default();
+        while kept.len() < want {
+            let Some(i) = back.pop() else { break };
+            kept.push(i);
+        }
+        kept.sort_unstable();
     }
     Plan {
         keep,
@@ -230,7 +354,7 @@ fn global_round(
     let met = |n: usize| {
         reduction(
             spec,
-            &remove_prefix(spec, base, &order, n, options.min_keep),
+            &remove_prefix(spec, base, &order, n, &options.protect),
             target,
         ) + TOLERANCE
             >= want
@@ -238,7 +362,7 @@ fn global_round(
     if !met(order.len()) {
         let best = reduction(
             spec,
-            &remove_prefix(spec, base, &order, order.len(), options.min_keep),
+            &remove_prefix(spec, base, &order, order.len(), &options.protect),
             target,
         );
         return Err(unreachable_target(target, best));
@@ -248,7 +372,7 @@ fn global_round(
         let mid = (lo + hi) / 2;
         if met(mid) { hi = mid } else { lo = mid + 1 }
     }
-    Ok(remove_prefix(spec, base, &order, lo, options.min_keep))
+    Ok(remove_prefix(spec, base, &order, lo, &options.protect))
 }
 
 fn unreachable_target(target: &Target, best: f64) -> Error {
@@ -256,8 +380,9 @@ fn unreachable_target(target: &Target, best: f64) -> Error {
         "target",
         target,
         format!(
-            "unreachable: removing every prunable unit but {} per layer removes only {:.1}%; lower the target",
-            1,
+            "unreachable: removing every unit the layer limits allow (max_layer_ratio, \
+             layer_ratios, ignore_layers, round_to; at least one unit per layer) removes \
+             only {:.1}%; lower the target",
             100.0 * best
         ),
     )
@@ -282,9 +407,12 @@ fn per_layer(
                     "the criterion gave no scores for this group",
                 )
             })?;
-            let n_remove = ((r * group.size as f64).round() as usize)
-                .min(group.size - options.min_keep.min(group.size));
-            let kept = keep_highest(s, n_remove);
+            let p = &options.protect;
+            let wanted = group.size - ((r * group.size as f64).round() as usize).min(group.size);
+            let kept_n = p
+                .round(wanted, group.size)
+                .max(p.floor(&group.name, group.size));
+            let kept = keep_highest(s, group.size - kept_n);
             keep.insert(group.name, kept);
         }
         Ok(Plan {
@@ -377,14 +505,18 @@ pub fn select_blocks(scores: &[(String, f32)], n: usize) -> Result<Vec<String>> 
 }
 
 /// The most `target`'s measure a unit-level method can remove from `spec`:
-/// every group down to `min_keep` units. Checked before any training.
-pub fn check_reachable(spec: &ModelSpec, target: &Target) -> Result<()> {
+/// every group down to its floor under `protect`. Checked before any training.
+pub fn check_reachable(spec: &ModelSpec, target: &Target, protect: &Protection) -> Result<()> {
     let want = goal(target)?;
-    let min_keep = SelectOptions::default().min_keep;
+    protect.check()?;
+    protect.check_names(spec)?;
     let keep = spec
         .unit_groups()
         .into_iter()
-        .map(|g| (g.name, (0..min_keep.min(g.size)).collect()))
+        .map(|g| {
+            let floor = protect.floor(&g.name, g.size);
+            (g.name, (0..floor).collect())
+        })
         .collect();
     let floor = Plan {
         keep,

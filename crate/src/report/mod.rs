@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::events::EpochMetrics;
 use crate::metrics::bytes::size;
 use crate::metrics::count::{ModelCount, count};
+pub use crate::metrics::latency::Latency;
 use crate::model::Model;
 use crate::model::masks::WeightMasks;
 use crate::train::evaluate;
@@ -68,6 +69,13 @@ pub struct MethodResult {
     pub plan: Vec<String>,
     /// Energy is not metered in this build (docs/metrics.md).
     pub energy_joules: Option<f64>,
+    /// Measured forward latency on the run's device (`metrics::latency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    /// Dense latency over this row's, at the training batch: the speed-up
+    /// actually measured, beside `1 / (1 − macs_reduction)` predicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speedup: Option<f64>,
     pub history: Vec<EpochMetrics>,
     pub details: serde_json::Value,
     /// The method's own judgement against the dense row (S4: Eq. 1's

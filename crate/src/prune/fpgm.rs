@@ -1,0 +1,99 @@
+//! FPGM, filter pruning via geometric median (He et al., "Filter Pruning via
+//! Geometric Median for Deep Convolutional Neural Networks Acceleration",
+//! CVPR 2019, arXiv 1811.00250). A filter close to the geometric median of
+//! its layer's filters is replaceable by the others, whatever its norm: its
+//! importance is the sum of its Euclidean distances to every filter of the
+//! layer, `s_i = Σ_j ‖F_i − F_j‖₂`, and the smallest sums go first. For a
+//! hidden neuron the "filter" is its vector of incoming weights. Unlike
+//! `l1`, a large filter in a crowd is pruned and a small odd one kept.
+
+use super::select::{Scope, UnitScores};
+use super::{BoxFuture, Finetune, Granularity, Method, MethodInfo, Phase, Scores, Scoring};
+use crate::error::Result;
+use crate::host;
+use crate::model::Model;
+use crate::model::weights::WeightParam;
+
+/// `s_i = Σ_j ‖F_i − F_j‖₂` over the `n` rows of `rows` (each `d` long).
+pub fn distance_sums(rows: &[f32], n: usize, d: usize) -> Vec<f32> {
+    let row = |i: usize| &rows[i * d..(i + 1) * d];
+    let mut sums = vec![0f64; n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let dist = row(i)
+                .iter()
+                .zip(row(j))
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            sums[i] += dist;
+            sums[j] += dist;
+        }
+    }
+    sums.into_iter().map(|s| s as f32).collect()
+}
+
+pub async fn scores(model: &Model) -> Result<UnitScores> {
+    let groups: Vec<String> = model
+        .spec
+        .unit_groups()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    let mut out = UnitScores::new();
+    for w in model.prunable_weights() {
+        if !groups.contains(&w.layer) {
+            continue;
+        }
+        // One row per unit: conv weights are [out, in, k, k] already; linear
+        // ones are [in, out], so the units' vectors are the columns.
+        let (rows, n) = match w.param {
+            WeightParam::Conv(p) => {
+                let n = p.val().dims()[0];
+                (p.val().flatten::<2>(1, 3).flatten::<1>(0, 1), n)
+            }
+            WeightParam::Linear(p) => {
+                let n = p.val().dims()[1];
+                (p.val().transpose().flatten::<1>(0, 1), n)
+            }
+        };
+        let values = host::floats(rows).await?;
+        let d = values.len() / n.max(1);
+        out.insert(w.layer, distance_sums(&values, n, d));
+    }
+    Ok(out)
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "fpgm",
+    title: "FPGM: filter pruning via geometric median",
+    source: "He et al., Filter Pruning via Geometric Median, CVPR 2019 (arXiv 1811.00250)",
+    phase: Phase::AfterTraining,
+    granularity: Granularity::Channels,
+    needs_blocks: false,
+    scope: Some((
+        Scope::PerLayer,
+        "He et al.: the same pruning rate in every layer",
+    )),
+    normalize: None,
+    score_batches: None,
+    finetune: Some(Finetune {
+        share: 0.25,
+        lr_factor: 0.01,
+        source: "ours: FPGM fine-tunes a pre-trained model after pruning without a fixed length; as l1's",
+    }),
+    options: None,
+    knobs: &[],
+};
+
+pub struct Fpgm;
+
+impl Method for Fpgm {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
+        Box::pin(async move { Ok(Scores::Units(scores(s.model).await?)) })
+    }
+}
