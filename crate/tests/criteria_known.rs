@@ -569,3 +569,110 @@ fn lamp_scores_divide_by_the_tail_of_larger_weights() {
             .any(|(r, w)| (*r as f64 - w).abs() > 1e-2)
     );
 }
+
+/// `model` with the float tensor at `path` changed by `f(values, dims)`.
+fn edit(model: Model, path: &str, f: &dyn Fn(&mut Vec<f32>, &[usize])) -> Model {
+    struct Edit<'a> {
+        path: &'a str,
+        at: Vec<String>,
+        f: &'a dyn Fn(&mut Vec<f32>, &[usize]),
+    }
+    impl burn::module::ModuleMapper for Edit<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.at.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.at.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if self.at.join(".") != self.path {
+                return param;
+            }
+            let (id, t, mapper) = param.consume();
+            let dims = t.dims();
+            let mut v = block_on(floats(t.clone())).unwrap();
+            (self.f)(&mut v, &dims);
+            Param::from_mapped_value(
+                id,
+                Tensor::from_data(TensorData::new(v, dims), &t.device()).require_grad(),
+                mapper,
+            )
+        }
+    }
+    model.map(&mut Edit {
+        path,
+        at: vec![],
+        f,
+    })
+}
+
+/// Taylor: removing unit `u` moves the loss by about `−Σ_s g_s w_s`, which is
+/// `dL/dα` for the unit's weights scaled by `(1 + α)`. Central differences of
+/// the loss over the one scoring batch (the whole training set) must square
+/// to the scores, for every hidden unit of both layers. Fails for random
+/// scores, for `|Σ g w|` unsquared and for `Σ (g w)²`.
+#[test]
+fn taylor_scores_are_the_squared_first_order_change_of_removing_a_unit() {
+    let split = toy("moons", 64, 3);
+    let device = cpu().autodiff();
+    let spec = ModelSpec::named(
+        "mlp",
+        &ModelOptions {
+            classes: 2,
+            hidden: vec![5, 4],
+            activation: prunelab::model::spec::Activation::Tanh,
+            ..ModelOptions::default()
+        },
+    )
+    .unwrap();
+    let model = common::model(&spec, 6, &device);
+    let sampling = Sampling {
+        batches: 1,
+        batch_size: 64,
+        augment: false,
+        seed: 8,
+    };
+    let s = block_on(prunelab::prune::taylor::scores(&model, &split, sampling)).unwrap();
+    let batch = prunelab::data::loader::make_batch(
+        &split.train,
+        &(0..64).collect::<Vec<_>>(),
+        None,
+        None,
+        &device,
+    );
+    let random = prunelab::prune::random::unit_scores(&spec, 2);
+    let mut checked = 0;
+    for (layer, path, units) in [
+        ("fc1", "net.Mlp.hidden.0.weight", 5),
+        ("fc2", "net.Mlp.hidden.1.weight", 4),
+    ] {
+        for u in 0..units {
+            let loss_at = |alpha: f32| -> f64 {
+                let scaled = edit(model.deep_fork(), path, &|v, dims| {
+                    let out = dims[1];
+                    for (k, x) in v.iter_mut().enumerate() {
+                        if k % out == u {
+                            *x *= 1.0 + alpha;
+                        }
+                    }
+                });
+                block_on(floats(prunelab::train::cross_entropy(
+                    scaled.forward(batch.x.clone()),
+                    batch.y.clone(),
+                )))
+                .unwrap()[0] as f64
+            };
+            let h = 1e-2;
+            let first_order = (loss_at(h) - loss_at(-h)) / (2.0 * h as f64);
+            let want = first_order * first_order;
+            let got = s[layer][u] as f64;
+            assert!(
+                (got - want).abs() < 1e-3 * want + 1e-8,
+                "{layer}[{u}]: {got} vs {want}"
+            );
+            assert!((random[layer][u] as f64 - want).abs() > 1e-6);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9);
+}

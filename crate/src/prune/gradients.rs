@@ -34,8 +34,28 @@ pub fn weight_grads_with(
     model: &Model,
     split: &Split,
     sampling: Sampling,
-    mut pattern: Pattern<'_>,
+    pattern: Pattern<'_>,
 ) -> Result<Vec<Tensor<1>>> {
+    let mut sums: Option<Vec<Tensor<1>>> = None;
+    each_batch_grads(model, split, sampling, pattern, |these| {
+        sums = Some(match sums.take() {
+            None => these,
+            Some(s) => s.into_iter().zip(these).map(|(a, b)| a + b).collect(),
+        });
+    })?;
+    Ok(sums.expect("at least one batch"))
+}
+
+/// Hands `visit` each scoring batch's `∂L/∂w` (as [`weight_grads`] sums
+/// them), for criteria that combine gradients per batch (Taylor squares
+/// each batch's first-order term before averaging).
+pub fn each_batch_grads(
+    model: &Model,
+    split: &Split,
+    sampling: Sampling,
+    mut pattern: Pattern<'_>,
+    mut visit: impl FnMut(Vec<Tensor<1>>),
+) -> Result<()> {
     let model = &model.deep_fork();
     let device = model.prunable_weights()[0].param.flat().device();
     if !device.is_autodiff() {
@@ -47,7 +67,6 @@ pub fn weight_grads_with(
     }
     let loader = sampling.loader(split, 0x9a4d);
     let order = loader.order(0);
-    let mut sums: Option<Vec<Tensor<1>>> = None;
     for index in 0..sampling.batches.min(loader.batches_per_epoch()).max(1) {
         let batch = loader.batch(&order, 0, index, &device);
         let mut ctx = Ctx::default();
@@ -70,10 +89,7 @@ pub fn weight_grads_with(
                     .expect("every prunable weight takes part in the loss")
             })
             .collect();
-        sums = Some(match sums {
-            None => these,
-            Some(s) => s.into_iter().zip(these).map(|(a, b)| a + b).collect(),
-        });
+        visit(these);
     }
-    Ok(sums.expect("at least one batch"))
+    Ok(())
 }

@@ -37,6 +37,7 @@ pub mod select;
 pub mod snip;
 pub mod surgery;
 pub mod target;
+pub mod taylor;
 
 pub use method::{
     BoxFuture, CheckOptions, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec,
@@ -60,6 +61,7 @@ pub static METHODS: &[&dyn Method] = &[
     &hrank::HRank,
     &snip::Snip,
     &imp::Imp,
+    &taylor::Taylor,
     &fpgm::Fpgm,
     &lamp::Lamp,
 ];

@@ -1,0 +1,112 @@
+//! First-order Taylor importance (Molchanov et al., "Importance Estimation
+//! for Neural Network Pruning", CVPR 2019, arXiv 1906.10771): removing a
+//! unit changes the loss by about `−Σ_s g_s w_s` over the unit's weights
+//! (its filter, or a neuron's incoming weights), so its importance is the
+//! square of that sum, `I = (Σ_s g_s w_s)²`, computed on each scoring batch
+//! and averaged over batches (the paper accumulates it over minibatches).
+//! This is the paper's "Taylor FO on weights"; its variant on BN scales
+//! needs a gate per unit and is not here.
+
+use super::capture::Sampling;
+use super::gradients::{Pattern, each_batch_grads};
+use super::select::{Scope, UnitScores};
+use super::{BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, Phase, Scores, Scoring};
+use crate::data::Split;
+use crate::error::Result;
+use crate::host;
+use crate::model::Model;
+use crate::model::weights::WeightParam;
+
+pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<UnitScores> {
+    let groups: Vec<String> = model
+        .spec
+        .unit_groups()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    let weights = model.prunable_weights();
+    let mut sums: Vec<Option<burn::tensor::Tensor<1>>> = vec![None; weights.len()];
+    let mut batches = 0usize;
+    each_batch_grads(model, split, sampling, Pattern::Free, |grads| {
+        batches += 1;
+        for (i, w) in weights.iter().enumerate() {
+            if !groups.contains(&w.layer) {
+                continue;
+            }
+            let shape = w.param.shape();
+            let gw = w.param.flat().inner() * grads[i].clone();
+            // Σ over each unit's weights: conv [out, in, k, k] by rows,
+            // linear [in, out] by columns.
+            let per_unit = match w.param {
+                WeightParam::Conv(_) => {
+                    let n = shape[0];
+                    gw.reshape([n, shape.iter().product::<usize>() / n])
+                        .sum_dim(1)
+                        .flatten::<1>(0, 1)
+                }
+                WeightParam::Linear(_) => gw
+                    .reshape([shape[0], shape[1]])
+                    .sum_dim(0)
+                    .flatten::<1>(0, 1),
+            };
+            let squared = per_unit.powi_scalar(2);
+            sums[i] = Some(match sums[i].take() {
+                None => squared,
+                Some(s) => s + squared,
+            });
+        }
+    })?;
+    let mut out = UnitScores::new();
+    for (w, sum) in weights.iter().zip(sums) {
+        if let Some(sum) = sum {
+            out.insert(
+                w.layer.clone(),
+                host::floats(sum / batches.max(1) as f64).await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "taylor",
+    title: "First-order Taylor importance (units)",
+    source: "Molchanov et al., Importance Estimation for Neural Network Pruning, CVPR 2019 (arXiv 1906.10771)",
+    phase: Phase::AfterTraining,
+    granularity: Granularity::Channels,
+    needs_blocks: false,
+    scope: Some((
+        Scope::Global,
+        "Molchanov et al.: one global ranking of the importances",
+    )),
+    normalize: None,
+    score_batches: Some((
+        10,
+        "ours: Molchanov et al. accumulate over the minibatches between pruning steps",
+    )),
+    finetune: Some(Finetune {
+        share: 0.25,
+        lr_factor: 0.01,
+        source: "ours: as l1 (Molchanov et al. prune iteratively with fine-tuning between steps)",
+    }),
+    options: None,
+    knobs: &[Knob {
+        key: "score_batch_size",
+        source: "ours: the shared scoring batch size",
+    }],
+};
+
+pub struct Taylor;
+
+impl Method for Taylor {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
+        Box::pin(async move {
+            let sampling = Sampling::new(s.options, &INFO, false, s.seed);
+            Ok(Scores::Units(scores(s.model, s.split, sampling).await?))
+        })
+    }
+}
