@@ -517,3 +517,64 @@ fn s4_algorithm_1_retrains_theta_i_with_the_schedule_resumed() {
         "the schedule did not restart at epoch 0"
     );
 }
+
+/// Iterative schedules: N rounds of select → cut → fine-tune → re-score
+/// reach the same target as one shot, with the one-shot fine-tuning budget
+/// split across the rounds, intermediate targets on the schedule, a plan for
+/// the dense network that rebuilds the final architecture, and layer caps
+/// held against the dense sizes.
+#[test]
+fn iterative_schedules_reach_the_target_in_rounds_with_the_same_budget() {
+    use prunelab::prune::IterativeSchedule;
+    use prunelab::prune::select::Protection;
+    let f = fixture();
+    for (method, schedule) in [
+        ("l1", IterativeSchedule::Geometric),
+        ("taylor", IterativeSchedule::Linear),
+    ] {
+        let mut o = finetune(3);
+        o.iterative_steps = 3;
+        o.iterative_schedule = schedule;
+        o.protect = Protection {
+            max_layer_ratio: 0.75,
+            ..Protection::default()
+        };
+        let (outcome, row) = run(&f, method, "macs=0.5", o, true);
+        assert!(
+            row.macs_reduction >= 0.5 - 1e-6,
+            "{method}: {}",
+            row.macs_reduction
+        );
+        assert!(
+            row.macs_reduction < 0.6,
+            "{method}: overshoot {}",
+            row.macs_reduction
+        );
+        assert_eq!(
+            outcome.history.len(),
+            3,
+            "{method}: one epoch per round, three in all"
+        );
+        let aims: Vec<f64> =
+            serde_json::from_value(outcome.details["iterative"]["targets"].clone()).unwrap();
+        let want: Vec<f64> = (1..=3).map(|k| schedule.at(0.5, k, 3)).collect();
+        assert_eq!(aims, want, "{method}");
+        assert!(aims[0] < aims[1] && aims[1] < aims[2]);
+        let plan = outcome.plan.unwrap();
+        plan.validate(&f.trained.spec).unwrap();
+        let rebuilt = prunelab::prune::surgery::cut(&f.trained, &plan).unwrap();
+        assert_eq!(
+            rebuilt.spec, outcome.model.spec,
+            "{method}: the plan is for the dense network"
+        );
+        for g in f.trained.spec.unit_groups() {
+            let kept = plan.keep.get(&g.name).map_or(g.size, Vec::len);
+            assert!(
+                4 * kept >= g.size,
+                "{method}: {} keeps {kept} of {}",
+                g.name,
+                g.size
+            );
+        }
+    }
+}

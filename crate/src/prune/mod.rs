@@ -43,7 +43,7 @@ pub use method::{
     BoxFuture, CheckOptions, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec,
     Outcome, Phase, Scores, Scoring, StatedDefault, catalog, defaults,
 };
-pub use options::{PruneConfig, PruneOptions};
+pub use options::{IterativeSchedule, PruneConfig, PruneOptions};
 pub use target::Target;
 
 use crate::error::{Error, Result};

@@ -12,6 +12,28 @@ use super::select::{Normalize, Protection, Scope};
 use super::target::Target;
 use crate::error::{Error, Result};
 
+/// The share removed after step `k` of `n`, for a final share `t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IterativeSchedule {
+    /// `t · k / n`.
+    Linear,
+    /// `1 − (1 − t)^(k/n)`: each step keeps the same share of what is left
+    /// (Torch-Pruning's and IMP's usual choice).
+    #[default]
+    Geometric,
+}
+
+impl IterativeSchedule {
+    pub fn at(self, t: f64, k: usize, n: usize) -> f64 {
+        let f = k as f64 / n.max(1) as f64;
+        match self {
+            IterativeSchedule::Linear => t * f,
+            IterativeSchedule::Geometric => 1.0 - (1.0 - t).powf(f),
+        }
+    }
+}
+
 // No `deny_unknown_fields` here: these options are flattened into the
 // `[prune]` table, and `RunConfig::from_toml` checks unknown keys itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +60,11 @@ pub struct PruneOptions {
     /// method's paper's.
     pub score_batches: Option<usize>,
     pub score_batch_size: usize,
+    /// Structured after-training methods: prune in this many steps, each
+    /// followed by its share of the fine-tuning and re-scoring (1: one shot).
+    pub iterative_steps: usize,
+    /// How the steps' targets grow to the final one.
+    pub iterative_schedule: IterativeSchedule,
     /// Layer-collapse protection and shape control for structured methods
     /// (`max_layer_ratio`, `ignore_layers`, `layer_ratios`, `round_to`).
     #[serde(flatten)]
@@ -60,6 +87,8 @@ impl PruneOptions {
             finetune_lr: None,
             score_batches: None,
             score_batch_size: 128,
+            iterative_steps: 1,
+            iterative_schedule: IterativeSchedule::Geometric,
             protect: Protection::default(),
             methods: BTreeMap::new(),
         }
@@ -125,6 +154,13 @@ impl PruneOptions {
             return Err(Error::config("score_batches", n, "use 1 to 100000"));
         }
         self.protect.check()?;
+        if !(1..=100).contains(&self.iterative_steps) {
+            return Err(Error::config(
+                "iterative_steps",
+                self.iterative_steps,
+                "use 1 (one shot) to 100",
+            ));
+        }
         for (name, table) in &self.methods {
             let method = super::by_name(name)?;
             if let Some(spec) = method.info().options {

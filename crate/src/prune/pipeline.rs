@@ -85,6 +85,13 @@ pub fn run<'a, M: Method + ?Sized>(method: &'a M, job: Job<'a>) -> BoxFuture<'a,
             Then::Finetune
         };
         match scores {
+            Scores::Units(s)
+                if job.options.iterative_steps > 1
+                    && then == Then::Finetune
+                    && job.options.rates.is_none() =>
+            {
+                iterative(method, job, s).await
+            }
             Scores::Units(s) => {
                 let options = select_options(&job);
                 let details = serde_json::json!({ "scores": s });
@@ -93,6 +100,106 @@ pub fn run<'a, M: Method + ?Sized>(method: &'a M, job: Job<'a>) -> BoxFuture<'a,
             Scores::Weights(w) => weight_level(job, w, then, serde_json::Value::Null).await,
             Scores::Blocks(b) => blocks(job, b, then).await,
         }
+    })
+}
+
+/// Iterative pruning (`iterative_steps = N`): N rounds of select → cut →
+/// fine-tune → re-score, the removed share growing to the target along
+/// `iterative_schedule`. Each round's target is stated against the dense
+/// network (so the last round lands on the target itself), the layer caps
+/// hold against the dense layer sizes, and the fine-tuning budget is the
+/// one-shot budget split across the rounds, so the two compare fairly.
+async fn iterative<M: Method + ?Sized>(
+    method: &M,
+    mut job: Job<'_>,
+    first: UnitScores,
+) -> Result<Outcome> {
+    let steps = job.options.iterative_steps;
+    let schedule = job.options.iterative_schedule;
+    let dense = job.model.spec.clone();
+    let units = |spec: &ModelSpec| spec.unit_groups().iter().map(|g| g.size).sum::<usize>();
+    let measure = |spec: &ModelSpec, target: &Target| -> f64 {
+        let c = count(spec);
+        match target {
+            Target::Macs(_) => c.macs as f64,
+            Target::Params(_) => c.params as f64,
+            _ => units(spec) as f64,
+        }
+    };
+    let want = match job.target {
+        Target::Sparsity(v) | Target::Macs(v) | Target::Params(v) => v as f64,
+        Target::Blocks(_) => {
+            return Err(Error::config(
+                "iterative_steps",
+                steps,
+                "iterative schedules are for unit targets (macs=, params=, sparsity=)",
+            ));
+        }
+    };
+    let mut options = select_options(&job);
+    options.protect.dense_sizes = dense
+        .unit_groups()
+        .into_iter()
+        .map(|g| (g.name, g.size))
+        .collect();
+    let budget = finetune_config(&job);
+    let mut scores = first;
+    let mut total = Plan::default();
+    let mut history = Vec::new();
+    let mut aims = Vec::new();
+    let dense_measure = measure(&dense, &job.target);
+    for k in 1..=steps {
+        let aim = schedule.at(want, k, steps);
+        // The share of the *current* network to remove so that (1 − aim) of
+        // the dense one remains.
+        let now = measure(&job.model.spec, &job.target);
+        let share =
+            (1.0 - (1.0 - aim) * dense_measure / now.max(1e-12)).clamp(0.0, 0.999_999) as f32;
+        let step_target = match job.target {
+            Target::Macs(_) => Target::Macs(share),
+            Target::Params(_) => Target::Params(share),
+            _ => Target::Sparsity(share),
+        };
+        let plan = select_units(&job.model.spec, &scores, &step_target, &options)?;
+        let cut_model = cut(&job.model, &plan)?;
+        total = total.then(&plan);
+        aims.push(aim);
+        let round = |k: usize| (budget.epochs as f64 * k as f64 / steps as f64).round() as usize;
+        let config = TrainConfig {
+            epochs: round(k) - round(k - 1),
+            ..budget.clone()
+        };
+        job.sink.emit(Event::Phase {
+            name: "iterative".into(),
+            detail: format!(
+                "step {k}/{steps}: {:.1}% of the dense {} removed, then {} fine-tuning epochs",
+                100.0 * (1.0 - measure(&cut_model.spec, &job.target) / dense_measure),
+                match job.target {
+                    Target::Macs(_) => "MACs",
+                    Target::Params(_) => "params",
+                    _ => "units",
+                },
+                config.epochs
+            ),
+        });
+        let (model, h) = train_for(&mut job, cut_model, config, None).await?;
+        history.extend(h);
+        job.model = model;
+        if k < steps {
+            scores = match method.score(job.scoring()).await? {
+                Scores::Units(s) => s,
+                _ => unreachable!("a unit criterion scores units on every round"),
+            };
+        }
+    }
+    Ok(Outcome {
+        model: job.model,
+        plan: Some(total),
+        masks: None,
+        history,
+        details: serde_json::json!({
+            "iterative": { "steps": steps, "schedule": schedule, "targets": aims }
+        }),
     })
 }
 

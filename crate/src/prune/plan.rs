@@ -19,6 +19,26 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// This plan followed by `next`, a plan for the network this one cut,
+    /// as one plan for the original network: `next`'s kept indices point
+    /// into the units this plan kept.
+    pub fn then(&self, next: &Plan) -> Plan {
+        let mut keep = self.keep.clone();
+        for (group, kept) in &next.keep {
+            let mapped = match self.keep.get(group) {
+                Some(before) => kept.iter().map(|&i| before[i]).collect(),
+                None => kept.clone(),
+            };
+            keep.insert(group.clone(), mapped);
+        }
+        let mut remove_blocks = self.remove_blocks.clone();
+        remove_blocks.extend(next.remove_blocks.iter().cloned());
+        Plan {
+            keep,
+            remove_blocks,
+        }
+    }
+
     /// Checks the plan against `spec`: known groups, indices in range, at
     /// least one unit per group, only removable blocks.
     pub fn validate(&self, spec: &ModelSpec) -> Result<()> {

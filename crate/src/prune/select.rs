@@ -74,6 +74,10 @@ pub struct Protection {
     /// Kept unit counts are rounded up to a multiple of this (hardware likes
     /// multiples of 8); a layer smaller than it keeps everything.
     pub round_to: usize,
+    /// Each group's size in the dense network, when the network being
+    /// pruned is already cut (iterative schedules): caps hold against it.
+    #[serde(skip)]
+    pub dense_sizes: BTreeMap<String, usize>,
 }
 
 impl Default for Protection {
@@ -83,6 +87,7 @@ impl Default for Protection {
             ignore_layers: Vec::new(),
             layer_ratios: BTreeMap::new(),
             round_to: 1,
+            dense_sizes: BTreeMap::new(),
         }
     }
 }
@@ -111,10 +116,17 @@ impl Protection {
             .map_or(self.max_layer_ratio, |(_, &r)| r)
     }
 
-    /// The fewest units group `name` of `size` keeps (at least one).
+    /// The fewest units group `name` of `size` keeps (at least one; the
+    /// cap applies to the dense size when [`Protection::dense_sizes`] has it).
     pub fn floor(&self, name: &str, size: usize) -> usize {
-        let keep = ((1.0 - self.cap(name) as f64) * size as f64 - 1e-9).ceil() as usize;
-        self.round(keep.max(1), size)
+        let base = self
+            .dense_sizes
+            .get(name)
+            .copied()
+            .unwrap_or(size)
+            .max(size);
+        let keep = ((1.0 - self.cap(name) as f64) * base as f64 - 1e-9).ceil() as usize;
+        self.round(keep.max(1), base).min(size)
     }
 
     /// `kept` rounded up to a multiple of `round_to`, at most `size`.
