@@ -676,3 +676,79 @@ fn taylor_scores_are_the_squared_first_order_change_of_removing_a_unit() {
     }
     assert_eq!(checked, 9);
 }
+
+/// Network slimming: the score is `|γ|` of each prunable channel's BN (by
+/// hand on planted scales; random fails), and the sparsity penalty reaches
+/// exactly those scales: one plain SGD step with `λ` moves each of them by
+/// `−lr·λ·sign(γ)` more than the same step without it, and nothing else.
+/// (A wrong parameter path would leave the difference zero.)
+#[test]
+fn slimming_scores_bn_scales_and_penalises_exactly_them() {
+    let device = cpu().autodiff();
+    let spec = ModelSpec::named("cnn", &ModelOptions::default()).unwrap();
+    let planted: Vec<f32> = (0..16)
+        .map(|i| {
+            if i % 3 == 0 {
+                -(i as f32 + 1.0)
+            } else {
+                0.1 * (i as f32 + 1.0)
+            }
+        })
+        .collect();
+    let model = edit(
+        common::model(&spec, 2, &device),
+        "net.Plain.convs.0.bn.gamma",
+        &|v, _| v.copy_from_slice(&planted),
+    );
+    let scores = block_on(prunelab::prune::slimming::scores(&model)).unwrap();
+    let want: Vec<f32> = planted.iter().map(|g| g.abs()).collect();
+    assert_eq!(scores["conv1"], want);
+    assert_eq!(
+        scores.len(),
+        spec.unit_groups().len(),
+        "one scale vector per prunable layer"
+    );
+    let random = prunelab::prune::random::unit_scores(&spec, 1);
+    assert_ne!(random["conv1"], want);
+
+    let data = common::tiny_images(16, 10, 4);
+    let split = prunelab::data::Split::new(data.clone(), data, None, "tiny");
+    let config = prunelab::train::TrainConfig {
+        epochs: 1,
+        batch_size: 16,
+        lr: 0.1,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        ..prunelab::train::TrainConfig::default()
+    };
+    let (lambda, lr) = (0.5, 0.1);
+    let step = |penalised: bool| {
+        let mut t = prunelab::train::Trainer::new(model.deep_fork(), config.clone(), 3);
+        if penalised {
+            let paths = block_on(prunelab::prune::slimming::unit_scales(&model)).unwrap();
+            t.optim.l1 = paths.into_iter().map(|(_, p, _)| (p, lambda)).collect();
+        }
+        let loader = t.loader(&split.train, None, false);
+        block_on(t.step(&loader, &device)).unwrap();
+        weights(&t.model)
+    };
+    let (with, without) = (step(true), step(false));
+    let before = weights(&model);
+    let mut moved = 0;
+    for i in 0..before.len() {
+        let extra = with[i] - without[i];
+        if extra != 0.0 {
+            let sign = before[i].signum();
+            assert!(
+                (extra as f64 + lr * lambda * sign as f64).abs() < 1e-5,
+                "{i}: {extra}"
+            );
+            moved += 1;
+        }
+    }
+    let channels: usize = spec.unit_groups().iter().map(|g| g.size).sum();
+    assert_eq!(
+        moved, channels,
+        "every prunable channel's γ, and nothing else"
+    );
+}

@@ -401,8 +401,10 @@ fn unfit_targets_and_methods_are_refused_clearly() {
     assert!(try_run("polarization", "sparsity=0.5").contains("macs=F or params=F"));
     assert!(try_run("pruneit", "macs=0.5").contains("choose one of"));
     let mlp = init_model(&mlp_spec(&[8]), 1, &cpu().autodiff());
-    let e = try_on("lottery", "blocks=1", mlp);
+    let e = try_on("lottery", "blocks=1", mlp.deep_fork());
     assert!(e.contains("residual blocks"), "{e}");
+    let e = try_on("slimming", "macs=0.5", mlp);
+    assert!(e.contains("no batch norm"), "{e}");
 }
 
 #[test]

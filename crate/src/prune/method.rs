@@ -218,6 +218,13 @@ pub trait Method: Sync {
         })
     }
 
+    /// Refuses a model the method cannot work on (beyond `needs_blocks`),
+    /// before anything trains.
+    fn check_model(&self, spec: &crate::model::ModelSpec) -> Result<()> {
+        let _ = spec;
+        Ok(())
+    }
+
     /// What a run with `options` removes: the method's granularity, unless
     /// an option decides (the random baseline's `unit`).
     fn removes(&self, options: &PruneOptions) -> Result<Granularity> {

@@ -34,6 +34,7 @@ pub mod plan;
 pub mod polarization;
 pub mod random;
 pub mod select;
+pub mod slimming;
 pub mod snip;
 pub mod surgery;
 pub mod target;
@@ -64,6 +65,7 @@ pub static METHODS: &[&dyn Method] = &[
     &taylor::Taylor,
     &fpgm::Fpgm,
     &lamp::Lamp,
+    &slimming::Slimming,
 ];
 
 /// The method called `name`.
@@ -94,6 +96,7 @@ pub fn check_feasible(
     target: &Target,
 ) -> Result<()> {
     let info = method.info();
+    method.check_model(spec)?;
     let blocks = spec.removable_blocks().len();
     if info.needs_blocks && blocks == 0 {
         return Err(Error::config(

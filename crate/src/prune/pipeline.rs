@@ -38,15 +38,30 @@ pub async fn train_from(
     masks: Option<&WeightMasks>,
     start_epoch: usize,
 ) -> Result<(Model, Vec<EpochMetrics>)> {
+    train_configured(job, model, config, start_epoch, |optim, plain| {
+        if let Some(m) = masks {
+            optim.masks = m.for_optimizer(plain);
+        }
+    })
+    .await
+}
+
+/// Trains from `start_epoch` after `configure` set up the optimizer (masks
+/// held at zero, penalties); `plain` is the device without autodiff.
+pub async fn train_configured(
+    job: &mut Job<'_>,
+    model: Model,
+    config: TrainConfig,
+    start_epoch: usize,
+    configure: impl FnOnce(&mut crate::train::optim::Optimizer, &burn::tensor::Device),
+) -> Result<(Model, Vec<EpochMetrics>)> {
     if config.epochs <= start_epoch {
         return Ok((model, Vec::new()));
     }
     let device = job.device.autodiff();
     let mut trainer = Trainer::new(model, config, job.seed);
     trainer.progress.epoch = start_epoch;
-    if let Some(m) = masks {
-        trainer.optim.masks = m.for_optimizer(&device.clone().without_autodiff());
-    }
+    configure(&mut trainer.optim, &device.clone().without_autodiff());
     while !trainer.finished() {
         trainer
             .run_epoch(job.split, job.augment, &device, &mut *job.sink)

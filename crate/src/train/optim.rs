@@ -83,6 +83,10 @@ pub struct Optimizer {
     pub preconditioner: HashMap<String, Tensor<1>>,
     /// This step's `rms(G)` per prefix (set at the start of each step).
     group_rms: HashMap<String, Tensor<1>>,
+    /// An L1 penalty `λ·Σ|p|` on the parameters at these paths, as its
+    /// subgradient `λ·sign(p)` added to their gradient (network slimming's
+    /// sparsity on BN scales, as its authors' code adds it).
+    pub l1: HashMap<String, f64>,
 }
 
 impl Optimizer {
@@ -95,6 +99,7 @@ impl Optimizer {
             normalized_steps: Vec::new(),
             preconditioner: HashMap::new(),
             group_rms: HashMap::new(),
+            l1: HashMap::new(),
         }
     }
 
@@ -134,6 +139,10 @@ impl Optimizer {
     }
 
     fn update(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
+        let g = match self.l1.get(path) {
+            Some(&lambda) => g + p.clone().sign() * lambda,
+            None => g,
+        };
         if let Some((prefix, rate, base)) = self
             .normalized_steps
             .iter()

@@ -1,0 +1,171 @@
+//! Network slimming (Liu et al., "Learning Efficient Convolutional Networks
+//! through Network Slimming", ICCV 2017, arXiv 1708.06519): train with an L1
+//! penalty `λ·Σ|γ|` on the BN scale of every prunable channel, so that
+//! unimportant channels' scales go to zero; then remove the channels with
+//! the smallest `|γ|` in one global ranking and fine-tune. The penalty
+//! enters as its subgradient `λ·sign(γ)` on the scales' gradients, as the
+//! authors' code adds it. Its one-shot score on a model trained without the
+//! penalty (the lab's slider) is `|γ|` alone. Needs BN: CNNs and ResNets.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::method::{CheckOptions, require};
+use super::pipeline::{Then, select_options, structured, train_configured};
+use super::select::{Scope, UnitScores};
+use super::{
+    BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
+    Scores, Scoring,
+};
+use crate::error::{Error, Result};
+use crate::host;
+use crate::model::{Model, Net};
+
+/// Each prunable unit group's BN scale: `(group, parameter path, |γ|)`.
+pub async fn unit_scales(model: &Model) -> Result<Vec<(String, String, Vec<f32>)>> {
+    let scales: Vec<(String, String, burn::tensor::Tensor<1>)> = match &model.net {
+        Net::Plain(p) => p
+            .convs
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                (
+                    format!("conv{}", k + 1),
+                    format!("net.Plain.convs.{k}.bn.gamma"),
+                    c.bn.gamma.val(),
+                )
+            })
+            .collect(),
+        Net::Resnet(r) => r
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(k, b)| {
+                (
+                    format!("{}.conv1", b.name),
+                    format!("net.Resnet.blocks.{k}.conv1.bn.gamma"),
+                    b.conv1.bn.gamma.val(),
+                )
+            })
+            .collect(),
+        Net::Mlp(_) => {
+            return Err(Error::config(
+                "method",
+                INFO.name,
+                format!(
+                    "it ranks BN scales; {} has no batch norm (use a CNN or a ResNet)",
+                    model.spec.name()
+                ),
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    for (group, path, gamma) in scales {
+        out.push((group, path, host::floats(gamma.abs()).await?));
+    }
+    Ok(out)
+}
+
+pub async fn scores(model: &Model) -> Result<UnitScores> {
+    Ok(unit_scales(model)
+        .await?
+        .into_iter()
+        .map(|(group, _, s)| (group, s))
+        .collect())
+}
+
+/// Network slimming's own options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlimmingOptions {
+    /// λ of the L1 penalty on BN scales (unset: 1e-5 for ResNets, 1e-4
+    /// otherwise, the paper's CIFAR values).
+    pub lambda: Option<f64>,
+}
+
+impl CheckOptions for SlimmingOptions {
+    fn check(&self) -> Result<()> {
+        if let Some(l) = self.lambda {
+            require((0.0..=1.0).contains(&l), "slimming.lambda", l, "0 to 1")?;
+        }
+        Ok(())
+    }
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "slimming",
+    title: "Network slimming (BN scales with L1 sparsity)",
+    source: "Liu et al., Learning Efficient Convolutional Networks through Network Slimming, ICCV 2017 (arXiv 1708.06519)",
+    phase: Phase::DuringTraining,
+    granularity: Granularity::Channels,
+    needs_blocks: false,
+    scope: Some((Scope::Global, "Liu et al.: one global threshold on |γ|")),
+    normalize: None,
+    score_batches: None,
+    finetune: Some(Finetune {
+        share: 1.0,
+        lr_factor: 1.0,
+        source: "Liu et al.: fine-tune with the training settings (160 epochs on CIFAR, as trained)",
+    }),
+    options: Some(OptionsSpec::of::<SlimmingOptions>()),
+    knobs: &[Knob {
+        key: "slimming.lambda",
+        source: "Liu et al. §5: 1e-4 for VGG, 1e-5 for ResNet and DenseNet on CIFAR",
+    }],
+};
+
+pub struct Slimming;
+
+impl Method for Slimming {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
+        Box::pin(async move { Ok(Scores::Units(scores(s.model).await?)) })
+    }
+
+    fn check_model(&self, spec: &crate::model::ModelSpec) -> Result<()> {
+        match spec {
+            crate::model::ModelSpec::Mlp(_) => Err(Error::config(
+                "method",
+                INFO.name,
+                format!(
+                    "it ranks BN scales; {} has no batch norm (use a CNN or a ResNet)",
+                    spec.name()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sparsity training from θ₀ for the training budget, then the global
+    /// |γ| cut and fine-tuning.
+    fn run<'a>(&'a self, mut job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let o: SlimmingOptions = job.options.of(INFO.name)?;
+            let is_resnet = matches!(job.model.net, Net::Resnet(_));
+            let lambda = o.lambda.unwrap_or(if is_resnet { 1e-5 } else { 1e-4 });
+            let penalised: HashMap<String, f64> = unit_scales(&job.model)
+                .await?
+                .into_iter()
+                .map(|(_, path, _)| (path, lambda))
+                .collect();
+            let model = job.model.deep_fork();
+            let config = job.train.clone();
+            let (trained, sparse_history) =
+                train_configured(&mut job, model, config, 0, |optim, _| optim.l1 = penalised)
+                    .await?;
+            job.model = trained;
+            let scores = scores(&job.model).await?;
+            let options = select_options(&job);
+            let details = serde_json::json!({ "lambda": lambda, "scales": scores });
+            let mut outcome = structured(job, scores, options, Then::Finetune, details).await?;
+            let mut history = sparse_history;
+            history.append(&mut outcome.history);
+            outcome.history = history;
+            Ok(outcome)
+        })
+    }
+}
