@@ -752,3 +752,117 @@ fn slimming_scores_bn_scales_and_penalises_exactly_them() {
         "every prunable channel's γ, and nothing else"
     );
 }
+
+/// Polar's penalty `λ·(t·‖γ‖₁ − ‖γ − αγ̄‖₁)` over every prunable channel's BN
+/// scale, `γ̄` their mean: one plain SGD step moves each scale by
+/// `−lr·λ·(t·sign(γ_k) − sign(γ_k − αγ̄) + α·mean_i sign(γ_i − αγ̄))` more
+/// than the same step without it (computed here by hand from the planted
+/// scales), and the scales are clamped to [0, 1]. Fails for slimming's L1
+/// (no spreading term), for a per-layer mean, and without `γ̄`'s own term.
+#[test]
+fn polar_pulls_each_scale_by_the_regulariser_gradient_and_clamps() {
+    let device = cpu().autodiff();
+    let spec = ModelSpec::named("cnn", &ModelOptions::default()).unwrap();
+    let widths: Vec<usize> = spec.unit_groups().iter().map(|g| g.size).collect();
+    // Skewed (more small scales than large), so `mean sign(γ − γ̄)` is not 0
+    // and `γ̄`'s own term shows.
+    let planted =
+        |k: usize, i: usize| 0.1 + 0.8 * ((0.618 * (i + 7 * k) as f64).fract().powi(2)) as f32;
+    let mut model = common::model(&spec, 2, &device);
+    for (k, &n) in widths.iter().enumerate() {
+        let values: Vec<f32> = (0..n).map(|i| planted(k, i)).collect();
+        model = edit(model, &format!("net.Plain.convs.{k}.bn.gamma"), &|v, _| {
+            v.copy_from_slice(&values)
+        });
+    }
+    let all: Vec<f64> = widths
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &n)| (0..n).map(move |i| planted(k, i) as f64))
+        .collect();
+    let (lambda, t, alpha, lr) = (0.5, 1.2, 1.0, 0.01);
+    let mean = all.iter().sum::<f64>() / all.len() as f64;
+    let sign = |x: f64| {
+        if x > 0.0 {
+            1.0
+        } else if x < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    };
+    let sign_mean = all.iter().map(|g| sign(g - alpha * mean)).sum::<f64>() / all.len() as f64;
+    assert!(
+        sign_mean.abs() > 0.1,
+        "the planted scales are skewed: {sign_mean}"
+    );
+
+    let data = common::tiny_images(16, 10, 4);
+    let split = prunelab::data::Split::new(data.clone(), data, None, "tiny");
+    let config = prunelab::train::TrainConfig {
+        epochs: 1,
+        batch_size: 16,
+        lr,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        ..prunelab::train::TrainConfig::default()
+    };
+    let paths: Vec<String> = (0..widths.len())
+        .map(|k| format!("net.Plain.convs.{k}.bn.gamma"))
+        .collect();
+    let step = |penalised: bool| {
+        let mut tr = prunelab::train::Trainer::new(model.deep_fork(), config.clone(), 3);
+        if penalised {
+            tr.optim.polar = Some(prunelab::train::optim::Polar {
+                paths: paths.clone(),
+                lambda,
+                t,
+                alpha,
+            });
+        }
+        let loader = tr.loader(&split.train, None, false);
+        block_on(tr.step(&loader, &device)).unwrap();
+        tr.model
+    };
+    let (with, without) = (step(true), step(false));
+    let scales = |m: &Model| {
+        let Net::Plain(p) = &m.net else {
+            unreachable!()
+        };
+        p.convs
+            .iter()
+            .flat_map(|c| block_on(floats(c.bn.gamma.val())).unwrap())
+            .collect::<Vec<f32>>()
+    };
+    let (a, b) = (scales(&with), scales(&without));
+    for (i, g) in all.iter().enumerate() {
+        let pull = t * sign(*g) - sign(g - alpha * mean) + alpha * sign_mean;
+        let want = -lr * lambda * pull;
+        let got = (a[i] - b[i]) as f64;
+        assert!((got - want).abs() < 1e-6, "scale {i}: {got} vs {want}");
+    }
+    // Everything else moved exactly as without the penalty.
+    let (wa, wb) = (weights(&with), weights(&without));
+    let differ = wa.iter().zip(&wb).filter(|(x, y)| x != y).count();
+    assert_eq!(differ, all.len(), "only the scales");
+    // A scale pulled below 0 is clamped there.
+    let big = prunelab::train::TrainConfig {
+        lr: 10.0,
+        ..config.clone()
+    };
+    let mut tr = prunelab::train::Trainer::new(model.deep_fork(), big, 3);
+    tr.optim.polar = Some(prunelab::train::optim::Polar {
+        paths,
+        lambda,
+        t,
+        alpha,
+    });
+    let loader = tr.loader(&split.train, None, false);
+    block_on(tr.step(&loader, &device)).unwrap();
+    let clamped = scales(&tr.model);
+    assert!(clamped.iter().all(|g| (0.0..=1.0).contains(g)));
+    assert!(
+        clamped.iter().any(|&g| g == 0.0),
+        "the pull takes some to the bound"
+    );
+}

@@ -31,6 +31,7 @@ pub mod method;
 pub mod options;
 pub mod pipeline;
 pub mod plan;
+pub mod polar;
 pub mod polarization;
 pub mod random;
 pub mod select;
@@ -66,6 +67,7 @@ pub static METHODS: &[&dyn Method] = &[
     &fpgm::Fpgm,
     &lamp::Lamp,
     &slimming::Slimming,
+    &polar::PolarMethod,
 ];
 
 /// The method called `name`.

@@ -21,6 +21,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::host;
 use crate::model::{Model, Net};
+use crate::train::optim::Optimizer;
 
 /// Each prunable unit group's BN scale: `(group, parameter path, |γ|)`.
 pub async fn unit_scales(model: &Model) -> Result<Vec<(String, String, Vec<f32>)>> {
@@ -142,30 +143,48 @@ impl Method for Slimming {
 
     /// Sparsity training from θ₀ for the training budget, then the global
     /// |γ| cut and fine-tuning.
-    fn run<'a>(&'a self, mut job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             let o: SlimmingOptions = job.options.of(INFO.name)?;
             let is_resnet = matches!(job.model.net, Net::Resnet(_));
             let lambda = o.lambda.unwrap_or(if is_resnet { 1e-5 } else { 1e-4 });
-            let penalised: HashMap<String, f64> = unit_scales(&job.model)
-                .await?
-                .into_iter()
-                .map(|(_, path, _)| (path, lambda))
-                .collect();
-            let model = job.model.deep_fork();
-            let config = job.train.clone();
-            let (trained, sparse_history) =
-                train_configured(&mut job, model, config, 0, |optim, _| optim.l1 = penalised)
-                    .await?;
-            job.model = trained;
-            let scores = scores(&job.model).await?;
-            let options = select_options(&job);
-            let details = serde_json::json!({ "lambda": lambda, "scales": scores });
-            let mut outcome = structured(job, scores, options, Then::Finetune, details).await?;
-            let mut history = sparse_history;
-            history.append(&mut outcome.history);
-            outcome.history = history;
-            Ok(outcome)
+            let penalty = move |optim: &mut Optimizer, paths: Vec<String>| {
+                optim.l1 = paths
+                    .into_iter()
+                    .map(|p| (p, lambda))
+                    .collect::<HashMap<_, _>>();
+            };
+            penalise_then_cut(job, penalty, serde_json::json!({ "lambda": lambda })).await
         })
     }
+}
+
+/// The flow of the BN-scale methods (slimming, Polar): train from θ₀ for the
+/// training budget with `penalty` set on the prunable channels' scales
+/// (given their parameter paths), rank channels by `|γ|` in one global
+/// ranking, cut to the target and fine-tune. The result's history holds the
+/// penalised training, then the fine-tuning.
+pub async fn penalise_then_cut(
+    mut job: Job<'_>,
+    penalty: impl FnOnce(&mut Optimizer, Vec<String>),
+    mut details: serde_json::Value,
+) -> Result<Outcome> {
+    let paths: Vec<String> = unit_scales(&job.model)
+        .await?
+        .into_iter()
+        .map(|(_, path, _)| path)
+        .collect();
+    let model = job.model.deep_fork();
+    let config = job.train.clone();
+    let (trained, sparse_history) =
+        train_configured(&mut job, model, config, 0, |optim, _| penalty(optim, paths)).await?;
+    job.model = trained;
+    let scores = scores(&job.model).await?;
+    let options = select_options(&job);
+    details["scales"] = serde_json::to_value(&scores).expect("plain data");
+    let mut outcome = structured(job, scores, options, Then::Finetune, details).await?;
+    let mut history = sparse_history;
+    history.append(&mut outcome.history);
+    outcome.history = history;
+    Ok(outcome)
 }

@@ -87,6 +87,23 @@ pub struct Optimizer {
     /// subgradient `λ·sign(p)` added to their gradient (network slimming's
     /// sparsity on BN scales, as its authors' code adds it).
     pub l1: HashMap<String, f64>,
+    /// Zhuang et al.'s polarization penalty on a set of scales, if any.
+    pub polar: Option<Polar>,
+    /// This step's `(γ̄, mean sign(γ − αγ̄))` over the polarized scales.
+    polar_stats: Option<(Tensor<1>, Tensor<1>)>,
+}
+
+/// `λ·(t·Σ|γ| − Σ|γ − α·γ̄|)` over the scales at `paths`, `γ̄` their mean
+/// over all of them (Zhuang et al., NeurIPS 2020, Eq. 2), with the scales
+/// clamped to `[0, 1]` after every step as the authors' code does. Its
+/// gradient for `γ_k` is `λ·(t·sign(γ_k) − sign(γ_k − αγ̄) + α·mean_i
+/// sign(γ_i − αγ̄))`, the last term being `γ̄`'s own dependence on `γ_k`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polar {
+    pub paths: Vec<String>,
+    pub lambda: f64,
+    pub t: f64,
+    pub alpha: f64,
 }
 
 impl Optimizer {
@@ -100,6 +117,8 @@ impl Optimizer {
             preconditioner: HashMap::new(),
             group_rms: HashMap::new(),
             l1: HashMap::new(),
+            polar: None,
+            polar_stats: None,
         }
     }
 
@@ -107,6 +126,22 @@ impl Optimizer {
     pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
         self.steps += 1;
         self.group_rms.clear();
+        self.polar_stats = self.polar.as_ref().and_then(|r| {
+            let mut scales = Scales {
+                paths: &r.paths,
+                path: Vec::new(),
+                found: Vec::new(),
+            };
+            module.visit(&mut scales);
+            if scales.found.is_empty() {
+                return None;
+            }
+            let all = Tensor::cat(scales.found, 0);
+            let mean = all.clone().mean();
+            let [n] = all.dims();
+            let sign_mean = (all - mean.clone().expand([n]) * r.alpha).sign().mean();
+            Some((mean, sign_mean))
+        });
         for (prefix, _, _) in &self.normalized_steps {
             let mut sums = GroupSquares {
                 prefix,
@@ -138,11 +173,31 @@ impl Optimizer {
         }
     }
 
+    /// The penalties on top of the loss's gradient, the update, then the
+    /// polarized scales' clamp.
     fn update(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
         let g = match self.l1.get(path) {
             Some(&lambda) => g + p.clone().sign() * lambda,
             None => g,
         };
+        let polar = match (&self.polar, &self.polar_stats) {
+            (Some(r), Some((mean, sign_mean))) if r.paths.iter().any(|q| q == path) => {
+                Some((r.clone(), mean.clone(), sign_mean.clone()))
+            }
+            _ => None,
+        };
+        let Some((r, mean, sign_mean)) = polar else {
+            return self.update_plain(path, p, g, lr);
+        };
+        let [n] = p.dims();
+        let centre = mean.expand([n]) * r.alpha;
+        let pull =
+            p.clone().sign() * r.t - (p.clone() - centre).sign() + sign_mean.expand([n]) * r.alpha;
+        self.update_plain(path, p, g + pull * r.lambda, lr)
+            .clamp(0.0, 1.0)
+    }
+
+    fn update_plain(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
         if let Some((prefix, rate, base)) = self
             .normalized_steps
             .iter()
@@ -207,6 +262,30 @@ impl Optimizer {
         match mask {
             Some(m) => p * m,
             None => p,
+        }
+    }
+}
+
+/// The values of the parameters at `paths`, flat, on the plain device.
+struct Scales<'a> {
+    paths: &'a [String],
+    path: Vec<String>,
+    found: Vec<Tensor<1>>,
+}
+
+impl burn::module::ModuleVisitor for Scales<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let at = self.path.join(".");
+        if self.paths.contains(&at) {
+            self.found.push(param.val().inner().flatten(0, D - 1));
         }
     }
 }

@@ -1,0 +1,135 @@
+//! Polar: neuron-level structured pruning with a polarization regulariser
+//! (Zhuang et al., "Neuron-level Structured Pruning using Polarization
+//! Regularizer", NeurIPS 2020). Network slimming's L1 pushes *every* BN
+//! scale towards 0; Polar's `R(γ) = t·‖γ‖₁ − ‖γ − α·γ̄·1‖₁` (`γ̄` the mean
+//! of all the scales) pushes some to 0 and the others away from them, so the
+//! channels to prune separate cleanly from the rest. The closest published
+//! relative of S1's polarization (which acts on learned gates, not BN
+//! scales, and learns the budget). Train from θ₀ with the penalty (scales
+//! clamped to [0, 1] after each step, as the authors' code), then the
+//! global `|γ|` cut to the target and fine-tuning — as slimming.
+//!
+//! Differences from the authors' code, stated: the penalty covers the BN
+//! scales of the prunable channels (theirs covers every BN, the residual
+//! stream's too); the cut is the target's global ranking (theirs picks a
+//! threshold from the scales' histogram); BN scales start at burn's 1
+//! (theirs at 0.5).
+
+use serde::{Deserialize, Serialize};
+
+use super::method::{CheckOptions, require};
+use super::select::Scope;
+use super::slimming::{penalise_then_cut, scores};
+use super::{
+    BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
+    Scores, Scoring,
+};
+use crate::error::Result;
+use crate::train::optim::{Optimizer, Polar as Penalty};
+
+/// Polar's own options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolarOptions {
+    /// λ, the regulariser's weight.
+    pub lambda: f64,
+    /// t, the weight of the L1 term against the spreading term.
+    pub t: f64,
+    /// α, the factor on the mean the scales are spread from.
+    pub alpha: f64,
+}
+
+impl Default for PolarOptions {
+    fn default() -> Self {
+        PolarOptions {
+            lambda: 1e-4,
+            t: 1.0,
+            alpha: 1.0,
+        }
+    }
+}
+
+impl CheckOptions for PolarOptions {
+    fn check(&self) -> Result<()> {
+        require(
+            (0.0..=1.0).contains(&self.lambda),
+            "polar.lambda",
+            self.lambda,
+            "0 to 1",
+        )?;
+        require((0.0..=10.0).contains(&self.t), "polar.t", self.t, "0 to 10")?;
+        require(
+            (0.0..=10.0).contains(&self.alpha),
+            "polar.alpha",
+            self.alpha,
+            "0 to 10",
+        )
+    }
+}
+
+pub static INFO: MethodInfo = MethodInfo {
+    name: "polar",
+    title: "Polar: polarization regulariser on BN scales",
+    source: "Zhuang et al., Neuron-level Structured Pruning using Polarization Regularizer, NeurIPS 2020",
+    phase: Phase::DuringTraining,
+    granularity: Granularity::Channels,
+    needs_blocks: false,
+    scope: Some((
+        Scope::Global,
+        "Zhuang et al.: one threshold over all scales",
+    )),
+    normalize: None,
+    score_batches: None,
+    finetune: Some(Finetune {
+        share: 1.0,
+        lr_factor: 1.0,
+        source: "Zhuang et al.'s code: fine-tune with the training settings, as network slimming",
+    }),
+    options: Some(OptionsSpec::of::<PolarOptions>()),
+    knobs: &[
+        Knob {
+            key: "polar.lambda",
+            source: "the authors' code: --lbd 1e-4",
+        },
+        Knob {
+            key: "polar.t",
+            source: "the authors' code: --t 1 (the paper tunes t per model)",
+        },
+        Knob {
+            key: "polar.alpha",
+            source: "the authors' code: --alpha 1",
+        },
+    ],
+};
+
+pub struct PolarMethod;
+
+impl Method for PolarMethod {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+
+    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
+        Box::pin(async move { Ok(Scores::Units(scores(s.model).await?)) })
+    }
+
+    fn check_model(&self, spec: &crate::model::ModelSpec) -> Result<()> {
+        super::slimming::Slimming.check_model(spec)
+    }
+
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let o: PolarOptions = job.options.of(INFO.name)?;
+            let details = serde_json::to_value(&o).expect("plain data");
+            let penalty = move |optim: &mut Optimizer, paths: Vec<String>| {
+                optim.polar = Some(Penalty {
+                    paths,
+                    lambda: o.lambda,
+                    t: o.t,
+                    alpha: o.alpha,
+                });
+            };
+            penalise_then_cut(job, penalty, details).await
+        })
+    }
+}
