@@ -154,7 +154,23 @@ export function cifarLab(engine, state, view) {
     const l = await engine.call('latency', { batch: 64, repeats: 3 });
     view.cifar.latency = l;
     $('latency-out').textContent = `dense ${l.dense_ms.toFixed(1)} ms, pruned ${l.shown_ms.toFixed(1)} ms per ${l.batch} images · ${(l.dense_ms / l.shown_ms).toFixed(2)}× faster for ${(l.dense_macs / l.shown_macs).toFixed(2)}× fewer MACs`;
+    showLayerTimes(l.layers);
   }));
+  // Where the time goes: each conv and linear layer timed alone, dense
+  // against pruned (0 where a block was removed).
+  const showLayerTimes = (layers) => {
+    const body = $('latency-layers').querySelector('tbody');
+    body.replaceChildren(...layers.map((t) => {
+      const row = document.createElement('tr');
+      for (const text of [t.name, t.dense_ms.toFixed(2), t.shown_ms.toFixed(2)]) {
+        const cell = document.createElement('td');
+        cell.textContent = text;
+        row.append(cell);
+      }
+      return row;
+    }));
+    $('latency-layers').hidden = false;
+  };
   $('cdownload').addEventListener('click', async (e) => {
     e.preventDefault();
     if (info) download('cifar-pruned.plm', await engine.call('modelFile'));

@@ -211,3 +211,37 @@ fn a_hostile_or_mismatched_snapshot_is_refused_and_the_lab_keeps_its_model() {
     assert_eq!(block_on(lab.model_file()).unwrap(), own);
     lab.restore(&own).unwrap();
 }
+
+/// The CIFAR lab's latency lists every conv and linear layer of the dense
+/// model, timed alone, beside the pruned model's (0 where a layer is gone);
+/// what the times are is a benchmark's business, not a test's.
+#[test]
+fn latency_lists_each_layer_of_the_dense_and_the_pruned_model() {
+    let mut c = RunConfig::default();
+    c.model.name = "cnn".into();
+    c.data.dataset = "cifar10".into();
+    c.train = common::adam(1, 0.01);
+    c.train.batch_size = 16;
+    let data = common::tiny_images(32, 10, 5);
+    let split = prunelab::data::Split::new(data.clone(), data, None, "tiny");
+    let mut lab = Lab::new(c, OpenDevice::cpu("cpu"), split).unwrap();
+    let per_epoch = lab.steps_per_epoch();
+    block_on(lab.train(per_epoch)).unwrap();
+    block_on(lab.score("l1", &PruneOptions::default())).unwrap();
+    block_on(lab.prune(0.5)).unwrap();
+    let l = block_on(lab.latency(8, 1)).unwrap();
+    let timed: Vec<String> = prunelab::model::ModelSpec::named("cnn", &Default::default())
+        .unwrap()
+        .layers()
+        .into_iter()
+        .filter(|g| !matches!(g.op, prunelab::model::spec::LayerOp::BatchNorm { .. }))
+        .map(|g| g.name)
+        .collect();
+    let names: Vec<&str> = l.layers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, timed.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        l.layers
+            .iter()
+            .all(|t| t.dense_ms.is_finite() && t.shown_ms.is_finite())
+    );
+}

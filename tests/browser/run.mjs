@@ -226,6 +226,8 @@ const tests = {
       check(v.pruned.pruned.macs < v.pruned.dense.macs, `MACs ${v.pruned.dense.macs} → ${v.pruned.pruned.macs}`);
       check(v.examples === 16, `${v.examples} example predictions`);
       check(v.latency.shown_ms > 0 && v.latency.dense_ms > 0, 'latency measured');
+      check(v.latency.layers.length > 0 && v.latency.layers.every((t) => t.dense_ms >= 0) && v.latency.layers.some((t) => t.dense_ms > 0), 'each layer timed alone');
+      check(await page.locator('#latency-layers tbody tr').count() === v.latency.layers.length, 'one row per layer shown');
       await page.screenshot({ path: path.join(ARTIFACTS, 'cifar-lab.png'), fullPage: true });
       return `MACs −${(100 * (1 - v.pruned.pruned.macs / v.pruned.dense.macs)).toFixed(0)}%, latency ${v.latency.dense_ms.toFixed(1)} → ${v.latency.shown_ms.toFixed(1)} ms`;
     });

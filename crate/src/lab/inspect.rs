@@ -8,7 +8,7 @@ use super::{Lab, PruneReport};
 use crate::error::Result;
 use crate::host;
 use crate::metrics::count::count;
-use crate::metrics::latency::forward_ms;
+use crate::metrics::latency::{forward_ms, per_layer};
 use crate::model::Model;
 
 impl Lab {
@@ -87,12 +87,28 @@ impl Lab {
             .clone()
             .unwrap_or_else(|| self.trainer.model.clone())
             .valid();
+        let batch = x.dims()[0];
+        let device = &self.device.device;
+        let shown_layers = per_layer(&shown.spec, batch, device, repeats).await?;
+        let layers = per_layer(&dense.spec, batch, device, repeats)
+            .await?
+            .into_iter()
+            .map(|d| LayerLatency {
+                shown_ms: shown_layers
+                    .iter()
+                    .find(|s| s.name == d.name)
+                    .map_or(0.0, |s| s.ms),
+                dense_ms: d.ms,
+                name: d.name,
+            })
+            .collect();
         Ok(Latency {
-            batch: x.dims()[0],
+            batch,
             shown_macs: count(&shown.spec).macs,
             dense_macs: count(&dense.spec).macs,
             shown_ms: time(shown, x.clone()).await?,
             dense_ms: time(dense, x).await?,
+            layers,
         })
     }
 }
@@ -113,4 +129,13 @@ pub struct Latency {
     pub dense_ms: f64,
     pub shown_macs: u64,
     pub dense_macs: u64,
+    /// Each conv and linear layer timed alone (a removed block's: 0).
+    pub layers: Vec<LayerLatency>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerLatency {
+    pub name: String,
+    pub dense_ms: f64,
+    pub shown_ms: f64,
 }

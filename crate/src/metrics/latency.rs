@@ -12,6 +12,7 @@ use crate::data::Split;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
+use crate::model::spec::{LayerOp, ModelSpec};
 
 /// Untimed passes first (kernel compilation, autotune, caches), then timed ones.
 pub const WARMUP: usize = 3;
@@ -29,18 +30,18 @@ pub struct Latency {
 /// Median milliseconds of `repeats` forward passes of `x` after `warmup`
 /// untimed ones; each pass ends on a read, so the device has finished.
 pub async fn forward_ms(model: &Model, x: Tensor<4>, warmup: usize, repeats: usize) -> Result<f64> {
-    let run = |x: Tensor<4>| host::floats(model.forward(x).slice([0..1, 0..1]));
-    for _ in 0..warmup {
-        run(x.clone()).await?;
+    let run = || {
+        host::floats(
+            model
+                .forward(x.clone())
+                .slice([0..1, 0..1])
+                .flatten::<1>(0, 1),
+        )
+    };
+    for _ in 1..warmup {
+        run().await?;
     }
-    let mut times = Vec::with_capacity(repeats.max(1));
-    for _ in 0..repeats.max(1) {
-        let start = crate::clock::now();
-        run(x.clone()).await?;
-        times.push(1000.0 * (crate::clock::now() - start));
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    time(repeats, run).await
 }
 
 /// The first `n` training inputs of `split` (fewer if the set is smaller),
@@ -66,4 +67,87 @@ pub async fn measure(
         batch,
         batch_ms: forward_ms(&model, many, WARMUP, REPEATS).await?,
     })
+}
+
+/// One parameterised layer's forward time, measured alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerTime {
+    pub name: String,
+    pub ms: f64,
+}
+
+/// Each conv and linear layer of `spec` timed alone at `batch` (its input
+/// made of ones at its own shape; median of `repeats` after one warm-up):
+/// where the time goes, and what a pruned layer saves, which the whole
+/// model's latency cannot say. BN, ReLU and pooling are not timed (their cost
+/// is O(activations) and burn fuses them on the GPU).
+pub async fn per_layer(
+    spec: &ModelSpec,
+    batch: usize,
+    device: &Device,
+    repeats: usize,
+) -> Result<Vec<LayerTime>> {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    let mut out = Vec::new();
+    for layer in spec.layers() {
+        let ms = match layer.op {
+            LayerOp::Conv {
+                c_in,
+                c_out,
+                kernel,
+                stride,
+            } => {
+                let hw = layer.out_hw * stride;
+                let x = Tensor::<4>::ones([batch, c_in, hw, hw], device);
+                let w = Tensor::<4>::ones([c_out, c_in, kernel, kernel], device);
+                let options =
+                    ConvOptions::new([stride, stride], [kernel / 2, kernel / 2], [1, 1], 1);
+                time(repeats, || {
+                    host::floats(
+                        conv2d(x.clone(), w.clone(), None, options.clone())
+                            .slice([0..1, 0..1, 0..1, 0..1])
+                            .flatten::<1>(0, 3),
+                    )
+                })
+                .await?
+            }
+            LayerOp::Linear { d_in, d_out } => {
+                let x = Tensor::<2>::ones([batch, d_in], device);
+                let w = Tensor::<2>::ones([d_in, d_out], device);
+                time(repeats, || {
+                    host::floats(
+                        x.clone()
+                            .matmul(w.clone())
+                            .slice([0..1, 0..1])
+                            .flatten::<1>(0, 1),
+                    )
+                })
+                .await?
+            }
+            LayerOp::BatchNorm { .. } => continue,
+        };
+        out.push(LayerTime {
+            name: layer.name,
+            ms,
+        });
+    }
+    Ok(out)
+}
+
+/// Median milliseconds of `repeats` runs of `run` after one untimed run.
+async fn time<F, Fut>(repeats: usize, run: F) -> Result<f64>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<f32>>>,
+{
+    run().await?;
+    let mut times = Vec::with_capacity(repeats.max(1));
+    for _ in 0..repeats.max(1) {
+        let start = crate::clock::now();
+        run().await?;
+        times.push(1000.0 * (crate::clock::now() - start));
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }

@@ -99,6 +99,13 @@ pub fn check_feasible(
 ) -> Result<()> {
     let info = method.info();
     method.check_model(spec)?;
+    if options.iterative_steps > 1 && matches!(target, Target::Blocks(_)) {
+        return Err(Error::config(
+            "iterative_steps",
+            options.iterative_steps,
+            "iterative schedules are for unit targets (macs=, params=, sparsity=)",
+        ));
+    }
     let blocks = spec.removable_blocks().len();
     if info.needs_blocks && blocks == 0 {
         return Err(Error::config(
