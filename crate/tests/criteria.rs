@@ -222,6 +222,45 @@ fn layer_caps_ignored_layers_and_rounding_hold_under_a_global_ranking() {
     assert!(e.contains("unreachable"), "{e}");
 }
 
+/// A `latency=` target is predicted from per-layer times: each layer's time
+/// scales with the share of its MACs a plan keeps. By hand on fc1 (2→4),
+/// fc2 (4→4), out (4→2) timed 1, 1, 2 ms: keeping 2 of fc1's 4 units halves
+/// fc1 and fc2 → (0.5 + 0.5 + 2) / 4 kept, 25% removed — where the MACs say
+/// 37.5%, so the selection follows the times, not the MACs.
+#[test]
+fn latency_targets_follow_the_per_layer_times() {
+    let spec = mlp(&[4, 4]);
+    let table: select::LatencyTable = [("fc1", 1.0), ("fc2", 1.0), ("out", 2.0)]
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t))
+        .collect();
+    let plan = Plan {
+        keep: [("fc1".to_string(), vec![0, 2])].into(),
+        remove_blocks: vec![],
+    };
+    let predicted = select::predicted_latency_reduction(&spec, &plan, &table);
+    assert!((predicted - 0.25).abs() < 1e-9, "{predicted}");
+    let macs = select::achieved(&spec, &plan, &Target::Macs(0.0));
+    assert!((macs - 0.375).abs() < 1e-9, "{macs}");
+    // Selection meets a latency target by the table.
+    let s = scores(&[
+        ("fc1", &[0.1, 0.2, 0.3, 0.4]),
+        ("fc2", &[0.5, 0.6, 0.7, 0.8]),
+    ]);
+    let options = SelectOptions {
+        latency: Some(table.clone()),
+        ..SelectOptions::default()
+    };
+    let plan = select::select_units(&spec, &s, &Target::Latency(0.25), &options).unwrap();
+    let got = select::predicted_latency_reduction(&spec, &plan, &table);
+    assert!(got >= 0.25 - 1e-9, "{got}");
+    assert_eq!(
+        plan.keep["fc1"],
+        vec![2, 3],
+        "the two lowest go: exactly 25% of the time"
+    );
+}
+
 #[test]
 fn block_selection_takes_the_lowest_and_checks_the_count() {
     let s = vec![

@@ -399,6 +399,19 @@ fn unfit_targets_and_methods_are_refused_clearly() {
     assert!(try_run("l1", "blocks=2").contains("block-removal methods"));
     assert!(try_run("l1", "macs=0.99").contains("unreachable"));
     assert!(try_run("polarization", "sparsity=0.5").contains("macs=F or params=F"));
+    // A latency target runs end to end: the plan meets it by the measured
+    // per-layer times, and the row carries what the clock says after.
+    let (outcome, row) = run(&f, "l1", "latency=0.4", finetune(0), true);
+    let predicted = outcome.details["predicted_latency_reduction"]
+        .as_f64()
+        .unwrap();
+    assert!(predicted >= 0.4 - 1e-6, "{predicted}");
+    assert!(
+        outcome.details["latency_table_ms"]
+            .as_object()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert!(row.latency.is_some() && row.speedup.is_some());
     assert!(try_run("pruneit", "macs=0.5").contains("choose one of"));
     let mlp = init_model(&mlp_spec(&[8]), 1, &cpu().autodiff());
     let e = try_on("lottery", "blocks=1", mlp.deep_fork());

@@ -99,11 +99,11 @@ pub fn check_feasible(
 ) -> Result<()> {
     let info = method.info();
     method.check_model(spec)?;
-    if options.iterative_steps > 1 && matches!(target, Target::Blocks(_)) {
+    if options.iterative_steps > 1 && matches!(target, Target::Blocks(_) | Target::Latency(_)) {
         return Err(Error::config(
             "iterative_steps",
             options.iterative_steps,
-            "iterative schedules are for unit targets (macs=, params=, sparsity=)",
+            "iterative schedules are for macs=, params= and sparsity= targets",
         ));
     }
     let blocks = spec.removable_blocks().len();

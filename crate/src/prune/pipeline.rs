@@ -143,11 +143,11 @@ async fn iterative<M: Method + ?Sized>(
     };
     let want = match job.target {
         Target::Sparsity(v) | Target::Macs(v) | Target::Params(v) => v as f64,
-        Target::Blocks(_) => {
+        Target::Blocks(_) | Target::Latency(_) => {
             return Err(Error::config(
                 "iterative_steps",
                 steps,
-                "iterative schedules are for unit targets (macs=, params=, sparsity=)",
+                "iterative schedules are for macs=, params= and sparsity= targets",
             ));
         }
     };
@@ -234,6 +234,7 @@ pub fn ranking(info: &MethodInfo, options: &PruneOptions) -> SelectOptions {
         normalize: info.normalize.map_or(options.normalize, |(n, _)| n),
         protect: options.protect.clone(),
         step: options.step,
+        latency: None,
     }
 }
 
@@ -247,10 +248,22 @@ pub async fn structured(
     details: serde_json::Value,
 ) -> Result<Outcome> {
     let spec = job.model.spec.clone();
+    let mut options = options;
+    let mut details = details;
+    if let Target::Latency(_) = job.target {
+        let table = latency_table(&spec, job.train.batch_size, &job.device).await?;
+        details["latency_table_ms"] = serde_json::to_value(&table).expect("plain data");
+        options.latency = Some(table);
+    }
     let plan = match &job.options.rates {
         Some(rates) => select_by_rates(&spec, &scores, rates)?,
         None => select_units(&spec, &scores, &job.target, &options)?,
     };
+    if let Some(table) = &options.latency {
+        details["predicted_latency_reduction"] = serde_json::json!(
+            super::select::predicted_latency_reduction(&spec, &plan, table)
+        );
+    }
     let pruned = cut(&job.model, &plan)?;
     let (before, after) = (count(&spec), count(&pruned.spec));
     job.sink.emit(Event::Phase {
@@ -265,6 +278,36 @@ pub async fn structured(
         ),
     });
     train_cut(job, pruned, plan, then, details).await
+}
+
+/// Each layer's time alone for `spec` at `batch` on `device`, measured once
+/// per process and device (a sweep's runs share it): the table `latency=`
+/// targets are predicted from.
+async fn latency_table(
+    spec: &ModelSpec,
+    batch: usize,
+    device: &crate::device::OpenDevice,
+) -> Result<super::select::LatencyTable> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Key = (String, String, usize);
+    static CACHE: OnceLock<Mutex<HashMap<Key, super::select::LatencyTable>>> = OnceLock::new();
+    let key = (
+        device.description.clone(),
+        serde_json::to_string(spec).expect("plain data"),
+        batch,
+    );
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(table) = cache.lock().expect("not poisoned").get(&key) {
+        return Ok(table.clone());
+    }
+    let times = crate::metrics::latency::per_layer(spec, batch, &device.device, 10).await?;
+    let table: super::select::LatencyTable = times.into_iter().map(|t| (t.name, t.ms)).collect();
+    cache
+        .lock()
+        .expect("not poisoned")
+        .insert(key, table.clone());
+    Ok(table)
 }
 
 /// The tail of every structured cut: fine-tune (or train) the cut network.

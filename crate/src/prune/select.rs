@@ -49,6 +49,9 @@ pub struct SelectOptions {
     /// Remove this share of all units per round and renormalise the survivors
     /// between rounds (Yeom et al.'s iterative ranking); `None` = one shot.
     pub step: Option<f32>,
+    /// Per-layer times for `latency=` targets (measured by the pipeline).
+    #[serde(skip)]
+    pub latency: Option<LatencyTable>,
 }
 
 /// Layer-collapse protection and shape control, the same for every
@@ -194,13 +197,37 @@ fn normalized(scores: &[f32], how: Normalize) -> Vec<f32> {
     scores.iter().map(|s| s / denom).collect()
 }
 
-/// The share of MACs or params a plan removes from `spec`, or the share of units.
-fn reduction(spec: &ModelSpec, plan: &Plan, target: &Target) -> f64 {
+/// Each conv and linear layer's forward time alone in the dense network (ms),
+/// by layer name: what a `latency=` target is predicted from.
+pub type LatencyTable = BTreeMap<String, f64>;
+
+/// The share of MACs or params a plan removes from `spec`, or the share of
+/// units, or of the forward time `table` predicts (each layer's time scaled
+/// by the share of its MACs the plan keeps; a latency target without a
+/// table falls back to MACs).
+fn reduction(spec: &ModelSpec, plan: &Plan, target: &Target, table: Option<&LatencyTable>) -> f64 {
     let dense = count(spec);
     let cut = count(&plan.apply_to_spec(spec));
-    match target {
-        Target::Macs(_) => 1.0 - cut.macs as f64 / dense.macs as f64,
-        Target::Params(_) => 1.0 - cut.params as f64 / dense.params as f64,
+    match (target, table) {
+        (Target::Latency(_), Some(table)) => {
+            let total: f64 = table.values().sum();
+            let kept: f64 = dense
+                .layers
+                .iter()
+                .filter_map(|l| {
+                    let t = table.get(&l.name)?;
+                    let macs = cut
+                        .layers
+                        .iter()
+                        .find(|c| c.name == l.name)
+                        .map_or(0, |c| c.macs);
+                    Some(t * macs as f64 / l.macs.max(1) as f64)
+                })
+                .sum();
+            1.0 - kept / total.max(1e-12)
+        }
+        (Target::Macs(_) | Target::Latency(_), _) => 1.0 - cut.macs as f64 / dense.macs as f64,
+        (Target::Params(_), _) => 1.0 - cut.params as f64 / dense.params as f64,
         _ => {
             let total: usize = spec.unit_groups().iter().map(|g| g.size).sum();
             let kept: usize = spec
@@ -215,7 +242,9 @@ fn reduction(spec: &ModelSpec, plan: &Plan, target: &Target) -> f64 {
 
 fn goal(target: &Target) -> Result<f64> {
     match *target {
-        Target::Sparsity(v) | Target::Macs(v) | Target::Params(v) => Ok(v as f64),
+        Target::Sparsity(v) | Target::Macs(v) | Target::Params(v) | Target::Latency(v) => {
+            Ok(v as f64)
+        }
         Target::Blocks(_) => Err(Error::config(
             "target",
             target,
@@ -344,7 +373,7 @@ pub fn select_units(
             // Round r aims at min(r·step, want) of the *target measure*; each
             // round re-normalises the surviving scores.
             let mut aim = 0.0;
-            while reduction(spec, &plan, target) + TOLERANCE < want {
+            while reduction(spec, &plan, target, options.latency.as_ref()) + TOLERANCE < want {
                 aim = (aim + step as f64).min(want);
                 plan = global_round(spec, scores, target, aim, &plan, options)?;
             }
@@ -368,6 +397,7 @@ fn global_round(
             spec,
             &remove_prefix(spec, base, &order, n, &options.protect),
             target,
+            options.latency.as_ref(),
         ) + TOLERANCE
             >= want
     };
@@ -376,6 +406,7 @@ fn global_round(
             spec,
             &remove_prefix(spec, base, &order, order.len(), &options.protect),
             target,
+            options.latency.as_ref(),
         );
         return Err(unreachable_target(target, best));
     }
@@ -435,16 +466,16 @@ fn per_layer(
     if matches!(target, Target::Sparsity(_)) {
         return plan_at(want);
     }
-    if reduction(spec, &plan_at(1.0)?, target) + TOLERANCE < want {
+    if reduction(spec, &plan_at(1.0)?, target, options.latency.as_ref()) + TOLERANCE < want {
         return Err(unreachable_target(
             target,
-            reduction(spec, &plan_at(1.0)?, target),
+            reduction(spec, &plan_at(1.0)?, target, options.latency.as_ref()),
         ));
     }
     let (mut lo, mut hi) = (0.0, 1.0);
     for _ in 0..40 {
         let mid = (lo + hi) / 2.0;
-        if reduction(spec, &plan_at(mid)?, target) + TOLERANCE >= want {
+        if reduction(spec, &plan_at(mid)?, target, options.latency.as_ref()) + TOLERANCE >= want {
             hi = mid
         } else {
             lo = mid
@@ -534,7 +565,8 @@ pub fn check_reachable(spec: &ModelSpec, target: &Target, protect: &Protection) 
         keep,
         remove_blocks: Vec::new(),
     };
-    let best = reduction(spec, &floor, target);
+    // A latency target's reach is measured, not known up front: MACs stand in.
+    let best = reduction(spec, &floor, target, None);
     if best + TOLERANCE < want {
         return Err(unreachable_target(target, best));
     }
@@ -543,5 +575,10 @@ pub fn check_reachable(spec: &ModelSpec, target: &Target, protect: &Protection) 
 
 /// The share of MACs (or params, or units) `plan` removes — for reports.
 pub fn achieved(spec: &ModelSpec, plan: &Plan, target: &Target) -> f64 {
-    reduction(spec, plan, target)
+    reduction(spec, plan, target, None)
+}
+
+/// The share of the forward time `table` predicts `plan` removes.
+pub fn predicted_latency_reduction(spec: &ModelSpec, plan: &Plan, table: &LatencyTable) -> f64 {
+    reduction(spec, plan, &Target::Latency(0.0), Some(table))
 }

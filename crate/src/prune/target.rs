@@ -18,6 +18,11 @@ pub enum Target {
     Params(f32),
     /// Number of residual blocks removed.
     Blocks(usize),
+    /// Fraction of the dense model's forward time removed, as predicted from
+    /// each layer's time measured alone on the run's device
+    /// ([`crate::metrics::latency::per_layer`]); the result row reports
+    /// what the clock then says.
+    Latency(f32),
 }
 
 impl FromStr for Target {
@@ -42,13 +47,14 @@ impl FromStr for Target {
             "sparsity" => Ok(Target::Sparsity(fraction()?)),
             "macs" | "flops" => Ok(Target::Macs(fraction()?)),
             "params" => Ok(Target::Params(fraction()?)),
+            "latency" => Ok(Target::Latency(fraction()?)),
             "blocks" => value
                 .trim()
                 .parse()
                 .map(Target::Blocks)
                 .map_err(|_| bad("blocks=N takes a whole number of blocks")),
             _ => Err(bad(
-                "use sparsity=F, macs=F, params=F (fractions removed) or blocks=N",
+                "use sparsity=F, macs=F, params=F, latency=F (fractions removed) or blocks=N",
             )),
         }
     }
@@ -61,6 +67,7 @@ impl fmt::Display for Target {
             Target::Macs(v) => write!(f, "macs={v}"),
             Target::Params(v) => write!(f, "params={v}"),
             Target::Blocks(n) => write!(f, "blocks={n}"),
+            Target::Latency(v) => write!(f, "latency={v}"),
         }
     }
 }
