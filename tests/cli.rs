@@ -375,6 +375,11 @@ fn the_probes_remaining_inputs_are_clear_errors_before_any_work() {
         ],
         "hidden width",
     );
+    // ... and `--hidden` for a model with fixed widths is not silently ignored.
+    clean(
+        &["info", "--hidden", "4294967296,4294967296"],
+        "fixed widths",
+    );
     // M2: huge files are refused before parsing.
     let big = write("big.toml", &"# padding\n".repeat(200_000));
     clean(&["train", "--config", &big], "at most 1024 KiB");

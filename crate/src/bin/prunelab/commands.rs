@@ -253,11 +253,23 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 }
 
 pub fn info(args: InfoArgs) -> Result<()> {
+    let point_model = prunelab::model::spec::POINT_MODELS.contains(&args.model.as_str());
+    if let (Some(hidden), false) = (&args.hidden, point_model) {
+        return Err(Error::config(
+            "hidden",
+            format!("{hidden:?}"),
+            format!(
+                "{} has fixed widths; --hidden is for {}",
+                args.model,
+                prunelab::model::spec::POINT_MODELS.join(" and ")
+            ),
+        ));
+    }
     let spec = ModelSpec::named(
         &args.model,
         &ModelOptions {
             classes: args.classes,
-            hidden: args.hidden.clone(),
+            hidden: args.hidden.clone().unwrap_or_else(|| vec![16, 16]),
             shortcut: parse("shortcut", &args.shortcut)?,
             ..ModelOptions::default()
         },

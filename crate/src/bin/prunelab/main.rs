@@ -230,8 +230,9 @@ pub struct InfoArgs {
     pub classes: usize,
     #[arg(long, default_value = "a")]
     pub shortcut: String,
-    #[arg(long, value_delimiter = ',', default_value = "16,16")]
-    pub hidden: Vec<usize>,
+    /// Hidden widths of `mlp` and `resmlp` (default 16,16).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
