@@ -77,29 +77,33 @@ pub fn toml_to_json(value: &toml::Value, at: &str) -> Result<serde_json::Value> 
     })
 }
 
+/// An error in config file `origin`, with the parser's message clipped.
+fn file_error(origin: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
+    move |e| {
+        Error::config(
+            "config file",
+            origin,
+            crate::error::clip_lines(&e.to_string()),
+        )
+    }
+}
+
+/// `text` parsed as TOML, as JSON ([`toml_to_json`]).
+fn toml_file(text: &str, origin: &str) -> Result<serde_json::Value> {
+    let value: toml::Value = toml::from_str(text).map_err(|e| file_error(origin)(&e))?;
+    toml_to_json(&value, "")
+}
+
 impl RunConfig {
     /// Parses TOML, rejecting unknown keys by name.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let value: toml::Value = toml::from_str(text).map_err(|e| {
-            Error::config(
-                "config file",
-                origin,
-                crate::error::clip_lines(&e.to_string()),
-            )
-        })?;
-        let json = toml_to_json(&value, "")?;
+        let json = toml_file(text, origin)?;
         check_known_keys(
             &json,
             &serde_json::to_value(RunConfig::default()).unwrap(),
             "",
         )?;
-        let config: RunConfig = serde_json::from_value(json).map_err(|e| {
-            Error::config(
-                "config file",
-                origin,
-                crate::error::clip_lines(&e.to_string()),
-            )
-        })?;
+        let config: RunConfig = serde_json::from_value(json).map_err(|e| file_error(origin)(&e))?;
         config.validate()?;
         Ok(config)
     }
@@ -107,14 +111,7 @@ impl RunConfig {
     /// Rejects unknown keys in a file that holds a run config flattened
     /// together with its own top-level `extra` keys (experiments, sweeps).
     pub fn check_keys_beside(text: &str, origin: &str, extra: &[&str]) -> Result<()> {
-        let value: toml::Value = toml::from_str(text).map_err(|e| {
-            Error::config(
-                "config file",
-                origin,
-                crate::error::clip_lines(&e.to_string()),
-            )
-        })?;
-        let mut json = toml_to_json(&value, "")?;
+        let mut json = toml_file(text, origin)?;
         if let Some(map) = json.as_object_mut() {
             for key in extra {
                 map.remove(*key);

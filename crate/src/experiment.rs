@@ -89,13 +89,24 @@ impl ExperimentConfig {
                 format!("more than {MAX_METHODS} entries; split the comparison (or use a sweep)"),
             ));
         }
-        let (classes, shape) = config.base.data.classes_and_shape()?;
-        let spec = config.base.model_spec(classes, shape[0])?;
+        self.validate_methods(&self.checked_spec()?)
+    }
+
+    /// The model the base config builds for its data, read without loading
+    /// the data (a CSV file's labels are read): what feasibility is checked on.
+    pub fn checked_spec(&self) -> Result<crate::model::ModelSpec> {
+        let (classes, shape) = self.base.data.classes_and_shape()?;
+        self.base.model_spec(classes, shape[0])
+    }
+
+    /// Every method entry against `spec` ([`ExperimentConfig::checked_spec`]).
+    pub fn validate_methods(&self, spec: &crate::model::ModelSpec) -> Result<()> {
+        let config = self;
         for m in &config.methods {
             let method = prune::by_name(&m.method)?;
             let target = m.target.parse::<Target>()?;
             let options = config.options_for(m)?;
-            prune::check_feasible(method, &options, &spec, &target).map_err(|e| {
+            prune::check_feasible(method, &options, spec, &target).map_err(|e| {
                 Error::config(
                     &format!("methods.{}", m.label.as_deref().unwrap_or(&m.method)),
                     &m.target,

@@ -115,9 +115,17 @@ impl SweepConfig {
                 format!("more than {MAX_RUNS} runs; split the sweep into several files"),
             ));
         }
-        // Every run is checked now, not hours later on some cluster node.
-        for run in config.runs() {
-            run.experiment.validate(origin)?;
+        // Every run is checked now, not hours later on some cluster node. The
+        // runs differ only in seed and method, so the data (a CSV is read) and
+        // the model they imply are checked once.
+        let runs = config.runs();
+        if let Some(first) = runs.first() {
+            first.experiment.validate(origin)?;
+            let spec = first.experiment.checked_spec()?;
+            for run in &runs[1..] {
+                run.experiment.base.validate()?;
+                run.experiment.validate_methods(&spec)?;
+            }
         }
         Ok(config)
     }

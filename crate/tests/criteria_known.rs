@@ -408,40 +408,7 @@ fn snip_matches_finite_differences_on_weights_of_every_layer() {
 }
 
 fn shift(model: Model, path: &str, index: usize, delta: f32) -> Model {
-    struct Shift<'a> {
-        path: &'a str,
-        at: Vec<String>,
-        index: usize,
-        delta: f32,
-    }
-    impl burn::module::ModuleMapper for Shift<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.at.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.at.pop();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if self.at.join(".") != self.path {
-                return param;
-            }
-            let (id, t, mapper) = param.consume();
-            let dims = t.dims();
-            let mut v = block_on(floats(t.clone())).unwrap();
-            v[self.index] += self.delta;
-            Param::from_mapped_value(
-                id,
-                Tensor::from_data(TensorData::new(v, dims), &t.device()).require_grad(),
-                mapper,
-            )
-        }
-    }
-    model.map(&mut Shift {
-        path,
-        at: vec![],
-        index,
-        delta,
-    })
+    edit(model, path, &|v, _| v[index] += delta)
 }
 
 #[test]

@@ -9,7 +9,6 @@ use crate::error::Result;
 use crate::host;
 use crate::metrics::count::count;
 use crate::metrics::latency::{forward_ms, per_layer};
-use crate::model::Model;
 
 impl Lab {
     /// The current pruned view's report, if any.
@@ -78,9 +77,6 @@ impl Lab {
     /// ([`forward_ms`], as every result row measures it).
     pub async fn latency(&self, batch: usize, repeats: usize) -> Result<Latency> {
         let x = self.first_test(self.split.test(), batch);
-        let time = |model: Model, x: burn::tensor::Tensor<4>| async move {
-            forward_ms(&model, x, 1, repeats).await
-        };
         let shown = self.shown().valid();
         let dense = self
             .dense
@@ -106,8 +102,8 @@ impl Lab {
             batch,
             shown_macs: count(&shown.spec).macs,
             dense_macs: count(&dense.spec).macs,
-            shown_ms: time(shown, x.clone()).await?,
-            dense_ms: time(dense, x).await?,
+            shown_ms: forward_ms(&shown, x.clone(), 1, repeats).await?,
+            dense_ms: forward_ms(&dense, x, 1, repeats).await?,
             layers,
         })
     }

@@ -46,6 +46,17 @@ impl WeightParam<'_> {
         }
     }
 
+    /// `flat` (this weight's values, its gradient, or their product) as one
+    /// row per output unit: a conv filter's `C_in·k·k` values, or a linear
+    /// column (burn stores `[d_in, d_out]`).
+    pub fn per_unit(&self, flat: Tensor<1>) -> Tensor<2> {
+        let shape = self.shape();
+        match self {
+            WeightParam::Conv(_) => flat.reshape([shape[0], shape[1..].iter().product::<usize>()]),
+            WeightParam::Linear(_) => flat.reshape([shape[0], shape[1]]).transpose(),
+        }
+    }
+
     /// Rows of the CSR view: output units (conv filters; linear columns).
     pub fn rows(&self) -> usize {
         let shape = self.shape();

@@ -12,7 +12,6 @@ use super::{BoxFuture, Finetune, Granularity, Method, MethodInfo, Phase, Scores,
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
-use crate::model::weights::WeightParam;
 
 /// `s_i = Σ_j ‖F_i − F_j‖₂` over the `n` rows of `rows` (each `d` long).
 pub fn distance_sums(rows: &[f32], n: usize, d: usize) -> Vec<f32> {
@@ -45,19 +44,8 @@ pub async fn scores(model: &Model) -> Result<UnitScores> {
         if !groups.contains(&w.layer) {
             continue;
         }
-        // One row per unit: conv weights are [out, in, k, k] already; linear
-        // ones are [in, out], so the units' vectors are the columns.
-        let (rows, n) = match w.param {
-            WeightParam::Conv(p) => {
-                let n = p.val().dims()[0];
-                (p.val().flatten::<2>(1, 3).flatten::<1>(0, 1), n)
-            }
-            WeightParam::Linear(p) => {
-                let n = p.val().dims()[1];
-                (p.val().transpose().flatten::<1>(0, 1), n)
-            }
-        };
-        let values = host::floats(rows).await?;
+        let n = w.param.rows();
+        let values = host::floats(w.param.per_unit(w.param.flat()).flatten::<1>(0, 1)).await?;
         let d = values.len() / n.max(1);
         out.insert(w.layer, distance_sums(&values, n, d));
     }

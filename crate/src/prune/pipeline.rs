@@ -243,13 +243,11 @@ pub fn ranking(info: &MethodInfo, options: &PruneOptions) -> SelectOptions {
 pub async fn structured(
     job: Job<'_>,
     scores: UnitScores,
-    options: SelectOptions,
+    mut options: SelectOptions,
     then: Then,
-    details: serde_json::Value,
+    mut details: serde_json::Value,
 ) -> Result<Outcome> {
     let spec = job.model.spec.clone();
-    let mut options = options;
-    let mut details = details;
     if let Target::Latency(_) = job.target {
         let table = latency_table(&spec, job.train.batch_size, &job.device).await?;
         details["latency_table_ms"] = serde_json::to_value(&table).expect("plain data");

@@ -15,7 +15,6 @@ use crate::data::Split;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
-use crate::model::weights::WeightParam;
 
 pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<UnitScores> {
     let groups: Vec<String> = model
@@ -33,22 +32,9 @@ pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<
             if !groups.contains(&w.layer) {
                 continue;
             }
-            let shape = w.param.shape();
             let gw = w.param.flat().inner() * grads[i].clone();
-            // Σ over each unit's weights: conv [out, in, k, k] by rows,
-            // linear [in, out] by columns.
-            let per_unit = match w.param {
-                WeightParam::Conv(_) => {
-                    let n = shape[0];
-                    gw.reshape([n, shape.iter().product::<usize>() / n])
-                        .sum_dim(1)
-                        .flatten::<1>(0, 1)
-                }
-                WeightParam::Linear(_) => gw
-                    .reshape([shape[0], shape[1]])
-                    .sum_dim(0)
-                    .flatten::<1>(0, 1),
-            };
+            // Σ over each unit's weights.
+            let per_unit = w.param.per_unit(gw).sum_dim(1).flatten::<1>(0, 1);
             let squared = per_unit.powi_scalar(2);
             sums[i] = Some(match sums[i].take() {
                 None => squared,

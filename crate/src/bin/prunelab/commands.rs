@@ -296,12 +296,12 @@ pub fn check_cpu_batch(
     batch: usize,
     flag: &str,
 ) -> Result<()> {
-    let Some(available) = available_memory() else {
-        return Ok(());
-    };
     if opened.kind != DeviceChoice::Cpu {
         return Ok(());
     }
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
     let need = activation_floats(spec)
         .saturating_mul(batch as u64)
         .saturating_mul(3 * 4);
