@@ -130,11 +130,11 @@ fn per_layer_and_iterative_selection_and_fixed_rates() {
     let plan = select::select_units(&spec, &s, &Target::Sparsity(0.4), &iterative).unwrap();
     let kept: usize = plan.keep.values().map(Vec::len).sum();
     assert_eq!(kept, 12, "40% of 20 units removed in rounds of 10%");
-    let plan = select::select_by_rates(&spec, &s, &[0.5, 0.2]).unwrap();
+    let plan = select::select_by_rates(&spec, &s, &[0.5, 0.2], &Default::default()).unwrap();
     assert_eq!(plan.keep["fc1"].len(), 5);
     assert_eq!(plan.keep["fc2"], (2..10).collect::<Vec<_>>());
     assert!(
-        select::select_by_rates(&spec, &s, &[0.5])
+        select::select_by_rates(&spec, &s, &[0.5], &Default::default())
             .unwrap_err()
             .to_string()
             .contains("one rate per prunable layer")
@@ -317,7 +317,7 @@ fn l1_scores_are_filter_norms() {
             &device,
         ));
     }
-    let s = block_on(prunelab::prune::l1::scores(&model)).unwrap();
+    let s = block_on(prunelab::prune::l1::scores(&model, &["conv1".to_string()])).unwrap();
     assert_eq!(s["conv1"].len(), 16);
     assert!(
         (s["conv1"][5] - 54.0).abs() < 1e-4 && (s["conv1"][0] - 13.5).abs() < 1e-4,
@@ -689,12 +689,12 @@ fn move_along(model: Model, direction: &[Tensor<1>], t: f32) -> Model {
 fn random_scores_follow_the_seed() {
     let spec = ModelSpec::named("resnet20", &ModelOptions::default()).unwrap();
     assert_eq!(
-        prunelab::prune::random::unit_scores(&spec, 3),
-        prunelab::prune::random::unit_scores(&spec, 3)
+        prunelab::prune::random::unit_scores(&spec.unit_groups(), 3),
+        prunelab::prune::random::unit_scores(&spec.unit_groups(), 3)
     );
     assert_ne!(
-        prunelab::prune::random::unit_scores(&spec, 3),
-        prunelab::prune::random::unit_scores(&spec, 4)
+        prunelab::prune::random::unit_scores(&spec.unit_groups(), 3),
+        prunelab::prune::random::unit_scores(&spec.unit_groups(), 4)
     );
     let blocks: BTreeMap<String, f32> = prunelab::prune::random::block_scores(&spec, 1)
         .into_iter()

@@ -990,11 +990,13 @@ fn lrp_epsilon_matches_f64_reference_resnet() {
                     width: 4,
                     stride: 1,
                     blocks: vec![BlockSpec { index: 0, mid: 5 }],
+                    shortcut_map: None,
                 },
                 StageSpec {
                     width: 8,
                     stride: 2,
                     blocks: vec![BlockSpec { index: 0, mid: 6 }],
+                    shortcut_map: None,
                 },
             ],
             shortcut: Shortcut::A,

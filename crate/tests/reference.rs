@@ -621,8 +621,9 @@ struct EnergyErrors {
 }
 
 /// S3: per-channel nuclear norms of the BN outputs (eval mode) of the stem
-/// (computed here with the model's own `stem`, which `Ctx` does not record)
-/// and of every block's conv1 (captured with `Ctx::capturing`).
+/// (computed here with the model's own `stem`) and of every block's conv1
+/// (captured with `Ctx::capturing`, which also records the stream's
+/// producers; the fixture holds the conv1s).
 fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
     let fx = fixture("energy.json");
     let layers = fx["layers"].as_object().expect("energy.json: layers");
@@ -634,7 +635,7 @@ fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
         panic!("resnet20 is a ResNet")
     };
     let mut maps = vec![("stem".to_string(), resnet.stem.forward(x))];
-    maps.extend(ctx.captured);
+    maps.extend(ctx.captured.into_iter().filter(|(n, _)| n.ends_with(".conv1")));
     let names: BTreeSet<&str> = maps.iter().map(|(n, _)| n.as_str()).collect();
     let expected: BTreeSet<&str> = layers.keys().map(|k| k.as_str()).collect();
     assert_eq!(names, expected, "captured groups differ from the fixture's");
@@ -674,6 +675,7 @@ fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
             SAMPLING,
             svd,
             Criterion::Nuclear,
+            &prunelab::prune::method::producers(&model.spec.unit_groups()),
         ))
         .unwrap();
         assert_eq!(

@@ -19,7 +19,8 @@ fn spec(name: &str, shortcut: Shortcut) -> ModelSpec {
         name,
         &ModelOptions {
             shortcut,
-            hidden: vec![12, 9],
+            // resmlp takes one equal width per block.
+            hidden: if name == "resmlp" { vec![12; 3] } else { vec![12, 9] },
             ..ModelOptions::default()
         },
     )
@@ -42,9 +43,14 @@ fn warmed(spec: &ModelSpec, seed: u64) -> Model {
 /// A random plan: each group keeps a random non-empty subset; ResNets also
 /// lose some removable blocks.
 fn random_plan(spec: &ModelSpec, seed: u64) -> Plan {
+    random_plan_of(spec, seed, false)
+}
+
+/// [`random_plan`], over the residual streams too when `streams`.
+fn random_plan_of(spec: &ModelSpec, seed: u64, streams: bool) -> Plan {
     let mut rng = prunelab::rng::stream(seed, "test-plan", 0);
     let mut plan = Plan::default();
-    for g in spec.unit_groups() {
+    for g in spec.groups(streams) {
         let mut kept: Vec<usize> = (0..g.size).filter(|_| rng.random::<f32>() < 0.6).collect();
         if kept.is_empty() {
             kept.push(rng.random_range(0..g.size));
@@ -65,11 +71,15 @@ fn outputs(model: &Model, x: Tensor<4>, ctx: &mut Ctx) -> Vec<f32> {
 }
 
 fn check_equivalence(name: &str, shortcut: Shortcut) {
+    check_equivalence_of(name, shortcut, false, 3)
+}
+
+fn check_equivalence_of(name: &str, shortcut: Shortcut, streams: bool, plans: u64) {
     let spec = spec(name, shortcut);
     let model = warmed(&spec, 11);
     let [c, h, w] = spec.input_shape();
-    for seed in 0..3 {
-        let plan = random_plan(&spec, seed);
+    for seed in 0..plans {
+        let plan = random_plan_of(&spec, seed, streams);
         let smaller = cut(&model, &plan).unwrap();
         let x = Tensor::<4>::random([5, c, h, w], Distribution::Normal(0.0, 1.0), &cpu());
         let masked = outputs(&model, x.clone(), &mut plan.masked_ctx(&spec, &cpu()));
@@ -113,6 +123,94 @@ fn resnet20_surgery_equals_masking_with_either_shortcut() {
 #[test]
 fn vgg16_surgery_equals_masking() {
     check_equivalence("vgg16", Shortcut::A);
+}
+
+#[test]
+fn residual_stream_cuts_equal_masking_with_either_shortcut() {
+    // Stream channels go from the stem or projection, every conv2, every
+    // reader's inputs and fc; option A's pad becomes an index map.
+    check_equivalence_of("resnet20", Shortcut::A, true, 3);
+    check_equivalence_of("resnet20", Shortcut::B, true, 3);
+    check_equivalence_of("resmlp", Shortcut::A, true, 3);
+}
+
+#[test]
+fn resnet56_stream_cuts_equal_masking() {
+    check_equivalence_of("resnet56", Shortcut::A, true, 1);
+    check_equivalence_of("resnet56", Shortcut::B, true, 1);
+}
+
+#[test]
+fn a_cut_network_cuts_again_as_the_composed_plan() {
+    // Iterative schedules cut a cut network: its option-A maps and streams
+    // must compose, so two cuts equal one cut by `first.then(second)`.
+    for shortcut in [Shortcut::A, Shortcut::B] {
+        let spec = spec("resnet20", shortcut);
+        let model = warmed(&spec, 7);
+        let first = random_plan_of(&spec, 1, true);
+        let once = cut(&model, &first).unwrap();
+        let mut second = random_plan_of(&once.spec, 2, true);
+        second.remove_blocks.clear();
+        let twice = cut(&once, &second).unwrap();
+        let composed = first.then(&second);
+        assert_eq!(twice.spec, composed.apply_to_spec(&spec), "{shortcut:?}");
+        let x = Tensor::<4>::random([3, 3, 32, 32], Distribution::Normal(0.0, 1.0), &cpu());
+        let masked = outputs(&model, x.clone(), &mut composed.masked_ctx(&spec, &cpu()));
+        let physical = outputs(&twice, x, &mut Ctx::default());
+        let diff = max_abs_diff(&masked, &physical);
+        assert!(diff <= 1e-4, "{shortcut:?}: twice-cut and masked differ by {diff}");
+    }
+}
+
+#[test]
+fn stream_groups_are_derived_for_every_resnet() {
+    // ResNet-20, option B: three streams; stage 2's is written by its first
+    // block's conv2 and projection and by the other conv2s, read by stage
+    // 3's entry (conv1 and projection) and by its own blocks' conv1s.
+    let groups = spec("resnet20", Shortcut::B).stream_groups();
+    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["stage1.stream", "stage2.stream", "stage3.stream"]);
+    let s2 = &groups[1];
+    assert_eq!(s2.size, 32);
+    assert_eq!(
+        s2.producers,
+        [
+            "stage2.block0.conv2",
+            "stage2.block0.shortcut",
+            "stage2.block1.conv2",
+            "stage2.block2.conv2"
+        ]
+    );
+    assert_eq!(
+        s2.consumers,
+        [
+            "stage2.block1.conv1",
+            "stage2.block2.conv1",
+            "stage3.block0.conv1",
+            "stage3.block0.shortcut"
+        ]
+    );
+    assert_eq!(groups[0].producers[0], "stem");
+    assert_eq!(groups[2].consumers.last().unwrap(), "fc");
+    // Option A has no projection: the map is the only link between streams.
+    let a = spec("resnet20", Shortcut::A).stream_groups();
+    assert!(a.iter().flat_map(|g| &g.producers).all(|p| !p.ends_with("shortcut")));
+    // Every layer of a ResNet-56 is in exactly one group as a producer.
+    let spec56 = spec("resnet56", Shortcut::B);
+    let mut produced: Vec<String> = spec56
+        .groups(true)
+        .into_iter()
+        .flat_map(|g| g.producers)
+        .collect();
+    produced.sort();
+    let mut convs: Vec<String> = spec56
+        .layers()
+        .into_iter()
+        .filter(|l| matches!(l.op, prunelab::model::spec::LayerOp::Conv { .. }))
+        .map(|l| l.name)
+        .collect();
+    convs.sort();
+    assert_eq!(produced, convs);
 }
 
 #[test]

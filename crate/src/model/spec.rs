@@ -98,6 +98,12 @@ pub struct StageSpec {
     /// Stride of the stage's first block (2 halves the feature map).
     pub stride: usize,
     pub blocks: Vec<BlockSpec>,
+    /// Option A after the residual streams were cut: for each of this
+    /// stage's stream channels, the channel of the previous stream its
+    /// shortcut carries (`null`: none, a zero). Unset: the dense
+    /// subsample-and-pad (the input lands in the middle positions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortcut_map: Option<Vec<Option<usize>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,14 +125,32 @@ pub enum UnitKind {
     Channel,
 }
 
-/// A set of units that can be pruned independently of each other: the output
-/// channels of one conv, or the neurons of one hidden layer.
+/// A set of units that are pruned together, derived from the spec: unit `i`
+/// of the group is output `i` of every producer and input `i` of every
+/// consumer. Most groups are one layer's outputs (`conv3`,
+/// `stage2.block4.conv1`, `fc1`); a ResNet's residual stream is one group
+/// across a stage (`stage2.stream`: the stem or the shape-changing block's
+/// projection, every block's `conv2`; read by every `conv1`, the next
+/// projection and `fc`), because the stream's channels are summed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnitGroup {
-    /// The layer producing the units, e.g. `stage2.block4.conv1`.
+    /// The layer producing the units (`stage2.block4.conv1`), or the
+    /// stream (`stage2.stream`).
     pub name: String,
     pub kind: UnitKind,
     pub size: usize,
+    /// Layers whose outputs the units are: cut on their outputs, with their
+    /// BN, and what a criterion scores.
+    pub producers: Vec<String>,
+    /// Layers that read the units: cut on their inputs.
+    pub consumers: Vec<String>,
+}
+
+impl UnitGroup {
+    /// Whether the group is a residual stream (coupled across blocks).
+    pub fn is_stream(&self) -> bool {
+        self.producers.len() > 1 || self.producers.first() != Some(&self.name)
+    }
 }
 
 /// A residual block that can be removed whole (its shortcut is the identity).
@@ -264,6 +288,7 @@ impl ModelSpec {
                         blocks: (0..options.hidden.len())
                             .map(|index| BlockSpec { index, mid: width })
                             .collect(),
+                        shortcut_map: None,
                     }],
                     shortcut: Shortcut::A,
                     classes,
@@ -360,42 +385,116 @@ impl ModelSpec {
         }
     }
 
-    /// The groups of units that channel/neuron pruning may shrink.
-    ///
-    /// Coupling rule: a unit is prunable only when nothing but the next layer
-    /// reads it. In ResNets the residual stream (stem, every `conv2`, the
-    /// shortcuts) is summed across blocks, so its channels would have to be
-    /// pruned all together; this version keeps it whole and prunes the
-    /// block-internal `conv1` channels, which are free with either shortcut.
+    /// The groups of units that channel/neuron pruning may shrink freely:
+    /// each one layer's outputs, read only by the next layer. In ResNets
+    /// these are the block-internal `conv1` channels; the residual stream is
+    /// coupled across blocks and comes from [`ModelSpec::stream_groups`].
     pub fn unit_groups(&self) -> Vec<UnitGroup> {
+        let single = |name: String, kind, size, consumer: String| UnitGroup {
+            producers: vec![name.clone()],
+            consumers: vec![consumer],
+            name,
+            kind,
+            size,
+        };
         match self {
             ModelSpec::Mlp(m) => m
                 .hidden
                 .iter()
                 .enumerate()
-                .map(|(i, &size)| UnitGroup {
-                    name: format!("fc{}", i + 1),
-                    kind: UnitKind::Neuron,
-                    size,
+                .map(|(i, &size)| {
+                    let next = if i + 1 < m.hidden.len() {
+                        format!("fc{}", i + 2)
+                    } else {
+                        "out".into()
+                    };
+                    single(format!("fc{}", i + 1), UnitKind::Neuron, size, next)
                 })
                 .collect(),
-            ModelSpec::Plain(p) => p
-                .convs()
-                .map(|(i, size)| UnitGroup {
-                    name: format!("conv{i}"),
-                    kind: UnitKind::Channel,
-                    size,
-                })
-                .collect(),
+            ModelSpec::Plain(p) => {
+                let n = p.convs().count();
+                p.convs()
+                    .map(|(i, size)| {
+                        let next = if i < n {
+                            format!("conv{}", i + 1)
+                        } else {
+                            "fc".into()
+                        };
+                        single(format!("conv{i}"), UnitKind::Channel, size, next)
+                    })
+                    .collect()
+            }
             ModelSpec::Resnet(r) => r
                 .blocks()
-                .map(|(s, b)| UnitGroup {
-                    name: format!("{}.conv1", block_name(s, b.index)),
-                    kind: UnitKind::Channel,
-                    size: b.mid,
+                .map(|(s, b)| {
+                    let name = block_name(s, b.index);
+                    single(
+                        format!("{name}.conv1"),
+                        UnitKind::Channel,
+                        b.mid,
+                        format!("{name}.conv2"),
+                    )
                 })
                 .collect(),
         }
+    }
+
+    /// A ResNet's residual streams, one group per run of blocks between
+    /// shape changes, derived by walking the blocks: the stem (or a
+    /// shape-changing block's `conv2` and option-B projection) starts a
+    /// stream, each identity block's `conv2` adds to it, and every layer
+    /// that reads the block input (`conv1`, the next projection, `fc`) is a
+    /// consumer. An option-A shortcut carries the previous stream into the
+    /// next through an index map ([`StageSpec::shortcut_map`]), so the two
+    /// streams are cut independently. Other families have none.
+    pub fn stream_groups(&self) -> Vec<UnitGroup> {
+        let ModelSpec::Resnet(r) = self else {
+            return Vec::new();
+        };
+        let stream = |name: String, size, producers: Vec<String>| UnitGroup {
+            name,
+            kind: UnitKind::Channel,
+            size,
+            producers,
+            consumers: Vec::new(),
+        };
+        let first_changes = r.stages.first().is_some_and(|_| r.entry_changes(0));
+        let stem_name = if first_changes {
+            "stem.stream".to_string()
+        } else {
+            "stage1.stream".to_string()
+        };
+        let mut out = Vec::new();
+        let mut current = stream(stem_name, r.stem, vec!["stem".into()]);
+        for (s, stage) in r.stages.iter().enumerate() {
+            for (position, block) in stage.blocks.iter().enumerate() {
+                let name = block_name(s + 1, block.index);
+                current.consumers.push(format!("{name}.conv1"));
+                if position == 0 && r.entry_changes(s) {
+                    let mut producers = vec![format!("{name}.conv2")];
+                    if r.shortcut == Shortcut::B {
+                        current.consumers.push(format!("{name}.shortcut"));
+                        producers.push(format!("{name}.shortcut"));
+                    }
+                    let next = stream(format!("stage{}.stream", s + 1), stage.width, producers);
+                    out.push(std::mem::replace(&mut current, next));
+                } else {
+                    current.producers.push(format!("{name}.conv2"));
+                }
+            }
+        }
+        current.consumers.push("fc".into());
+        out.push(current);
+        out
+    }
+
+    /// The free groups, and the residual streams too when `streams`.
+    pub fn groups(&self, streams: bool) -> Vec<UnitGroup> {
+        let mut out = self.unit_groups();
+        if streams {
+            out.extend(self.stream_groups());
+        }
+        out
     }
 
     /// Residual blocks that can be removed without changing any shape.
@@ -403,11 +502,10 @@ impl ModelSpec {
         let ModelSpec::Resnet(r) = self else {
             return Vec::new();
         };
-        let mut width = r.stem;
         let mut out = Vec::new();
         for (s, stage) in r.stages.iter().enumerate() {
             for (position, block) in stage.blocks.iter().enumerate() {
-                let changes_shape = position == 0 && (stage.stride != 1 || stage.width != width);
+                let changes_shape = position == 0 && r.entry_changes(s);
                 if !changes_shape {
                     out.push(BlockRef {
                         name: block_name(s + 1, block.index),
@@ -416,7 +514,6 @@ impl ModelSpec {
                     });
                 }
             }
-            width = stage.width;
         }
         out
     }
@@ -474,7 +571,7 @@ impl ModelSpec {
                             1,
                             out_hw,
                         );
-                        if r.shortcut == Shortcut::B && (stride != 1 || c_in != stage.width) {
+                        if r.shortcut == Shortcut::B && position == 0 && r.entry_changes(s) {
                             conv_bn(
                                 &mut out,
                                 format!("{name}.shortcut"),
@@ -548,6 +645,22 @@ impl ModelSpec {
                         within("block width", b.mid, MAX_WIDTH)?;
                     }
                 }
+                for (s, stage) in r.stages.iter().enumerate() {
+                    if let Some(map) = &stage.shortcut_map {
+                        let c_in = r.input_width(s);
+                        if map.len() != stage.width || map.iter().flatten().any(|&i| i >= c_in) {
+                            return Err(Error::config(
+                                "shortcut_map",
+                                format!("stage{}", s + 1),
+                                format!(
+                                    "give one entry per stream channel ({}), each a channel of \
+                                     the previous stream (below {c_in}) or null",
+                                    stage.width
+                                ),
+                            ));
+                        }
+                    }
+                }
                 within("classes", r.classes, MAX_CLASSES)
             }
         }
@@ -566,14 +679,7 @@ impl ModelSpec {
         }
         if let ModelSpec::Resnet(r) = self {
             for (s, stage) in r.stages.iter().enumerate() {
-                let first_changes = stage.stride != 1
-                    || stage.width
-                        != if s == 0 {
-                            r.stem
-                        } else {
-                            r.stages[s - 1].width
-                        };
-                if first_changes && stage.blocks.is_empty() {
+                if r.entry_changes(s) && stage.blocks.is_empty() {
                     return Err(Error::config(
                         "blocks",
                         format!("stage{}", s + 1),
@@ -633,6 +739,29 @@ fn conv_bn(
     });
 }
 
+/// An option-A shortcut map after a cut: `source` (per output channel, the
+/// input channel carried, or none) seen through the kept input channels
+/// and the kept output channels (`None`: all kept).
+pub fn remap_shortcut(
+    source: &[Option<usize>],
+    kept_in: Option<&[usize]>,
+    kept_out: Option<&[usize]>,
+) -> Vec<Option<usize>> {
+    let outputs: Vec<usize> = match kept_out {
+        Some(k) => k.to_vec(),
+        None => (0..source.len()).collect(),
+    };
+    outputs
+        .iter()
+        .map(|&o| {
+            source[o].and_then(|i| match kept_in {
+                Some(k) => k.iter().position(|&x| x == i),
+                None => Some(i),
+            })
+        })
+        .collect()
+}
+
 /// `stage{s}.block{b}`: stages count from 1, blocks from 0 (as torchvision's `layer1.0`).
 pub fn block_name(stage: usize, index: usize) -> String {
     format!("stage{stage}.block{index}")
@@ -662,6 +791,7 @@ impl ResNetSpec {
             blocks: (0..n)
                 .map(|index| BlockSpec { index, mid: width })
                 .collect(),
+            shortcut_map: None,
         };
         ResNetSpec {
             name: name.into(),
@@ -673,6 +803,37 @@ impl ResNetSpec {
             classes,
             kernel: 3,
         }
+    }
+
+    /// The width of the stream entering stage `s` (0-based).
+    pub fn input_width(&self, s: usize) -> usize {
+        if s == 0 {
+            self.stem
+        } else {
+            self.stages[s - 1].width
+        }
+    }
+
+    /// Whether stage `s`'s first block changes the stream's shape (so it
+    /// has a projection or an option-A map, and cannot be removed).
+    pub fn entry_changes(&self, s: usize) -> bool {
+        let stage = &self.stages[s];
+        stage.stride != 1 || stage.width != self.input_width(s) || stage.shortcut_map.is_some()
+    }
+
+    /// Option A's shortcut into stage `s`: for each of its stream channels,
+    /// the input channel carried there (`None`: zero). The dense network
+    /// pads evenly, so input `i` lands at `i + (width − c_in) / 2`.
+    pub fn shortcut_source(&self, s: usize) -> Vec<Option<usize>> {
+        let stage = &self.stages[s];
+        if let Some(map) = &stage.shortcut_map {
+            return map.clone();
+        }
+        let c_in = self.input_width(s);
+        let before = stage.width.saturating_sub(c_in) / 2;
+        (0..stage.width)
+            .map(|j| j.checked_sub(before).filter(|&i| i < c_in))
+            .collect()
     }
 
     /// `(1-based stage, block)` for every block present.

@@ -59,10 +59,17 @@ pub struct Captures<'a> {
     order: Vec<usize>,
     next: usize,
     batches: usize,
+    layers: Vec<String>,
 }
 
 /// The scoring batches of `sampling`, lazily.
-pub fn batches<'a>(model: &Model, split: &'a Split, sampling: Sampling) -> Captures<'a> {
+/// The scoring batches of `sampling`, lazily, keeping the maps of `layers`.
+pub fn batches<'a>(
+    model: &Model,
+    split: &'a Split,
+    sampling: Sampling,
+    layers: &[String],
+) -> Captures<'a> {
     let eval = model.valid();
     let device = eval_device(&eval);
     let loader = sampling.loader(split, 0x5c0e);
@@ -75,6 +82,7 @@ pub fn batches<'a>(model: &Model, split: &'a Split, sampling: Sampling) -> Captu
         order,
         next: 0,
         batches,
+        layers: layers.to_vec(),
     }
 }
 
@@ -88,7 +96,9 @@ impl Captures<'_> {
         self.next += 1;
         let mut ctx = Ctx::capturing();
         let _ = self.eval.forward_ctx(batch.x, &mut ctx);
-        Some((batch.len, ctx.captured))
+        let mut maps = ctx.captured;
+        maps.retain(|(name, _)| self.layers.contains(name));
+        Some((batch.len, maps))
     }
 }
 

@@ -175,10 +175,11 @@ pub async fn scores(
     sampling: Sampling,
     svd: Svd,
     kind: Criterion,
+    layers: &[String],
 ) -> Result<UnitScores> {
     let mut sums: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut images = 0usize;
-    let mut batches = capture::batches(model, split, sampling);
+    let mut batches = capture::batches(model, split, sampling, layers);
     while let Some((n, captured)) = batches.next_batch() {
         images += n;
         for (group, fm) in captured {
@@ -272,7 +273,7 @@ impl Method for Energy {
             let sampling = Sampling::new(s.options, &INFO, true, s.seed);
             let o: EnergyOptions = s.options.of(INFO.name)?;
             Ok(Scores::Units(
-                scores(s.model, s.split, sampling, o.svd, o.criterion).await?,
+                scores(s.model, s.split, sampling, o.svd, o.criterion, &s.layers()).await?,
             ))
         })
     }

@@ -32,16 +32,10 @@ pub fn distance_sums(rows: &[f32], n: usize, d: usize) -> Vec<f32> {
     sums.into_iter().map(|s| s as f32).collect()
 }
 
-pub async fn scores(model: &Model) -> Result<UnitScores> {
-    let groups: Vec<String> = model
-        .spec
-        .unit_groups()
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+pub async fn scores(model: &Model, layers: &[String]) -> Result<UnitScores> {
     let mut out = UnitScores::new();
     for w in model.prunable_weights() {
-        if !groups.contains(&w.layer) {
+        if !layers.contains(&w.layer) {
             continue;
         }
         let n = w.param.rows();
@@ -82,6 +76,6 @@ impl Method for Fpgm {
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move { Ok(Scores::Units(scores(s.model).await?)) })
+        Box::pin(async move { Ok(Scores::Units(scores(s.model, &s.layers()).await?)) })
     }
 }

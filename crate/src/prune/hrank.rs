@@ -22,10 +22,15 @@ pub fn rank(rows: usize, cols: usize, values: &[f32]) -> Result<usize> {
     Ok(sv.iter().filter(|&&s| s > tol).count())
 }
 
-pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<UnitScores> {
+pub async fn scores(
+    model: &Model,
+    split: &Split,
+    sampling: Sampling,
+    layers: &[String],
+) -> Result<UnitScores> {
     let mut sums: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut images = 0usize;
-    let mut batches = capture::batches(model, split, sampling);
+    let mut batches = capture::batches(model, split, sampling, layers);
     while let Some((n, captured)) = batches.next_batch() {
         images += n;
         for (group, fm) in captured {
@@ -76,7 +81,7 @@ impl Method for HRank {
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
             let sampling = Sampling::new(s.options, &INFO, s.augment, s.seed);
-            Ok(Scores::Units(scores(s.model, s.split, sampling).await?))
+            Ok(Scores::Units(scores(s.model, s.split, sampling, &s.layers()).await?))
         })
     }
 }

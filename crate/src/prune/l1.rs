@@ -12,16 +12,11 @@ use crate::host;
 use crate::model::Model;
 use crate::model::weights::WeightParam;
 
-pub async fn scores(model: &Model) -> Result<UnitScores> {
-    let groups: Vec<String> = model
-        .spec
-        .unit_groups()
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+/// The L1 norm of each output unit of every layer in `layers`.
+pub async fn scores(model: &Model, layers: &[String]) -> Result<UnitScores> {
     let mut out = UnitScores::new();
     for w in model.prunable_weights() {
-        if !groups.contains(&w.layer) {
+        if !layers.contains(&w.layer) {
             continue;
         }
         let per_unit: Tensor<1> = match w.param {
@@ -60,6 +55,6 @@ impl Method for L1 {
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move { Ok(Scores::Units(scores(s.model).await?)) })
+        Box::pin(async move { Ok(Scores::Units(scores(s.model, &s.layers()).await?)) })
     }
 }

@@ -174,6 +174,29 @@ pub struct Job<'a> {
     pub sink: &'a mut dyn Sink,
 }
 
+impl Scoring<'_> {
+    /// The groups this run may cut (the streams too with `residual_stream`).
+    pub fn groups(&self) -> Vec<crate::model::spec::UnitGroup> {
+        self.options.protect.groups(&self.model.spec)
+    }
+
+    /// The layers a unit criterion scores: every producer of those groups.
+    pub fn layers(&self) -> Vec<String> {
+        producers(&self.groups())
+    }
+}
+
+/// Every producing layer of `groups`, each once, in order.
+pub fn producers(groups: &[crate::model::spec::UnitGroup]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in groups.iter().flat_map(|g| &g.producers) {
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
 impl Job<'_> {
     /// The criterion's view of this job.
     pub fn scoring(&self) -> Scoring<'_> {

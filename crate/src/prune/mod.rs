@@ -106,6 +106,26 @@ pub fn check_feasible(
             "iterative schedules are for macs=, params= and sparsity= targets",
         ));
     }
+    if options.protect.residual_stream {
+        if spec.stream_groups().is_empty() {
+            return Err(Error::config(
+                "residual_stream",
+                true,
+                format!("{} has no residual stream (use a resnet or resmlp)", spec.name()),
+            ));
+        }
+        if method.removes(options)? != Granularity::Channels {
+            return Err(Error::config(
+                "residual_stream",
+                true,
+                format!(
+                    "{} does not rank channels by scores; the streams are pruned by channel \
+                     criteria (l1, taylor, fpgm, hrank, energy, slimming, polar, random)",
+                    info.name
+                ),
+            ));
+        }
+    }
     let blocks = spec.removable_blocks().len();
     if info.needs_blocks && blocks == 0 {
         return Err(Error::config(

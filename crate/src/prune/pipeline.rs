@@ -132,7 +132,8 @@ async fn iterative<M: Method + ?Sized>(
     let steps = job.options.iterative_steps;
     let schedule = job.options.iterative_schedule;
     let dense = job.model.spec.clone();
-    let units = |spec: &ModelSpec| spec.unit_groups().iter().map(|g| g.size).sum::<usize>();
+    let protect = job.options.protect.clone();
+    let units = |spec: &ModelSpec| protect.groups(spec).iter().map(|g| g.size).sum::<usize>();
     let measure = |spec: &ModelSpec, target: &Target| -> f64 {
         let c = count(spec);
         match target {
@@ -153,7 +154,7 @@ async fn iterative<M: Method + ?Sized>(
     };
     let mut options = select_options(&job);
     options.protect.dense_sizes = dense
-        .unit_groups()
+        .groups(true)
         .into_iter()
         .map(|g| (g.name, g.size))
         .collect();
@@ -254,7 +255,7 @@ pub async fn structured(
         options.latency = Some(table);
     }
     let plan = match &job.options.rates {
-        Some(rates) => select_by_rates(&spec, &scores, rates)?,
+        Some(rates) => select_by_rates(&spec, &scores, rates, &options.protect)?,
         None => select_units(&spec, &scores, &job.target, &options)?,
     };
     if let Some(table) = &options.latency {

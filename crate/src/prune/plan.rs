@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::spec::block_name;
 use crate::model::{Ctx, ModelSpec};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -42,7 +43,7 @@ impl Plan {
     /// Checks the plan against `spec`: known groups, indices in range, at
     /// least one unit per group, only removable blocks.
     pub fn validate(&self, spec: &ModelSpec) -> Result<()> {
-        let groups = spec.unit_groups();
+        let groups = spec.groups(true);
         for (name, kept) in &self.keep {
             let group = groups.iter().find(|g| &g.name == name).ok_or_else(|| {
                 Error::config("plan", name, "no prunable group of this name in the model")
@@ -76,6 +77,22 @@ impl Plan {
                 ));
             }
         }
+        // Cutting two streams to the same width must not turn a projection
+        // into an identity (possible only where a stage keeps its map size).
+        let shortcuts = |s: &ModelSpec| {
+            s.layers()
+                .iter()
+                .filter(|l| l.name.ends_with(".shortcut"))
+                .count()
+        };
+        if shortcuts(&self.apply_to_spec(spec)) != shortcuts(spec) {
+            return Err(Error::config(
+                "plan",
+                "residual streams",
+                "this cut leaves a stage's input and output streams the same width at stride 1, \
+                 which would drop its projection; keep a different number of channels",
+            ));
+        }
         Ok(())
     }
 
@@ -83,7 +100,7 @@ impl Plan {
     /// multipliers on the removed units and 0 on removed blocks.
     pub fn masked_ctx(&self, spec: &ModelSpec, device: &Device) -> Ctx {
         let mut ctx = Ctx::default();
-        for group in spec.unit_groups() {
+        for group in spec.groups(true) {
             if let Some(kept) = self.keep.get(&group.name) {
                 let mut mask = vec![0.0f32; group.size];
                 for &i in kept {
@@ -124,17 +141,58 @@ impl Plan {
                 }
             }
             ModelSpec::Resnet(r) => {
+                // Streams first, from the uncut spec: each sets the width of
+                // the stages it runs through, and an option-A map is seen
+                // through the kept channels on both of its sides.
+                let before = r.clone();
+                let streams = ModelSpec::Resnet(before.clone()).stream_groups();
+                let kept_of = |layer: &str| {
+                    streams
+                        .iter()
+                        .find(|g| g.producers.iter().any(|p| p == layer))
+                        .and_then(|g| self.keep.get(&g.name))
+                };
+                if let Some(k) = kept_of("stem") {
+                    r.stem = k.len();
+                }
+                for (s, stage) in r.stages.iter_mut().enumerate() {
+                    let input = stage.blocks.first().and_then(|b| {
+                        let conv1 = format!("{}.conv1", block_name(s + 1, b.index));
+                        streams
+                            .iter()
+                            .find(|g| g.consumers.contains(&conv1))
+                            .and_then(|g| self.keep.get(&g.name))
+                    });
+                    let output = stage
+                        .blocks
+                        .first()
+                        .and_then(|b| kept_of(&format!("{}.conv2", block_name(s + 1, b.index))));
+                    if let Some(k) = output {
+                        stage.width = k.len();
+                    }
+                    if before.shortcut == crate::model::spec::Shortcut::A
+                        && before.entry_changes(s)
+                        && (input.is_some() || output.is_some())
+                    {
+                        stage.shortcut_map = Some(crate::model::spec::remap_shortcut(
+                            &before.shortcut_source(s),
+                            input.map(Vec::as_slice),
+                            output.map(Vec::as_slice),
+                        ));
+                    }
+                }
                 for (s, stage) in r.stages.iter_mut().enumerate() {
                     stage.blocks.retain(|b| {
-                        !self
-                            .remove_blocks
-                            .contains(&crate::model::spec::block_name(s + 1, b.index))
+                        !self.remove_blocks.contains(&block_name(s + 1, b.index))
                     });
                     for b in stage.blocks.iter_mut() {
-                        b.mid = kept(
-                            &format!("{}.conv1", crate::model::spec::block_name(s + 1, b.index)),
-                            b.mid,
-                        );
+                        b.mid = kept(&format!("{}.conv1", block_name(s + 1, b.index)), b.mid);
+                    }
+                }
+                // A stage left without blocks carries the stream through.
+                for s in 0..r.stages.len() {
+                    if r.stages[s].blocks.is_empty() {
+                        r.stages[s].width = r.input_width(s);
                     }
                 }
             }
@@ -145,7 +203,7 @@ impl Plan {
     /// `conv1 16→9` lines for every group that shrinks, and the removed blocks.
     pub fn describe(&self, spec: &ModelSpec) -> Vec<String> {
         let mut out: Vec<String> = spec
-            .unit_groups()
+            .groups(true)
             .into_iter()
             .filter_map(|g| {
                 self.keep

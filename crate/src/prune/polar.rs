@@ -110,7 +110,7 @@ impl Method for PolarMethod {
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move { Ok(Scores::Units(scores(s.model).await?)) })
+        Box::pin(async move { Ok(Scores::Units(scores(s.model, &s.layers()).await?)) })
     }
 
     fn check_model(&self, spec: &crate::model::ModelSpec) -> Result<()> {

@@ -13,14 +13,16 @@ use super::{
     Scores, Scoring,
 };
 use crate::error::Result;
+use crate::model::spec::UnitGroup;
 use crate::model::{Model, ModelSpec};
 use crate::rng;
 
-pub fn unit_scores(spec: &ModelSpec, seed: u64) -> UnitScores {
+/// One uniform score per unit of each group, by group name.
+pub fn unit_scores(groups: &[UnitGroup], seed: u64) -> UnitScores {
     let mut r = rng::stream(seed, "random-units", 0);
-    spec.unit_groups()
-        .into_iter()
-        .map(|g| (g.name, (0..g.size).map(|_| r.random::<f32>()).collect()))
+    groups
+        .iter()
+        .map(|g| (g.name.clone(), (0..g.size).map(|_| r.random::<f32>()).collect()))
         .collect()
 }
 
@@ -115,7 +117,7 @@ impl Method for Random {
         Box::pin(async move {
             let o: RandomOptions = s.options.of(INFO.name)?;
             Ok(match o.unit {
-                RandomUnit::Channels => Scores::Units(unit_scores(&s.model.spec, s.seed)),
+                RandomUnit::Channels => Scores::Units(unit_scores(&s.groups(), s.seed)),
                 RandomUnit::Weights => Scores::Weights(weight_scores(s.model, s.seed)),
                 RandomUnit::Blocks => Scores::Blocks(block_scores(&s.model.spec, s.seed)),
             })

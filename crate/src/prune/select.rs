@@ -11,6 +11,7 @@ use super::target::Target;
 use crate::error::{Error, Result};
 use crate::metrics::count::count;
 use crate::model::ModelSpec;
+use crate::model::spec::UnitGroup;
 
 /// Slack when comparing achieved and wanted shares (f32 targets seen as f64).
 const TOLERANCE: f64 = 1e-6;
@@ -77,10 +78,79 @@ pub struct Protection {
     /// Kept unit counts are rounded up to a multiple of this (hardware likes
     /// multiples of 8); a layer smaller than it keeps everything.
     pub round_to: usize,
+    /// Also prune the residual streams (ResNets: the channels the stem,
+    /// every `conv2` and the projections write and every block reads, one
+    /// coupled group per stage, `stage2.stream`), as Torch-Pruning does.
+    /// Off by default: the seed methods' papers and every earlier result
+    /// prune the free groups only.
+    pub residual_stream: bool,
+    /// How a coupled group's members' scores (one per producing layer)
+    /// become one score per unit.
+    pub group_reduction: GroupReduction,
     /// Each group's size in the dense network, when the network being
     /// pruned is already cut (iterative schedules): caps hold against it.
     #[serde(skip)]
     pub dense_sizes: BTreeMap<String, usize>,
+}
+
+/// How the scores of a group's members combine (Torch-Pruning's
+/// `group_reduction`; its default is the mean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupReduction {
+    Sum,
+    #[default]
+    Mean,
+    Max,
+}
+
+/// Each group's scores: a criterion scores layers (a group's producers);
+/// a group of several producers gets their `how`-reduction, unit by unit.
+/// Scores given under a group's own name (the random baseline) are used as
+/// they are.
+pub fn group_scores(
+    groups: &[UnitGroup],
+    scores: &UnitScores,
+    how: GroupReduction,
+) -> Result<UnitScores> {
+    let mut out = UnitScores::new();
+    for group in groups {
+        let members: Vec<&Vec<f32>> = match scores.get(&group.name) {
+            Some(s) => vec![s],
+            None => group
+                .producers
+                .iter()
+                .map(|p| {
+                    scores.get(p).ok_or_else(|| {
+                        Error::config(
+                            "scores",
+                            &group.name,
+                            format!("the criterion gave no scores for its member {p}"),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        if let Some(bad) = members.iter().find(|m| m.len() != group.size) {
+            return Err(Error::config(
+                "scores",
+                &group.name,
+                format!("{} scores for {} units", bad.len(), group.size),
+            ));
+        }
+        let reduced = (0..group.size)
+            .map(|i| {
+                let values = members.iter().map(|m| m[i]);
+                match how {
+                    GroupReduction::Sum => values.sum(),
+                    GroupReduction::Mean => values.sum::<f32>() / members.len() as f32,
+                    GroupReduction::Max => values.fold(f32::NEG_INFINITY, f32::max),
+                }
+            })
+            .collect();
+        out.insert(group.name.clone(), reduced);
+    }
+    Ok(out)
 }
 
 impl Default for Protection {
@@ -90,6 +160,8 @@ impl Default for Protection {
             ignore_layers: Vec::new(),
             layer_ratios: BTreeMap::new(),
             round_to: 1,
+            residual_stream: false,
+            group_reduction: GroupReduction::Mean,
             dense_sizes: BTreeMap::new(),
         }
     }
@@ -108,6 +180,12 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 impl Protection {
+    /// The groups a plan may shrink: the free ones, and the residual
+    /// streams when `residual_stream` is on.
+    pub fn groups(&self, spec: &ModelSpec) -> Vec<UnitGroup> {
+        spec.groups(self.residual_stream)
+    }
+
     /// The share of group `name`'s units a plan may remove.
     pub fn cap(&self, name: &str) -> f32 {
         if self.ignore_layers.iter().any(|p| glob(p, name)) {
@@ -163,7 +241,7 @@ impl Protection {
     /// Names in `patterns` that match no group of `spec` (a typo would
     /// otherwise protect nothing, silently).
     pub fn check_names(&self, spec: &ModelSpec) -> Result<()> {
-        let groups = spec.unit_groups();
+        let groups = self.groups(spec);
         for p in self.ignore_layers.iter().chain(self.layer_ratios.keys()) {
             if !groups.iter().any(|g| glob(p, &g.name)) {
                 let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).take(8).collect();
@@ -205,7 +283,13 @@ pub type LatencyTable = BTreeMap<String, f64>;
 /// units, or of the forward time `table` predicts (each layer's time scaled
 /// by the share of its MACs the plan keeps; a latency target without a
 /// table falls back to MACs).
-fn reduction(spec: &ModelSpec, plan: &Plan, target: &Target, table: Option<&LatencyTable>) -> f64 {
+fn reduction(
+    spec: &ModelSpec,
+    groups: &[UnitGroup],
+    plan: &Plan,
+    target: &Target,
+    table: Option<&LatencyTable>,
+) -> f64 {
     let dense = count(spec);
     let cut = count(&plan.apply_to_spec(spec));
     match (target, table) {
@@ -229,9 +313,8 @@ fn reduction(spec: &ModelSpec, plan: &Plan, target: &Target, table: Option<&Late
         (Target::Macs(_) | Target::Latency(_), _) => 1.0 - cut.macs as f64 / dense.macs as f64,
         (Target::Params(_), _) => 1.0 - cut.params as f64 / dense.params as f64,
         _ => {
-            let total: usize = spec.unit_groups().iter().map(|g| g.size).sum();
-            let kept: usize = spec
-                .unit_groups()
+            let total: usize = groups.iter().map(|g| g.size).sum();
+            let kept: usize = groups
                 .iter()
                 .map(|g| plan.keep.get(&g.name).map_or(g.size, Vec::len))
                 .sum();
@@ -255,13 +338,13 @@ fn goal(target: &Target) -> Result<f64> {
 
 /// Units in removal order (lowest score first): `(group, index)`.
 fn ranking(
-    spec: &ModelSpec,
+    groups: &[UnitGroup],
     scores: &UnitScores,
     keep: &BTreeMap<String, Vec<usize>>,
     how: Normalize,
 ) -> Result<Vec<(String, usize)>> {
     let mut all = Vec::new();
-    for group in spec.unit_groups() {
+    for group in groups {
         let s = scores.get(&group.name).ok_or_else(|| {
             Error::config(
                 "scores",
@@ -299,13 +382,12 @@ fn ranking(
 /// then each group's kept count is rounded up ([`Protection::round`]) by
 /// giving back the units it lost last (its highest-ranked losses).
 fn remove_prefix(
-    spec: &ModelSpec,
+    groups: &[UnitGroup],
     base: &Plan,
     order: &[(String, usize)],
     n: usize,
     protect: &Protection,
 ) -> Plan {
-    let groups = spec.unit_groups();
     let mut keep: BTreeMap<String, Vec<usize>> = groups
         .iter()
         .map(|g| {
@@ -334,7 +416,7 @@ fn remove_prefix(
             removed += 1;
         }
     }
-    for g in &groups {
+    for g in groups {
         let kept = keep.get_mut(&g.name).expect("every group is listed");
         let want = protect.round(kept.len(), g.size);
         let back = lost.entry(g.name.as_str()).or_default();
@@ -358,10 +440,14 @@ pub fn select_units(
     options: &SelectOptions,
 ) -> Result<Plan> {
     let want = goal(target)?;
+    let groups = options.protect.groups(spec);
+    let scores = &group_scores(&groups, scores, options.protect.group_reduction)?;
     let mut plan = Plan::default();
     match (options.scope, options.step) {
-        (Scope::PerLayer, _) => per_layer(spec, scores, target, want, options),
-        (Scope::Global, None) => global_round(spec, scores, target, want, &plan, options),
+        (Scope::PerLayer, _) => per_layer(spec, &groups, scores, target, want, options),
+        (Scope::Global, None) => {
+            global_round(spec, &groups, scores, target, want, &plan, options)
+        }
         (Scope::Global, Some(step)) => {
             if !(step > 0.0 && step < 1.0) {
                 return Err(Error::config(
@@ -373,9 +459,11 @@ pub fn select_units(
             // Round r aims at min(r·step, want) of the *target measure*; each
             // round re-normalises the surviving scores.
             let mut aim = 0.0;
-            while reduction(spec, &plan, target, options.latency.as_ref()) + TOLERANCE < want {
+            while reduction(spec, &groups, &plan, target, options.latency.as_ref()) + TOLERANCE
+                < want
+            {
                 aim = (aim + step as f64).min(want);
-                plan = global_round(spec, scores, target, aim, &plan, options)?;
+                plan = global_round(spec, &groups, scores, target, aim, &plan, options)?;
             }
             Ok(plan)
         }
@@ -384,18 +472,20 @@ pub fn select_units(
 
 fn global_round(
     spec: &ModelSpec,
+    groups: &[UnitGroup],
     scores: &UnitScores,
     target: &Target,
     want: f64,
     base: &Plan,
     options: &SelectOptions,
 ) -> Result<Plan> {
-    let order = ranking(spec, scores, &base.keep, options.normalize)?;
+    let order = ranking(groups, scores, &base.keep, options.normalize)?;
     // The measure grows with the prefix length: find the shortest prefix that meets it.
     let met = |n: usize| {
         reduction(
             spec,
-            &remove_prefix(spec, base, &order, n, &options.protect),
+            groups,
+            &remove_prefix(groups, base, &order, n, &options.protect),
             target,
             options.latency.as_ref(),
         ) + TOLERANCE
@@ -404,7 +494,8 @@ fn global_round(
     if !met(order.len()) {
         let best = reduction(
             spec,
-            &remove_prefix(spec, base, &order, order.len(), &options.protect),
+            groups,
+            &remove_prefix(groups, base, &order, order.len(), &options.protect),
             target,
             options.latency.as_ref(),
         );
@@ -415,7 +506,7 @@ fn global_round(
         let mid = (lo + hi) / 2;
         if met(mid) { hi = mid } else { lo = mid + 1 }
     }
-    Ok(remove_prefix(spec, base, &order, lo, &options.protect))
+    Ok(remove_prefix(groups, base, &order, lo, &options.protect))
 }
 
 fn unreachable_target(target: &Target, best: f64) -> Error {
@@ -435,6 +526,7 @@ fn unreachable_target(target: &Target, best: f64) -> Error {
 /// params targets.
 fn per_layer(
     spec: &ModelSpec,
+    groups: &[UnitGroup],
     scores: &UnitScores,
     target: &Target,
     want: f64,
@@ -442,7 +534,7 @@ fn per_layer(
 ) -> Result<Plan> {
     let plan_at = |r: f64| -> Result<Plan> {
         let mut keep = BTreeMap::new();
-        for group in spec.unit_groups() {
+        for group in groups {
             let s = scores.get(&group.name).ok_or_else(|| {
                 Error::config(
                     "scores",
@@ -456,7 +548,7 @@ fn per_layer(
                 .round(wanted, group.size)
                 .max(p.floor(&group.name, group.size));
             let kept = keep_highest(s, group.size - kept_n);
-            keep.insert(group.name, kept);
+            keep.insert(group.name.clone(), kept);
         }
         Ok(Plan {
             keep,
@@ -466,16 +558,14 @@ fn per_layer(
     if matches!(target, Target::Sparsity(_)) {
         return plan_at(want);
     }
-    if reduction(spec, &plan_at(1.0)?, target, options.latency.as_ref()) + TOLERANCE < want {
-        return Err(unreachable_target(
-            target,
-            reduction(spec, &plan_at(1.0)?, target, options.latency.as_ref()),
-        ));
+    let measure = |plan: &Plan| reduction(spec, groups, plan, target, options.latency.as_ref());
+    if measure(&plan_at(1.0)?) + TOLERANCE < want {
+        return Err(unreachable_target(target, measure(&plan_at(1.0)?)));
     }
     let (mut lo, mut hi) = (0.0, 1.0);
     for _ in 0..40 {
         let mid = (lo + hi) / 2.0;
-        if reduction(spec, &plan_at(mid)?, target, options.latency.as_ref()) + TOLERANCE >= want {
+        if measure(&plan_at(mid)?) + TOLERANCE >= want {
             hi = mid
         } else {
             lo = mid
@@ -484,10 +574,16 @@ fn per_layer(
     plan_at(hi)
 }
 
-/// HRank's format: one pruning rate per group, in [`ModelSpec::unit_groups`]
+/// HRank's format: one pruning rate per group, in [`Protection::groups`]
 /// order; each group drops its lowest-scoring `round(rate·size)` units.
-pub fn select_by_rates(spec: &ModelSpec, scores: &UnitScores, rates: &[f32]) -> Result<Plan> {
-    let groups = spec.unit_groups();
+pub fn select_by_rates(
+    spec: &ModelSpec,
+    scores: &UnitScores,
+    rates: &[f32],
+    protect: &Protection,
+) -> Result<Plan> {
+    let groups = protect.groups(spec);
+    let scores = &group_scores(&groups, scores, protect.group_reduction)?;
     if rates.len() != groups.len() {
         return Err(Error::config(
             "rates",
@@ -553,12 +649,12 @@ pub fn check_reachable(spec: &ModelSpec, target: &Target, protect: &Protection) 
     let want = goal(target)?;
     protect.check()?;
     protect.check_names(spec)?;
-    let keep = spec
-        .unit_groups()
-        .into_iter()
+    let groups = protect.groups(spec);
+    let keep = groups
+        .iter()
         .map(|g| {
             let floor = protect.floor(&g.name, g.size);
-            (g.name, (0..floor).collect())
+            (g.name.clone(), (0..floor).collect())
         })
         .collect();
     let floor = Plan {
@@ -566,7 +662,7 @@ pub fn check_reachable(spec: &ModelSpec, target: &Target, protect: &Protection) 
         remove_blocks: Vec::new(),
     };
     // A latency target's reach is measured, not known up front: MACs stand in.
-    let best = reduction(spec, &floor, target, None);
+    let best = reduction(spec, &groups, &floor, target, None);
     if best + TOLERANCE < want {
         return Err(unreachable_target(target, best));
     }
@@ -575,10 +671,16 @@ pub fn check_reachable(spec: &ModelSpec, target: &Target, protect: &Protection) 
 
 /// The share of MACs (or params, or units) `plan` removes — for reports.
 pub fn achieved(spec: &ModelSpec, plan: &Plan, target: &Target) -> f64 {
-    reduction(spec, plan, target, None)
+    // Units are counted over the groups the plan could cut: the streams
+    // only when it cut one.
+    let streams = spec
+        .stream_groups()
+        .iter()
+        .any(|g| plan.keep.contains_key(&g.name));
+    reduction(spec, &spec.groups(streams), plan, target, None)
 }
 
 /// The share of the forward time `table` predicts `plan` removes.
 pub fn predicted_latency_reduction(spec: &ModelSpec, plan: &Plan, table: &LatencyTable) -> f64 {
-    reduction(spec, plan, &Target::Latency(0.0), Some(table))
+    reduction(spec, &[], plan, &Target::Latency(0.0), Some(table))
 }

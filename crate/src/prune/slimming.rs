@@ -23,33 +23,34 @@ use crate::host;
 use crate::model::{Model, Net};
 use crate::train::optim::Optimizer;
 
-/// Each prunable unit group's BN scale: `(group, parameter path, |γ|)`.
-pub async fn unit_scales(model: &Model) -> Result<Vec<(String, String, Vec<f32>)>> {
+/// The BN scale of each layer in `layers` that has one: `(layer, parameter
+/// path, |γ|)`, in forward order.
+pub async fn unit_scales(
+    model: &Model,
+    layers: &[String],
+) -> Result<Vec<(String, String, Vec<f32>)>> {
+    let bn = |layer: String, path: String, c: &crate::model::layers::ConvBn| {
+        (layer, format!("{path}.bn.gamma"), c.bn.gamma.val())
+    };
     let scales: Vec<(String, String, burn::tensor::Tensor<1>)> = match &model.net {
         Net::Plain(p) => p
             .convs
             .iter()
             .enumerate()
-            .map(|(k, c)| {
-                (
-                    format!("conv{}", k + 1),
-                    format!("net.Plain.convs.{k}.bn.gamma"),
-                    c.bn.gamma.val(),
-                )
-            })
+            .map(|(k, c)| bn(format!("conv{}", k + 1), format!("net.Plain.convs.{k}"), c))
             .collect(),
-        Net::Resnet(r) => r
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(k, b)| {
-                (
-                    format!("{}.conv1", b.name),
-                    format!("net.Resnet.blocks.{k}.conv1.bn.gamma"),
-                    b.conv1.bn.gamma.val(),
-                )
-            })
-            .collect(),
+        Net::Resnet(r) => {
+            let mut out = vec![bn("stem".into(), "net.Resnet.stem".into(), &r.stem)];
+            for (k, b) in r.blocks.iter().enumerate() {
+                let base = format!("net.Resnet.blocks.{k}");
+                out.push(bn(format!("{}.conv1", b.name), format!("{base}.conv1"), &b.conv1));
+                out.push(bn(format!("{}.conv2", b.name), format!("{base}.conv2"), &b.conv2));
+                if let Some(p) = &b.projection {
+                    out.push(bn(format!("{}.shortcut", b.name), format!("{base}.projection"), p));
+                }
+            }
+            out
+        }
         Net::Mlp(_) => {
             return Err(Error::config(
                 "method",
@@ -62,17 +63,19 @@ pub async fn unit_scales(model: &Model) -> Result<Vec<(String, String, Vec<f32>)
         }
     };
     let mut out = Vec::new();
-    for (group, path, gamma) in scales {
-        out.push((group, path, host::floats(gamma.abs()).await?));
+    for (layer, path, gamma) in scales {
+        if layers.contains(&layer) {
+            out.push((layer, path, host::floats(gamma.abs()).await?));
+        }
     }
     Ok(out)
 }
 
-pub async fn scores(model: &Model) -> Result<UnitScores> {
-    Ok(unit_scales(model)
+pub async fn scores(model: &Model, layers: &[String]) -> Result<UnitScores> {
+    Ok(unit_scales(model, layers)
         .await?
         .into_iter()
-        .map(|(group, _, s)| (group, s))
+        .map(|(layer, _, s)| (layer, s))
         .collect())
 }
 
@@ -124,7 +127,7 @@ impl Method for Slimming {
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move { Ok(Scores::Units(scores(s.model).await?)) })
+        Box::pin(async move { Ok(Scores::Units(scores(s.model, &s.layers()).await?)) })
     }
 
     fn check_model(&self, spec: &crate::model::ModelSpec) -> Result<()> {
@@ -169,7 +172,8 @@ pub async fn penalise_then_cut(
     penalty: impl FnOnce(&mut Optimizer, Vec<String>),
     mut details: serde_json::Value,
 ) -> Result<Outcome> {
-    let paths: Vec<String> = unit_scales(&job.model)
+    let layers = job.scoring().layers();
+    let paths: Vec<String> = unit_scales(&job.model, &layers)
         .await?
         .into_iter()
         .map(|(_, path, _)| path)
@@ -179,7 +183,7 @@ pub async fn penalise_then_cut(
     let (trained, sparse_history) =
         train_configured(&mut job, model, config, 0, |optim, _| penalty(optim, paths)).await?;
     job.model = trained;
-    let scores = scores(&job.model).await?;
+    let scores = scores(&job.model, &layers).await?;
     let options = select_options(&job);
     details["scales"] = serde_json::to_value(&scores).expect("plain data");
     let mut outcome = structured(job, scores, options, Then::Finetune, details).await?;

@@ -16,20 +16,19 @@ use crate::error::Result;
 use crate::host;
 use crate::model::Model;
 
-pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<UnitScores> {
-    let groups: Vec<String> = model
-        .spec
-        .unit_groups()
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+pub async fn scores(
+    model: &Model,
+    split: &Split,
+    sampling: Sampling,
+    layers: &[String],
+) -> Result<UnitScores> {
     let weights = model.prunable_weights();
     let mut sums: Vec<Option<burn::tensor::Tensor<1>>> = vec![None; weights.len()];
     let mut batches = 0usize;
     each_batch_grads(model, split, sampling, Pattern::Free, |grads| {
         batches += 1;
         for (i, w) in weights.iter().enumerate() {
-            if !groups.contains(&w.layer) {
+            if !layers.contains(&w.layer) {
                 continue;
             }
             let gw = w.param.flat().inner() * grads[i].clone();
@@ -92,7 +91,7 @@ impl Method for Taylor {
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
             let sampling = Sampling::new(s.options, &INFO, false, s.seed);
-            Ok(Scores::Units(scores(s.model, s.split, sampling).await?))
+            Ok(Scores::Units(scores(s.model, s.split, sampling, &s.layers()).await?))
         })
     }
 }
