@@ -57,6 +57,21 @@ impl WeightParam<'_> {
         }
     }
 
+    /// `flat` as one row per *input* unit: a conv input channel's
+    /// `C_out·k·k` values, or a linear row.
+    pub fn per_input(&self, flat: Tensor<1>) -> Tensor<2> {
+        let shape = self.shape();
+        match self {
+            WeightParam::Conv(_) => {
+                let k: usize = shape[2..].iter().product();
+                flat.reshape([shape[0], shape[1], k])
+                    .swap_dims(0, 1)
+                    .reshape([shape[1], shape[0] * k])
+            }
+            WeightParam::Linear(_) => flat.reshape([shape[0], shape[1]]),
+        }
+    }
+
     /// Rows of the CSR view: output units (conv filters; linear columns).
     pub fn rows(&self) -> usize {
         let shape = self.shape();

@@ -19,6 +19,7 @@ pub mod fpgm;
 pub mod gates;
 pub mod gradients;
 pub mod grasp;
+pub mod group_magnitude;
 pub mod hrank;
 pub mod imp;
 pub mod l1;
@@ -68,6 +69,7 @@ pub static METHODS: &[&dyn Method] = &[
     &lamp::Lamp,
     &slimming::Slimming,
     &polar::PolarMethod,
+    &group_magnitude::GroupMagnitude,
 ];
 
 /// The method called `name`.

@@ -39,6 +39,9 @@ pub enum Normalize {
     L1,
     /// Divide each group's scores by their maximum.
     Max,
+    /// Divide each group's scores by their mean magnitude (Torch-Pruning's
+    /// default `normalizer='mean'`).
+    Mean,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -138,19 +141,23 @@ pub fn group_scores(
                 format!("{} scores for {} units", bad.len(), group.size),
             ));
         }
-        let reduced = (0..group.size)
-            .map(|i| {
-                let values = members.iter().map(|m| m[i]);
-                match how {
-                    GroupReduction::Sum => values.sum(),
-                    GroupReduction::Mean => values.sum::<f32>() / members.len() as f32,
-                    GroupReduction::Max => values.fold(f32::NEG_INFINITY, f32::max),
-                }
-            })
-            .collect();
-        out.insert(group.name.clone(), reduced);
+        out.insert(group.name.clone(), reduce(&members, group.size, how));
     }
     Ok(out)
+}
+
+/// Unit by unit, the `how`-reduction of `members` (each `size` long).
+pub fn reduce<M: AsRef<[f32]>>(members: &[M], size: usize, how: GroupReduction) -> Vec<f32> {
+    (0..size)
+        .map(|i| {
+            let values = members.iter().map(|m| m.as_ref()[i]);
+            match how {
+                GroupReduction::Sum => values.sum(),
+                GroupReduction::Mean => values.sum::<f32>() / members.len().max(1) as f32,
+                GroupReduction::Max => values.fold(f32::NEG_INFINITY, f32::max),
+            }
+        })
+        .collect()
 }
 
 impl Default for Protection {
@@ -266,6 +273,9 @@ fn normalized(scores: &[f32], how: Normalize) -> Vec<f32> {
         Normalize::None => 1.0,
         Normalize::L1 => scores.iter().map(|s| s.abs()).sum::<f32>(),
         Normalize::Max => scores.iter().fold(0.0f32, |m, s| m.max(s.abs())),
+        Normalize::Mean => {
+            scores.iter().map(|s| s.abs()).sum::<f32>() / scores.len().max(1) as f32
+        }
     };
     let denom = if denom > 0.0 && denom.is_finite() {
         denom
