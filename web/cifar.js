@@ -3,7 +3,7 @@
 // per-layer widths, example predictions, measured latency and a comparison
 // of methods on one trained model.
 import { drawCurves, drawScatter } from './views/charts.js';
-import { drawWidths } from './views/bars.js';
+import { barAt, coupling, drawWidths } from './views/bars.js';
 import { drawExamples } from './views/images.js';
 import { SCORE_OPTIONS, cifarConfig, writeState } from './state.js';
 import { $, bind, download, notice, showComparison } from './ui.js';
@@ -14,6 +14,9 @@ export function cifarLab(engine, state, view) {
   let busy = false;
   let dense = null;
   const results = { comparisons: [], trained: [], pruned: null };
+  // The widths chart's bars and the groups behind them (for pointing at one).
+  let widths = [];
+  let groups = [];
 
   const setStatus = (phase, text) => {
     view.cifar.state = phase;
@@ -55,7 +58,9 @@ export function cifarLab(engine, state, view) {
 
   async function refresh() {
     drawCurves($('cchart'), view.cifar.losses, view.cifar.accuracies);
-    drawWidths($('widths'), await engine.call('widths'));
+    widths = await engine.call('widths');
+    groups = await engine.call('groups');
+    drawWidths($('widths'), widths);
     const examples = await engine.call('examples', { n: 16 });
     drawExamples($('examples'), examples, info.classes === 10 ? undefined : []);
     view.cifar.examples = examples.labels.length;
@@ -96,6 +101,16 @@ export function cifarLab(engine, state, view) {
     label.append(box, ` ${m}`);
     return label;
   }));
+
+  // Pointing at a bar names what is cut with that group (the residual
+  // streams couple a stage's stem or projection, conv2s and readers).
+  $('widths').addEventListener('mousemove', (e) => {
+    const i = barAt($('widths'), widths, e.offsetX);
+    drawWidths($('widths'), widths, i);
+    const g = i >= 0 ? groups.find((x) => x.name === widths[i][0]) : null;
+    $('widths-group').textContent = g ? coupling(g, widths[i][2]) : 'Point at a bar: the layers cut with that group.';
+  });
+  $('widths').addEventListener('mouseleave', () => drawWidths($('widths'), widths));
 
   const read = async (list) => {
     const chosen = [...list].filter((f) => f.name.endsWith('.bin'));

@@ -41,6 +41,7 @@ const handlers = {
   startGated: ({ macs, options }) => session.startGated(macs, options),
   info: () => session.info(),
   widths: () => session.widths(),
+  groups: () => session.groups(),
   examples: ({ n }) => session.examples(n),
   latency: ({ batch, repeats }) => session.latency(batch, repeats),
   modelFile: () => session.modelFile(),

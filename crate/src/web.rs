@@ -362,6 +362,12 @@ impl Session {
         to_js(&self.lab.borrow().widths())
     }
 
+    /// The dense model's groups: each one's units, the layers that produce
+    /// them and the layers that read them (what is removed with a unit).
+    pub fn groups(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.lab.borrow().groups())
+    }
+
     /// The dense model's test accuracy and size, and the view's.
     #[wasm_bindgen(js_name = viewReport)]
     pub fn view_report(&self) -> Result<JsValue, JsValue> {

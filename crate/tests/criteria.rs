@@ -702,3 +702,55 @@ fn random_scores_follow_the_seed() {
     assert_eq!(blocks.len(), 7);
     let _ = Plan::default();
 }
+
+#[test]
+fn a_streams_score_reduces_its_members_and_single_groups_pass_through() {
+    // stage1.stream of ResNet-20 has four producers (stem, three conv2s):
+    // member j scores unit i as j + i, so mean = 1.5 + i, sum = 6 + 4i,
+    // max = 3 + i. A conv1 group is its own producer and passes unchanged.
+    use prunelab::prune::select::{GroupReduction, group_scores};
+    let spec = ModelSpec::named("resnet20", &ModelOptions::default()).unwrap();
+    let groups = spec.groups(true);
+    let stream = groups.iter().find(|g| g.name == "stage1.stream").unwrap();
+    assert_eq!(stream.producers.len(), 4);
+    let mut scores = UnitScores::new();
+    for (j, p) in stream.producers.iter().enumerate() {
+        scores.insert(p.clone(), (0..16).map(|i| (j + i) as f32).collect());
+    }
+    let only: Vec<_> = groups
+        .iter()
+        .filter(|g| g.name == "stage1.stream" || g.name == "stage1.block0.conv1")
+        .cloned()
+        .collect();
+    scores.insert("stage1.block0.conv1".into(), vec![7.0; 16]);
+    for (how, f) in [
+        (GroupReduction::Mean, (|i: f32| 1.5 + i) as fn(f32) -> f32),
+        (GroupReduction::Sum, |i| 6.0 + 4.0 * i),
+        (GroupReduction::Max, |i| 3.0 + i),
+    ] {
+        let reduced = group_scores(&only, &scores, how).unwrap();
+        let want: Vec<f32> = (0..16).map(|i| f(i as f32)).collect();
+        assert_eq!(reduced["stage1.stream"], want, "{how:?}");
+        assert_eq!(reduced["stage1.block0.conv1"], vec![7.0; 16]);
+    }
+    // A missing member is named.
+    scores.remove("stage1.block2.conv2");
+    let err = group_scores(&only, &scores, GroupReduction::Mean).unwrap_err();
+    assert!(err.to_string().contains("stage1.block2.conv2"), "{err}");
+}
+
+#[test]
+fn residual_stream_is_refused_where_there_is_no_stream_or_no_unit_ranking() {
+    use prunelab::prune::{PruneOptions, by_name, check_feasible};
+    let mut options = PruneOptions::default();
+    options.protect.residual_stream = true;
+    let mlp = ModelSpec::named("mlp", &ModelOptions::default()).unwrap();
+    let resnet = ModelSpec::named("resnet20", &ModelOptions::default()).unwrap();
+    let target = Target::Macs(0.5);
+    let err = check_feasible(by_name("l1").unwrap(), &options, &mlp, &target).unwrap_err();
+    assert!(err.to_string().contains("no residual stream"), "{err}");
+    let err =
+        check_feasible(by_name("magnitude").unwrap(), &options, &resnet, &target).unwrap_err();
+    assert!(err.to_string().contains("channel"), "{err}");
+    check_feasible(by_name("l1").unwrap(), &options, &resnet, &target).unwrap();
+}

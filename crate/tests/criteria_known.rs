@@ -163,7 +163,13 @@ fn the_gram_route_is_exact_for_rank_deficient_batches() {
 fn hrank_scores_planted_channels_by_the_rank_of_each_map() {
     let (split, _, ranks) = planted_split();
     let model = copying_cnn();
-    let scores = block_on(prunelab::prune::hrank::scores(&model, &split, one_batch(), &layers(&model.spec))).unwrap();
+    let scores = block_on(prunelab::prune::hrank::scores(
+        &model,
+        &split,
+        one_batch(),
+        &layers(&model.spec),
+    ))
+    .unwrap();
     let conv1 = &scores["conv1"];
     for c in 0..3 {
         assert!(
@@ -478,13 +484,15 @@ fn fpgm_scores_are_distance_sums_and_drop_the_filter_nearest_the_median() {
     let (ab, ac, bc) = (2f64.sqrt(), 49.01f64.sqrt(), 51.21f64.sqrt());
     let want = [ab + ac, ab + bc, ac + bc];
     let model = hand_mlp();
-    let got = block_on(prunelab::prune::fpgm::scores(&model, &layers(&model.spec))).unwrap()["fc1"].clone();
+    let got = block_on(prunelab::prune::fpgm::scores(&model, &layers(&model.spec))).unwrap()["fc1"]
+        .clone();
     for (g, w) in got.iter().zip(want) {
         assert!((*g as f64 - w).abs() < 1e-4, "{got:?} vs {want:?}");
     }
     let lowest = (0..3).min_by(|&i, &j| got[i].total_cmp(&got[j])).unwrap();
     assert_eq!(lowest, 0, "a, the filter nearest the geometric median");
-    let l1 = block_on(prunelab::prune::l1::scores(&model, &layers(&model.spec))).unwrap()["fc1"].clone();
+    let l1 =
+        block_on(prunelab::prune::l1::scores(&model, &layers(&model.spec))).unwrap()["fc1"].clone();
     assert_eq!((0..3).min_by(|&i, &j| l1[i].total_cmp(&l1[j])).unwrap(), 2);
     let random = prunelab::prune::random::unit_scores(&model.spec.unit_groups(), 7)["fc1"].clone();
     assert!(
@@ -600,7 +608,13 @@ fn taylor_scores_are_the_squared_first_order_change_of_removing_a_unit() {
         augment: false,
         seed: 8,
     };
-    let s = block_on(prunelab::prune::taylor::scores(&model, &split, sampling, &layers(&model.spec))).unwrap();
+    let s = block_on(prunelab::prune::taylor::scores(
+        &model,
+        &split,
+        sampling,
+        &layers(&model.spec),
+    ))
+    .unwrap();
     let batch = prunelab::data::loader::make_batch(
         &split.train,
         &(0..64).collect::<Vec<_>>(),
@@ -668,7 +682,11 @@ fn slimming_scores_bn_scales_and_penalises_exactly_them() {
         "net.Plain.convs.0.bn.gamma",
         &|v, _| v.copy_from_slice(&planted),
     );
-    let scores = block_on(prunelab::prune::slimming::scores(&model, &layers(&model.spec))).unwrap();
+    let scores = block_on(prunelab::prune::slimming::scores(
+        &model,
+        &layers(&model.spec),
+    ))
+    .unwrap();
     let want: Vec<f32> = planted.iter().map(|g| g.abs()).collect();
     assert_eq!(scores["conv1"], want);
     assert_eq!(
@@ -693,7 +711,11 @@ fn slimming_scores_bn_scales_and_penalises_exactly_them() {
     let step = |penalised: bool| {
         let mut t = prunelab::train::Trainer::new(model.deep_fork(), config.clone(), 3);
         if penalised {
-            let paths = block_on(prunelab::prune::slimming::unit_scales(&model, &layers(&model.spec))).unwrap();
+            let paths = block_on(prunelab::prune::slimming::unit_scales(
+                &model,
+                &layers(&model.spec),
+            ))
+            .unwrap();
             t.optim.l1 = paths.into_iter().map(|(_, p, _)| (p, lambda)).collect();
         }
         let loader = t.loader(&split.train, None, false);

@@ -635,7 +635,11 @@ fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
         panic!("resnet20 is a ResNet")
     };
     let mut maps = vec![("stem".to_string(), resnet.stem.forward(x))];
-    maps.extend(ctx.captured.into_iter().filter(|(n, _)| n.ends_with(".conv1")));
+    maps.extend(
+        ctx.captured
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".conv1")),
+    );
     let names: BTreeSet<&str> = maps.iter().map(|(n, _)| n.as_str()).collect();
     let expected: BTreeSet<&str> = layers.keys().map(|k| k.as_str()).collect();
     assert_eq!(names, expected, "captured groups differ from the fixture's");

@@ -20,7 +20,11 @@ fn spec(name: &str, shortcut: Shortcut) -> ModelSpec {
         &ModelOptions {
             shortcut,
             // resmlp takes one equal width per block.
-            hidden: if name == "resmlp" { vec![12; 3] } else { vec![12, 9] },
+            hidden: if name == "resmlp" {
+                vec![12; 3]
+            } else {
+                vec![12, 9]
+            },
             ..ModelOptions::default()
         },
     )
@@ -158,7 +162,10 @@ fn a_cut_network_cuts_again_as_the_composed_plan() {
         let masked = outputs(&model, x.clone(), &mut composed.masked_ctx(&spec, &cpu()));
         let physical = outputs(&twice, x, &mut Ctx::default());
         let diff = max_abs_diff(&masked, &physical);
-        assert!(diff <= 1e-4, "{shortcut:?}: twice-cut and masked differ by {diff}");
+        assert!(
+            diff <= 1e-4,
+            "{shortcut:?}: twice-cut and masked differ by {diff}"
+        );
     }
 }
 
@@ -194,7 +201,11 @@ fn stream_groups_are_derived_for_every_resnet() {
     assert_eq!(groups[2].consumers.last().unwrap(), "fc");
     // Option A has no projection: the map is the only link between streams.
     let a = spec("resnet20", Shortcut::A).stream_groups();
-    assert!(a.iter().flat_map(|g| &g.producers).all(|p| !p.ends_with("shortcut")));
+    assert!(
+        a.iter()
+            .flat_map(|g| &g.producers)
+            .all(|p| !p.ends_with("shortcut"))
+    );
     // Every layer of a ResNet-56 is in exactly one group as a producer.
     let spec56 = spec("resnet56", Shortcut::B);
     let mut produced: Vec<String> = spec56
@@ -263,5 +274,66 @@ fn plans_that_would_empty_a_layer_or_cut_a_shape_changing_block_are_refused() {
         spec.removable_blocks().len(),
         7,
         "ResNet-20: 9 blocks, 2 change shape"
+    );
+}
+
+#[test]
+fn resnet56_cut_through_its_streams_runs_on_2_1x_fewer_macs() {
+    // Torch-Pruning's ResNet-56 rows sit at ~2.1x fewer MACs, reached by
+    // cutting the streams as well as the blocks' insides.
+    use prunelab::prune::select::{Protection, SelectOptions, select_units};
+    let spec = spec("resnet56", Shortcut::A);
+    let model = warmed(&spec, 5);
+    let layers = prunelab::prune::method::producers(&spec.groups(true));
+    let scores = block_on(prunelab::prune::l1::scores(&model, &layers)).unwrap();
+    let target = prunelab::prune::Target::Macs(0.53);
+    // L1's paper ranks per layer: every group, the streams included, loses the same share.
+    let mut options = SelectOptions {
+        scope: prunelab::prune::select::Scope::PerLayer,
+        protect: Protection {
+            residual_stream: true,
+            max_layer_ratio: 0.9,
+            ..Protection::default()
+        },
+        ..SelectOptions::default()
+    };
+    let plan = select_units(&spec, &scores, &target, &options).unwrap();
+    let smaller = cut(&model, &plan).unwrap();
+    let ratio = count(&spec).macs as f64 / count(&smaller.spec).macs as f64;
+    assert!(ratio >= 2.1, "{ratio:.3}x");
+    for stream in ["stage1.stream", "stage2.stream", "stage3.stream"] {
+        assert!(
+            plan.keep[stream].len()
+                < spec
+                    .groups(true)
+                    .iter()
+                    .find(|g| g.name == stream)
+                    .unwrap()
+                    .size,
+            "{stream} is cut"
+        );
+    }
+    let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &cpu());
+    let masked = outputs(&model, x.clone(), &mut plan.masked_ctx(&spec, &cpu()));
+    let diff = max_abs_diff(&masked, &outputs(&smaller, x, &mut Ctx::default()));
+    assert!(diff <= 1e-4, "cut and masked differ by {diff}");
+    // Without the streams the same target empties the blocks instead: the
+    // conv1s keep far fewer channels, and the streams none less.
+    let conv1_share = |plan: &Plan| {
+        let groups = spec.unit_groups();
+        let kept: usize = groups
+            .iter()
+            .map(|g| plan.keep.get(&g.name).map_or(g.size, Vec::len))
+            .sum();
+        kept as f64 / groups.iter().map(|g| g.size).sum::<usize>() as f64
+    };
+    options.protect.residual_stream = false;
+    let alone = select_units(&spec, &scores, &target, &options).unwrap();
+    assert!(alone.keep.keys().all(|k| !k.ends_with(".stream")));
+    assert!(
+        conv1_share(&alone) < conv1_share(&plan) - 0.1,
+        "conv1 kept {:.2} alone vs {:.2} with the streams",
+        conv1_share(&alone),
+        conv1_share(&plan)
     );
 }

@@ -92,7 +92,9 @@ impl ModuleMapper for SetWeights {
             t
         } else {
             let fan_in: usize = dims[1..].iter().product();
-            s.iter().map(|v| (v / (fan_in as f64).sqrt()) as f32).collect()
+            s.iter()
+                .map(|v| (v / (fan_in as f64).sqrt()) as f32)
+                .collect()
         };
         let t = Tensor::from_data(TensorData::new(values, dims), &tensor.device());
         Param::from_mapped_value(id, t, mapper)
@@ -165,7 +167,11 @@ fn differences(plan: &Plan, tp: &Value) -> Vec<String> {
             .map(|v| v.as_u64().unwrap() as usize)
             .collect();
         let size = group["size"].as_u64().unwrap() as usize;
-        let got = plan.keep.get(name).cloned().unwrap_or_else(|| (0..size).collect());
+        let got = plan
+            .keep
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| (0..size).collect());
         if got != want {
             out.push(format!("{name}: kept {} vs TP {}", got.len(), want.len()));
         }
@@ -205,7 +211,10 @@ fn group_magnitude_makes_torch_prunings_plan() {
             }
         }
         println!("ratio {ratio}: worst relative score difference {worst:e}");
-        assert!(worst <= 1e-4, "ratio {ratio}: group scores differ by {worst:e} (relative)");
+        assert!(
+            worst <= 1e-4,
+            "ratio {ratio}: group scores differ by {worst:e} (relative)"
+        );
         let r: f32 = ratio.parse().unwrap();
         let plan = plan_of(&model, &scores, r);
         let diff = differences(&plan, tp);
@@ -223,14 +232,16 @@ fn random_and_broken_variants_miss_torch_prunings_plan() {
     let fx = fixture();
     let model = formula_model();
     let tp = &fx["plans"]["0.5"];
-    let random =
-        prunelab::prune::random::unit_scores(&model.spec.groups(true), 3);
+    let random = prunelab::prune::random::unit_scores(&model.spec.groups(true), 3);
     assert!(!differences(&plan_of(&model, &random, 0.5), tp).is_empty());
     for broken in [
         GroupMagnitudeOptions { p: 1, bn: true },
         GroupMagnitudeOptions { p: 2, bn: false },
     ] {
         let plan = plan_of(&model, &scores_of(&model, &broken), 0.5);
-        assert!(!differences(&plan, tp).is_empty(), "{broken:?} matched TP's plan");
+        assert!(
+            !differences(&plan, tp).is_empty(),
+            "{broken:?} matched TP's plan"
+        );
     }
 }

@@ -197,6 +197,26 @@ const tests = {
     });
   },
 
+  async 'pointing at a unit outlines what is removed with it (resmlp residual stream)'() {
+    return withPage('#device=cpu&model=resmlp&hidden=6,6,6&dataset=gaussians&epochs=1&seed=3&autoplay=1', { webgpu: false }, async ({ page }) => {
+      await waitForView(page, 'done');
+      const groups = await page.evaluate(() => [...document.querySelectorAll('#network circle[data-layer]')]
+        .reduce((m, c) => ({ ...m, [c.dataset.layer]: c.dataset.group }), {}));
+      const stream = Object.entries(groups).filter(([, g]) => g === 'stage1.stream').map(([l]) => l);
+      check(stream.includes('stem') && stream.length === 4, `the stem and three conv2s share the stream: ${stream}`);
+      await page.hover('#network circle[data-layer="stem"][data-unit="2"]');
+      const marked = await page.evaluate(() => [...document.querySelectorAll('#network circle.coupled')].map((c) => `${c.dataset.layer}#${c.dataset.unit}`));
+      check(marked.length === 4 && marked.every((m) => m.endsWith('#2')), `stream unit 2 outlined in every member: ${marked}`);
+      const links = await page.locator('#network line.coupled').count();
+      check(links > 0, 'its weights are outlined too');
+      await page.hover('#network circle[data-layer="stage1.block1.conv1"][data-unit="1"]');
+      const one = await page.locator('#network circle.coupled').count();
+      check(one === 1, `a conv1 unit is its own group (${one} outlined)`);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'toy-coupling.png') });
+      return `${marked.length} units and ${links} weights outlined for one stream channel`;
+    });
+  },
+
   async 'the CIFAR lab trains and prunes on a tiny generated CIFAR file'() {
     const dir = mkdtempSync(path.join(tmpdir(), 'cifar-'));
     const records = (n, seed) => {
@@ -228,6 +248,11 @@ const tests = {
       check(v.latency.shown_ms > 0 && v.latency.dense_ms > 0, 'latency measured');
       check(v.latency.layers.length > 0 && v.latency.layers.every((t) => t.dense_ms >= 0) && v.latency.layers.some((t) => t.dense_ms > 0), 'each layer timed alone');
       check(await page.locator('#latency-layers tbody tr').count() === v.latency.layers.length, 'one row per layer shown');
+      // Pointing at a bar names what is cut with that group.
+      const box = await page.locator('#widths').boundingBox();
+      await page.mouse.move(box.x + 14, box.y + box.height / 2);
+      const caption = await page.textContent('#widths-group');
+      check(/outputs of conv1/.test(caption) && /inputs of conv2/.test(caption), `coupling caption: ${caption}`);
       await page.screenshot({ path: path.join(ARTIFACTS, 'cifar-lab.png'), fullPage: true });
       return `MACs −${(100 * (1 - v.pruned.pruned.macs / v.pruned.dense.macs)).toFixed(0)}%, latency ${v.latency.dense_ms.toFixed(1)} → ${v.latency.shown_ms.toFixed(1)} ms`;
     });

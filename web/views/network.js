@@ -1,6 +1,9 @@
 // The network as a graph: one column of nodes per layer, links as wide as
 // |w|; pruned weights and units greyed out, gates coloured by their value.
 // Receives the engine's layer views; calls `onUnit(layer, unit)` on a click.
+// Pointing at a unit (or selecting it) outlines its coupling group: the same
+// unit of every layer in its group (resmlp's stem and conv2s share one
+// residual stream) and the weights that go with them, in and out.
 const SVG = 'http://www.w3.org/2000/svg';
 
 function el(name, attrs, parent) {
@@ -45,6 +48,7 @@ export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 
           x1: x(c), y1: y(i, layer.inputs), x2: x(c + 1), y2: y(o, n),
           'stroke-width': (0.3 + 3.2 * m).toFixed(2),
           class: alive ? 'link' : 'link pruned',
+          'data-out-group': layer.group ?? '', 'data-in-group': layer.reads ?? '', 'data-in': i, 'data-out': o,
         }, links);
       }
     }
@@ -55,12 +59,16 @@ export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 
       const node = el('circle', {
         cx: x(c + 1), cy: y(o, n), r: last ? 7 : 5.5,
         class: `node${alive ? '' : ' pruned'}${last ? ' output' : ''}${selected && selected.layer === layer.name && selected.unit === o ? ' selected' : ''}`,
-        'data-layer': layer.name, 'data-unit': o,
+        'data-layer': layer.name, 'data-unit': o, 'data-group': layer.group ?? '',
       }, nodes);
       if (gate !== null) node.style.fill = gateColour(gate);
       const title = el('title', {}, node);
       title.textContent = `${layer.name} #${o}${gate !== null ? ` · gate ${gate.toFixed(2)}` : ''}${alive ? '' : ' · pruned'}`;
-      if (!last) node.addEventListener('click', () => onUnit(layer.name, o));
+      if (!last) {
+        node.addEventListener('click', () => onUnit(layer.name, o));
+        node.addEventListener('mouseenter', () => highlight(svg, layer.group, o));
+        node.addEventListener('mouseleave', () => highlight(svg, selectedGroup(layers, selected), selected?.unit));
+      }
     }
     const short = layer.name.replace(/^stage(\d+)\.block(\d+)\.conv(\d)$/, (_, s, b, k) => `b${b}.${k}`);
     const label = el('text', { x: x(c + 1), y: height - 6, 'text-anchor': 'middle', class: 'label' }, nodes);
@@ -68,5 +76,26 @@ export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 
     el('title', {}, label).textContent = layer.name;
     previousAlive = layer.unit_alive;
   });
+  highlight(svg, selectedGroup(layers, selected), selected?.unit);
   container.replaceChildren(svg);
+}
+
+function selectedGroup(layers, selected) {
+  return selected ? layers.find((l) => l.name === selected.layer)?.group : null;
+}
+
+/** Outlines unit `unit` of group `group` everywhere: its nodes, the weights
+ * that produce it and the weights that read it (nothing when `group` is unset). */
+export function highlight(svg, group, unit) {
+  for (const e of svg.querySelectorAll('.coupled')) e.classList.remove('coupled');
+  if (!group) return;
+  const u = String(unit);
+  for (const node of svg.querySelectorAll('circle[data-group]')) {
+    if (node.dataset.group === group && node.dataset.unit === u) node.classList.add('coupled');
+  }
+  for (const line of svg.querySelectorAll('line[data-in]')) {
+    const out = line.dataset.outGroup === group && line.dataset.out === u;
+    const into = line.dataset.inGroup === group && line.dataset.in === u;
+    if (out || into) line.classList.add('coupled');
+  }
 }

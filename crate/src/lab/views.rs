@@ -23,6 +23,12 @@ pub struct LayerView {
     pub unit_alive: Vec<bool>,
     /// S1's soft gate values on the outputs, while a gated pass runs.
     pub gates: Option<Vec<f32>>,
+    /// The group its output units belong to (`stage1.stream` for resmlp's
+    /// stem and `conv2`s): output `u` goes with output `u` of every layer
+    /// of that group and with input `u` of every layer that `reads` it.
+    pub group: Option<String>,
+    /// The group its inputs are (none for the first layer).
+    pub reads: Option<String>,
 }
 
 impl Lab {
@@ -53,9 +59,21 @@ impl Lab {
                 _ => (self.trainer.model.clone(), None, None, None),
             }
         };
+        let groups = model.spec.groups(true);
+        let group_of = |layer: &str, producer: bool| {
+            groups
+                .iter()
+                .find(|g| {
+                    let side = if producer { &g.producers } else { &g.consumers };
+                    side.iter().any(|l| l == layer)
+                })
+                .map(|g| g.name.clone())
+        };
         let mut out = Vec::new();
         for w in model.prunable_weights() {
             let shape = w.param.shape();
+            let group = group_of(&w.layer, true);
+            let reads = group_of(&w.layer, false);
             // Conv weights are [out, in, 1, 1] here; linear weights [in, out].
             let (inputs, outputs, values) = match shape.len() {
                 4 => {
@@ -75,7 +93,8 @@ impl Lab {
                     host::floats(w.param.flat().abs()).await?,
                 ),
             };
-            let unit_alive = match plan.as_ref().and_then(|p| p.keep.get(&w.layer)) {
+            let kept = group.as_ref().and_then(|g| plan.as_ref()?.keep.get(g));
+            let unit_alive = match kept {
                 Some(kept) => (0..outputs).map(|u| kept.contains(&u)).collect(),
                 None => vec![true; outputs],
             };
@@ -105,6 +124,8 @@ impl Lab {
                 magnitude: values,
                 weight_alive,
                 gates: gate_values,
+                reads,
+                group,
             });
         }
         Ok(out)
@@ -151,6 +172,16 @@ impl Lab {
         host::floats(map.slice([0..n, unit..unit + 1]).flatten::<1>(0, 3)).await
     }
 
+    /// The dense model's coupled groups (the residual streams included):
+    /// what the page highlights when a unit is pointed at.
+    pub fn groups(&self) -> Vec<crate::model::spec::UnitGroup> {
+        self.dense
+            .as_ref()
+            .unwrap_or(&self.trainer.model)
+            .spec
+            .groups(true)
+    }
+
     /// `(group, dense units, shown units)` for every prunable group.
     pub fn widths(&self) -> Vec<(String, usize, usize)> {
         let dense = self
@@ -160,13 +191,13 @@ impl Lab {
         let shown = self.shown();
         let now: std::collections::HashMap<String, usize> = shown
             .spec
-            .unit_groups()
+            .groups(true)
             .into_iter()
             .map(|g| (g.name, g.size))
             .collect();
         let mut out: Vec<(String, usize, usize)> = dense
             .spec
-            .unit_groups()
+            .groups(true)
             .into_iter()
             .map(|g| {
                 let n = now.get(&g.name).copied().unwrap_or(0);

@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::method::{CheckOptions, require};
 use super::select::{GroupReduction, Normalize, Scope, UnitScores, reduce};
 use super::{
-    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, Scores,
-    Scoring,
+    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
 };
 use crate::error::{Error, Result};
 use crate::host;
@@ -52,7 +51,11 @@ impl CheckOptions for GroupMagnitudeOptions {
 
 /// `Σ|x|^p` along each row.
 fn row_power(rows: Tensor<2>, p: u32) -> Tensor<1> {
-    let powered = if p == 1 { rows.abs() } else { rows.powi_scalar(2) };
+    let powered = if p == 1 {
+        rows.abs()
+    } else {
+        rows.powi_scalar(2)
+    };
     powered.sum_dim(1).flatten(0, 1)
 }
 
@@ -116,7 +119,7 @@ pub static INFO: MethodInfo = MethodInfo {
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.1,
-        source: "ours: as l1 (Torch-Pruning's CIFAR benchmarks fine-tune 100 epochs after 200 at lr 0.01)",
+        source: "Torch-Pruning's CIFAR benchmarks fine-tune at lr 0.01 after training at 0.1; the length a quarter of training, as l1",
     }),
     options: Some(OptionsSpec::of::<GroupMagnitudeOptions>()),
     knobs: &[

@@ -81,7 +81,9 @@ impl Method for HRank {
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
             let sampling = Sampling::new(s.options, &INFO, s.augment, s.seed);
-            Ok(Scores::Units(scores(s.model, s.split, sampling, &s.layers()).await?))
+            Ok(Scores::Units(
+                scores(s.model, s.split, sampling, &s.layers()).await?,
+            ))
         })
     }
 }

@@ -113,7 +113,10 @@ pub fn check_feasible(
             return Err(Error::config(
                 "residual_stream",
                 true,
-                format!("{} has no residual stream (use a resnet or resmlp)", spec.name()),
+                format!(
+                    "{} has no residual stream (use a resnet or resmlp)",
+                    spec.name()
+                ),
             ));
         }
         if method.removes(options)? != Granularity::Channels {

@@ -182,9 +182,9 @@ impl Plan {
                     }
                 }
                 for (s, stage) in r.stages.iter_mut().enumerate() {
-                    stage.blocks.retain(|b| {
-                        !self.remove_blocks.contains(&block_name(s + 1, b.index))
-                    });
+                    stage
+                        .blocks
+                        .retain(|b| !self.remove_blocks.contains(&block_name(s + 1, b.index)));
                     for b in stage.blocks.iter_mut() {
                         b.mid = kept(&format!("{}.conv1", block_name(s + 1, b.index)), b.mid);
                     }

@@ -22,7 +22,12 @@ pub fn unit_scores(groups: &[UnitGroup], seed: u64) -> UnitScores {
     let mut r = rng::stream(seed, "random-units", 0);
     groups
         .iter()
-        .map(|g| (g.name.clone(), (0..g.size).map(|_| r.random::<f32>()).collect()))
+        .map(|g| {
+            (
+                g.name.clone(),
+                (0..g.size).map(|_| r.random::<f32>()).collect(),
+            )
+        })
         .collect()
 }
 

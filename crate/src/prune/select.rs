@@ -273,9 +273,7 @@ fn normalized(scores: &[f32], how: Normalize) -> Vec<f32> {
         Normalize::None => 1.0,
         Normalize::L1 => scores.iter().map(|s| s.abs()).sum::<f32>(),
         Normalize::Max => scores.iter().fold(0.0f32, |m, s| m.max(s.abs())),
-        Normalize::Mean => {
-            scores.iter().map(|s| s.abs()).sum::<f32>() / scores.len().max(1) as f32
-        }
+        Normalize::Mean => scores.iter().map(|s| s.abs()).sum::<f32>() / scores.len().max(1) as f32,
     };
     let denom = if denom > 0.0 && denom.is_finite() {
         denom
@@ -455,9 +453,7 @@ pub fn select_units(
     let mut plan = Plan::default();
     match (options.scope, options.step) {
         (Scope::PerLayer, _) => per_layer(spec, &groups, scores, target, want, options),
-        (Scope::Global, None) => {
-            global_round(spec, &groups, scores, target, want, &plan, options)
-        }
+        (Scope::Global, None) => global_round(spec, &groups, scores, target, want, &plan, options),
         (Scope::Global, Some(step)) => {
             if !(step > 0.0 && step < 1.0) {
                 return Err(Error::config(

@@ -43,10 +43,22 @@ pub async fn unit_scales(
             let mut out = vec![bn("stem".into(), "net.Resnet.stem".into(), &r.stem)];
             for (k, b) in r.blocks.iter().enumerate() {
                 let base = format!("net.Resnet.blocks.{k}");
-                out.push(bn(format!("{}.conv1", b.name), format!("{base}.conv1"), &b.conv1));
-                out.push(bn(format!("{}.conv2", b.name), format!("{base}.conv2"), &b.conv2));
+                out.push(bn(
+                    format!("{}.conv1", b.name),
+                    format!("{base}.conv1"),
+                    &b.conv1,
+                ));
+                out.push(bn(
+                    format!("{}.conv2", b.name),
+                    format!("{base}.conv2"),
+                    &b.conv2,
+                ));
                 if let Some(p) = &b.projection {
-                    out.push(bn(format!("{}.shortcut", b.name), format!("{base}.projection"), p));
+                    out.push(bn(
+                        format!("{}.shortcut", b.name),
+                        format!("{base}.projection"),
+                        p,
+                    ));
                 }
             }
             out

@@ -181,7 +181,12 @@ fn cut_plain(p: &PlainNet, sides: &Sides) -> PlainNet {
     }
 }
 
-fn cut_resnet(r: &ResNet, plan: &Plan, sides: &Sides, cut_spec: &crate::model::ModelSpec) -> ResNet {
+fn cut_resnet(
+    r: &ResNet,
+    plan: &Plan,
+    sides: &Sides,
+    cut_spec: &crate::model::ModelSpec,
+) -> ResNet {
     // The cut spec says what each block's shortcut and stream now are.
     let crate::model::ModelSpec::Resnet(spec) = cut_spec else {
         unreachable!("a ResNet's spec is a ResNet spec")

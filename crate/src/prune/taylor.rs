@@ -91,7 +91,9 @@ impl Method for Taylor {
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
             let sampling = Sampling::new(s.options, &INFO, false, s.seed);
-            Ok(Scores::Units(scores(s.model, s.split, sampling, &s.layers()).await?))
+            Ok(Scores::Units(
+                scores(s.model, s.split, sampling, &s.layers()).await?,
+            ))
         })
     }
 }
