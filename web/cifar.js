@@ -5,7 +5,7 @@
 import { drawCurves, drawScatter } from './views/charts.js';
 import { barAt, coupling, drawWidths } from './views/bars.js';
 import { drawExamples } from './views/images.js';
-import { SCORE_OPTIONS, cifarConfig, writeState } from './state.js';
+import { cifarConfig, scoreOptions, writeState } from './state.js';
 import { $, bind, download, notice, showComparison } from './ui.js';
 
 export function cifarLab(engine, state, view) {
@@ -84,7 +84,7 @@ export function cifarLab(engine, state, view) {
   }
 
   async function prune(method, amount) {
-    await engine.call('score', { method, options: SCORE_OPTIONS });
+    await engine.call('score', { method, options: scoreOptions(state.cstreams) });
     return engine.call('prune', { amount });
   }
 
@@ -93,6 +93,7 @@ export function cifarLab(engine, state, view) {
   bind('cmodel', state, 'cmodel', () => writeState(state));
   bind('cepochs', state, 'cepochs', () => writeState(state), (v) => Math.max(1, Math.floor(v)));
   bind('cmethod', state, 'cmethod', () => writeState(state));
+  bind('cstreams', state, 'cstreams', () => writeState(state));
   bind('camount', state, 'camount', () => writeState(state));
   // Every method the engine can rank, from its registry.
   $('compare-methods').replaceChildren(...view.methods.map((m) => {

@@ -23,6 +23,8 @@ export const SETTINGS = [
   // Toy lab: pruning.
   { name: 'method', type: 'string', default: 'l1', options: 'methods' },
   { name: 'amount', type: 'number', default: 0, min: 0, max: 0.95, step: 0.05 },
+  // Whether channel criteria may cut a residual model's stream (stem and conv2s together).
+  { name: 'streams', type: 'string', default: 'free', options: ['free', 'stream'], labels: ['inside blocks', 'residual stream too'] },
   { name: 'mode', type: 'string', default: 'dense', options: ['dense', 's1'] },
   { name: 's1target', type: 'number', default: 0.5, min: 0.1, max: 0.9, step: 0.05 },
   // CIFAR lab.
@@ -32,6 +34,7 @@ export const SETTINGS = [
   { name: 'cepochs', type: 'number', default: 2, min: 1, max: 200, step: 1 },
   { name: 'cmethod', type: 'string', default: 'energy', options: 'methods' },
   { name: 'camount', type: 'number', default: 0.5, min: 0, max: 0.95, step: 0.05 },
+  { name: 'cstreams', type: 'string', default: 'free', options: ['free', 'stream'], labels: ['inside blocks', 'residual stream too'] },
 ];
 
 const BY_NAME = Object.fromEntries(SETTINGS.map((s) => [s.name, s]));
@@ -110,3 +113,6 @@ export function cifarConfig(state, dataset = 'cifar10') {
 
 /** Scoring options sized for the browser. */
 export const SCORE_OPTIONS = { score_batches: 2, score_batch_size: 64, flexrel: { samples: 128 } };
+
+/** The scoring options with the page's residual-stream choice. */
+export const scoreOptions = (streams) => ({ ...SCORE_OPTIONS, residual_stream: streams === 'stream' });

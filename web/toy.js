@@ -5,7 +5,7 @@ import { drawBoundary, drawUnitMap } from './views/boundary.js';
 import { drawNetwork } from './views/network.js';
 import { drawCurves } from './views/charts.js';
 import { drawGates } from './views/gates.js';
-import { SCORE_OPTIONS, toyConfig, writeState } from './state.js';
+import { scoreOptions, toyConfig, writeState } from './state.js';
 import { $, bind, download, human, notice, pct, showComparison } from './ui.js';
 
 const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons'];
@@ -168,7 +168,7 @@ export function toyLab(engine, state, view, onLost) {
     try {
       setStatus('pruning');
       // The engine keeps the scores until the model changes: asking again is free.
-      await engine.call('score', { method: state.method, options: SCORE_OPTIONS });
+      await engine.call('score', { method: state.method, options: scoreOptions(state.streams) });
       const report = await engine.call('prune', { amount: state.amount });
       showSizes(report);
       view.params = report.pruned.params;
@@ -182,7 +182,7 @@ export function toyLab(engine, state, view, onLost) {
   // Controls.
   const changed = (key) => {
     save();
-    if (['method', 'amount'].includes(key)) prune();
+    if (['method', 'amount', 'streams'].includes(key)) prune();
     else if (!['s1target', 'device'].includes(key)) create();
   };
   $('datasets').replaceChildren(...DATASETS.map((name) => {
@@ -205,6 +205,7 @@ export function toyLab(engine, state, view, onLost) {
   bind('activation', state, 'activation', changed);
   bind('method', state, 'method', changed);
   bind('amount', state, 'amount', changed);
+  bind('streams', state, 'streams', changed);
   bind('s1target', state, 's1target', changed);
   const showLayers = () => {
     $('layer-count').textContent = state.hidden.length;

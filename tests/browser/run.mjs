@@ -213,7 +213,17 @@ const tests = {
       const one = await page.locator('#network circle.coupled').count();
       check(one === 1, `a conv1 unit is its own group (${one} outlined)`);
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-coupling.png') });
-      return `${marked.length} units and ${links} weights outlined for one stream channel`;
+      // Cutting the stream greys out the same neurons in the stem and every conv2.
+      await page.selectOption('#streams', 'stream');
+      await page.locator('#amount').fill('0.5');
+      await waitForView(page, 'pruned');
+      const cut = await page.evaluate(() => {
+        const pruned = (l) => [...document.querySelectorAll(`#network circle.pruned[data-layer="${l}"]`)].map((c) => c.dataset.unit).join(',');
+        return ['stem', 'stage1.block0.conv2', 'stage1.block1.conv2', 'stage1.block2.conv2'].map(pruned);
+      });
+      check(cut[0] !== '' && cut.every((c) => c === cut[0]), `the stream loses the same units everywhere: ${cut.join(' | ')}`);
+      check(/streams=stream/.test(await page.evaluate(() => location.hash)), 'the choice is in the link');
+      return `${marked.length} units and ${links} weights outlined for one stream channel; stream cut ${cut[0]}`;
     });
   },
 
