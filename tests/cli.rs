@@ -40,6 +40,14 @@ fn info_prints_the_published_model_sizes_as_json() {
     assert!(
         table.contains("stage2.block0.conv1") && table.contains("1 MAC = one multiply-accumulate")
     );
+    // … and which units are cut together, the residual streams included.
+    assert!(
+        table.contains("group (cut together)")
+            && table
+                .lines()
+                .any(|l| l.starts_with("stage2.stream") && l.contains("32")),
+        "{table}"
+    );
 }
 
 #[test]

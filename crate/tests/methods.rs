@@ -412,6 +412,27 @@ fn unfit_targets_and_methods_are_refused_clearly() {
             .is_some_and(|t| !t.is_empty())
     );
     assert!(row.latency.is_some() && row.speedup.is_some());
+    // … and is calibrated on the clock: each round aims higher by what the
+    // measured cut still missed, until it is within 0.02 or 4 rounds.
+    let rounds = outcome.details["latency_calibration"].as_array().unwrap();
+    assert!((1..=4).contains(&rounds.len()), "{rounds:?}");
+    let aims: Vec<f64> = rounds.iter().map(|r| r["aim"].as_f64().unwrap()).collect();
+    assert!(
+        (aims[0] - 0.4).abs() < 1e-6 && aims.windows(2).all(|w| w[1] > w[0]),
+        "{aims:?}"
+    );
+    for (r, next) in rounds.iter().zip(&aims[1..]) {
+        let measured = r["measured"].as_f64().unwrap();
+        let aim = r["aim"].as_f64().unwrap();
+        assert!(
+            measured + 0.02 < 0.4,
+            "a round that met the target is the last"
+        );
+        assert!(
+            (next - (aim + 0.4 - measured).min(0.99)).abs() < 1e-9,
+            "{next} after {r}"
+        );
+    }
     assert!(try_run("pruneit", "macs=0.5").contains("choose one of"));
     let mlp = init_model(&mlp_spec(&[8]), 1, &cpu().autodiff());
     let e = try_on("lottery", "blocks=1", mlp.deep_fork());
@@ -592,4 +613,36 @@ fn iterative_schedules_reach_the_target_in_rounds_with_the_same_budget() {
             );
         }
     }
+}
+
+#[test]
+fn latency_tables_are_kept_on_disk_between_runs() {
+    use prunelab::prune::pipeline::{latency_key, latency_table};
+    let dir = std::env::temp_dir().join(format!("prunelab-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let device = OpenDevice::cpu("cpu");
+    let spec = mlp_spec(&[8]);
+    // A measured table is written under its key …
+    let measured = block_on(latency_table(&spec, 5, &device, Some(&dir))).unwrap();
+    let stored: prunelab::prune::select::LatencyTable =
+        prunelab::io::cache::read(&dir, "latency", &latency_key(&spec, 5, &device)).unwrap();
+    assert_eq!(stored, measured);
+    // … and a stored one is read, not measured again (another process's).
+    let fake: prunelab::prune::select::LatencyTable =
+        [("fc1".to_string(), 42.0), ("out".to_string(), 7.0)].into();
+    prunelab::io::cache::write(&dir, "latency", &latency_key(&spec, 6, &device), &fake);
+    assert_eq!(
+        block_on(latency_table(&spec, 6, &device, Some(&dir))).unwrap(),
+        fake
+    );
+    // A different architecture is a different entry.
+    assert!(
+        prunelab::io::cache::read::<prunelab::prune::select::LatencyTable>(
+            &dir,
+            "latency",
+            &latency_key(&mlp_spec(&[9]), 6, &device)
+        )
+        .is_none()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,9 @@
-//! Bytes in and out: the tensor pack format and atomic file writes.
+//! Bytes in and out: the tensor pack format, atomic file writes and the
+//! measurement cache.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod atomic;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cache;
 pub mod model_file;
 pub mod pack;

@@ -17,6 +17,7 @@ use crate::model::masks::WeightMasks;
 use crate::model::{Model, ModelSpec};
 use crate::train::TrainConfig;
 use crate::train::Trainer;
+use burn::module::Module;
 
 /// Trains `model` for `config.epochs` epochs (holding `masks` at zero) and
 /// returns it with the epochs' metrics.
@@ -250,13 +251,17 @@ pub async fn structured(
 ) -> Result<Outcome> {
     let spec = job.model.spec.clone();
     if let Target::Latency(_) = job.target {
-        let table = latency_table(&spec, job.train.batch_size, &job.device).await?;
+        let dir = cache_dir();
+        let table = latency_table(&spec, job.train.batch_size, &job.device, dir.as_deref()).await?;
         details["latency_table_ms"] = serde_json::to_value(&table).expect("plain data");
         options.latency = Some(table);
     }
-    let plan = match &job.options.rates {
-        Some(rates) => select_by_rates(&spec, &scores, rates, &options.protect)?,
-        None => select_units(&spec, &scores, &job.target, &options)?,
+    let plan = match (&job.options.rates, job.target) {
+        (Some(rates), _) => select_by_rates(&spec, &scores, rates, &options.protect)?,
+        (None, Target::Latency(want)) => {
+            calibrated(&job, &scores, &options, want as f64, &mut details).await?
+        }
+        (None, target) => select_units(&spec, &scores, &target, &options)?,
     };
     if let Some(table) = &options.latency {
         details["predicted_latency_reduction"] = serde_json::json!(
@@ -279,34 +284,110 @@ pub async fn structured(
     train_cut(job, pruned, plan, then, details).await
 }
 
-/// Each layer's time alone for `spec` at `batch` on `device`, measured once
-/// per process and device (a sweep's runs share it): the table `latency=`
-/// targets are predicted from.
-async fn latency_table(
+/// Each layer's time alone for `spec` at `batch` on `device`: the table
+/// `latency=` targets are predicted from. Measured once per device and
+/// model, then kept in memory (a sweep's runs share it) and, natively, in the
+/// on-disk cache ([`crate::io::cache`], `cache` here) for later runs.
+pub async fn latency_table(
     spec: &ModelSpec,
     batch: usize,
     device: &crate::device::OpenDevice,
+    cache: Option<&std::path::Path>,
 ) -> Result<super::select::LatencyTable> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    type Key = (String, String, usize);
-    static CACHE: OnceLock<Mutex<HashMap<Key, super::select::LatencyTable>>> = OnceLock::new();
-    let key = (
-        device.description.clone(),
-        serde_json::to_string(spec).expect("plain data"),
-        batch,
-    );
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(table) = cache.lock().expect("not poisoned").get(&key) {
+    static MEMORY: OnceLock<Mutex<HashMap<String, super::select::LatencyTable>>> = OnceLock::new();
+    let key = latency_key(spec, batch, device);
+    let memory = MEMORY.get_or_init(Default::default);
+    if let Some(table) = memory.lock().expect("not poisoned").get(&key) {
         return Ok(table.clone());
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(table) = cache.and_then(|d| crate::io::cache::read(d, "latency", &key)) {
+        memory.lock().expect("not poisoned").insert(key, table);
+        return Box::pin(latency_table(spec, batch, device, None)).await;
     }
     let times = crate::metrics::latency::per_layer(spec, batch, &device.device, 10).await?;
     let table: super::select::LatencyTable = times.into_iter().map(|t| (t.name, t.ms)).collect();
-    cache
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(dir) = cache {
+        crate::io::cache::write(dir, "latency", &key, &table);
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = cache;
+    memory
         .lock()
         .expect("not poisoned")
         .insert(key, table.clone());
     Ok(table)
+}
+
+/// What a latency table depends on: the build, the device, the batch and
+/// the architecture.
+pub fn latency_key(spec: &ModelSpec, batch: usize, device: &crate::device::OpenDevice) -> String {
+    format!(
+        "prunelab {} · {} · batch {batch} · {}",
+        env!("CARGO_PKG_VERSION"),
+        device.description,
+        serde_json::to_string(spec).expect("plain data"),
+    )
+}
+
+/// The cache directory the pipeline uses (none in the browser).
+fn cache_dir() -> Option<std::path::PathBuf> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return crate::io::cache::dir();
+    #[cfg(target_arch = "wasm32")]
+    None
+}
+
+/// A `latency=t` target met on the clock, not only in prediction: the
+/// table's prediction picks a first plan; the cut model's measured time
+/// (eval mode, the training batch, median of 5 after 2 warm-ups) then
+/// corrects the aim by what is still missing, up to 4 rounds or until the
+/// measured reduction is within 0.02 of `t`. The time a cut cannot shrink
+/// (BN, activations, pooling, the adds, per-call overhead) is what the
+/// table's per-layer prediction misses; every round is in `details`.
+async fn calibrated(
+    job: &Job<'_>,
+    scores: &UnitScores,
+    options: &SelectOptions,
+    want: f64,
+    details: &mut serde_json::Value,
+) -> Result<Plan> {
+    let spec = &job.model.spec;
+    let dense = job.model.valid();
+    let device = super::capture::eval_device(&dense);
+    let x = crate::metrics::latency::inputs(job.split, job.train.batch_size, &device);
+    let dense_ms = crate::metrics::latency::forward_ms(&dense, x.clone(), 2, 5).await?;
+    let table = options
+        .latency
+        .as_ref()
+        .expect("a latency target has its table");
+    let (mut aim, mut rounds, mut best) = (want, Vec::new(), None);
+    for _ in 0..4 {
+        let plan = match select_units(spec, scores, &Target::Latency(aim as f32), options) {
+            Ok(plan) => plan,
+            // The aim outgrew what the layer limits allow: keep the last plan.
+            Err(_) if best.is_some() => break,
+            Err(e) => return Err(e),
+        };
+        let cut_model = cut(&job.model, &plan)?.valid();
+        let ms = crate::metrics::latency::forward_ms(&cut_model, x.clone(), 2, 5).await?;
+        let measured = 1.0 - ms / dense_ms;
+        rounds.push(serde_json::json!({
+            "aim": aim,
+            "predicted": super::select::predicted_latency_reduction(spec, &plan, table),
+            "measured": measured,
+        }));
+        best = Some(plan);
+        if measured + 0.02 >= want {
+            break;
+        }
+        aim = (aim + (want - measured)).min(0.99);
+    }
+    details["latency_calibration"] = serde_json::Value::Array(rounds);
+    Ok(best.expect("at least one round"))
 }
 
 /// The tail of every structured cut: fine-tune (or train) the cut network.

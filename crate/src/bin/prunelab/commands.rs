@@ -282,8 +282,35 @@ pub fn info(args: InfoArgs) -> Result<()> {
         );
     } else {
         print!("{}", count_table(&counted));
+        print!("{}", groups_table(&spec));
     }
     Ok(())
+}
+
+/// The units that are cut together: every prunable group, its size, the
+/// layers it is the output of and the layers that read it (`ignore_layers`
+/// and `layer_ratios` take these names; the streams are cut with
+/// `residual_stream = true`).
+fn groups_table(spec: &ModelSpec) -> String {
+    let list = |names: &[String]| match names {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} +{} more", rest.len()),
+        [] => "-".into(),
+    };
+    let mut out = format!(
+        "\n{:<28} {:>6}  {:<36} read by\n",
+        "group (cut together)", "units", "output of"
+    );
+    for g in spec.groups(true) {
+        out.push_str(&format!(
+            "{:<28} {:>6}  {:<36} {}\n",
+            g.name,
+            g.size,
+            list(&g.producers),
+            list(&g.consumers)
+        ));
+    }
+    out
 }
 
 /// On the CPU a failed allocation aborts the process (a GPU's out-of-memory
