@@ -23,8 +23,39 @@ use crate::prune::{PruneOptions, Target};
 
 #[wasm_bindgen(start)]
 pub fn start() {
+    // Run the static constructors once, here. Calling them explicitly is
+    // also what tells wasm-ld not to wrap every export in a call to them
+    // (see `constructor_runs`).
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
 }
+
+unsafe extern "C" {
+    /// Synthesised by wasm-ld: every `.init_array` entry (cubecl's and
+    /// inventory's registrations, our counter), in order.
+    fn __wasm_call_ctors();
+}
+
+/// How many times the module's static constructors have run. They must run
+/// exactly once: wasm-ld re-runs them at the top of *every* export when the
+/// module never calls `__wasm_call_ctors` itself (dtolnay/inventory#76), and
+/// cubecl registers ~2,300 of them — that made each call from JavaScript
+/// cost milliseconds. The page's tests hold this at 1.
+#[wasm_bindgen(js_name = constructorRuns)]
+pub fn constructor_runs() -> u32 {
+    CONSTRUCTOR_RUNS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static CONSTRUCTOR_RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn count_constructor_run() {
+    CONSTRUCTOR_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+// A constructor of our own, registered as inventory's are, that counts.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static COUNT_CONSTRUCTOR_RUNS: extern "C" fn() = count_constructor_run;
 
 /// The method registry, described (names, titles, papers, defaults, options):
 /// the page builds its method lists from it.

@@ -34,6 +34,19 @@ async function withPage(url, options, body) {
 const canvasData = (page, id) => page.evaluate((i) => document.getElementById(i).toDataURL(), id);
 
 const tests = {
+  async 'the wasm module runs its static constructors once, not on every call'() {
+    // wasm-ld re-runs them at the top of every export unless the module
+    // calls them itself; cubecl has ~2,300, which made each call from the
+    // page cost milliseconds (the toy lab trained 8.5x slower).
+    const pkg = await import(path.join(ROOT, 'static/pkg/prunelab.js'));
+    const { readFileSync } = await import('node:fs');
+    await pkg.default({ module_or_path: readFileSync(path.join(ROOT, 'static/pkg/prunelab_bg.wasm')) });
+    for (let i = 0; i < 5; i++) pkg.constructorRuns();
+    const runs = pkg.constructorRuns();
+    check(runs === 1, `the constructors ran ${runs} times after 6 calls`);
+    return 'once';
+  },
+
   async 'the page is served with wasm MIME and a strict CSP'() {
     const page = await fetch(`${server.url}/`);
     const csp = page.headers.get('content-security-policy');
