@@ -21,6 +21,8 @@ export function toyLab(engine, state, view, onLost) {
   let selected = null;     // {layer, unit} shown in the output panel
   let gateHistory = [];
   let snapshot = null;     // the model after the last epoch, kept on the host
+  let snapshotAt = 0;      // when it was taken (performance.now())
+  let chunk = 1;           // epochs per engine call, grown while a call fits in a frame
 
   const save = () => writeState(state);
 
@@ -71,6 +73,8 @@ export function toyLab(engine, state, view, onLost) {
     if (!resume) {
       gateHistory = [];
       snapshot = null;
+      snapshotAt = 0;
+      chunk = 1;
       Object.assign(view, { losses: [], accuracies: [], pruned: null, gates: [] });
       // A new session is dense until S1 is run again.
       if (state.mode !== 'dense') { state.mode = 'dense'; save(); }
@@ -121,7 +125,12 @@ export function toyLab(engine, state, view, onLost) {
     try {
       let done = 0;
       while (running && mine === generation && done < epochsToRun) {
-        const report = await engine.call('train', { steps: info.steps_per_epoch });
+        // Several epochs per call while a call (and its drawing) fits in an
+        // animation frame: the per-call round trip and redraw, not the
+        // training steps, bound a tiny network's rate.
+        const epochsNow = Math.max(1, Math.min(chunk, epochsToRun - done));
+        const t0 = performance.now();
+        const report = await engine.call('train', { steps: info.steps_per_epoch * epochsNow });
         if (mine !== generation) return;
         // The engine's own progress events: one per step, one per epoch.
         const epochs = report.events.filter((e) => e.type === 'epoch');
@@ -145,9 +154,16 @@ export function toyLab(engine, state, view, onLost) {
           }
         }
         done += epochs.length || 1;
-        // A host copy of the model, so a lost GPU costs no progress.
-        if (epochs.length && !report.gates.length) snapshot = await engine.call('modelFile');
+        // A host copy of the model at most every 2 s, so a lost GPU costs
+        // at most that much progress (a copy per epoch cost as much as the epoch).
+        if (epochs.length && !report.gates.length && performance.now() - snapshotAt > 2000) {
+          snapshot = await engine.call('modelFile');
+          snapshotAt = performance.now();
+        }
         await redraw();
+        // Aim at ~25 frames a second: as many epochs per frame as fit.
+        const ms = performance.now() - t0;
+        chunk = ms < 30 ? Math.min(2 * chunk, 64) : ms > 60 ? Math.max(1, Math.floor(chunk / 2)) : chunk;
         if (report.finished) {
           running = false;
           setStatus('done');

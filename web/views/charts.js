@@ -8,8 +8,22 @@ function frame(canvas) {
   return ctx;
 }
 
+/** `values` averaged into at most `n` buckets: a chart never draws more
+ * points than it has pixels, however long training runs. */
+function buckets(values, n) {
+  if (values.length <= n) return values;
+  const out = [];
+  for (let b = 0; b < n; b++) {
+    const lo = Math.floor((b * values.length) / n), hi = Math.floor(((b + 1) * values.length) / n);
+    let sum = 0;
+    for (let i = lo; i < hi; i++) sum += values[i];
+    out.push(sum / Math.max(1, hi - lo));
+  }
+  return out;
+}
+
 /** Training loss per step (line) and test accuracy per epoch (dots, right axis 0–1). */
-export function drawCurves(canvas, losses, accuracies) {
+export function drawCurves(canvas, allLosses, allAccuracies) {
   const ctx = frame(canvas);
   const { width, height } = canvas;
   const pad = { l: 30, r: 30, t: 8, b: 20 };
@@ -17,11 +31,14 @@ export function drawCurves(canvas, losses, accuracies) {
   ctx.strokeRect(pad.l, pad.t, width - pad.l - pad.r, height - pad.t - pad.b);
   ctx.fillStyle = INK;
   ctx.font = '11px system-ui';
+  const plot = width - pad.l - pad.r;
+  const losses = buckets(allLosses, plot);
+  const accuracies = buckets(allAccuracies, Math.floor(plot / 4));
   if (losses.length < 2) {
     ctx.fillText('loss and accuracy appear here while training', pad.l + 8, height / 2);
     return;
   }
-  const max = Math.max(...losses);
+  const max = losses.reduce((m, v) => Math.max(m, v), 0);
   const px = (i, n) => pad.l + (i / Math.max(1, n - 1)) * (width - pad.l - pad.r);
   const py = (v) => pad.t + (1 - v) * (height - pad.t - pad.b);
   ctx.beginPath();
@@ -38,7 +55,7 @@ export function drawCurves(canvas, losses, accuracies) {
   ctx.fillStyle = INK;
   ctx.fillText(`loss ≤ ${max.toFixed(2)}`, pad.l + 4, height - 6);
   ctx.textAlign = 'right';
-  ctx.fillText(`acc ${accuracies.length ? (100 * accuracies.at(-1)).toFixed(1) + '%' : '–'}`, width - 4, pad.t + 10);
+  ctx.fillText(`acc ${allAccuracies.length ? (100 * allAccuracies.at(-1)).toFixed(1) + '%' : '–'}`, width - 4, pad.t + 10);
   ctx.textAlign = 'left';
 }
 
