@@ -9,7 +9,7 @@ export const SETTINGS = [
   { name: 'embed', type: 'bool', default: false },
   { name: 'device', type: 'string', default: 'auto', options: ['auto', 'webgpu', 'cpu'], labels: ['auto (WebGPU, else CPU)', 'WebGPU', 'CPU (WebAssembly)'] },
   // Toy lab: data.
-  { name: 'dataset', type: 'string', default: 'spiral', options: ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'csv'] },
+  { name: 'dataset', type: 'string', default: 'spiral', options: ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'tfp-spiral', 'csv'] },
   { name: 'noise', type: 'number', default: 0.05, min: 0, max: 0.3, step: 0.01 },
   { name: 'points', type: 'number', default: 400, min: 50, max: 2000, step: 50 },
   { name: 'seed', type: 'number', default: 1, min: 0, max: 1e9, step: 1 },

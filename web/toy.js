@@ -8,7 +8,7 @@ import { drawGates } from './views/gates.js';
 import { scoreOptions, toyConfig, writeState } from './state.js';
 import { $, bind, download, human, notice, pct, showComparison } from './ui.js';
 
-const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons'];
+const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'tfp-spiral'];
 const EXTENT = 1.5;
 const RES = 64;
 

@@ -20,6 +20,7 @@ pub const GENERATORS: &[(&str, Generator, bool)] = &[
     ("xor", xor, false),
     ("gaussians", gaussians, true),
     ("moons", moons, false),
+    ("tfp-spiral", tfp_spiral, false),
 ];
 
 /// Which toy problem, how many points and how noisy.
@@ -123,6 +124,27 @@ fn spiral(n: usize, noise: f32, classes: usize, rng: &mut Rand) -> Points {
             + class as f32 * std::f32::consts::TAU / classes as f32;
         xy.push(t * angle.cos() + jitter(rng, noise));
         xy.push(t * angle.sin() + jitter(rng, noise));
+        labels.push(class as u16);
+    }
+    (xy, labels)
+}
+
+/// TensorFlow Playground's spiral (`classifySpiralData` in its dataset.ts),
+/// scaled from its `[-6, 6]` plane to ours by 1/5: per class `n/2` points
+/// evenly along the arm, radius `i/n`, angle `1.75·2π·i/n` (+π for the
+/// second arm), each coordinate moved by `U(−1, 1)·noise`. Ours (`spiral`)
+/// draws the radius at random from `[0.05, 1]` and jitters with a Gaussian;
+/// Playground's evenly spaced, uniformly jittered arms are easier to fit.
+/// Two classes only, as in Playground.
+fn tfp_spiral(n: usize, noise: f32, _: usize, rng: &mut Rand) -> Points {
+    let (mut xy, mut labels) = (Vec::with_capacity(2 * n), Vec::with_capacity(n));
+    let half = n.div_ceil(2);
+    for i in 0..n {
+        let (class, k) = (i % 2, i / 2);
+        let f = k as f32 / half as f32;
+        let t = 1.75 * f * std::f32::consts::TAU + class as f32 * std::f32::consts::PI;
+        xy.push(f * t.sin() + noise * uniform(rng, -1.0, 1.0));
+        xy.push(f * t.cos() + noise * uniform(rng, -1.0, 1.0));
         labels.push(class as u16);
     }
     (xy, labels)
@@ -266,6 +288,32 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .sum();
         assert!(d > 10.0, "noise 0.2 moves 400 points by {d} in total");
+    }
+
+    #[test]
+    fn tfp_spiral_is_playgrounds_spiral_scaled_by_a_fifth() {
+        // Playground, point i of n/2 on an arm: r = 5·i/(n/2), t = 1.75·2π·i/(n/2)
+        // (+π for the other arm), (x, y) = (r sin t, r cos t).
+        let s = generate(
+            &ToySpec {
+                name: "tfp-spiral".into(),
+                train: 200,
+                noise: 0.0,
+                ..ToySpec::default()
+            },
+            1,
+        )
+        .unwrap();
+        let xy = floats(&s.train);
+        for (i, class) in [(10usize, 0usize), (37, 1), (99, 1)] {
+            let r = 5.0 * i as f64 / 100.0;
+            let t = 1.75 * std::f64::consts::TAU * i as f64 / 100.0
+                + class as f64 * std::f64::consts::PI;
+            let k = 2 * i + class;
+            assert_eq!(s.train.labels[k] as usize, class);
+            assert!((xy[2 * k] as f64 - r * t.sin() / 5.0).abs() < 1e-5, "x of {k}");
+            assert!((xy[2 * k + 1] as f64 - r * t.cos() / 5.0).abs() < 1e-5, "y of {k}");
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub struct SetupArgs {
     /// mlp, resmlp, cnn, resnet20, resnet32, resnet44, resnet56, resnet110, vgg16.
     #[arg(long)]
     pub model: Option<String>,
-    /// Toy problem (spiral, circles, xor, gaussians, moons), cifar10, cifar100 or csv.
+    /// Toy problem (spiral, circles, xor, gaussians, moons, tfp-spiral), cifar10, cifar100 or csv.
     #[arg(long)]
     pub dataset: Option<String>,
     /// CIFAR directory in the official binary layout (implies --dataset cifar10 unless given).
