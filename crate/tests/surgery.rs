@@ -337,3 +337,32 @@ fn resnet56_cut_through_its_streams_runs_on_2_1x_fewer_macs() {
         conv1_share(&plan)
     );
 }
+
+#[test]
+fn a_stream_cut_model_saves_and_loads_as_it_computes() {
+    // The spec carries the option-A index maps, so a cut model file is
+    // rebuilt with the same shortcuts.
+    let spec = spec("resnet20", Shortcut::A);
+    let model = warmed(&spec, 9);
+    let plan = random_plan_of(&spec, 4, true);
+    let smaller = cut(&model, &plan).unwrap();
+    let prunelab::model::spec::ModelSpec::Resnet(r) = &smaller.spec else {
+        unreachable!()
+    };
+    assert!(r.stages[1].shortcut_map.is_some(), "stage 2 has a map");
+    let bytes = block_on(prunelab::io::model_file::to_bytes(
+        &smaller,
+        serde_json::Value::Null,
+    ))
+    .unwrap();
+    let (loaded, _) =
+        prunelab::io::model_file::from_bytes(&bytes, std::path::Path::new("cut.plm"), &cpu())
+            .unwrap();
+    assert_eq!(loaded.spec, smaller.spec);
+    let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &cpu());
+    let diff = max_abs_diff(
+        &outputs(&smaller, x.clone(), &mut Ctx::default()),
+        &outputs(&loaded, x, &mut Ctx::default()),
+    );
+    assert!(diff <= 1e-6, "{diff}");
+}

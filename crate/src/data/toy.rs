@@ -311,8 +311,14 @@ mod tests {
                 + class as f64 * std::f64::consts::PI;
             let k = 2 * i + class;
             assert_eq!(s.train.labels[k] as usize, class);
-            assert!((xy[2 * k] as f64 - r * t.sin() / 5.0).abs() < 1e-5, "x of {k}");
-            assert!((xy[2 * k + 1] as f64 - r * t.cos() / 5.0).abs() < 1e-5, "y of {k}");
+            assert!(
+                (xy[2 * k] as f64 - r * t.sin() / 5.0).abs() < 1e-5,
+                "x of {k}"
+            );
+            assert!(
+                (xy[2 * k + 1] as f64 - r * t.cos() / 5.0).abs() < 1e-5,
+                "y of {k}"
+            );
         }
     }
 
