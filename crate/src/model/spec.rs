@@ -146,13 +146,6 @@ pub struct UnitGroup {
     pub consumers: Vec<String>,
 }
 
-impl UnitGroup {
-    /// Whether the group is a residual stream (coupled across blocks).
-    pub fn is_stream(&self) -> bool {
-        self.producers.len() > 1 || self.producers.first() != Some(&self.name)
-    }
-}
-
 /// A residual block that can be removed whole (its shortcut is the identity).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockRef {

@@ -77,8 +77,9 @@ impl Plan {
                 ));
             }
         }
-        // Cutting two streams to the same width must not turn a projection
-        // into an identity (possible only where a stage keeps its map size).
+        // A stride-1 stage that widens its stream has a projection because
+        // the widths differ; a cut that made them equal would build it as
+        // an identity block (no named model has such a stage).
         let shortcuts = |s: &ModelSpec| {
             s.layers()
                 .iter()
