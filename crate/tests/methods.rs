@@ -429,7 +429,7 @@ fn unfit_targets_and_methods_are_refused_clearly() {
             "a round that met the target is the last"
         );
         assert!(
-            (next - (aim + 0.4 - measured).min(0.99)).abs() < 1e-9,
+            (next - (aim + 0.4 - measured).min(0.99)).abs() < 1e-6,
             "{next} after {r}"
         );
     }
