@@ -1,6 +1,6 @@
 // Shared pieces of the browser tests: the served page, Chromium, assertions.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -71,3 +71,23 @@ export function check(condition, message) {
 }
 
 export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
+/** A directory holding `train` and `test` generated images in CIFAR-10's
+ * binary layout (label byte + 3,072 pixel bytes from a seeded LCG): what
+ * the CIFAR lab's tests and benchmark load instead of the real data set. */
+export function cifarFiles(train, test) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cifar-'));
+  const records = (n, seed) => {
+    const out = new Uint8Array(n * 3073);
+    let s = seed;
+    for (let i = 0; i < n; i++) {
+      out[i * 3073] = i % 10;
+      for (let p = 1; p < 3073; p++) { s = (s * 1103515245 + 12345) >>> 0; out[i * 3073 + p] = (s >>> 16) & 255; }
+    }
+    return out;
+  };
+  writeFileSync(path.join(dir, 'data_batch_1.bin'), records(train, 1));
+  writeFileSync(path.join(dir, 'test_batch.bin'), records(test, 2));
+  return [path.join(dir, 'data_batch_1.bin'), path.join(dir, 'test_batch.bin')];
+}
+

@@ -1,10 +1,10 @@
 // Headless-Chromium tests of the playground. Each test gets a fresh browser;
 // screenshots land in tests/artifacts/ for a person to look at.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ARTIFACTS, ROOT, browser, check, mean, open, serve, waitForView } from './harness.mjs';
+import { ARTIFACTS, ROOT, browser, check, cifarFiles, mean, open, serve, waitForView } from './harness.mjs';
 
 if (!existsSync('/usr/bin/chromium') && !process.env.CHROMIUM) {
   console.log('SKIPPED: browser tests need Debian\'s chromium (./build.sh test installs it)');
@@ -36,7 +36,7 @@ const canvasData = (page, id) => page.evaluate((i) => document.getElementById(i)
 const tests = {
   async 'the wasm module runs its static constructors once, not on every call'() {
     // wasm-ld re-runs them at the top of every export unless the module
-    // calls them itself; cubecl has ~2,300, which made each call from the
+    // calls them itself; cubecl has ~2,300 (issue 15's profile), which made each call from the
     // page cost milliseconds (the toy lab trained 8.5x slower).
     const pkg = await import(path.join(ROOT, 'static/pkg/prunelab.js'));
     const { readFileSync } = await import('node:fs');
@@ -241,21 +241,10 @@ const tests = {
   },
 
   async 'the CIFAR lab trains and prunes on a tiny generated CIFAR file'() {
-    const dir = mkdtempSync(path.join(tmpdir(), 'cifar-'));
-    const records = (n, seed) => {
-      const out = new Uint8Array(n * 3073);
-      let s = seed;
-      for (let i = 0; i < n; i++) {
-        out[i * 3073] = i % 10;
-        for (let p = 1; p < 3073; p++) { s = (s * 1103515245 + 12345) >>> 0; out[i * 3073 + p] = (s >>> 16) & 255; }
-      }
-      return out;
-    };
-    writeFileSync(path.join(dir, 'data_batch_1.bin'), records(120, 1));
-    writeFileSync(path.join(dir, 'test_batch.bin'), records(40, 2));
+    const files = cifarFiles(120, 40);
     return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {
       await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
-      await page.setInputFiles('#cifar-files', [path.join(dir, 'data_batch_1.bin'), path.join(dir, 'test_batch.bin')]);
+      await page.setInputFiles('#cifar-files', files);
       const wait = (s) => page.waitForFunction((want) => ['error', want].includes(window.__prunelab.cifar.state), s, { timeout: 240_000 });
       await wait('ready');
       await page.click('#ctrain');

@@ -302,24 +302,42 @@ pub async fn latency_table(
     if let Some(table) = memory.lock().expect("not poisoned").get(&key) {
         return Ok(table.clone());
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    if let Some(table) = cache.and_then(|d| crate::io::cache::read(d, "latency", &key)) {
-        memory.lock().expect("not poisoned").insert(key, table);
-        return Box::pin(latency_table(spec, batch, device, None)).await;
-    }
-    let times = crate::metrics::latency::per_layer(spec, batch, &device.device, 10).await?;
-    let table: super::select::LatencyTable = times.into_iter().map(|t| (t.name, t.ms)).collect();
-    #[cfg(not(target_arch = "wasm32"))]
-    if let Some(dir) = cache {
-        crate::io::cache::write(dir, "latency", &key, &table);
-    }
-    #[cfg(target_arch = "wasm32")]
-    let _ = cache;
+    let table = match from_disk(cache, &key) {
+        Some(table) => table,
+        None => {
+            let times = crate::metrics::latency::per_layer(spec, batch, &device.device, 10).await?;
+            let table: super::select::LatencyTable =
+                times.into_iter().map(|t| (t.name, t.ms)).collect();
+            to_disk(cache, &key, &table);
+            table
+        }
+    };
     memory
         .lock()
         .expect("not poisoned")
         .insert(key, table.clone());
     Ok(table)
+}
+
+/// The table the on-disk cache holds for `key` (never, in the browser).
+fn from_disk(cache: Option<&std::path::Path>, key: &str) -> Option<super::select::LatencyTable> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return cache.and_then(|dir| crate::io::cache::read(dir, "latency", key));
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (cache, key);
+        None
+    }
+}
+
+/// Keeps `table` in the on-disk cache (nowhere, in the browser).
+fn to_disk(cache: Option<&std::path::Path>, key: &str, table: &super::select::LatencyTable) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(dir) = cache {
+        crate::io::cache::write(dir, "latency", key, table);
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = (cache, key, table);
 }
 
 /// What a latency table depends on: the build, the device, the batch and
