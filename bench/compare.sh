@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?model}; batch=${2:?batch}; device=${3:-vulkan}
 bin=${PRUNELAB_BIN:-target/release/prunelab}
+mkdir -p bench/results
 ours=$("$bin" bench --model "$model" --batch "$batch" --device "$device")
 torch=$(python3 bench/torch_reference.py --model "$model" --batch "$batch")
 python3 - "$ours" "$torch" <<'PY'

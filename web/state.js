@@ -7,7 +7,7 @@ export const SETTINGS = [
   // Which lab, and page chrome.
   { name: 'lab', type: 'string', default: 'toy', options: ['toy', 'cifar'] },
   { name: 'embed', type: 'bool', default: false },
-  { name: 'device', type: 'string', default: 'auto', options: ['auto', 'webgpu', 'cpu'], labels: ['auto (WebGPU, else CPU)', 'WebGPU', 'CPU (WebAssembly)'] },
+  { name: 'device', type: 'string', default: 'auto', options: ['auto', 'webgpu', 'cpu'], labels: ['auto (CPU for toy networks, WebGPU for CIFAR)', 'WebGPU', 'CPU (WebAssembly)'] },
   // Toy lab: data.
   { name: 'dataset', type: 'string', default: 'spiral', options: ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'tfp-spiral', 'csv'] },
   { name: 'noise', type: 'number', default: 0.05, min: 0, max: 0.3, step: 0.01 },

@@ -11,6 +11,12 @@ import { $, bind, download, human, notice, pct, showComparison } from './ui.js';
 const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'tfp-spiral'];
 const EXTENT = 1.5;
 const RES = 64;
+const UNIT_RES = 20;
+// `auto` trains the toy lab on the CPU: a tiny network's step is dozens of
+// kernel dispatches and a read back, which no GPU path wins (docs/benchmarks.md,
+// "Which device `auto` picks"). `webgpu` asks the engine for WebGPU with the
+// CPU as fallback (the engine's `auto`), said in a notice.
+const deviceFor = (choice) => ({ auto: 'cpu', webgpu: 'auto' }[choice] ?? choice); // each hidden unit's own map in the network view
 
 export function toyLab(engine, state, view, onLost) {
   let data = null;         // points and labels
@@ -31,21 +37,31 @@ export function toyLab(engine, state, view, onLost) {
     document.body.dataset.state = phase;
   }
 
-  async function redraw() {
+  /** One engine round trip: `steps` of training (0: none), then the views. */
+  const frame = (steps = 0) => engine.call('frame', {
+    steps, resolution: RES, extent: EXTENT, unit: selected, unitResolution: UNIT_RES,
+  });
+
+  /** Draws a frame's views (fetching them when not given). */
+  async function redraw(views = null) {
     if (!info) return;
+    const { boundary, maps, network: layers } = views ?? await frame();
     if (selected) {
-      const values = await engine.call('unitMap', { layer: selected.layer, unit: selected.unit, resolution: RES, extent: EXTENT });
-      drawUnitMap($('boundary'), values, RES, EXTENT, data.test.points, data.test.labels);
+      drawUnitMap($('boundary'), boundary, RES, EXTENT, data.test.points, data.test.labels);
       $('boundary-caption').textContent = `Neuron ${selected.unit} of ${selected.layer} (click the plot to go back)`;
     } else {
-      const probs = await engine.call('boundary', { resolution: RES, extent: EXTENT });
-      drawBoundary($('boundary'), probs, RES, info.classes, EXTENT, data.test.points, data.test.labels);
+      drawBoundary($('boundary'), boundary, RES, info.classes, EXTENT, data.test.points, data.test.labels);
       $('boundary-caption').textContent = 'Decision boundary over the test points';
     }
     view.boundaryFrames += 1;
-    const layers = await engine.call('network');
     view.network = layers.map((l) => ({ name: l.name, outputs: l.outputs, alive: l.unit_alive.filter(Boolean).length, gates: !!l.gates }));
-    drawNetwork($('network'), layers, { classes: info.classes, selected, onUnit: (layer, unit) => { selected = { layer, unit }; redraw(); } });
+    // Maps the engine sent for hidden units (the output layer has none drawn).
+    const hidden = new Set(layers.slice(0, -1).map((l) => l.name));
+    view.unitMaps = maps.filter((m) => hidden.has(m.layer)).reduce((n, m) => n + m.maps.length, 0);
+    drawNetwork($('network'), layers, {
+      classes: info.classes, selected, maps,
+      onUnit: (layer, unit) => { selected = { layer, unit }; redraw(); },
+    });
     drawCurves($('chart'), view.losses, view.accuracies);
   }
 
@@ -83,7 +99,7 @@ export function toyLab(engine, state, view, onLost) {
     setStatus('starting');
     try {
       const created = await engine.call('create', {
-        config: toyConfig(state), device: state.device,
+        config: toyConfig(state), device: deviceFor(state.device),
         csv: state.dataset === 'csv' ? csvText : null,
         snapshot: resume ? snapshot : null,
       });
@@ -95,7 +111,7 @@ export function toyLab(engine, state, view, onLost) {
       view.params = info.params;
       $('device-info').textContent = info.device;
       $('epoch').textContent = '0';
-      notice(info.kind === 'cpu' && state.device !== 'cpu'
+      notice(info.kind === 'cpu' && state.device === 'webgpu'
         ? `WebGPU is not available in this browser, so the network trains on the CPU (WebAssembly): ${info.device}`
         : '');
       if (info.kind === 'webgpu') setStatus('compiling');
@@ -123,15 +139,25 @@ export function toyLab(engine, state, view, onLost) {
     setStatus('training');
     $('play').textContent = '❚❚ Pause';
     try {
-      let done = 0;
-      while (running && mine === generation && done < epochsToRun) {
-        // Several epochs per call while a call (and its drawing) fits in an
-        // animation frame: the per-call round trip and redraw, not the
-        // training steps, bound a tiny network's rate.
-        const epochsNow = Math.max(1, Math.min(chunk, epochsToRun - done));
-        const t0 = performance.now();
-        const report = await engine.call('train', { steps: info.steps_per_epoch * epochsNow });
+      // Several epochs per engine call, as many as keep a call near 45 ms:
+      // the per-call round trip and the views, not the training steps, bound
+      // a tiny network's rate. One call is always in flight: the engine
+      // trains the next frame while the page draws this one.
+      let requested = 0;
+      const ask = () => {
+        const epochsNow = Math.max(1, Math.min(chunk, epochsToRun - requested));
+        requested += epochsNow;
+        return { at: performance.now(), epochs: epochsNow, reply: frame(info.steps_per_epoch * epochsNow) };
+      };
+      let next = ask();
+      while (next) {
+        const views = await next.reply;
         if (mine !== generation) return;
+        const { report } = views;
+        // The next call: as many epochs as take ~45 ms at this call's pace.
+        const msPerEpoch = (performance.now() - next.at) / next.epochs;
+        chunk = Math.max(1, Math.min(64, Math.round(45 / msPerEpoch)));
+        next = running && !report.finished && !report.cut && requested < epochsToRun ? ask() : null;
         // The engine's own progress events: one per step, one per epoch.
         const epochs = report.events.filter((e) => e.type === 'epoch');
         view.losses.push(...report.events.filter((e) => e.type === 'step').map((e) => e.loss));
@@ -153,17 +179,14 @@ export function toyLab(engine, state, view, onLost) {
             notice(`S1 learned to remove ${pct(learned.removed)} of the MACs (target ${pct(learned.target)}), ${pct(learned.decided_share)} of gates decided${flips}.`);
           }
         }
-        done += epochs.length || 1;
         // A host copy of the model at most every 2 s, so a lost GPU costs
         // at most that much progress (a copy per epoch cost as much as the epoch).
+        // Queued behind the frame in flight; not waited for.
         if (epochs.length && !report.gates.length && performance.now() - snapshotAt > 2000) {
-          snapshot = await engine.call('modelFile');
           snapshotAt = performance.now();
+          engine.call('modelFile').then((file) => { if (mine === generation) snapshot = file; }, () => {});
         }
-        await redraw();
-        // Aim at ~25 frames a second: as many epochs per frame as fit.
-        const ms = performance.now() - t0;
-        chunk = ms < 30 ? Math.min(2 * chunk, 64) : ms > 60 ? Math.max(1, Math.floor(chunk / 2)) : chunk;
+        await redraw(views);
         if (report.finished) {
           running = false;
           setStatus('done');

@@ -35,6 +35,18 @@ const handlers = {
   boundary: ({ resolution, extent }) => session.boundary(resolution, extent),
   unitMap: ({ layer, unit, resolution, extent }) => session.unitMap(layer, unit, resolution, extent),
   network: () => session.network(),
+  unitMaps: ({ resolution, extent }) => session.unitMaps(resolution, extent),
+  // One animation frame in one round trip: train `steps` (if any), then what
+  // the page draws — the boundary (or the selected unit's map), every hidden
+  // unit's map, the network.
+  async frame({ steps, resolution, extent, unit, unitResolution }) {
+    const report = steps ? await session.train(steps) : null;
+    const boundary = unit
+      ? await session.unitMap(unit.layer, unit.unit, resolution, extent)
+      : await session.boundary(resolution, extent);
+    const maps = unitResolution ? await session.unitMaps(unitResolution, extent) : [];
+    return { report, boundary, maps, network: await session.network() };
+  },
   score: ({ method, options }) => session.score(method, options),
   prune: ({ amount }) => session.prune(amount),
   finetune: ({ epochs }) => session.finetune(epochs),

@@ -288,6 +288,21 @@ impl Session {
         })
     }
 
+    /// Every hidden unit's output over a grid, one forward pass:
+    /// `[{layer, resolution, maps: [values | null per unit]}]`.
+    #[wasm_bindgen(js_name = unitMaps)]
+    pub fn unit_maps(&self, resolution: u32, extent: f32) -> Promise {
+        let lab = self.lab.clone();
+        future_to_promise(async move {
+            let maps = lab
+                .borrow()
+                .unit_maps(resolution as usize, extent)
+                .await
+                .map_err(js_error)?;
+            to_js(&maps)
+        })
+    }
+
     /// The layers with their weights and what pruning removed.
     pub fn network(&self) -> Promise {
         let lab = self.lab.clone();

@@ -61,7 +61,7 @@ const tests = {
   },
 
   async 'the toy MLP trains on WebGPU, and the slider prunes it at once'() {
-    return withPage(`#${TOY}&autoplay=1`, { webgpu: true }, async ({ page, requests, errors }) => {
+    return withPage(`#device=webgpu&${TOY}&autoplay=1`, { webgpu: true }, async ({ page, requests, errors }) => {
       const view = await waitForView(page, 'done');
       check(view.kind === 'webgpu', `adapter: ${view.kind} (${view.device})`);
       const first = mean(view.losses.slice(0, 5)), last = mean(view.losses.slice(-5));
@@ -87,8 +87,34 @@ const tests = {
     });
   },
 
+  async 'every hidden unit draws its own live map; pruned units are greyed'() {
+    return withPage(`#dataset=spiral&hidden=6,4&epochs=12&seed=2&device=cpu&autoplay=1`, { webgpu: false }, async ({ page }) => {
+      const tiles = () => page.evaluate(() => [...document.querySelectorAll('#network canvas.unit-map')].map((c) => ({
+        unit: `${c.dataset.layer}#${c.dataset.unit}`,
+        pruned: c.classList.contains('pruned'),
+        pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).join(','),
+      })));
+      await page.waitForFunction(() => window.__prunelab?.accuracies?.length >= 1, null, { timeout: 120_000 });
+      const early = await tiles();
+      const view = await waitForView(page, 'done');
+      const trained = await tiles();
+      check(trained.length === 10 && view.unitMaps === 10, `${trained.length} maps drawn, ${view.unitMaps} sent, for 10 hidden units`);
+      check(new Set(trained.map((t) => t.pixels)).size === 10, 'each unit shows its own map');
+      const moved = trained.filter((t, i) => t.pixels !== early[i]?.pixels).length;
+      check(moved >= 5, `the maps are live: ${moved}/10 changed while training`);
+      await page.locator('#amount').fill('0.5');
+      await waitForView(page, 'pruned');
+      const pruned = (await tiles()).filter((t) => t.pruned).map((t) => t.unit).sort();
+      const greyed = (await page.evaluate(() => [...document.querySelectorAll('#network circle.node.pruned')]
+        .map((c) => `${c.dataset.layer}#${c.dataset.unit}`))).sort();
+      check(pruned.length > 0 && pruned.join() === greyed.join(), `pruned maps ${pruned} = greyed units ${greyed}`);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'toy-unit-maps.png') });
+      return `10 maps, ${moved} moved while training, ${pruned.length} greyed after pruning half`;
+    });
+  },
+
   async 'without a WebGPU adapter the page falls back to the CPU and says so'() {
-    return withPage(`#${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => {
+    return withPage(`#device=webgpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => {
       const view = await waitForView(page, 'done');
       check(view.kind === 'cpu', `fell back to ${view.kind}`);
       check(/WebGPU is not available/.test(await page.textContent('#notice')), 'a notice is shown');
@@ -197,7 +223,7 @@ const tests = {
   },
 
   async 'a lost GPU device falls back to the CPU and keeps the run'() {
-    return withPage(`#${TOY.replace('epochs=6', 'epochs=12')}&autoplay=1`, { webgpu: true }, async ({ page }) => {
+    return withPage(`#device=webgpu&${TOY.replace('epochs=6', 'epochs=12')}&autoplay=1`, { webgpu: true }, async ({ page }) => {
       await page.waitForFunction(() => window.__prunelab && window.__prunelab.accuracies.length >= 2, null, { timeout: 180_000 });
       const before = (await page.evaluate(() => window.__prunelab)).accuracies.length;
       await page.evaluate(() => window.__prunelabTest.loseDevice());

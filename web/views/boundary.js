@@ -26,13 +26,13 @@ export function drawBoundary(canvas, probs, resolution, classes, extent, points,
   drawPoints(ctx, canvas.width, canvas.height, extent, points, labels);
 }
 
-/** One unit's output: blue below zero, orange above, white at zero. */
+/** A unit's output scaled to [-1, 1]: blue below zero, orange above, white at zero. */
+export const unitColour = (v) => tint(v < 0 ? PALETTE[0] : PALETTE[1], Math.min(1, Math.abs(v)) * 0.75);
+
+/** One unit's output over the plane. */
 export function drawUnitMap(canvas, values, resolution, extent, points, labels) {
   const scale = Math.max(1e-6, ...values.map(Math.abs));
-  const ctx = paint(canvas, resolution, (cell) => {
-    const v = values[cell] / scale;
-    return tint(v < 0 ? PALETTE[0] : PALETTE[1], Math.min(1, Math.abs(v)) * 0.75);
-  });
+  const ctx = paint(canvas, resolution, (cell) => unitColour(values[cell] / scale));
   drawPoints(ctx, canvas.width, canvas.height, extent, points, labels, 2);
 }
 

@@ -4,6 +4,10 @@
 // Pointing at a unit (or selecting it) outlines its coupling group: the same
 // unit of every layer in its group (resmlp's stem and conv2s share one
 // residual stream) and the weights that go with them, in and out.
+// Given `maps` (the engine's unit maps), every hidden unit is drawn as its
+// own live heatmap over the input plane, as in TensorFlow Playground.
+import { unitColour } from './boundary.js';
+
 const SVG = 'http://www.w3.org/2000/svg';
 
 function el(name, attrs, parent) {
@@ -19,14 +23,17 @@ function gateColour(g) {
   return `rgb(${a.map((v, i) => Math.round(v + (b[i] - v) * g)).join(',')})`;
 }
 
-export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 2, selected = null, onUnit = () => {} } = {}) {
+export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 2, selected = null, maps = [], onUnit = () => {} } = {}) {
   const width = container.clientWidth || 520;
   const maxUnits = Math.max(inputs.length, ...layers.map((l) => l.outputs));
-  const height = Math.max(220, Math.min(520, maxUnits * 16 + 40));
+  const pitch = maps.length ? 30 : 16;
+  const height = Math.max(220, Math.min(520, maxUnits * pitch + 40));
   const svg = el('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'network' });
   const columns = layers.length + 1;
   const x = (c) => 30 + (c / columns) * (width - 60);
-  const y = (i, n) => height / 2 + (i - (n - 1) / 2) * Math.min(16, (height - 40) / Math.max(1, n));
+  const step = (n) => Math.min(pitch, (height - 40) / Math.max(1, n));
+  const y = (i, n) => height / 2 + (i - (n - 1) / 2) * step(n);
+  const tiles = [];
   const links = el('g', {}, svg);
   const nodes = el('g', {}, svg);
 
@@ -64,6 +71,13 @@ export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 
       if (gate !== null) node.style.fill = gateColour(gate);
       const title = el('title', {}, node);
       title.textContent = `${layer.name} #${o}${gate !== null ? ` · gate ${gate.toFixed(2)}` : ''}${alive ? '' : ' · pruned'}`;
+      const map = last ? null : maps.find((m) => m.layer === layer.name);
+      if (map) {
+        const size = Math.max(6, Math.floor(step(n)) - 3);
+        node.setAttribute('r', (size / 2 + 1.5).toFixed(1));
+        node.classList.add('mapped');
+        tiles.push(unitTile(map, o, size, x(c + 1), y(o, n), node));
+      }
       if (!last) {
         node.addEventListener('click', () => onUnit(layer.name, o));
         node.addEventListener('mouseenter', () => highlight(svg, layer.group, o));
@@ -76,8 +90,26 @@ export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 
     el('title', {}, label).textContent = layer.name;
     previousAlive = layer.unit_alive;
   });
+  container.replaceChildren(svg, ...tiles);
   highlight(svg, selectedGroup(layers, selected), selected?.unit);
-  container.replaceChildren(svg);
+}
+
+/** Unit `o`'s map as a small canvas centred on its node (drawn over the
+ * SVG, letting pointer events through to the node beneath). */
+function unitTile(map, o, size, cx, cy, node) {
+  const canvas = document.createElement('canvas');
+  canvas.className = ['unit-map', ...['pruned', 'selected'].filter((c) => node.classList.contains(c))].join(' ');
+  Object.assign(canvas.dataset, { layer: node.dataset.layer, unit: o, group: node.dataset.group });
+  canvas.width = canvas.height = map.resolution;
+  Object.assign(canvas.style, { left: `${cx - size / 2}px`, top: `${cy - size / 2}px`, width: `${size}px`, height: `${size}px` });
+  const values = map.maps[o];
+  if (values) {
+    const image = new ImageData(map.resolution, map.resolution);
+    const scale = Math.max(1e-6, ...values.map(Math.abs));
+    for (let cell = 0; cell < values.length; cell++) image.data.set(unitColour(values[cell] / scale), cell * 4);
+    canvas.getContext('2d').putImageData(image, 0, 0);
+  }
+  return canvas;
 }
 
 function selectedGroup(layers, selected) {
@@ -87,10 +119,11 @@ function selectedGroup(layers, selected) {
 /** Outlines unit `unit` of group `group` everywhere: its nodes, the weights
  * that produce it and the weights that read it (nothing when `group` is unset). */
 export function highlight(svg, group, unit) {
-  for (const e of svg.querySelectorAll('.coupled')) e.classList.remove('coupled');
+  const root = svg.parentNode ?? svg; // the nodes' map tiles sit beside the SVG
+  for (const e of root.querySelectorAll('.coupled')) e.classList.remove('coupled');
   if (!group) return;
   const u = String(unit);
-  for (const node of svg.querySelectorAll('circle[data-group]')) {
+  for (const node of root.querySelectorAll('[data-group]')) {
     if (node.dataset.group === group && node.dataset.unit === u) node.classList.add('coupled');
   }
   for (const line of svg.querySelectorAll('line[data-in]')) {

@@ -9,6 +9,15 @@ use crate::error::{Error, Result};
 use crate::host;
 use crate::model::Ctx;
 
+/// One layer's unit maps: `maps[u]` is unit `u`'s output over a
+/// `resolution²` grid (row-major, as `report::boundary`), `None` if pruned.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitMaps {
+    pub layer: String,
+    pub resolution: usize,
+    pub maps: Vec<Option<Vec<f32>>>,
+}
+
 /// One layer of a fully connected network, for drawing.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerView {
@@ -138,15 +147,11 @@ impl Lab {
             .await
     }
 
-    /// The output of unit `unit` of layer `layer` (after BN, before the
-    /// activation) over the grid: what that neuron has learned to detect.
-    pub async fn unit_map(
-        &self,
-        layer: &str,
-        unit: usize,
-        resolution: usize,
-        extent: f32,
-    ) -> Result<Vec<f32>> {
+    /// Every hidden unit's output (after BN, before the activation) over
+    /// the grid, from one forward pass: what each neuron has learned to
+    /// detect, as the network view draws it. Units are numbered as in the
+    /// dense network; a unit that structured pruning removed has no map.
+    pub async fn unit_maps(&self, resolution: usize, extent: f32) -> Result<Vec<UnitMaps>> {
         let model = self.shown().valid();
         let n = resolution * resolution;
         let grid = crate::report::boundary::grid_points(resolution, extent);
@@ -156,20 +161,81 @@ impl Lab {
         );
         let mut ctx = Ctx::capturing();
         let _ = model.forward_ctx(x, &mut ctx);
-        let (_, map) = ctx
-            .captured
+        // Which dense unit each kept unit is, where a plan compacted a layer.
+        let plan = self
+            .gated
+            .is_none()
+            .then(|| self.view.as_ref()?.plan.as_ref())
+            .flatten();
+        let groups = model.spec.groups(true);
+        let mut out = Vec::new();
+        for (layer, map) in ctx.captured {
+            let [_, c, _, _] = map.dims();
+            // [n, c, 1, 1] → unit-major [c, n], one read for the layer.
+            let values =
+                host::floats(map.flatten::<2>(1, 3).transpose().flatten::<1>(0, 1)).await?;
+            let kept = plan.and_then(|p| {
+                let group = groups
+                    .iter()
+                    .find(|g| g.producers.iter().any(|l| *l == layer))?;
+                p.keep.get(&group.name)
+            });
+            let units: Vec<Option<usize>> = match kept {
+                Some(kept) => (0..self.dense_width(&layer).unwrap_or(c))
+                    .map(|u| kept.iter().position(|&k| k == u))
+                    .collect(),
+                None => (0..c).map(Some).collect(),
+            };
+            let maps = units
+                .into_iter()
+                .map(|k| k.map(|k| values[k * n..(k + 1) * n].to_vec()))
+                .collect();
+            out.push(UnitMaps {
+                layer,
+                resolution,
+                maps,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The output of unit `unit` (dense numbering) of layer `layer` over the grid.
+    pub async fn unit_map(
+        &self,
+        layer: &str,
+        unit: usize,
+        resolution: usize,
+        extent: f32,
+    ) -> Result<Vec<f32>> {
+        let maps = self.unit_maps(resolution, extent).await?;
+        let layer_maps = maps
             .into_iter()
-            .find(|(name, _)| name == layer)
+            .find(|m| m.layer == layer)
             .ok_or_else(|| Error::config("layer", layer, "not a prunable layer of this model"))?;
-        let [_, c, _, _] = map.dims();
-        if unit >= c {
-            return Err(Error::config(
+        let units = layer_maps.maps.len();
+        match layer_maps.maps.into_iter().nth(unit) {
+            Some(Some(map)) => Ok(map),
+            Some(None) => Err(Error::config(
                 "unit",
                 unit,
-                format!("layer {layer} has {c} units"),
-            ));
+                format!("unit {unit} of {layer} was pruned"),
+            )),
+            None => Err(Error::config(
+                "unit",
+                unit,
+                format!("layer {layer} has {units} units"),
+            )),
         }
-        host::floats(map.slice([0..n, unit..unit + 1]).flatten::<1>(0, 3)).await
+    }
+
+    /// The dense width of `layer` (its output units before pruning).
+    fn dense_width(&self, layer: &str) -> Option<usize> {
+        let dense = self.dense.as_ref()?;
+        dense
+            .prunable_weights()
+            .into_iter()
+            .find(|w| w.layer == layer)
+            .map(|w| w.param.shape()[if w.param.shape().len() == 4 { 0 } else { 1 }])
     }
 
     /// The dense model's coupled groups (the residual streams included):

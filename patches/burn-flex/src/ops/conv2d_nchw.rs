@@ -1,0 +1,405 @@
+//! prunelab patch (see `docs/operations.md`, "The burn-flex patch"): 2-D
+//! convolution, forward and both backward passes, computed on NCHW data as
+//! one GEMM per batch item against an im2col buffer, without layout changes.
+//!
+//! Why: burn's default `conv2d_weight_backward` runs the weight gradient as
+//! a *forward* convolution of the batch-transposed input with the
+//! batch-transposed output gradient — for a 32×32 feature map, a "kernel" of
+//! 32×32 over 128 "channels", which flex's forward path turns into NHWC
+//! copies, a 131,072-row im2col and a serial kernel transpose. The forward
+//! path also converts every input to NHWC on one thread. Here:
+//! - forward: `y_b[co, p] = Σ_c W[co, c] · col_b[c, p]`
+//! - input gradient: `col_b = Wᵀ · dy_b`, scattered back (col2im)
+//! - weight gradient: `dW += dy_b · col_bᵀ`, one accumulator per thread
+//!
+//! where `c` runs over (input channel, kernel row, kernel column) of one
+//! group and `p` over output positions. Batch items run in parallel (rayon).
+
+use alloc::vec;
+use alloc::vec::Vec;
+use burn_backend::DType;
+use burn_backend::ops::ConvOptions;
+use burn_std::{Bytes, Shape};
+
+use crate::{FlexTensor, Layout};
+
+/// The sizes of one 2-D convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    batch: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl Geometry {
+    fn new(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Self {
+        let out = |i: usize, size: usize, k: usize| {
+            let (begin, end) = options.padding[i];
+            (size + begin + end - options.dilation[i] * (k - 1) - 1) / options.stride[i] + 1
+        };
+        Self {
+            batch: x[0],
+            c_in: x[1],
+            h: x[2],
+            w: x[3],
+            c_out: weight[0],
+            kh: weight[2],
+            kw: weight[3],
+            oh: out(0, x[2], weight[2]),
+            ow: out(1, x[3], weight[3]),
+            stride: options.stride,
+            pad: [options.padding[0].0, options.padding[1].0],
+            dilation: options.dilation,
+            groups: options.groups,
+        }
+    }
+    fn c_in_group(&self) -> usize {
+        self.c_in / self.groups
+    }
+    fn c_out_group(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// Rows of one group's im2col buffer.
+    fn col_rows(&self) -> usize {
+        self.c_in_group() * self.kh * self.kw
+    }
+    fn spatial(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// `[lo, hi)`: the output columns whose input column `ox·s + off` is inside the image.
+    fn valid_cols(&self, off: isize) -> (usize, usize) {
+        let s = self.stride[1] as isize;
+        let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+        let hi = if (self.w as isize) <= off {
+            0
+        } else {
+            ((self.w as isize - off + s - 1) / s).min(self.ow as isize)
+        };
+        let lo = (lo as usize).min(self.ow);
+        (lo, (hi.max(0) as usize).max(lo))
+    }
+    /// The input row read by output row `oy` at kernel row `i`, if inside the image.
+    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
+        let y = (oy * self.stride[0] + i * self.dilation[0]) as isize - self.pad[0] as isize;
+        (y >= 0 && (y as usize) < self.h).then_some(y as usize)
+    }
+}
+
+/// Element types the GEMM path runs on (f16/bf16 go through f32).
+pub(crate) trait Real:
+    bytemuck::Pod + Copy + Send + Sync + 'static + core::ops::AddAssign + num_traits::Zero
+{
+    const ONE: Self;
+}
+impl Real for f32 {
+    const ONE: Self = 1.0;
+}
+impl Real for f64 {
+    const ONE: Self = 1.0;
+}
+
+/// One image's (`x`: `[c_in_group, h, w]` of group `g`) patches as
+/// `col[(c, i, j), p]`.
+fn im2col<T: Real>(g: &Geometry, x: &[T], col: &mut [T]) {
+    let (hw, sp) = (g.h * g.w, g.spatial());
+    for c in 0..g.c_in_group() {
+        let plane = &x[c * hw..(c + 1) * hw];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &mut col[((c * g.kh + i) * g.kw + j) * sp..][..sp];
+                let off = (j * g.dilation[1]) as isize - g.pad[1] as isize;
+                let (lo, hi) = g.valid_cols(off);
+                for oy in 0..g.oh {
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    let Some(y) = g.input_row(oy, i) else {
+                        out.fill(T::zero());
+                        continue;
+                    };
+                    let src = &plane[y * g.w..(y + 1) * g.w];
+                    out[..lo].fill(T::zero());
+                    out[hi..].fill(T::zero());
+                    if g.stride[1] == 1 {
+                        let start = (lo as isize + off) as usize;
+                        out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (ox, v) in out.iter_mut().enumerate().take(hi).skip(lo) {
+                            *v = src[(ox as isize * g.stride[1] as isize + off) as usize];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds each patch entry back onto its pixel.
+fn col2im<T: Real>(g: &Geometry, col: &[T], dx: &mut [T]) {
+    let (hw, sp) = (g.h * g.w, g.spatial());
+    for c in 0..g.c_in_group() {
+        let plane = &mut dx[c * hw..(c + 1) * hw];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &col[((c * g.kh + i) * g.kw + j) * sp..][..sp];
+                let off = (j * g.dilation[1]) as isize - g.pad[1] as isize;
+                let (lo, hi) = g.valid_cols(off);
+                for oy in 0..g.oh {
+                    let Some(y) = g.input_row(oy, i) else { continue };
+                    let src = &row[oy * g.ow..(oy + 1) * g.ow];
+                    let dst = &mut plane[y * g.w..(y + 1) * g.w];
+                    if g.stride[1] == 1 {
+                        let start = (lo as isize + off) as usize;
+                        for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                            *d += *s;
+                        }
+                    } else {
+                        for ox in lo..hi {
+                            dst[(ox as isize * g.stride[1] as isize + off) as usize] += src[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, each given by (row stride, column stride).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const T,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const T,
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Runs `f(b, out_b)` for every batch item on its own `per_item`-long slice of `out`.
+fn for_each_item<T: Real>(out: &mut [T], per_item: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(per_item).enumerate().for_each(|(b, o)| f(b, o));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (b, o) in out.chunks_mut(per_item).enumerate() {
+        f(b, o);
+    }
+}
+
+fn tensor<T: Real + burn_backend::Element>(data: Vec<T>, shape: [usize; 4], dtype: DType) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape.to_vec())), dtype)
+}
+
+fn shape4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.layout().shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// Forward convolution.
+pub(crate) fn conv2d<T: Real + burn_backend::Element>(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: &ConvOptions<2>,
+    dtype: DType,
+) -> FlexTensor {
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let g = Geometry::new(&shape4(&x), &shape4(&weight), options);
+    let (xs, ws): (&[T], &[T]) = (x.storage(), weight.storage());
+    let bias = bias.map(|b| b.to_contiguous());
+    let bs: Option<&[T]> = bias.as_ref().map(|b| b.storage());
+    let (rows, sp, cog) = (g.col_rows(), g.spatial(), g.c_out_group());
+    let mut out = vec![T::zero(); g.batch * g.c_out * sp];
+    for_each_item(&mut out, g.c_out * sp, |b, y| {
+        let mut col = vec![T::zero(); rows * sp];
+        for grp in 0..g.groups {
+            let xb = &xs[(b * g.c_in + grp * g.c_in_group()) * g.h * g.w..];
+            im2col(&g, xb, &mut col);
+            let yg = &mut y[grp * cog * sp..(grp + 1) * cog * sp];
+            if let Some(bs) = bs {
+                for (co, plane) in yg.chunks_mut(sp).enumerate() {
+                    plane.fill(bs[grp * cog + co]);
+                }
+            }
+            unsafe {
+                gemm(
+                    (cog, sp, rows),
+                    yg.as_mut_ptr(),
+                    sp,
+                    bs.is_some(),
+                    ws[grp * cog * rows..].as_ptr(),
+                    (rows, 1),
+                    col.as_ptr(),
+                    (sp, 1),
+                )
+            };
+        }
+    });
+    tensor(out, [g.batch, g.c_out, g.oh, g.ow], dtype)
+}
+
+/// The gradient with respect to the input.
+pub(crate) fn conv2d_x_backward<T: Real + burn_backend::Element>(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+    dtype: DType,
+) -> FlexTensor {
+    let (weight, dy) = (weight.to_contiguous(), output_grad.to_contiguous());
+    let g = Geometry::new(&shape4(&x), &shape4(&weight), options);
+    let (ws, dys): (&[T], &[T]) = (weight.storage(), dy.storage());
+    let (rows, sp, cog) = (g.col_rows(), g.spatial(), g.c_out_group());
+    let mut dx = vec![T::zero(); g.batch * g.c_in * g.h * g.w];
+    for_each_item(&mut dx, g.c_in * g.h * g.w, |b, dxb| {
+        let mut col = vec![T::zero(); rows * sp];
+        for grp in 0..g.groups {
+            // col = W_gᵀ · dy_b,g : W_g is [cog, rows] row-major.
+            unsafe {
+                gemm(
+                    (rows, sp, cog),
+                    col.as_mut_ptr(),
+                    sp,
+                    false,
+                    ws[grp * cog * rows..].as_ptr(),
+                    (1, rows),
+                    dys[(b * g.c_out + grp * cog) * sp..].as_ptr(),
+                    (sp, 1),
+                )
+            };
+            let plane = g.c_in_group() * g.h * g.w;
+            col2im(&g, &col, &mut dxb[grp * plane..(grp + 1) * plane]);
+        }
+    });
+    tensor(dx, [g.batch, g.c_in, g.h, g.w], dtype)
+}
+
+/// The gradient with respect to the weight.
+pub(crate) fn conv2d_weight_backward<T: Real + burn_backend::Element>(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+    dtype: DType,
+) -> FlexTensor {
+    let (x, dy) = (x.to_contiguous(), output_grad.to_contiguous());
+    let w_shape = shape4(&weight);
+    let g = Geometry::new(&shape4(&x), &w_shape, options);
+    let (xs, dys): (&[T], &[T]) = (x.storage(), dy.storage());
+    let (rows, sp, cog) = (g.col_rows(), g.spatial(), g.c_out_group());
+    let len = g.c_out * rows;
+    // One accumulator per contiguous run of batch items, summed at the end.
+    let accumulate = |items: core::ops::Range<usize>| {
+        let mut dw = vec![T::zero(); len];
+        let mut col = vec![T::zero(); rows * sp];
+        for b in items {
+            for grp in 0..g.groups {
+                im2col(&g, &xs[(b * g.c_in + grp * g.c_in_group()) * g.h * g.w..], &mut col);
+                // dW_g += dy_b,g · colᵀ
+                unsafe {
+                    gemm(
+                        (cog, rows, sp),
+                        dw[grp * cog * rows..].as_mut_ptr(),
+                        rows,
+                        true,
+                        dys[(b * g.c_out + grp * cog) * sp..].as_ptr(),
+                        (sp, 1),
+                        col.as_ptr(),
+                        (1, sp),
+                    )
+                };
+            }
+        }
+        dw
+    };
+    #[cfg(feature = "rayon")]
+    let partials: Vec<Vec<T>> = {
+        use rayon::prelude::*;
+        let chunks = rayon::current_num_threads().clamp(1, g.batch.max(1));
+        (0..chunks)
+            .into_par_iter()
+            .map(|c| accumulate(c * g.batch / chunks..(c + 1) * g.batch / chunks))
+            .collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let partials: Vec<Vec<T>> = vec![accumulate(0..g.batch)];
+    let mut dw = vec![T::zero(); len];
+    for p in partials {
+        for (d, v) in dw.iter_mut().zip(p) {
+            *d += v;
+        }
+    }
+    tensor(dw, w_shape, dtype)
+}
+
+/// Which gradient to compute.
+#[derive(Clone, Copy)]
+pub(crate) enum Pass {
+    InputGrad,
+    WeightGrad,
+}
+
+/// A backward pass in the tensors' own precision (f16/bf16 through f32).
+pub(crate) fn backward(
+    pass: Pass,
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    use super::module::{cast_from_f32, cast_to_f32};
+    let run = |x, w, dy, dtype| match (pass, dtype) {
+        (Pass::InputGrad, DType::F64) => conv2d_x_backward::<f64>(x, w, dy, options, dtype),
+        (Pass::WeightGrad, DType::F64) => conv2d_weight_backward::<f64>(x, w, dy, options, dtype),
+        (Pass::InputGrad, _) => conv2d_x_backward::<f32>(x, w, dy, options, DType::F32),
+        (Pass::WeightGrad, _) => conv2d_weight_backward::<f32>(x, w, dy, options, DType::F32),
+    };
+    match output_grad.dtype() {
+        dtype @ (DType::F32 | DType::F64) => run(x, weight, output_grad, dtype),
+        DType::F16 => {
+            let f = |t| cast_to_f32::<half::f16>(t, half::f16::to_f32);
+            cast_from_f32::<half::f16>(run(f(x), f(weight), f(output_grad), DType::F32), half::f16::from_f32)
+        }
+        DType::BF16 => {
+            let f = |t| cast_to_f32::<half::bf16>(t, half::bf16::to_f32);
+            cast_from_f32::<half::bf16>(run(f(x), f(weight), f(output_grad), DType::F32), half::bf16::from_f32)
+        }
+        dtype => panic!("conv2d backward: unsupported dtype {dtype:?}"),
+    }
+}
