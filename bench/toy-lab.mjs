@@ -1,26 +1,52 @@
-// The page's own toy lab, timed in headless Chromium (CPU path): epochs per
-// second on TensorFlow Playground's benchmark setting (spiral, 2 hidden
-// layers 4,2 tanh, batch 10, 250 training points), from the first training
-// frame to the last epoch. Not a test: figures go to docs/benchmarks.md.
-//   node bench/toy-lab.mjs [epochs]     (after ./build.sh wasm)
-import { ARTIFACTS, browser, open, serve } from '../tests/browser/harness.mjs';
+// The page's own toy lab, timed in headless Chromium (CPU path). Not a
+// test: figures go to docs/benchmarks.md. After ./build.sh wasm:
+//   node bench/toy-lab.mjs [epochs]
+//     epochs per second on TensorFlow Playground's benchmark setting (spiral,
+//     2 hidden layers 4,2 tanh, batch 10, 250 training points), from the
+//     first training frame to the last epoch;
+//   node bench/toy-lab.mjs --to90 [seeds]
+//     seconds from the first training frame to 90% test accuracy on
+//     Playground's spiral (tfp-spiral, no noise) with 2 hidden layers 8,8
+//     relu, batch 10, 250 training points, the page's default optimizer and
+//     initialisation, for seeds 1..seeds; a third argument adds settings,
+//     e.g. `init=default&lr=0.03` (the defaults before issue 15).
+import { browser, open, serve } from '../tests/browser/harness.mjs';
 
-const epochs = Number(process.argv[2] || 200);
+const to90 = process.argv[2] === '--to90';
 const server = await serve();
 const ctx = await browser({ webgpu: false });
 try {
-  const url = `${server.url}/#device=cpu&dataset=spiral&hidden=4,2&activation=tanh&batch=10&points=250&lr=0.03&epochs=${epochs}&seed=1&autoplay=1`;
-  const { page } = await open(ctx, url);
-  await page.waitForFunction(() => window.__prunelab?.state === 'training', null, { timeout: 120_000 });
-  const t0 = Date.now();
-  await page.waitForFunction(() => window.__prunelab.state === 'done', null, { timeout: 600_000 });
-  const seconds = (Date.now() - t0) / 1000;
-  const view = await page.evaluate(() => window.__prunelab);
-  console.log(JSON.stringify({
-    epochs, seconds, epochs_per_s: +(epochs / seconds).toFixed(2),
-    test_accuracy: view.accuracies.at(-1), device: view.device,
-  }));
-  void ARTIFACTS;
+  if (to90) {
+    const seeds = Number(process.argv[3] || 3);
+    const extra = process.argv[4] ? `&${process.argv[4]}` : '';
+    for (let seed = 1; seed <= seeds; seed++) {
+      const url = `${server.url}/#device=cpu&dataset=tfp-spiral&noise=0&hidden=8,8&activation=relu&batch=10&points=250&epochs=600&seed=${seed}${extra}&autoplay=1`;
+      const { page } = await open(ctx, url);
+      await page.waitForFunction(() => window.__prunelab?.state === 'training', null, { timeout: 120_000 });
+      const t0 = Date.now();
+      const reached = await page.waitForFunction(() => {
+        const v = window.__prunelab;
+        const i = v.accuracies.findIndex((a) => a >= 0.9);
+        return i >= 0 ? i + 1 : (v.state === 'done' ? -1 : false);
+      }, null, { timeout: 120_000, polling: 'raf' }).then((h) => h.jsonValue());
+      const seconds = (Date.now() - t0) / 1000;
+      console.log(JSON.stringify({ seed, epoch_at_90: reached > 0 ? reached : null, seconds: reached > 0 ? seconds : null }));
+      await page.close();
+    }
+  } else {
+    const epochs = Number(process.argv[2] || 200);
+    const url = `${server.url}/#device=cpu&dataset=spiral&hidden=4,2&activation=tanh&init=default&batch=10&points=250&lr=0.03&epochs=${epochs}&seed=1&autoplay=1`;
+    const { page } = await open(ctx, url);
+    await page.waitForFunction(() => window.__prunelab?.state === 'training', null, { timeout: 120_000 });
+    const t0 = Date.now();
+    await page.waitForFunction(() => window.__prunelab.state === 'done', null, { timeout: 600_000 });
+    const seconds = (Date.now() - t0) / 1000;
+    const view = await page.evaluate(() => window.__prunelab);
+    console.log(JSON.stringify({
+      epochs, seconds, epochs_per_s: +(epochs / seconds).toFixed(2),
+      test_accuracy: view.accuracies.at(-1), device: view.device, timing: view.timing,
+    }));
+  }
 } finally {
   await ctx.close();
   server.stop();

@@ -17,7 +17,11 @@ export const SETTINGS = [
   { name: 'model', type: 'string', default: 'mlp', options: ['mlp', 'resmlp'], labels: ['MLP', 'residual MLP (blocks)'] },
   { name: 'hidden', type: 'list', default: [12, 12] },
   { name: 'activation', type: 'string', default: 'relu', options: ['relu', 'tanh', 'sigmoid'] },
-  { name: 'lr', type: 'number', default: 0.03, min: 0.0001, max: 1, step: 0.001 },
+  // TensorFlow Playground's start (U(−0.5, 0.5) on its plane, biases 0.1) learns a spiral in a
+  // few hundred epochs where burn's default start often stalls (docs/benchmarks.md).
+  { name: 'init', type: 'string', default: 'playground', options: ['playground', 'default'], labels: ['TF Playground', 'burn / PyTorch'] },
+  // Adam at 0.01: at Playground's SGD rate (0.03) Adam bounces on the spiral.
+  { name: 'lr', type: 'number', default: 0.01, min: 0.0001, max: 1, step: 0.001 },
   { name: 'batch', type: 'number', default: 32, min: 1, max: 1000, step: 1 },
   { name: 'epochs', type: 'number', default: 60, min: 1, max: 1000, step: 1 },
   // Toy lab: pruning.
@@ -95,7 +99,7 @@ export function setting(name) {
 export function toyConfig(state) {
   return {
     seed: state.seed,
-    model: { name: state.model, hidden: state.model === 'resmlp' ? state.hidden.map(() => state.hidden[0]) : state.hidden, activation: state.activation },
+    model: { name: state.model, hidden: state.model === 'resmlp' ? state.hidden.map(() => state.hidden[0]) : state.hidden, activation: state.activation, init: state.init },
     data: { dataset: state.dataset === 'csv' ? 'spiral' : state.dataset, noise: state.noise, train_points: state.points, test_points: Math.max(100, Math.round(state.points / 2)), augment: false },
     train: { epochs: state.epochs, batch_size: state.batch, lr: state.lr, optimizer: 'adam', weight_decay: 0, schedule: 'constant' },
   };

@@ -186,7 +186,10 @@ export function toyLab(engine, state, view, onLost) {
           snapshotAt = performance.now();
           engine.call('modelFile').then((file) => { if (mine === generation) snapshot = file; }, () => {});
         }
+        const d0 = performance.now();
         await redraw(views);
+        view.timing = view.timing || { frames: 0, drawMs: 0, epochs: 0 };
+        view.timing.frames += 1; view.timing.drawMs += performance.now() - d0; view.timing.epochs += epochs.length; view.timing.chunk = chunk;
         if (report.finished) {
           running = false;
           setStatus('done');
@@ -242,6 +245,7 @@ export function toyLab(engine, state, view, onLost) {
   bind('epochs', state, 'epochs', changed, (v) => Math.max(1, Math.floor(v)));
   bind('model', state, 'model', changed);
   bind('activation', state, 'activation', changed);
+  bind('init', state, 'init', changed);
   bind('method', state, 'method', changed);
   bind('amount', state, 'amount', changed);
   bind('streams', state, 'streams', changed);

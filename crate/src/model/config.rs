@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ModelSpec;
-use super::spec::{Activation, ModelOptions, Shortcut};
+use super::spec::{Activation, Init, ModelOptions, Shortcut};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,6 +14,8 @@ pub struct ModelConfig {
     /// MLP hidden widths.
     pub hidden: Vec<usize>,
     pub activation: Activation,
+    /// MLP initialisation: `default` or `playground` (TensorFlow Playground's).
+    pub init: Init,
     /// ResNet shortcut where the shape changes: `a` (zero-pad) or `b` (1×1 conv).
     pub shortcut: Shortcut,
 }
@@ -24,6 +26,7 @@ impl Default for ModelConfig {
             name: "mlp".into(),
             hidden: vec![16, 16],
             activation: Activation::Relu,
+            init: Init::Default,
             shortcut: Shortcut::A,
         }
     }
@@ -39,6 +42,7 @@ impl ModelConfig {
                 classes,
                 hidden: self.hidden.clone(),
                 activation: self.activation,
+                init: self.init,
                 shortcut: self.shortcut,
                 inputs,
             },

@@ -29,6 +29,30 @@ pub enum Activation {
     Sigmoid,
 }
 
+/// How an MLP's weights start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// burn's (and PyTorch's) default: `U(±1/√fan_in)` for weights and biases.
+    #[default]
+    Default,
+    /// TensorFlow Playground's: weights `U(−0.5, 0.5)`, biases 0.1 — on
+    /// Playground's plane, which is ours ×[`PLAYGROUND_SCALE`]: the first
+    /// layer's weights are drawn ×5 so that the same network sees the same
+    /// pre-activations. Its steeper first layer puts more kinks inside the
+    /// data, which a spiral needs (docs/benchmarks.md).
+    Playground,
+}
+
+/// TensorFlow Playground's plane (`[-6, 6]`) over ours (`tfp-spiral`'s 1/5).
+pub const PLAYGROUND_SCALE: f32 = 5.0;
+
+impl Init {
+    fn is_default(&self) -> bool {
+        *self == Init::Default
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlpSpec {
     pub inputs: usize,
@@ -37,6 +61,8 @@ pub struct MlpSpec {
     pub classes: usize,
     #[serde(default)]
     pub activation: Activation,
+    #[serde(default, skip_serializing_if = "Init::is_default")]
+    pub init: Init,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +242,8 @@ pub struct ModelOptions {
     /// MLP hidden widths.
     pub hidden: Vec<usize>,
     pub activation: Activation,
+    /// MLP initialisation.
+    pub init: Init,
     pub shortcut: Shortcut,
     /// MLP input size (2 for toy data).
     pub inputs: usize,
@@ -227,6 +255,7 @@ impl Default for ModelOptions {
             classes: 10,
             hidden: vec![16, 16],
             activation: Activation::Relu,
+            init: Init::Default,
             shortcut: Shortcut::A,
             inputs: 2,
         }
@@ -259,6 +288,7 @@ impl ModelSpec {
                     hidden: options.hidden.clone(),
                     classes,
                     activation: options.activation,
+                    init: options.init,
                 })
             }
             "resmlp" => {

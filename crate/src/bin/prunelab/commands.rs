@@ -105,6 +105,9 @@ pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
     if let Some(v) = &args.activation {
         c.model.activation = parse("activation", v)?;
     }
+    if let Some(v) = &args.init {
+        c.model.init = parse("init", v)?;
+    }
     if let Some(v) = &args.shortcut {
         c.model.shortcut = parse("shortcut", v)?;
     }

@@ -108,6 +108,9 @@ pub struct SetupArgs {
     /// MLP activation: relu, tanh, sigmoid.
     #[arg(long)]
     pub activation: Option<String>,
+    /// MLP initialisation: default (burn's, PyTorch's) or playground (TensorFlow Playground's)
+    #[arg(long)]
+    pub init: Option<String>,
     /// ResNet shortcut: a (zero-pad) or b (1x1 projection).
     #[arg(long)]
     pub shortcut: Option<String>,
