@@ -12,15 +12,20 @@
 //     e.g. `init=default&lr=0.03` (the defaults before issue 15).
 import { browser, open, serve } from '../tests/browser/harness.mjs';
 
+// `--webgpu` (last argument): the same on WebGPU (here: SwiftShader, a CPU
+// emulation of a GPU — a check of the read-back count, not of GPU speed).
+const webgpu = process.argv.at(-1) === '--webgpu';
+if (webgpu) process.argv.pop();
 const to90 = process.argv[2] === '--to90';
 const server = await serve();
-const ctx = await browser({ webgpu: false });
+const ctx = await browser({ webgpu });
+const device = webgpu ? 'webgpu' : 'cpu';
 try {
   if (to90) {
     const seeds = Number(process.argv[3] || 3);
     const extra = process.argv[4] ? `&${process.argv[4]}` : '';
     for (let seed = 1; seed <= seeds; seed++) {
-      const url = `${server.url}/#device=cpu&dataset=tfp-spiral&noise=0&hidden=8,8&activation=relu&batch=10&points=250&epochs=600&seed=${seed}${extra}&autoplay=1`;
+      const url = `${server.url}/#device=${device}&dataset=tfp-spiral&noise=0&hidden=8,8&activation=relu&batch=10&points=250&epochs=600&seed=${seed}${extra}&autoplay=1`;
       const { page } = await open(ctx, url);
       await page.waitForFunction(() => window.__prunelab?.state === 'training', null, { timeout: 120_000 });
       const t0 = Date.now();
@@ -35,7 +40,7 @@ try {
     }
   } else {
     const epochs = Number(process.argv[2] || 200);
-    const url = `${server.url}/#device=cpu&dataset=spiral&hidden=4,2&activation=tanh&init=default&batch=10&points=250&lr=0.03&epochs=${epochs}&seed=1&autoplay=1`;
+    const url = `${server.url}/#device=${device}&dataset=spiral&hidden=4,2&activation=tanh&init=default&batch=10&points=250&lr=0.03&epochs=${epochs}&seed=1&autoplay=1`;
     const { page } = await open(ctx, url);
     await page.waitForFunction(() => window.__prunelab?.state === 'training', null, { timeout: 120_000 });
     const t0 = Date.now();

@@ -16,6 +16,17 @@ if (self.GPUAdapter) {
   };
 }
 
+// Count GPU read backs (buffer maps): each stalls the GPU, and a frame
+// should need few (see `frame`'s `reads`).
+let reads = 0;
+if (self.GPUBuffer) {
+  const map = GPUBuffer.prototype.mapAsync;
+  GPUBuffer.prototype.mapAsync = function (...args) {
+    reads += 1;
+    return map.apply(this, args);
+  };
+}
+
 const ready = init();
 let session = null;
 let queue = Promise.resolve();
@@ -40,12 +51,15 @@ const handlers = {
   // the page draws — the boundary (or the selected unit's map), every hidden
   // unit's map, the network.
   async frame({ steps, resolution, extent, unit, unitResolution }) {
+    const before = reads;
     const report = steps ? await session.train(steps) : null;
+    const trainReads = reads - before;
     const boundary = unit
       ? await session.unitMap(unit.layer, unit.unit, resolution, extent)
       : await session.boundary(resolution, extent);
     const maps = unitResolution ? await session.unitMaps(unitResolution, extent) : [];
-    return { report, boundary, maps, network: await session.network() };
+    const network = await session.network();
+    return { report, boundary, maps, network, reads: { train: trainReads, views: reads - before - trainReads } };
   },
   score: ({ method, options }) => session.score(method, options),
   prune: ({ amount }) => session.prune(amount),

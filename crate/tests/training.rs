@@ -194,3 +194,79 @@ fn a_fork_leaves_its_original_untouched_and_a_clone_does_not() {
         "a clone that trains moves the original's BN statistics"
     );
 }
+
+/// Events of `steps`-long `advance` calls until the run ends, with the
+/// step's own read backs or deferred to each call's end.
+fn events_of(defer: bool, steps: usize) -> (Vec<String>, prunelab::train::Progress, Vec<f32>) {
+    let split = toy("moons", 96, 2);
+    let device = cpu().autodiff();
+    let mut trainer = Trainer::new(model(&mlp_spec(&[8, 6]), 2, &device), adam(3, 0.02), 2);
+    trainer.defer_reads = defer;
+    let mut events = Vec::new();
+    while !trainer.finished() {
+        let mut sink = |e: prunelab::events::Event| {
+            let mut v = serde_json::to_value(&e).unwrap();
+            // Wall time differs between runs (and is shared evenly when deferred).
+            for key in ["images_per_second", "seconds"] {
+                v.as_object_mut().map(|o| o.remove(key));
+            }
+            events.push(v.to_string());
+        };
+        let until = prunelab::train::Until::Steps(steps);
+        block_on(prunelab::train::advance(
+            &mut trainer,
+            &split,
+            false,
+            &device,
+            until,
+            &mut sink,
+        ))
+        .unwrap();
+    }
+    let mut progress = trainer.progress.clone();
+    for h in progress.history.iter_mut() {
+        h.seconds = 0.0;
+    }
+    progress.epoch_seconds = 0.0;
+    (events, progress, weights(&trainer.model))
+}
+
+/// Deferring the reads (what the page does on WebGPU) changes when the
+/// figures are read, not the run: the same events in the same order, the
+/// same sums and history, the same weights — for calls that end mid-epoch
+/// and calls that span epochs.
+#[test]
+fn deferred_reads_give_the_same_run_and_events() {
+    for steps in [1, 4, 7, 30] {
+        let (want_events, want_progress, want_weights) = events_of(false, steps);
+        let (events, progress, weights) = events_of(true, steps);
+        assert!(
+            want_events.iter().any(|e| e.contains("\"step\"")),
+            "steps are reported"
+        );
+        assert_eq!(events, want_events, "events, calls of {steps} steps");
+        assert_eq!(progress, want_progress, "progress, calls of {steps} steps");
+        assert_eq!(weights, want_weights, "weights, calls of {steps} steps");
+    }
+}
+
+#[test]
+fn a_deferred_non_finite_loss_stops_the_run_at_the_read_and_says_where() {
+    let mut split = toy("xor", 64, 1);
+    if let Features::Floats(f) = &mut split.train.features {
+        for v in f.iter_mut() {
+            *v = f32::NAN;
+        }
+    }
+    let device = cpu().autodiff();
+    let mut trainer = Trainer::new(model(&mlp_spec(&[8]), 1, &device), adam(1, 0.01), 1);
+    trainer.defer_reads = true;
+    let err = block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet))
+        .unwrap_err()
+        .to_string();
+    // Read after the epoch's steps, it still names the first bad step.
+    assert!(
+        err.contains("loss became") && err.contains("step 1"),
+        "{err}"
+    );
+}

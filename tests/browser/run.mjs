@@ -68,6 +68,11 @@ const tests = {
       check(last < 0.6 * first, `loss fell: ${first.toFixed(3)} → ${last.toFixed(3)}`);
       check(view.accuracies.at(-1) > 0.8, `test accuracy ${view.accuracies.at(-1)}`);
       check(view.boundaryFrames >= 3, `${view.boundaryFrames} boundary frames`);
+      // A GPU stalls on each read back: training reads once per frame (the
+      // frame's steps together) plus once per epoch it closes (the test set).
+      const t = view.timing;
+      check(t.steps > 2 * t.frames && t.reads.train <= t.frames + t.epochs,
+        `${t.reads.train} training read backs for ${t.steps} steps in ${t.frames} frames, ${t.epochs} epochs`);
       check(!(await page.isVisible('#notice')), 'no fallback notice on WebGPU');
       runs.webgpu = view.losses;
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-webgpu.png') });

@@ -180,6 +180,13 @@ impl Lab {
         let augment = self.config.data.augment;
         let mut events = Vec::new();
         let mut sink = |e: Event| events.push(e);
+        // A read back stalls a GPU: on WebGPU the call's steps are read
+        // together at its end (`Trainer::defer_reads`), not one by one.
+        let defer = self.device.kind == crate::device::DeviceChoice::Webgpu;
+        self.trainer.defer_reads = defer;
+        if let Some(run) = self.gated.as_mut() {
+            run.trainer.defer_reads = defer;
+        }
         let mut report = LabReport {
             events: Vec::new(),
             step: 0,

@@ -91,7 +91,23 @@ pub struct Trainer<M: Trainable> {
     pub config: TrainConfig,
     pub seed: u64,
     pub progress: Progress,
+    /// Keep each step's loss on the device and read the steps of one
+    /// [`advance`] call together ([`Trainer::flush`]): a GPU stalls on every
+    /// read back, so a page frame of many steps reads once, not once per step.
+    /// A non-finite loss then stops the run at the read, naming its step.
+    pub defer_reads: bool,
+    pending: Vec<PendingStep>,
     order: Option<(usize, Vec<usize>)>,
+}
+
+/// A step whose statistics (data loss, hits, whole loss) are still on the device.
+struct PendingStep {
+    stats: Tensor<1>,
+    epoch: usize,
+    step: u64,
+    lr: f64,
+    images: usize,
+    start: f64,
 }
 
 impl<M: Trainable> Trainer<M> {
@@ -103,6 +119,8 @@ impl<M: Trainable> Trainer<M> {
             config,
             seed,
             progress: Progress::default(),
+            defer_reads: false,
+            pending: Vec::new(),
             order: None,
         }
     }
@@ -162,6 +180,27 @@ impl<M: Trainable> Trainer<M> {
         let stats = Tensor::cat(vec![data_loss, hits, loss.clone().detach()], 0);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(lr, self.model.clone(), grads);
+        if self.defer_reads {
+            let p = &mut self.progress;
+            p.step += 1;
+            p.batch += 1;
+            self.pending.push(PendingStep {
+                stats,
+                epoch: epoch + 1,
+                step: p.step,
+                lr,
+                images: batch.len,
+                start,
+            });
+            // The figures come with `flush`'s events.
+            return Ok(Some(StepStats {
+                loss: f32::NAN,
+                accuracy: f32::NAN,
+                lr,
+                seconds: 0.0,
+                images: batch.len,
+            }));
+        }
         let values = host::floats(stats).await?;
         let (loss, hits, total) = (values[0], values[1], values[2]);
         let p = &mut self.progress;
@@ -186,6 +225,48 @@ impl<M: Trainable> Trainer<M> {
             seconds,
             images: batch.len,
         }))
+    }
+
+    /// Reads the deferred steps' statistics in one read back, adds them to
+    /// the epoch's sums and emits their `Step` events in order (see
+    /// `defer_reads`; nothing to do otherwise). Their time is the calls'
+    /// wall time shared evenly: a GPU step's own time is not observable
+    /// without the reads this avoids.
+    pub async fn flush(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let values = host::floats(Tensor::cat(
+            pending.iter().map(|p| p.stats.clone()).collect(),
+            0,
+        ))
+        .await?;
+        let seconds = (clock::now() - pending[0].start) / pending.len() as f64;
+        for (p, v) in pending.iter().zip(values.chunks(3)) {
+            let (loss, hits, total) = (v[0], v[1], v[2]);
+            if !total.is_finite() {
+                return Err(Error::NonFiniteLoss {
+                    value: total,
+                    epoch: p.epoch,
+                    step: p.step,
+                });
+            }
+            let progress = &mut self.progress;
+            progress.loss_sum += loss as f64 * p.images as f64;
+            progress.correct_sum += hits as f64;
+            progress.seen += p.images;
+            progress.epoch_seconds += seconds;
+            sink.emit(Event::Step {
+                epoch: p.epoch,
+                step: p.step,
+                loss,
+                accuracy: hits / p.images as f32,
+                lr: p.lr,
+                images_per_second: p.images as f64 / seconds.max(1e-9),
+            });
+        }
+        Ok(())
     }
 
     /// Evaluates on the test set and closes the epoch.
@@ -331,15 +412,19 @@ pub async fn advance<S: Stepper>(
         let per_epoch = loader.batches_per_epoch();
         if trainer.progress.batch < per_epoch {
             if let Some(stats) = stepper.next_step(&loader, split, device).await? {
-                stepper.trainer().emit_step(&stats, sink);
+                if !stepper.trainer().defer_reads {
+                    stepper.trainer().emit_step(&stats, sink);
+                }
                 done += 1;
             }
         }
         let trainer = stepper.trainer();
         if trainer.progress.batch >= per_epoch {
+            trainer.flush(sink).await?;
             closed.push(trainer.close_epoch(split, device, sink).await?);
         }
     }
+    stepper.trainer().flush(sink).await?;
     Ok(closed)
 }
 
