@@ -109,7 +109,7 @@ fn tensor<const D: usize>(v: &[f64], shape: [usize; D], device: &Device) -> Tens
 
 fn read<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .unwrap()
         .into_iter()
         .map(f64::from)

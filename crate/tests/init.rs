@@ -33,7 +33,7 @@ fn playground_weights_are_uniform_halves_with_biases_of_a_tenth() {
     };
     let layers: Vec<_> = mlp.hidden.iter().chain([&mlp.out]).collect();
     for (i, layer) in layers.iter().enumerate() {
-        let w: Vec<f32> = layer.weight.val().into_data().to_vec().unwrap();
+        let w: Vec<f32> = layer.weight.val().into_data().try_to_vec().unwrap();
         let bound = if i == 0 { 0.5 * PLAYGROUND_SCALE } else { 0.5 };
         let largest = w.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
         assert!(
@@ -50,7 +50,7 @@ fn playground_weights_are_uniform_halves_with_biases_of_a_tenth() {
             .unwrap()
             .val()
             .into_data()
-            .to_vec()
+            .try_to_vec()
             .unwrap();
         assert!(b.iter().all(|&v| v == 0.1), "layer {i} biases: {b:?}");
     }
@@ -65,7 +65,7 @@ fn playground_weights_are_uniform_halves_with_biases_of_a_tenth() {
         .unwrap()
         .val()
         .into_data()
-        .to_vec()
+        .try_to_vec()
         .unwrap();
     assert!(b.iter().any(|&v| v != 0.1));
 }

@@ -175,9 +175,7 @@ impl Lab {
             let values =
                 host::floats(map.flatten::<2>(1, 3).transpose().flatten::<1>(0, 1)).await?;
             let kept = plan.and_then(|p| {
-                let group = groups
-                    .iter()
-                    .find(|g| g.producers.iter().any(|l| *l == layer))?;
+                let group = groups.iter().find(|g| g.producers.contains(&layer))?;
                 p.keep.get(&group.name)
             });
             let units: Vec<Option<usize>> = match kept {

@@ -82,6 +82,5 @@ fn playground(layer: Linear, scale: f32, device: &Device) -> Linear {
     Linear {
         weight: Param::from_tensor(weight),
         bias,
-        ..layer
     }
 }
