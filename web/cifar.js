@@ -167,7 +167,7 @@ export function cifarLab(engine, state, view) {
     view.cifar.compared = points.length - 1;
   }));
   $('latency').addEventListener('click', () => guard('measuring', async () => {
-    const l = await engine.call('latency', { batch: 64, repeats: 3 });
+    const l = await engine.call('latency', { batch: 128, repeats: 3 });
     view.cifar.latency = l;
     $('latency-out').textContent = `dense ${l.dense_ms.toFixed(1)} ms, pruned ${l.shown_ms.toFixed(1)} ms per ${l.batch} images · ${(l.dense_ms / l.shown_ms).toFixed(2)}× faster for ${(l.dense_macs / l.shown_macs).toFixed(2)}× fewer MACs`;
     showLayerTimes(l.layers);
