@@ -54,12 +54,9 @@ const handlers = {
     const before = reads;
     const report = steps ? await session.train(steps) : null;
     const trainReads = reads - before;
-    const boundary = unit
-      ? await session.unitMap(unit.layer, unit.unit, resolution, extent)
-      : await session.boundary(resolution, extent);
-    const maps = unitResolution ? await session.unitMaps(unitResolution, extent) : [];
-    const network = await session.network();
-    return { report, boundary, maps, network, reads: { train: trainReads, views: reads - before - trainReads } };
+    // The views in one read back (one transaction in the engine).
+    const views = await session.views(resolution, extent, unitResolution, unit?.layer, unit?.unit);
+    return { report, ...views, reads: { train: trainReads, views: reads - before - trainReads } };
   },
   score: ({ method, options }) => session.score(method, options),
   prune: ({ amount }) => session.prune(amount),

@@ -21,6 +21,38 @@ pub async fn floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
     data.try_into_vec_as::<f32>().map_err(readback_failed)
 }
 
+/// Tensors to read back together, in one transaction: a GPU drains its
+/// queue once for all of them instead of once per tensor.
+#[derive(Default)]
+pub struct Reads {
+    tensors: Vec<Tensor<1>>,
+}
+
+impl Reads {
+    /// Queues `tensor` (flattened); its values are `read()[index]`.
+    pub fn add<const D: usize>(&mut self, tensor: Tensor<D>) -> usize {
+        let n = tensor.shape().num_elements();
+        // One transaction holds tensors of one backend: autodiff's inner one.
+        self.tensors.push(tensor.without_autodiff().reshape([n]));
+        self.tensors.len() - 1
+    }
+
+    /// The queued tensors' values, in the order they were added.
+    pub async fn read(self) -> Result<Vec<Vec<f32>>> {
+        if self.tensors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut transaction = burn::tensor::Transaction::default();
+        for t in self.tensors {
+            transaction = transaction.register(t);
+        }
+        let data = transaction.execute_async().await.map_err(readback_failed)?;
+        data.into_iter()
+            .map(|d| d.try_into_vec_as::<f32>().map_err(readback_failed))
+            .collect()
+    }
+}
+
 /// All values of an integer tensor as `i64`.
 pub async fn ints<const D: usize>(tensor: Tensor<D, Int>) -> Result<Vec<i64>> {
     let data = tensor.into_data_async().await.map_err(readback_failed)?;

@@ -303,6 +303,33 @@ impl Session {
         })
     }
 
+    /// One toy-lab frame's views in one read back: `{boundary, maps, network}`
+    /// (`boundary` is the selected unit's map when `layer` is given).
+    pub fn views(
+        &self,
+        resolution: u32,
+        extent: f32,
+        unit_resolution: u32,
+        layer: Option<String>,
+        unit: Option<u32>,
+    ) -> Promise {
+        let lab = self.lab.clone();
+        future_to_promise(async move {
+            let selected = layer.as_deref().zip(unit.map(|u| u as usize));
+            let views = lab
+                .borrow()
+                .views(
+                    resolution as usize,
+                    extent,
+                    unit_resolution as usize,
+                    selected,
+                )
+                .await
+                .map_err(js_error)?;
+            to_js(&views)
+        })
+    }
+
     /// The layers with their weights and what pruning removed.
     pub fn network(&self) -> Promise {
         let lab = self.lab.clone();

@@ -45,6 +45,14 @@ impl Lab {
     /// with what pruning removed, for the network drawing. Structured views
     /// draw the dense architecture with removed units greyed out.
     pub async fn network(&self) -> Result<Vec<LayerView>> {
+        let mut reads = host::Reads::default();
+        let pending = self.queue_network(&mut reads).await?;
+        let values = reads.read().await?;
+        Ok(pending.into_iter().map(|p| p.finish(&values)).collect())
+    }
+
+    /// `network`, its weights queued on `reads` (S1's gate values are read here).
+    async fn queue_network(&self, reads: &mut host::Reads) -> Result<Vec<PendingLayer>> {
         let (model, plan, masks, gates) = if let Some(run) = &self.gated {
             let gated = &run.trainer.model.gated;
             let state =
@@ -82,25 +90,12 @@ impl Lab {
         for w in model.prunable_weights() {
             let shape = w.param.shape();
             let group = group_of(&w.layer, true);
-            let reads = group_of(&w.layer, false);
+            let group_read = group_of(&w.layer, false);
             // Conv weights are [out, in, 1, 1] here; linear weights [in, out].
-            let (inputs, outputs, values) = match shape.len() {
-                4 => {
-                    let v = host::floats(w.param.flat().abs()).await?;
-                    let (o, i) = (shape[0], shape[1] * shape[2] * shape[3]);
-                    let mut t = vec![0.0; i * o];
-                    for oo in 0..o {
-                        for ii in 0..i {
-                            t[ii * o + oo] = v[oo * i + ii];
-                        }
-                    }
-                    (i, o, t)
-                }
-                _ => (
-                    shape[0],
-                    shape[1],
-                    host::floats(w.param.flat().abs()).await?,
-                ),
+            let index = reads.add(w.param.flat().abs());
+            let (inputs, outputs, conv) = match shape.len() {
+                4 => (shape[1] * shape[2] * shape[3], shape[0], true),
+                _ => (shape[0], shape[1], false),
             };
             let kept = group.as_ref().and_then(|g| plan.as_ref()?.keep.get(g));
             let unit_alive = match kept {
@@ -122,19 +117,23 @@ impl Lab {
                 .as_ref()
                 .and_then(|g| g.iter().find(|(n, _)| *n == w.layer))
                 .map(|(_, v)| v.clone());
-            out.push(LayerView {
-                unit_alive: match &gate_values {
-                    Some(g) => g.iter().map(|&v| v > 0.5).collect(),
-                    None => unit_alive,
+            out.push(PendingLayer {
+                index,
+                conv,
+                view: LayerView {
+                    unit_alive: match &gate_values {
+                        Some(g) => g.iter().map(|&v| v > 0.5).collect(),
+                        None => unit_alive,
+                    },
+                    name: w.layer,
+                    inputs,
+                    outputs,
+                    magnitude: Vec::new(),
+                    weight_alive,
+                    gates: gate_values,
+                    reads: group_read,
+                    group,
                 },
-                name: w.layer,
-                inputs,
-                outputs,
-                magnitude: values,
-                weight_alive,
-                gates: gate_values,
-                reads,
-                group,
             });
         }
         Ok(out)
@@ -147,11 +146,63 @@ impl Lab {
             .await
     }
 
+    /// What one frame of the toy lab draws — the boundary (or the selected
+    /// unit's map at full resolution), every hidden unit's map, the network
+    /// — read back in one transaction.
+    pub async fn views(
+        &self,
+        resolution: usize,
+        extent: f32,
+        unit_resolution: usize,
+        selected: Option<(&str, usize)>,
+    ) -> Result<FrameViews> {
+        let mut reads = host::Reads::default();
+        let boundary = match selected {
+            None => Ok(reads.add(crate::report::boundary::grid_softmax(
+                &self.shown().valid(),
+                resolution,
+                extent,
+                &self.device.device,
+            ))),
+            Some(_) => Err(self.queue_unit_maps(&mut reads, resolution, extent)),
+        };
+        let maps = self.queue_unit_maps(&mut reads, unit_resolution, extent);
+        let network = self.queue_network(&mut reads).await?;
+        let values = reads.read().await?;
+        let boundary = match (boundary, selected) {
+            (Ok(index), _) => values[index].clone(),
+            (Err(pending), Some((layer, unit))) => pick(
+                pending.into_iter().map(|p| p.finish(&values)).collect(),
+                layer,
+                unit,
+            )?,
+            (Err(_), None) => unreachable!("queued only for a selected unit"),
+        };
+        Ok(FrameViews {
+            boundary,
+            maps: maps.into_iter().map(|p| p.finish(&values)).collect(),
+            network: network.into_iter().map(|p| p.finish(&values)).collect(),
+        })
+    }
+
     /// Every hidden unit's output (after BN, before the activation) over
     /// the grid, from one forward pass: what each neuron has learned to
     /// detect, as the network view draws it. Units are numbered as in the
     /// dense network; a unit that structured pruning removed has no map.
     pub async fn unit_maps(&self, resolution: usize, extent: f32) -> Result<Vec<UnitMaps>> {
+        let mut reads = host::Reads::default();
+        let pending = self.queue_unit_maps(&mut reads, resolution, extent);
+        let values = reads.read().await?;
+        Ok(pending.into_iter().map(|p| p.finish(&values)).collect())
+    }
+
+    /// `unit_maps`, queued on `reads`.
+    fn queue_unit_maps(
+        &self,
+        reads: &mut host::Reads,
+        resolution: usize,
+        extent: f32,
+    ) -> Vec<PendingMaps> {
         let model = self.shown().valid();
         let n = resolution * resolution;
         let grid = crate::report::boundary::grid_points(resolution, extent);
@@ -171,9 +222,8 @@ impl Lab {
         let mut out = Vec::new();
         for (layer, map) in ctx.captured {
             let [_, c, _, _] = map.dims();
-            // [n, c, 1, 1] → unit-major [c, n], one read for the layer.
-            let values =
-                host::floats(map.flatten::<2>(1, 3).transpose().flatten::<1>(0, 1)).await?;
+            // [n, c, 1, 1] → unit-major [c, n].
+            let index = reads.add(map.flatten::<2>(1, 3).transpose());
             let kept = plan.and_then(|p| {
                 let group = groups.iter().find(|g| g.producers.contains(&layer))?;
                 p.keep.get(&group.name)
@@ -184,17 +234,14 @@ impl Lab {
                     .collect(),
                 None => (0..c).map(Some).collect(),
             };
-            let maps = units
-                .into_iter()
-                .map(|k| k.map(|k| values[k * n..(k + 1) * n].to_vec()))
-                .collect();
-            out.push(UnitMaps {
+            out.push(PendingMaps {
                 layer,
                 resolution,
-                maps,
+                index,
+                units,
             });
         }
-        Ok(out)
+        out
     }
 
     /// The output of unit `unit` (dense numbering) of layer `layer` over the grid.
@@ -205,25 +252,7 @@ impl Lab {
         resolution: usize,
         extent: f32,
     ) -> Result<Vec<f32>> {
-        let maps = self.unit_maps(resolution, extent).await?;
-        let layer_maps = maps
-            .into_iter()
-            .find(|m| m.layer == layer)
-            .ok_or_else(|| Error::config("layer", layer, "not a prunable layer of this model"))?;
-        let units = layer_maps.maps.len();
-        match layer_maps.maps.into_iter().nth(unit) {
-            Some(Some(map)) => Ok(map),
-            Some(None) => Err(Error::config(
-                "unit",
-                unit,
-                format!("unit {unit} of {layer} was pruned"),
-            )),
-            None => Err(Error::config(
-                "unit",
-                unit,
-                format!("layer {layer} has {units} units"),
-            )),
-        }
+        pick(self.unit_maps(resolution, extent).await?, layer, unit)
     }
 
     /// The dense width of `layer` (its output units before pruning).
@@ -276,5 +305,87 @@ impl Lab {
             }
         }
         out
+    }
+}
+
+/// Unit `unit` (dense numbering) of layer `layer` among `maps`.
+fn pick(maps: Vec<UnitMaps>, layer: &str, unit: usize) -> Result<Vec<f32>> {
+    let layer_maps = maps
+        .into_iter()
+        .find(|m| m.layer == layer)
+        .ok_or_else(|| Error::config("layer", layer, "not a prunable layer of this model"))?;
+    let units = layer_maps.maps.len();
+    match layer_maps.maps.into_iter().nth(unit) {
+        Some(Some(map)) => Ok(map),
+        Some(None) => Err(Error::config(
+            "unit",
+            unit,
+            format!("unit {unit} of {layer} was pruned"),
+        )),
+        None => Err(Error::config(
+            "unit",
+            unit,
+            format!("layer {layer} has {units} units"),
+        )),
+    }
+}
+
+/// One frame's views (see [`Lab::views`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameViews {
+    pub boundary: Vec<f32>,
+    pub maps: Vec<UnitMaps>,
+    pub network: Vec<LayerView>,
+}
+
+/// A layer view waiting for its weights' magnitudes.
+struct PendingLayer {
+    view: LayerView,
+    index: usize,
+    /// `[out, in]` values, laid out `[in, out]` as a linear layer's are.
+    conv: bool,
+}
+
+impl PendingLayer {
+    fn finish(mut self, values: &[Vec<f32>]) -> LayerView {
+        let v = &values[self.index];
+        self.view.magnitude = if self.conv {
+            let (i, o) = (self.view.inputs, self.view.outputs);
+            let mut t = vec![0.0; i * o];
+            for oo in 0..o {
+                for ii in 0..i {
+                    t[ii * o + oo] = v[oo * i + ii];
+                }
+            }
+            t
+        } else {
+            v.clone()
+        };
+        self.view
+    }
+}
+
+/// A layer's unit maps waiting for their values.
+struct PendingMaps {
+    layer: String,
+    resolution: usize,
+    index: usize,
+    /// For each dense unit, its index in the (possibly compacted) layer.
+    units: Vec<Option<usize>>,
+}
+
+impl PendingMaps {
+    fn finish(self, values: &[Vec<f32>]) -> UnitMaps {
+        let n = self.resolution * self.resolution;
+        let v = &values[self.index];
+        UnitMaps {
+            maps: self
+                .units
+                .into_iter()
+                .map(|k| k.map(|k| v[k * n..(k + 1) * n].to_vec()))
+                .collect(),
+            layer: self.layer,
+            resolution: self.resolution,
+        }
     }
 }

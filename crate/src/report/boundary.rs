@@ -13,13 +13,17 @@ pub async fn grid_probabilities(
     extent: f32,
     device: &Device,
 ) -> Result<Vec<f32>, Error> {
+    host::floats(grid_softmax(model, resolution, extent, device)).await
+}
+
+/// [`grid_probabilities`] left on the device, `[resolution², classes]`.
+pub fn grid_softmax(model: &Model, resolution: usize, extent: f32, device: &Device) -> Tensor<2> {
     let n = resolution * resolution;
     let x = Tensor::<4>::from_data(
         TensorData::new(grid_points(resolution, extent), [n, 2, 1, 1]),
         device,
     );
-    let probs = burn::tensor::activation::softmax(model.forward(x), 1);
-    host::floats(probs).await
+    burn::tensor::activation::softmax(model.forward(x), 1)
 }
 
 /// Cell centres of a `resolution × resolution` grid over `[-extent, extent]²`,
