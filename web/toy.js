@@ -11,12 +11,12 @@ import { $, bind, download, human, notice, pct, showComparison } from './ui.js';
 const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'tfp-spiral'];
 const EXTENT = 1.5;
 const RES = 64;
-const UNIT_RES = 20;
+const UNIT_RES = 20; // each hidden unit's own map in the network view
 // `auto` trains the toy lab on the CPU: a tiny network's step is dozens of
 // kernel dispatches and a read back, which no GPU path wins (docs/benchmarks.md,
 // "Which device `auto` picks"). `webgpu` asks the engine for WebGPU with the
 // CPU as fallback (the engine's `auto`), said in a notice.
-const deviceFor = (choice) => ({ auto: 'cpu', webgpu: 'auto' }[choice] ?? choice); // each hidden unit's own map in the network view
+const deviceFor = (choice) => ({ auto: 'cpu', webgpu: 'auto' }[choice] ?? choice);
 
 export function toyLab(engine, state, view, onLost) {
   let data = null;         // points and labels

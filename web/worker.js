@@ -46,7 +46,6 @@ const handlers = {
   boundary: ({ resolution, extent }) => session.boundary(resolution, extent),
   unitMap: ({ layer, unit, resolution, extent }) => session.unitMap(layer, unit, resolution, extent),
   network: () => session.network(),
-  unitMaps: ({ resolution, extent }) => session.unitMaps(resolution, extent),
   // One animation frame in one round trip: train `steps` (if any), then what
   // the page draws — the boundary (or the selected unit's map), every hidden
   // unit's map, the network.

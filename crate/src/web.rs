@@ -288,21 +288,6 @@ impl Session {
         })
     }
 
-    /// Every hidden unit's output over a grid, one forward pass:
-    /// `[{layer, resolution, maps: [values | null per unit]}]`.
-    #[wasm_bindgen(js_name = unitMaps)]
-    pub fn unit_maps(&self, resolution: u32, extent: f32) -> Promise {
-        let lab = self.lab.clone();
-        future_to_promise(async move {
-            let maps = lab
-                .borrow()
-                .unit_maps(resolution as usize, extent)
-                .await
-                .map_err(js_error)?;
-            to_js(&maps)
-        })
-    }
-
     /// One toy-lab frame's views in one read back: `{boundary, maps, network}`
     /// (`boundary` is the selected unit's map when `layer` is given).
     pub fn views(

@@ -157,26 +157,36 @@ impl Lab {
         selected: Option<(&str, usize)>,
     ) -> Result<FrameViews> {
         let mut reads = host::Reads::default();
-        let boundary = match selected {
-            None => Ok(reads.add(crate::report::boundary::grid_softmax(
-                &self.shown().valid(),
-                resolution,
-                extent,
-                &self.device.device,
-            ))),
-            Some(_) => Err(self.queue_unit_maps(&mut reads, resolution, extent)),
+        // The plot: the class probabilities, or the selected unit's layer at full resolution.
+        let (probs, selected_maps) = match selected {
+            None => (
+                Some(reads.add(crate::report::boundary::grid_softmax(
+                    &self.shown().valid(),
+                    resolution,
+                    extent,
+                    &self.device.device,
+                ))),
+                Vec::new(),
+            ),
+            Some((layer, _)) => (
+                None,
+                self.queue_unit_maps(&mut reads, resolution, extent, Some(layer)),
+            ),
         };
-        let maps = self.queue_unit_maps(&mut reads, unit_resolution, extent);
+        let maps = self.queue_unit_maps(&mut reads, unit_resolution, extent, None);
         let network = self.queue_network(&mut reads).await?;
         let values = reads.read().await?;
-        let boundary = match (boundary, selected) {
-            (Ok(index), _) => values[index].clone(),
-            (Err(pending), Some((layer, unit))) => pick(
-                pending.into_iter().map(|p| p.finish(&values)).collect(),
+        let boundary = match (probs, selected) {
+            (Some(index), _) => values[index].clone(),
+            (None, Some((layer, unit))) => pick(
+                selected_maps
+                    .into_iter()
+                    .map(|p| p.finish(&values))
+                    .collect(),
                 layer,
                 unit,
             )?,
-            (Err(_), None) => unreachable!("queued only for a selected unit"),
+            (None, None) => unreachable!("probabilities are queued when no unit is selected"),
         };
         Ok(FrameViews {
             boundary,
@@ -191,17 +201,18 @@ impl Lab {
     /// dense network; a unit that structured pruning removed has no map.
     pub async fn unit_maps(&self, resolution: usize, extent: f32) -> Result<Vec<UnitMaps>> {
         let mut reads = host::Reads::default();
-        let pending = self.queue_unit_maps(&mut reads, resolution, extent);
+        let pending = self.queue_unit_maps(&mut reads, resolution, extent, None);
         let values = reads.read().await?;
         Ok(pending.into_iter().map(|p| p.finish(&values)).collect())
     }
 
-    /// `unit_maps`, queued on `reads`.
+    /// `unit_maps` (of layer `only`, if given), queued on `reads`.
     fn queue_unit_maps(
         &self,
         reads: &mut host::Reads,
         resolution: usize,
         extent: f32,
+        only: Option<&str>,
     ) -> Vec<PendingMaps> {
         let model = self.shown().valid();
         let n = resolution * resolution;
@@ -221,6 +232,9 @@ impl Lab {
         let groups = model.spec.groups(true);
         let mut out = Vec::new();
         for (layer, map) in ctx.captured {
+            if only.is_some_and(|o| o != layer) {
+                continue;
+            }
             let [_, c, _, _] = map.dims();
             // [n, c, 1, 1] → unit-major [c, n].
             let index = reads.add(map.flatten::<2>(1, 3).transpose());
