@@ -9,13 +9,34 @@
 //     Playground's spiral (tfp-spiral, no noise) with 2 hidden layers 8,8
 //     relu, batch 10, 250 training points, the page's default optimizer and
 //     initialisation, for seeds 1..seeds; a third argument adds settings,
-//     e.g. `init=default&lr=0.03` (the defaults before issue 15).
+//     e.g. `init=default&lr=0.03` (the defaults before issue 15);
+//   ... --after S
+//     press Train S seconds after the page is ready instead of at once.
 import { browser, open, serve } from '../tests/browser/harness.mjs';
 
 // `--webgpu` (last argument): the same on WebGPU (here: SwiftShader, a CPU
 // emulation of a GPU — a check of the read-back count, not of GPU speed).
 const webgpu = process.argv.at(-1) === '--webgpu';
 if (webgpu) process.argv.pop();
+// `--after S` (last two arguments): press Train S seconds after the page is
+// ready, as a person does, instead of at once (`autoplay`); the worker uses
+// the wait to warm V8's optimiser (web/worker.js). Without it the clock
+// starts the moment the page is ready.
+const afterAt = process.argv.indexOf('--after');
+const after = afterAt > 0 ? Number(process.argv[afterAt + 1]) : null;
+if (afterAt > 0) process.argv.splice(afterAt, 2);
+
+// Open `url` and start training: at once, or `after` seconds after ready.
+async function start(url) {
+  const { page } = await open(ctx, after === null ? `${url}&autoplay=1` : url);
+  if (after !== null) {
+    await page.waitForFunction(() => window.__prunelab?.state === 'ready', null, { timeout: 120_000 });
+    await page.waitForTimeout(after * 1000);
+    await page.click('#play');
+  }
+  await page.waitForFunction(() => window.__prunelab?.state === 'training', null, { timeout: 120_000 });
+  return page;
+}
 const to90 = process.argv[2] === '--to90';
 const server = await serve();
 const ctx = await browser({ webgpu });
@@ -25,9 +46,7 @@ try {
     const seeds = Number(process.argv[3] || 3);
     const extra = process.argv[4] ? `&${process.argv[4]}` : '';
     for (let seed = 1; seed <= seeds; seed++) {
-      const url = `${server.url}/#device=${device}&dataset=tfp-spiral&noise=0&hidden=8,8&activation=relu&batch=10&points=250&epochs=600&seed=${seed}${extra}&autoplay=1`;
-      const { page } = await open(ctx, url);
-      await page.waitForFunction(() => window.__prunelab?.state === 'training', null, { timeout: 120_000 });
+      const page = await start(`${server.url}/#device=${device}&dataset=tfp-spiral&noise=0&hidden=8,8&activation=relu&batch=10&points=250&epochs=600&seed=${seed}${extra}`);
       const t0 = Date.now();
       const reached = await page.waitForFunction(() => {
         const v = window.__prunelab;
@@ -40,16 +59,14 @@ try {
     }
   } else {
     const epochs = Number(process.argv[2] || 200);
-    const url = `${server.url}/#device=${device}&dataset=spiral&hidden=4,2&activation=tanh&init=default&batch=10&points=250&lr=0.03&epochs=${epochs}&seed=1&autoplay=1`;
-    const { page } = await open(ctx, url);
-    await page.waitForFunction(() => window.__prunelab?.state === 'training', null, { timeout: 120_000 });
+    const page = await start(`${server.url}/#device=${device}&dataset=spiral&hidden=4,2&activation=tanh&init=default&batch=10&points=250&lr=0.03&epochs=${epochs}&seed=1`);
     const t0 = Date.now();
     await page.waitForFunction(() => window.__prunelab.state === 'done', null, { timeout: 600_000 });
     const seconds = (Date.now() - t0) / 1000;
     const view = await page.evaluate(() => window.__prunelab);
     console.log(JSON.stringify({
       epochs, seconds, epochs_per_s: +(epochs / seconds).toFixed(2),
-      test_accuracy: view.accuracies.at(-1), device: view.device, timing: view.timing,
+      test_accuracy: view.accuracies.at(-1), device: view.device, timing: view.timing, warmup: view.warmup,
     }));
   }
 } finally {

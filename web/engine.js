@@ -1,6 +1,6 @@
 // The page's handle on the worker: call(type, args) → Promise of the result.
 // Errors carry `lost` when the GPU device went away.
-export function startEngine({ onLost = () => {} } = {}) {
+export function startEngine({ onLost = () => {}, onEvent = () => {} } = {}) {
   let worker = null;
   let next = 0;
   const pending = new Map();
@@ -9,6 +9,7 @@ export function startEngine({ onLost = () => {} } = {}) {
     worker = new Worker('/web/worker.js', { type: 'module' });
     worker.onmessage = ({ data }) => {
       if (data.event === 'lost') return onLost(new Error(`the GPU device was lost: ${data.reason}`));
+      if (data.event) return onEvent(data);
       const entry = pending.get(data.id);
       if (!entry) return;
       pending.delete(data.id);
@@ -20,10 +21,11 @@ export function startEngine({ onLost = () => {} } = {}) {
       pending.clear();
     };
   }
-  spawn();
 
   return {
     call(type, args = {}, transfer = []) {
+      // Started at the first call: a lab never opened costs no module compile.
+      if (!worker) spawn();
       const id = next++;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
@@ -32,7 +34,7 @@ export function startEngine({ onLost = () => {} } = {}) {
     },
     /** A fresh worker (after a lost device); callers re-create their session. */
     restart() {
-      worker.terminate();
+      worker?.terminate();
       for (const { reject } of pending.values()) reject(Object.assign(new Error('engine restarted'), { restarted: true }));
       pending.clear();
       spawn();

@@ -82,7 +82,9 @@ export function toyLab(engine, state, view, onLost) {
   }
 
   /** A new session; `resume` continues from the last epoch's snapshot (after a lost GPU). */
-  async function create(resume = false) {
+  // `trainsNow`: training follows at once (autoplay, resume), so the worker
+  // need not warm V8's optimiser while the page waits for a click.
+  async function create(resume = false, trainsNow = resume) {
     const mine = ++generation;
     running = false;
     selected = null;
@@ -102,6 +104,7 @@ export function toyLab(engine, state, view, onLost) {
         config: toyConfig(state), device: deviceFor(state.device),
         csv: state.dataset === 'csv' ? csvText : null,
         snapshot: resume ? snapshot : null,
+        warm: !trainsNow,
       });
       if (mine !== generation) return;
       ({ info } = created);
@@ -306,7 +309,7 @@ export function toyLab(engine, state, view, onLost) {
   return {
     async start(autoplay) {
       const replayS1 = autoplay && state.mode === 's1';
-      await create();
+      await create(false, autoplay);
       if (autoplay) {
         if (replayS1) $('s1').click();
         else {

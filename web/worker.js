@@ -30,11 +30,68 @@ if (self.GPUBuffer) {
 const ready = init();
 let session = null;
 let queue = Promise.resolve();
+let waiting = 0; // requests queued or running
+
+// V8 runs a fresh module's functions in its baseline compiler first and
+// optimises the hot ones in the background: a toy network's first ~1.5 s of
+// training run ~6x slower than the rest (docs/benchmarks.md). So, while the
+// page waits for a person to press Train, the worker trains a throwaway copy
+// of the new CPU session for a moment — only when no request waits, one
+// epoch at a time — and the optimised code is there when training starts.
+// It never touches `session`; it ends for good once the page trains.
+const warmup = { state: 'idle', epochs: 0, ms: [], budgetMs: 5000 };
+let warmSession = null;
+
+function startWarmup(config, csv) {
+  if (warmup.state !== 'idle' && warmup.state !== 'waiting') return;
+  warmup.state = 'waiting';
+  warmSession = null;
+  const step = async () => {
+    if (warmup.state !== 'waiting' && warmup.state !== 'running') return;
+    if (waiting) return void setTimeout(step, 50); // the page's requests first
+    queue = queue.then(async () => {
+      if (warmup.state !== 'waiting' && warmup.state !== 'running') return;
+      try {
+        warmSession ??= await Session.create(config, 'cpu', csv ?? undefined);
+        warmup.state = 'running';
+        const e0 = performance.now();
+        await warmSession.train(warmSession.info().steps_per_epoch);
+        warmup.ms.push(performance.now() - e0);
+        warmup.epochs += 1;
+      } catch {
+        warmup.state = 'failed'; // only a head start; the page is unaffected
+      }
+      const spent = warmup.ms.reduce((a, b) => a + b, 0);
+      if (warmup.state === 'running' && !settled() && spent < warmup.budgetMs) setTimeout(step, 0);
+      else finishWarmup(warmup.state !== 'running' ? warmup.state : settled() ? 'settled' : 'spent');
+    });
+  };
+  setTimeout(step, 0);
+}
+
+// Optimised: the last five epochs each under 0.4 of the baseline tier's
+// pace (the median of epochs 2–6; the first also pays for compiling).
+function settled() {
+  const ms = warmup.ms;
+  if (ms.length < 11) return false;
+  const baseline = ms.slice(1, 6).sort((a, b) => a - b)[2];
+  return ms.slice(-5).every((m) => m < 0.4 * baseline);
+}
+
+function finishWarmup(state) {
+  if (!['idle', 'waiting', 'running'].includes(warmup.state)) return;
+  const started = warmup.state !== 'idle';
+  warmup.state = state;
+  warmSession?.free();
+  warmSession = null;
+  if (started) self.postMessage({ event: 'warmup', ...warmup });
+}
 
 const handlers = {
-  async create({ config, device, csv, snapshot }) {
+  async create({ config, device, csv, snapshot, warm }) {
     session = null;
     session = await Session.create(config, device, csv ?? undefined, snapshot ?? undefined);
+    if (warm && session.info().kind === 'cpu') startWarmup(config, csv);
     return describe();
   },
   async createCifar({ config, device, names, contents }) {
@@ -80,8 +137,14 @@ function describe() {
   };
 }
 
+// Requests that train end the warm-up: from here on training warms itself.
+const trains = ({ type, steps, epochs }) =>
+  type === 'train' || (type === 'frame' && steps > 0) || (type === 'finetune' && epochs > 0) || type === 'startGated' || type === 'createCifar';
+
 self.onmessage = ({ data }) => {
   const { id, type, ...args } = data;
+  if (trains(data)) finishWarmup('stopped');
+  waiting += 1;
   queue = queue.then(async () => {
     try {
       await ready;
@@ -93,6 +156,8 @@ self.onmessage = ({ data }) => {
       const error = String((e && e.message) || e);
       // A lost GPU surfaces as an error mentioning the device; the page decides what to do.
       self.postMessage({ id, ok: false, error, lost: /device (was )?lost|GPUDevice|destroyed/i.test(error) });
+    } finally {
+      waiting -= 1;
     }
   });
 };

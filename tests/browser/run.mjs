@@ -130,6 +130,24 @@ const tests = {
     });
   },
 
+  async 'warming V8 before Train is pressed leaves the run unchanged'() {
+    // While the page waits for a click, the worker trains a throwaway copy so
+    // that V8 has optimised the hot code (web/worker.js). The run the person
+    // then starts must be the run an immediate start gives.
+    const cold = await withPage(`#device=cpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => waitForView(page, 'done'));
+    check(!cold.warmup, `no warm-up when training starts at once: ${JSON.stringify(cold.warmup)}`);
+    return withPage(`#device=cpu&${TOY}`, { webgpu: false }, async ({ page }) => {
+      await page.waitForFunction(() => window.__prunelab?.warmup, null, { timeout: 120_000, polling: 250 });
+      const { warmup } = await page.evaluate(() => window.__prunelab);
+      check(['settled', 'spent'].includes(warmup.state) && warmup.epochs >= 11, `warm-up: ${JSON.stringify(warmup)}`);
+      await page.click('#play');
+      const warm = await waitForView(page, 'done');
+      check(JSON.stringify(warm.losses) === JSON.stringify(cold.losses), 'the same losses with and without the warm-up');
+      check(JSON.stringify(warm.accuracies) === JSON.stringify(cold.accuracies), 'the same test accuracies');
+      return `warm-up ${warmup.state} after ${warmup.epochs} epochs (${warmup.ms[1]} → ${warmup.ms.at(-1)} ms); ${warm.losses.length} identical steps`;
+    });
+  },
+
   async 'WebGPU and the CPU compute the same training run (forward and backward)'() {
     const { webgpu, cpu } = runs;
     check(webgpu && cpu, 'both runs finished');

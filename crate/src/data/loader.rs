@@ -2,7 +2,7 @@
 //! only on `(seed, e, b)`, so a run resumed in the middle of an epoch sees
 //! exactly the batches an uninterrupted run would have seen.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, IntDType, Tensor, TensorData};
 
 use super::augment::{self, Normalization};
 use super::{Dataset, Features};
@@ -104,10 +104,28 @@ pub fn make_batch(
     }
     let [c, h, w] = data.shape;
     let n = indices.len();
-    let labels: Vec<i64> = indices.iter().map(|&i| data.labels[i] as i64).collect();
     Batch {
         x: Tensor::from_data(TensorData::new(x, [n, c, h, w]), device),
-        y: Tensor::from_data(TensorData::new(labels, [n]), device),
+        y: Tensor::from_data(labels(data, indices, device), device),
         len: n,
+    }
+}
+
+/// The labels in the device's own integer type. Handing `i64` to a device
+/// that keeps `i32` makes burn convert on every batch through a function
+/// that covers every pair of types — 140 kB of WebAssembly that V8 takes
+/// over a second to optimise, while the page's first epochs wait in its
+/// baseline tier.
+fn labels(data: &Dataset, indices: &[usize], device: &Device) -> TensorData {
+    let n = indices.len();
+    match device.settings().int_dtype {
+        IntDType::I32 => {
+            let v: Vec<i32> = indices.iter().map(|&i| data.labels[i] as i32).collect();
+            TensorData::new(v, [n])
+        }
+        _ => {
+            let v: Vec<i64> = indices.iter().map(|&i| data.labels[i] as i64).collect();
+            TensorData::new(v, [n])
+        }
     }
 }
