@@ -191,12 +191,11 @@ export function toyLab(engine, state, view, onLost) {
         }
         const d0 = performance.now();
         await redraw(views);
-        view.timing = view.timing || { frames: 0, drawMs: 0, epochs: 0, steps: 0, reads: { train: 0, views: 0 } };
+        view.timing = view.timing || { frames: 0, drawMs: 0, epochs: 0, steps: 0, reads: 0 };
         Object.assign(view.timing, { frames: view.timing.frames + 1, drawMs: view.timing.drawMs + performance.now() - d0, chunk });
         view.timing.epochs += epochs.length;
         view.timing.steps += report.events.filter((e) => e.type === 'step').length;
-        view.timing.reads.train += views.reads?.train ?? 0;
-        view.timing.reads.views += views.reads?.views ?? 0;
+        view.timing.reads += views.reads ?? 0;
         if (report.finished) {
           running = false;
           setStatus('done');

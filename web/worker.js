@@ -16,14 +16,21 @@ if (self.GPUAdapter) {
   };
 }
 
-// Count GPU read backs (buffer maps): each stalls the GPU, and a frame
-// should need few (see `frame`'s `reads`).
-let reads = 0;
+// Count the engine's waits on the GPU: a read back stalls the GPU until its
+// queue is done, and a frame should need one (`frame`'s `reads`). Buffer
+// maps started while others are outstanding are one wait (a transaction
+// maps each of its tensors' buffers at once).
+let gpuWaits = 0;
+let mapping = 0;
 if (self.GPUBuffer) {
   const map = GPUBuffer.prototype.mapAsync;
   GPUBuffer.prototype.mapAsync = function (...args) {
-    reads += 1;
-    return map.apply(this, args);
+    if (mapping === 0) gpuWaits += 1;
+    mapping += 1;
+    const done = () => { mapping -= 1; };
+    const mapped = map.apply(this, args);
+    mapped.then(done, done);
+    return mapped;
   };
 }
 
@@ -105,14 +112,12 @@ const handlers = {
   network: () => session.network(),
   // One animation frame in one round trip: train `steps` (if any), then what
   // the page draws — the boundary (or the selected unit's map), every hidden
-  // unit's map, the network.
+  // unit's map, the network. On WebGPU the engine reads it all back at once;
+  // `reads` counts the GPU waits it took.
   async frame({ steps, resolution, extent, unit, unitResolution }) {
-    const before = reads;
-    const report = steps ? await session.train(steps) : null;
-    const trainReads = reads - before;
-    // The views in one read back (one transaction in the engine).
-    const views = await session.views(resolution, extent, unitResolution, unit?.layer, unit?.unit);
-    return { report, ...views, reads: { train: trainReads, views: reads - before - trainReads } };
+    const before = gpuWaits;
+    const frame = await session.frame(steps, resolution, extent, unitResolution, unit?.layer, unit?.unit);
+    return { ...frame, reads: gpuWaits - before };
   },
   score: ({ method, options }) => session.score(method, options),
   prune: ({ amount }) => session.prune(amount),

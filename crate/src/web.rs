@@ -57,6 +57,11 @@ extern "C" fn count_constructor_run() {
 #[unsafe(link_section = ".init_array")]
 static COUNT_CONSTRUCTOR_RUNS: extern "C" fn() = count_constructor_run;
 
+// `initThreadPool(n)`, for the page's multi-threaded build: starts rayon's
+// `n` workers (each a Web Worker on the module's shared memory).
+#[cfg(feature = "web-threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 /// The method registry, described (names, titles, papers, defaults, options):
 /// the page builds its method lists from it.
 #[wasm_bindgen]
@@ -288,30 +293,39 @@ impl Session {
         })
     }
 
-    /// One toy-lab frame's views in one read back: `{boundary, maps, network}`
-    /// (`boundary` is the selected unit's map when `layer` is given).
-    pub fn views(
+    /// One toy-lab frame: `steps` of training (none: `report` is null),
+    /// then what the page draws, `{report, boundary, maps, network}`
+    /// (`boundary` is the selected unit's map when `layer` is given). On
+    /// WebGPU the training's figures and the views are read back together.
+    pub fn frame(
         &self,
+        steps: u32,
         resolution: u32,
         extent: f32,
         unit_resolution: u32,
         layer: Option<String>,
         unit: Option<u32>,
     ) -> Promise {
-        let lab = self.lab.clone();
-        future_to_promise(async move {
-            let selected = layer.as_deref().zip(unit.map(|u| u as usize));
-            let views = lab
-                .borrow()
-                .views(
-                    resolution as usize,
-                    extent,
-                    unit_resolution as usize,
-                    selected,
-                )
-                .await
-                .map_err(js_error)?;
-            to_js(&views)
+        #[derive(Serialize)]
+        struct Frame {
+            report: Option<crate::lab::LabReport>,
+            #[serde(flatten)]
+            views: crate::lab::views::FrameViews,
+        }
+        promise(self.lab.clone(), move |lab| {
+            Box::pin(async move {
+                let selected = layer.as_deref().zip(unit.map(|u| u as usize));
+                let (report, views) = lab
+                    .frame(
+                        steps as usize,
+                        resolution as usize,
+                        extent,
+                        unit_resolution as usize,
+                        selected,
+                    )
+                    .await?;
+                Ok(Frame { report, views })
+            })
         })
     }
 

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use prunelab::data::{Features, Split};
 use prunelab::host::block_on;
-use prunelab::train::{Trainer, checkpoint};
+use prunelab::train::{ReadBacks, Trainer, checkpoint};
 
 fn run_epochs(trainer: &mut Trainer<prunelab::model::Model>, split: &Split, n: usize) {
     let device = cpu().autodiff();
@@ -195,13 +195,13 @@ fn a_fork_leaves_its_original_untouched_and_a_clone_does_not() {
     );
 }
 
-/// Events of `steps`-long `advance` calls until the run ends, with the
-/// step's own read backs or deferred to each call's end.
-fn events_of(defer: bool, steps: usize) -> (Vec<String>, prunelab::train::Progress, Vec<f32>) {
+/// Events of `steps`-long `advance` calls until the run ends, read back as
+/// `reads` says (by the caller: a flush after each call, as the page's frame does).
+fn events_of(reads: ReadBacks, steps: usize) -> (Vec<String>, prunelab::train::Progress, Vec<f32>) {
     let split = toy("moons", 96, 2);
     let device = cpu().autodiff();
     let mut trainer = Trainer::new(model(&mlp_spec(&[8, 6]), 2, &device), adam(3, 0.02), 2);
-    trainer.defer_reads = defer;
+    trainer.reads = reads;
     let mut events = Vec::new();
     while !trainer.finished() {
         let mut sink = |e: prunelab::events::Event| {
@@ -213,7 +213,7 @@ fn events_of(defer: bool, steps: usize) -> (Vec<String>, prunelab::train::Progre
             events.push(v.to_string());
         };
         let until = prunelab::train::Until::Steps(steps);
-        block_on(prunelab::train::advance(
+        let closed = block_on(prunelab::train::advance(
             &mut trainer,
             &split,
             false,
@@ -222,6 +222,10 @@ fn events_of(defer: bool, steps: usize) -> (Vec<String>, prunelab::train::Progre
             &mut sink,
         ))
         .unwrap();
+        if reads == ReadBacks::ByCaller {
+            assert!(closed.is_empty(), "epochs wait for the caller's read");
+            block_on(trainer.flush(&mut sink)).unwrap();
+        }
     }
     let mut progress = trainer.progress.clone();
     for h in progress.history.iter_mut() {
@@ -234,19 +238,35 @@ fn events_of(defer: bool, steps: usize) -> (Vec<String>, prunelab::train::Progre
 /// Deferring the reads (what the page does on WebGPU) changes when the
 /// figures are read, not the run: the same events in the same order, the
 /// same sums and history, the same weights — for calls that end mid-epoch
-/// and calls that span epochs.
+/// and calls that span epochs, whether the steps wait for the call's end or
+/// the steps and the epochs they close wait for the caller.
 #[test]
 fn deferred_reads_give_the_same_run_and_events() {
     for steps in [1, 4, 7, 30] {
-        let (want_events, want_progress, want_weights) = events_of(false, steps);
-        let (events, progress, weights) = events_of(true, steps);
+        let (want_events, want_progress, want_weights) = events_of(ReadBacks::EachStep, steps);
         assert!(
             want_events.iter().any(|e| e.contains("\"step\"")),
             "steps are reported"
         );
-        assert_eq!(events, want_events, "events, calls of {steps} steps");
-        assert_eq!(progress, want_progress, "progress, calls of {steps} steps");
-        assert_eq!(weights, want_weights, "weights, calls of {steps} steps");
+        assert!(
+            want_events.iter().any(|e| e.contains("test_accuracy")),
+            "epochs are reported"
+        );
+        for reads in [ReadBacks::EachCall, ReadBacks::ByCaller] {
+            let (events, progress, weights) = events_of(reads, steps);
+            assert_eq!(
+                events, want_events,
+                "events, {reads:?}, calls of {steps} steps"
+            );
+            assert_eq!(
+                progress, want_progress,
+                "progress, {reads:?}, calls of {steps} steps"
+            );
+            assert_eq!(
+                weights, want_weights,
+                "weights, {reads:?}, calls of {steps} steps"
+            );
+        }
     }
 }
 
@@ -260,11 +280,30 @@ fn a_deferred_non_finite_loss_stops_the_run_at_the_read_and_says_where() {
     }
     let device = cpu().autodiff();
     let mut trainer = Trainer::new(model(&mlp_spec(&[8]), 1, &device), adam(1, 0.01), 1);
-    trainer.defer_reads = true;
+    trainer.reads = ReadBacks::EachCall;
     let err = block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet))
         .unwrap_err()
         .to_string();
     // Read after the epoch's steps, it still names the first bad step.
+    assert!(
+        err.contains("loss became") && err.contains("step 1"),
+        "{err}"
+    );
+    // Read by the caller after a whole epoch and more, likewise.
+    let mut trainer = Trainer::new(model(&mlp_spec(&[8]), 1, &device), adam(2, 0.01), 1);
+    trainer.reads = ReadBacks::ByCaller;
+    let quiet = &mut prunelab::events::Quiet;
+    let until = prunelab::train::Until::Steps(100);
+    block_on(prunelab::train::advance(
+        &mut trainer,
+        &split,
+        false,
+        &device,
+        until,
+        quiet,
+    ))
+    .unwrap();
+    let err = block_on(trainer.flush(quiet)).unwrap_err().to_string();
     assert!(
         err.contains("loss became") && err.contains("step 1"),
         "{err}"

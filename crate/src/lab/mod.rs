@@ -11,6 +11,7 @@
 
 pub mod inspect;
 pub mod views;
+use views::FrameViews;
 
 use serde::Serialize;
 
@@ -19,6 +20,7 @@ use crate::data::Split;
 use crate::device::OpenDevice;
 use crate::error::{Error, Result};
 use crate::events::Event;
+use crate::host;
 use crate::model::masks::WeightMasks;
 use crate::model::{Model, init_model};
 use crate::prune::masks::masks_from_scores;
@@ -29,7 +31,7 @@ use crate::prune::select::{SelectOptions, select_blocks, select_units};
 use crate::prune::surgery::cut;
 use crate::prune::{Method, PruneOptions, Scores, Scoring, Target, by_name};
 use crate::report::measure;
-use crate::train::{Trainer, Until, advance};
+use crate::train::{ReadBacks, Trainer, Until, advance};
 
 /// Cached importances of the dense model, and how the method ranks them.
 struct Ranked {
@@ -176,16 +178,63 @@ impl Lab {
     /// Runs up to `steps` optimisation steps through the engine's training
     /// loop, closing epochs as they end; S1's pass cuts its network when it ends.
     pub async fn train(&mut self, steps: usize) -> Result<LabReport> {
+        let mut report = self.train_queued(steps).await?;
+        self.trainer
+            .flush(&mut |e: Event| report.events.push(e))
+            .await?;
+        Ok(report)
+    }
+
+    /// One frame of the toy lab: `steps` of training, then what the page
+    /// draws ([`Lab::views`]). On WebGPU, a plain run's steps, the epochs
+    /// they close and the views are read back together, once: a GPU stalls
+    /// on each read. (S1's pass still reads its gates at each epoch's end.)
+    pub async fn frame(
+        &mut self,
+        steps: usize,
+        resolution: usize,
+        extent: f32,
+        unit_resolution: usize,
+        selected: Option<(&str, usize)>,
+    ) -> Result<(Option<LabReport>, FrameViews)> {
+        let mut report = match steps {
+            0 => None,
+            _ => Some(self.train_queued(steps).await?),
+        };
+        let mut reads = host::Reads::default();
+        let training = self.trainer.queue_flush(&mut reads);
+        let views = self
+            .queue_views(&mut reads, resolution, extent, unit_resolution, selected)
+            .await?;
+        let values = reads.read().await?;
+        let mut events = Vec::new();
+        self.trainer
+            .replay(training, &values, &mut |e: Event| events.push(e))?;
+        if let Some(r) = report.as_mut() {
+            r.events.extend(events);
+        }
+        Ok((report, views.finish(&values)?))
+    }
+
+    /// `train`, leaving a plain WebGPU run's figures on the device for the
+    /// caller's flush ([`ReadBacks::ByCaller`]).
+    async fn train_queued(&mut self, steps: usize) -> Result<LabReport> {
         let device = self.device.autodiff();
         let augment = self.config.data.augment;
         let mut events = Vec::new();
         let mut sink = |e: Event| events.push(e);
-        // A read back stalls a GPU: on WebGPU the call's steps are read
-        // together at its end (`Trainer::defer_reads`), not one by one.
-        let defer = self.device.kind == crate::device::DeviceChoice::Webgpu;
-        self.trainer.defer_reads = defer;
+        // A read back stalls a GPU: on WebGPU nothing is read step by step.
+        let gpu = self.device.kind == crate::device::DeviceChoice::Webgpu;
+        self.trainer.reads = match gpu {
+            true => ReadBacks::ByCaller,
+            false => ReadBacks::EachStep,
+        };
         if let Some(run) = self.gated.as_mut() {
-            run.trainer.defer_reads = defer;
+            // S1's schedule reads its gates when an epoch closes.
+            run.trainer.reads = match gpu {
+                true => ReadBacks::EachCall,
+                false => ReadBacks::EachStep,
+            };
         }
         let mut report = LabReport {
             events: Vec::new(),
@@ -242,6 +291,7 @@ impl Lab {
             }
         } else {
             let t = &mut self.trainer;
+            let before = t.progress.step;
             advance(
                 t,
                 &self.split,
@@ -255,7 +305,7 @@ impl Lab {
             report.epoch = t.progress.epoch;
             report.finished = t.finished();
             // The model moved: the slider's reference and scores are stale.
-            if !events.is_empty() {
+            if t.progress.step != before {
                 self.dense = None;
                 self.ranked = None;
             }

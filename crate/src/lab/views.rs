@@ -157,6 +157,21 @@ impl Lab {
         selected: Option<(&str, usize)>,
     ) -> Result<FrameViews> {
         let mut reads = host::Reads::default();
+        let queued = self
+            .queue_views(&mut reads, resolution, extent, unit_resolution, selected)
+            .await?;
+        queued.finish(&reads.read().await?)
+    }
+
+    /// `views`, queued on `reads` (a caller may read more with them).
+    pub async fn queue_views(
+        &self,
+        reads: &mut host::Reads,
+        resolution: usize,
+        extent: f32,
+        unit_resolution: usize,
+        selected: Option<(&str, usize)>,
+    ) -> Result<QueuedViews> {
         // The plot: the class probabilities, or the selected unit's layer at full resolution.
         let (probs, selected_maps) = match selected {
             None => (
@@ -170,28 +185,17 @@ impl Lab {
             ),
             Some((layer, _)) => (
                 None,
-                self.queue_unit_maps(&mut reads, resolution, extent, Some(layer)),
+                self.queue_unit_maps(reads, resolution, extent, Some(layer)),
             ),
         };
-        let maps = self.queue_unit_maps(&mut reads, unit_resolution, extent, None);
-        let network = self.queue_network(&mut reads).await?;
-        let values = reads.read().await?;
-        let boundary = match (probs, selected) {
-            (Some(index), _) => values[index].clone(),
-            (None, Some((layer, unit))) => pick(
-                selected_maps
-                    .into_iter()
-                    .map(|p| p.finish(&values))
-                    .collect(),
-                layer,
-                unit,
-            )?,
-            (None, None) => unreachable!("probabilities are queued when no unit is selected"),
-        };
-        Ok(FrameViews {
-            boundary,
-            maps: maps.into_iter().map(|p| p.finish(&values)).collect(),
-            network: network.into_iter().map(|p| p.finish(&values)).collect(),
+        let maps = self.queue_unit_maps(reads, unit_resolution, extent, None);
+        let network = self.queue_network(reads).await?;
+        Ok(QueuedViews {
+            probs,
+            selected: selected.map(|(layer, unit)| (layer.to_string(), unit)),
+            selected_maps,
+            maps,
+            network,
         })
     }
 
@@ -350,6 +354,37 @@ pub struct FrameViews {
     pub boundary: Vec<f32>,
     pub maps: Vec<UnitMaps>,
     pub network: Vec<LayerView>,
+}
+
+/// A frame's views, waiting for their read ([`Lab::queue_views`]).
+pub struct QueuedViews {
+    probs: Option<usize>,
+    selected: Option<(String, usize)>,
+    selected_maps: Vec<PendingMaps>,
+    maps: Vec<PendingMaps>,
+    network: Vec<PendingLayer>,
+}
+
+impl QueuedViews {
+    pub fn finish(self, values: &[Vec<f32>]) -> Result<FrameViews> {
+        let boundary = match (self.probs, self.selected) {
+            (Some(index), _) => values[index].clone(),
+            (None, Some((layer, unit))) => pick(
+                self.selected_maps
+                    .into_iter()
+                    .map(|p| p.finish(values))
+                    .collect(),
+                &layer,
+                unit,
+            )?,
+            (None, None) => unreachable!("probabilities are queued when no unit is selected"),
+        };
+        Ok(FrameViews {
+            boundary,
+            maps: self.maps.into_iter().map(|p| p.finish(values)).collect(),
+            network: self.network.into_iter().map(|p| p.finish(values)).collect(),
+        })
+    }
 }
 
 /// A layer view waiting for its weights' magnitudes.

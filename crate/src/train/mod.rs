@@ -91,23 +91,58 @@ pub struct Trainer<M: Trainable> {
     pub config: TrainConfig,
     pub seed: u64,
     pub progress: Progress,
-    /// Keep each step's loss on the device and read the steps of one
-    /// [`advance`] call together ([`Trainer::flush`]): a GPU stalls on every
-    /// read back, so a page frame of many steps reads once, not once per step.
-    /// A non-finite loss then stops the run at the read, naming its step.
-    pub defer_reads: bool,
-    pending: Vec<PendingStep>,
+    /// When the loop reads its figures back from the device.
+    pub reads: ReadBacks,
+    pending: Vec<Pending>,
     order: Option<(usize, Vec<usize>)>,
 }
 
-/// A step whose statistics (data loss, hits, whole loss) are still on the device.
-struct PendingStep {
-    stats: Tensor<1>,
-    epoch: usize,
-    step: u64,
-    lr: f64,
-    images: usize,
-    start: f64,
+/// When the training loop reads figures back from the device. A GPU stalls
+/// on every read back, so the page's WebGPU frames batch them; the result —
+/// events, sums, history, weights — is the same run in every mode
+/// (`crate/tests/training.rs`). A non-finite loss stops the run at the read
+/// that sees it, naming its step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadBacks {
+    /// Each step's loss and accuracy after the step, each epoch's test
+    /// figures when it closes (the CLI, the CPU).
+    #[default]
+    EachStep,
+    /// The steps of one [`advance`] call together at its end (and before an
+    /// epoch closes); each epoch's test figures when it closes.
+    EachCall,
+    /// Nothing until the caller asks: steps and epoch closings wait on the
+    /// device, [`advance`] returns no epochs, and [`Trainer::queue_flush`]
+    /// puts them in the caller's own read (the page reads a frame's
+    /// training and views at once), [`Trainer::replay`] then emits their
+    /// `Step` and `Epoch` events in order.
+    ByCaller,
+}
+
+/// Figures still on the device, in the order the run made them.
+enum Pending {
+    /// A step's data loss, hits and whole loss.
+    Step {
+        stats: Tensor<1>,
+        epoch: usize,
+        step: u64,
+        lr: f64,
+        images: usize,
+        start: f64,
+    },
+    /// A closed epoch's test loss sum and hits (`None`: no test set).
+    Epoch {
+        totals: Option<Tensor<1>>,
+        examples: usize,
+        epoch: usize,
+        lr: f64,
+    },
+}
+
+/// A [`Trainer`]'s deferred figures, queued in a caller's [`host::Reads`].
+pub struct QueuedFlush {
+    pending: Vec<Pending>,
+    index: Option<usize>,
 }
 
 impl<M: Trainable> Trainer<M> {
@@ -119,7 +154,7 @@ impl<M: Trainable> Trainer<M> {
             config,
             seed,
             progress: Progress::default(),
-            defer_reads: false,
+            reads: ReadBacks::EachStep,
             pending: Vec::new(),
             order: None,
         }
@@ -180,11 +215,11 @@ impl<M: Trainable> Trainer<M> {
         let stats = Tensor::cat(vec![data_loss, hits, loss.clone().detach()], 0);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(lr, self.model.clone(), grads);
-        if self.defer_reads {
+        if self.reads != ReadBacks::EachStep {
             let p = &mut self.progress;
             p.step += 1;
             p.batch += 1;
-            self.pending.push(PendingStep {
+            self.pending.push(Pending::Step {
                 stats,
                 epoch: epoch + 1,
                 step: p.step,
@@ -227,49 +262,111 @@ impl<M: Trainable> Trainer<M> {
         }))
     }
 
-    /// Reads the deferred steps' statistics in one read back, adds them to
-    /// the epoch's sums and emits their `Step` events in order (see
-    /// `defer_reads`; nothing to do otherwise). Their time is the calls'
-    /// wall time shared evenly: a GPU step's own time is not observable
-    /// without the reads this avoids.
+    /// Reads the deferred figures in one read back and emits their events
+    /// in order (nothing to do when nothing waits; see [`ReadBacks`]).
     pub async fn flush(&mut self, sink: &mut dyn Sink) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let mut reads = host::Reads::default();
+        let queued = self.queue_flush(&mut reads);
+        let values = reads.read().await?;
+        self.replay(queued, &values, sink)
+    }
+
+    /// Puts the deferred figures into `reads` (one tensor), for a caller
+    /// that reads more at the same time; then [`Trainer::replay`].
+    pub fn queue_flush(&mut self, reads: &mut host::Reads) -> QueuedFlush {
         let pending = std::mem::take(&mut self.pending);
-        let values = host::floats(Tensor::cat(
-            pending.iter().map(|p| p.stats.clone()).collect(),
-            0,
-        ))
-        .await?;
-        let seconds = (clock::now() - pending[0].start) / pending.len() as f64;
-        for (p, v) in pending.iter().zip(values.chunks(3)) {
-            let (loss, hits, total) = (v[0], v[1], v[2]);
-            if !total.is_finite() {
-                return Err(Error::NonFiniteLoss {
-                    value: total,
-                    epoch: p.epoch,
-                    step: p.step,
-                });
+        let parts: Vec<Tensor<1>> = pending
+            .iter()
+            .filter_map(|p| match p {
+                Pending::Step { stats, .. } => Some(stats.clone().without_autodiff()),
+                Pending::Epoch { totals, .. } => totals.clone(),
+            })
+            .collect();
+        let index = (!parts.is_empty()).then(|| reads.add(Tensor::cat(parts, 0)));
+        QueuedFlush { pending, index }
+    }
+
+    /// Adds the read figures of `queued` to the run, in order: each step to
+    /// its epoch's sums (and a `Step` event), each closed epoch to the
+    /// history (and an `Epoch` event). A step's time is the wall time since
+    /// the first deferred step shared evenly: a GPU step's own time is not
+    /// observable without the reads this avoids.
+    pub fn replay(
+        &mut self,
+        queued: QueuedFlush,
+        values: &[Vec<f32>],
+        sink: &mut dyn Sink,
+    ) -> Result<()> {
+        let values = queued.index.map(|i| values[i].as_slice()).unwrap_or(&[]);
+        let steps = queued
+            .pending
+            .iter()
+            .filter(|p| matches!(p, Pending::Step { .. }))
+            .count();
+        let first = queued.pending.iter().find_map(|p| match p {
+            Pending::Step { start, .. } => Some(*start),
+            _ => None,
+        });
+        let seconds = first.map_or(0.0, |t| (clock::now() - t) / steps.max(1) as f64);
+        let mut at = 0;
+        for p in &queued.pending {
+            match p {
+                Pending::Step {
+                    epoch,
+                    step,
+                    lr,
+                    images,
+                    ..
+                } => {
+                    let v = &values[at..at + 3];
+                    at += 3;
+                    let (loss, hits, total) = (v[0], v[1], v[2]);
+                    if !total.is_finite() {
+                        return Err(Error::NonFiniteLoss {
+                            value: total,
+                            epoch: *epoch,
+                            step: *step,
+                        });
+                    }
+                    let progress = &mut self.progress;
+                    progress.loss_sum += loss as f64 * *images as f64;
+                    progress.correct_sum += hits as f64;
+                    progress.seen += images;
+                    progress.epoch_seconds += seconds;
+                    sink.emit(Event::Step {
+                        epoch: *epoch,
+                        step: *step,
+                        loss,
+                        accuracy: hits / *images as f32,
+                        lr: *lr,
+                        images_per_second: *images as f64 / seconds.max(1e-9),
+                    });
+                }
+                Pending::Epoch {
+                    totals,
+                    examples,
+                    epoch,
+                    lr,
+                } => {
+                    let (test_loss, test_accuracy) = match totals {
+                        Some(_) => {
+                            let n = *examples as f32;
+                            at += 2;
+                            (values[at - 2] / n, values[at - 1] / n)
+                        }
+                        None => (0.0, 0.0),
+                    };
+                    let metrics = self.epoch_metrics(*epoch, *lr, test_loss, test_accuracy);
+                    sink.emit(Event::Epoch(metrics));
+                }
             }
-            let progress = &mut self.progress;
-            progress.loss_sum += loss as f64 * p.images as f64;
-            progress.correct_sum += hits as f64;
-            progress.seen += p.images;
-            progress.epoch_seconds += seconds;
-            sink.emit(Event::Step {
-                epoch: p.epoch,
-                step: p.step,
-                loss,
-                accuracy: hits / p.images as f32,
-                lr: p.lr,
-                images_per_second: p.images as f64 / seconds.max(1e-9),
-            });
         }
         Ok(())
     }
 
-    /// Evaluates on the test set and closes the epoch.
     pub async fn end_epoch(
         &mut self,
         test: &Dataset,
@@ -284,27 +381,68 @@ impl<M: Trainable> Trainer<M> {
             &device.clone().without_autodiff(),
         )
         .await?;
+        let (epoch, lr) = self.next_epoch();
+        Ok(self.epoch_metrics(epoch, lr, test_loss, test_accuracy))
+    }
+
+    /// Moves the counters to the next epoch; returns the closed epoch's
+    /// number (from 1) and its last learning rate.
+    fn next_epoch(&mut self) -> (usize, f64) {
+        let p = &mut self.progress;
+        let lr = self
+            .config
+            .lr_at(p.epoch, p.batch.saturating_sub(1), p.batch.max(1));
+        p.epoch += 1;
+        p.batch = 0;
+        (p.epoch, lr)
+    }
+
+    /// The closed epoch's figures from its sums (then reset) and test
+    /// figures, added to the history.
+    fn epoch_metrics(
+        &mut self,
+        epoch: usize,
+        lr: f64,
+        test_loss: f32,
+        test_accuracy: f32,
+    ) -> EpochMetrics {
         let p = &mut self.progress;
         let seen = p.seen.max(1) as f64;
         let metrics = EpochMetrics {
-            epoch: p.epoch + 1,
+            epoch,
             train_loss: (p.loss_sum / seen) as f32,
             train_accuracy: (p.correct_sum / seen) as f32,
             test_loss,
             test_accuracy,
-            lr: self
-                .config
-                .lr_at(p.epoch, p.batch.saturating_sub(1), p.batch.max(1)),
+            lr,
             seconds: p.epoch_seconds,
         };
         p.history.push(metrics.clone());
-        p.epoch += 1;
-        p.batch = 0;
         p.loss_sum = 0.0;
         p.correct_sum = 0.0;
         p.seen = 0;
         p.epoch_seconds = 0.0;
-        Ok(metrics)
+        metrics
+    }
+
+    /// Closes the epoch without reading: its test figures stay on the
+    /// device until the caller's flush ([`ReadBacks::ByCaller`]).
+    fn queue_epoch(&mut self, split: &Split, device: &Device) {
+        let test = split.test();
+        let totals = evaluation_totals(
+            &self.model.valid(),
+            test,
+            split.norm,
+            self.config.eval_batch_size,
+            &device.clone().without_autodiff(),
+        );
+        let (epoch, lr) = self.next_epoch();
+        self.pending.push(Pending::Epoch {
+            totals,
+            examples: test.len(),
+            epoch,
+            lr,
+        });
     }
 
     /// Runs the rest of the current epoch, emitting a `Step` event per batch
@@ -390,7 +528,8 @@ pub enum Until {
 /// epoch the moment its last batch is done (evaluated, with its `Epoch`
 /// event); every step emits a `Step` event. The CLI's training, every
 /// method's training and the page all advance through it. Returns the
-/// epochs it closed.
+/// epochs it closed (none with [`ReadBacks::ByCaller`]: their events come
+/// with the caller's flush).
 pub async fn advance<S: Stepper>(
     stepper: &mut S,
     split: &Split,
@@ -412,7 +551,7 @@ pub async fn advance<S: Stepper>(
         let per_epoch = loader.batches_per_epoch();
         if trainer.progress.batch < per_epoch {
             if let Some(stats) = stepper.next_step(&loader, split, device).await? {
-                if !stepper.trainer().defer_reads {
+                if stepper.trainer().reads == ReadBacks::EachStep {
                     stepper.trainer().emit_step(&stats, sink);
                 }
                 done += 1;
@@ -420,11 +559,17 @@ pub async fn advance<S: Stepper>(
         }
         let trainer = stepper.trainer();
         if trainer.progress.batch >= per_epoch {
-            trainer.flush(sink).await?;
-            closed.push(trainer.close_epoch(split, device, sink).await?);
+            if trainer.reads == ReadBacks::ByCaller {
+                trainer.queue_epoch(split, device);
+            } else {
+                trainer.flush(sink).await?;
+                closed.push(trainer.close_epoch(split, device, sink).await?);
+            }
         }
     }
-    stepper.trainer().flush(sink).await?;
+    if stepper.trainer().reads != ReadBacks::ByCaller {
+        stepper.trainer().flush(sink).await?;
+    }
     Ok(closed)
 }
 
@@ -436,8 +581,25 @@ pub async fn evaluate<M: Trainable>(
     batch_size: usize,
     device: &Device,
 ) -> Result<(f32, f32)> {
-    if data.is_empty() {
+    let Some(totals) = evaluation_totals(model, data, norm, batch_size, device) else {
         return Ok((0.0, 0.0));
+    };
+    let values = host::floats(totals).await?;
+    let n = data.len() as f32;
+    Ok((values[0] / n, values[1] / n))
+}
+
+/// The summed loss and hits of `model` on `data`, still on the device
+/// (`None` for no data).
+fn evaluation_totals<M: Trainable>(
+    model: &M,
+    data: &Dataset,
+    norm: Option<Normalization>,
+    batch_size: usize,
+    device: &Device,
+) -> Option<Tensor<1>> {
+    if data.is_empty() {
+        return None;
     }
     let loader = Loader::sequential(data, norm, batch_size);
     let order = loader.order(0);
@@ -453,7 +615,5 @@ pub async fn evaluate<M: Trainable>(
             None => both,
         });
     }
-    let values = host::floats(totals.expect("at least one batch")).await?;
-    let n = data.len() as f32;
-    Ok((values[0] / n, values[1] / n))
+    totals
 }
