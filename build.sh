@@ -7,6 +7,9 @@
 #                      tests of the page, a Slurm job-array test
 #   ./build.sh build   the native CLI and the wasm package (static/pkg)
 #   ./build.sh wasm    only the wasm package
+#   ./build.sh wasm-threads
+#                      the CIFAR lab's multi-threaded CPU module (static/pkg-mt;
+#                      nightly Rust, not part of `test`: docs/operations.md)
 #
 # It installs what it needs when missing: the wasm32 target, wasm-bindgen-cli
 # (pinned to the wasm-bindgen crate's version), and for the browser tests
@@ -88,6 +91,33 @@ build_wasm() {
   fi
 }
 
+# The multi-threaded CPU module for the CIFAR lab: std rebuilt with atomics
+# (nightly's -Z build-std), rayon's pool on Web Workers, no WebGPU. The page
+# uses it when it is cross-origin isolated and static/pkg-mt exists.
+build_wasm_threads() {
+  need_wasm_tools
+  if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q rust-src; then
+    say "installing nightly Rust with rust-src (for -Z build-std)"
+    rustup toolchain install nightly --profile minimal --component rust-src --target wasm32-unknown-unknown
+  fi
+  say "building the multi-threaded wasm package into static/pkg-mt"
+  # The link arguments (a shared, imported memory and the thread-local
+  # storage exports wasm-bindgen's threads need) go to the final crate only,
+  # so that changing them does not rebuild the dependency graph.
+  CARGO_TARGET_DIR="$TARGET_DIR/mt" \
+  RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals -C link-arg=--max-memory=4294967296' \
+    cargo +nightly rustc -Z build-std=panic_abort,std -p prunelab --lib \
+    --target wasm32-unknown-unknown --profile wasm --no-default-features --features web-threads -- \
+    -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls \
+    -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+  rm -rf static/pkg-mt
+  wasm-bindgen --target web --no-typescript --out-dir static/pkg-mt \
+    "$TARGET_DIR/mt/wasm32-unknown-unknown/wasm/prunelab.wasm"
+  # wasm-bindgen-rayon's worker imports its package as '../../..', which only
+  # a bundler resolves; point it at the module's file.
+  sed -i "s#import('../../..')#import('../../../prunelab.js')#" static/pkg-mt/snippets/*/src/workerHelpers.js
+}
+
 run_tests() {
   # Vulkan and Chromium want a runtime directory; CI shells often lack one.
   export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
@@ -114,8 +144,9 @@ case "${1:-}" in
   test) run_tests ;;
   build) build_native && build_wasm ;;
   wasm) build_wasm ;;
+  wasm-threads) build_wasm_threads ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

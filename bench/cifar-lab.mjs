@@ -6,6 +6,9 @@
 //   node bench/cifar-lab.mjs [images] [--model resnet20] --prune METHOD AMOUNT
 //     then prunes with the lab's slider and times the dense and the pruned
 //     network's forward pass at batch 128 (the lab's latency button).
+//   ... --single
+//     refuses the multi-threaded module (static/pkg-mt), so the lab runs on
+//     one thread even where it could use more: the before of a before/after.
 import { browser, cifarFiles, open, serve } from '../tests/browser/harness.mjs';
 
 const images = Number(process.argv[2] || 1000);
@@ -16,6 +19,7 @@ const cmodel = modelAt > 0 ? process.argv[modelAt + 1] : 'cnn';
 const files = cifarFiles(images, 200);
 const server = await serve();
 const ctx = await browser({ webgpu: false });
+if (process.argv.includes('--single')) await ctx.route('**/pkg-mt/**', (route) => route.abort());
 try {
   const { page } = await open(ctx, `${server.url}/#lab=cifar&device=cpu&cmodel=${cmodel}&subset=${images}&cepochs=1&cmethod=l1`);
   await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
@@ -25,7 +29,8 @@ try {
   await page.click('#ctrain');
   await page.waitForFunction(() => window.__prunelab.cifar.accuracies.length >= 1 && window.__prunelab.cifar.state === 'ready', null, { timeout: 600_000 });
   const seconds = (Date.now() - t0) / 1000;
-  const row = { model: cmodel, images, epoch_seconds: seconds, images_per_s: +(images / seconds).toFixed(1) };
+  const { device, threads } = await page.evaluate(() => window.__prunelab.cifar);
+  const row = { model: cmodel, images, epoch_seconds: seconds, images_per_s: +(images / seconds).toFixed(1), device, threads };
   if (method) {
     await page.selectOption('#cmethod', method);
     await page.locator('#camount').fill(String(amount));

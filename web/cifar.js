@@ -50,8 +50,9 @@ export function cifarLab(engine, state, view) {
       const created = await engine.call('createCifar', { config: cifarConfig(state, state.cdataset), device: state.device, names, contents });
       info = created.info;
       dense = null;
-      Object.assign(view.cifar, { losses: [], accuracies: [], kind: info.kind, device: info.device, examples: 0 });
-      $('cifar-status').textContent = `${info.train_examples} training and ${info.test_examples} test images · ${info.model} · ${info.device}`;
+      Object.assign(view.cifar, { losses: [], accuracies: [], kind: info.kind, device: info.device, threads: created.threads, examples: 0 });
+      const threads = created.threads > 1 ? ` · ${created.threads} threads` : '';
+      $('cifar-status').textContent = `${info.train_examples} training and ${info.test_examples} test images · ${info.model} · ${info.device}${threads}`;
       await refresh();
     });
   }

@@ -1,12 +1,13 @@
 // The page's handle on the worker: call(type, args) → Promise of the result.
 // Errors carry `lost` when the GPU device went away.
-export function startEngine({ onLost = () => {}, onEvent = () => {} } = {}) {
+// `threads`: a multi-threaded CPU where the page allows it (web/worker.js).
+export function startEngine({ onLost = () => {}, onEvent = () => {}, threads = false } = {}) {
   let worker = null;
   let next = 0;
   const pending = new Map();
 
   function spawn() {
-    worker = new Worker('/web/worker.js', { type: 'module' });
+    worker = new Worker(threads ? '/web/worker.js?threads=1' : '/web/worker.js', { type: 'module' });
     worker.onmessage = ({ data }) => {
       if (data.event === 'lost') return onLost(new Error(`the GPU device was lost: ${data.reason}`));
       if (data.event) return onEvent(data);

@@ -28,7 +28,9 @@ const engine = startEngine({
   // The worker's head start on V8's optimiser (web/worker.js), for the benchmarks.
   onEvent: (e) => { if (e.event === 'warmup') view.warmup = { state: e.state, epochs: e.epochs, ms: e.ms.map(Math.round) }; },
 });
-const cifarEngine = startEngine();
+// The CIFAR lab's convolutions use every core where the page is cross-origin
+// isolated; the toy lab's tiny steps would only pay the threads' overhead.
+const cifarEngine = startEngine({ threads: true });
 
 async function onLost(error) {
   // A lost GPU: keep the settings, restart the engine on the CPU, say so.

@@ -1,7 +1,30 @@
 // The engine runs here, off the page's main thread, behind a small message
 // protocol: {id, type, ...args} in, {id, ok, result | error} out. Calls run
 // one at a time, in order (the engine's session is single-threaded).
-import init, { Session, forgetGpu, methods } from '/pkg/prunelab.js';
+
+// `?threads=1` (the CIFAR lab): where the page is cross-origin isolated and
+// the multi-threaded module was built (./build.sh wasm-threads), the CPU
+// backend runs on a pool of Web Workers sharing the module's memory; else
+// the single-threaded module (docs/operations.md, "Threads in the page").
+const wantThreads = new URL(self.location.href).searchParams.get('threads') === '1';
+let pkg = null;
+let threads = 1;
+async function load() {
+  if (wantThreads && self.crossOriginIsolated) {
+    try {
+      const mt = await import('/pkg-mt/prunelab.js');
+      await mt.default();
+      threads = Math.max(1, navigator.hardwareConcurrency || 1);
+      await mt.initThreadPool(threads);
+      pkg = mt;
+      return;
+    } catch {
+      threads = 1; // not built, or the browser refused: one thread
+    }
+  }
+  pkg = await import('/pkg/prunelab.js');
+  await pkg.default();
+}
 
 // Keep a handle on the WebGPU devices wgpu creates, to notice a loss (and,
 // for the tests, to cause one: `loseDevice`).
@@ -34,7 +57,7 @@ if (self.GPUBuffer) {
   };
 }
 
-const ready = init();
+const ready = load();
 let session = null;
 let queue = Promise.resolve();
 let waiting = 0; // requests queued or running
@@ -59,7 +82,7 @@ function startWarmup(config, csv) {
     queue = queue.then(async () => {
       if (warmup.state !== 'waiting' && warmup.state !== 'running') return;
       try {
-        warmSession ??= await Session.create(config, 'cpu', csv ?? undefined);
+        warmSession ??= await pkg.Session.create(config, 'cpu', csv ?? undefined);
         warmup.state = 'running';
         const e0 = performance.now();
         await warmSession.train(warmSession.info().steps_per_epoch);
@@ -97,14 +120,14 @@ function finishWarmup(state) {
 const handlers = {
   async create({ config, device, csv, snapshot, warm }) {
     session = null;
-    session = await Session.create(config, device, csv ?? undefined, snapshot ?? undefined);
+    session = await pkg.Session.create(config, device, csv ?? undefined, snapshot ?? undefined);
     if (warm && session.info().kind === 'cpu') startWarmup(config, csv);
     return describe();
   },
   async createCifar({ config, device, names, contents }) {
     session = null;
-    session = await Session.createCifar(config, device, names, contents);
-    return { info: session.info() };
+    session = await pkg.Session.createCifar(config, device, names, contents);
+    return { info: session.info(), threads: session.info().kind === 'cpu' ? threads : null };
   },
   train: ({ steps }) => session.train(steps),
   boundary: ({ resolution, extent }) => session.boundary(resolution, extent),
@@ -129,8 +152,8 @@ const handlers = {
   examples: ({ n }) => session.examples(n),
   latency: ({ batch, repeats }) => session.latency(batch, repeats),
   modelFile: () => session.modelFile(),
-  forgetGpu: () => forgetGpu(),
-  methods: () => methods(),
+  forgetGpu: () => pkg.forgetGpu(),
+  methods: () => pkg.methods(),
   loseDevice: () => { for (const d of devices) d.destroy(); return devices.length; },
 };
 

@@ -211,12 +211,30 @@ pub fn disable_fusion() -> Result<()> {
 #[cfg(target_arch = "wasm32")]
 pub async fn open_async(choice: DeviceChoice) -> Result<OpenDevice> {
     match choice {
+        #[cfg(feature = "web")]
         DeviceChoice::Cpu => Ok(OpenDevice::cpu("cpu (burn flex in WebAssembly)")),
+        #[cfg(not(feature = "web"))]
+        DeviceChoice::Cpu => Ok(OpenDevice::cpu(
+            "cpu (burn flex in WebAssembly, multi-threaded)",
+        )),
         DeviceChoice::Vulkan => Err(Error::Device {
             device: "vulkan".into(),
             reason: "the browser has no Vulkan".into(),
             fix: "use webgpu or cpu in the page".into(),
         }),
+        // The multi-threaded CPU module has no WebGPU (`web-threads`).
+        #[cfg(not(feature = "web"))]
+        DeviceChoice::Webgpu | DeviceChoice::Auto => match choice {
+            DeviceChoice::Auto => Ok(OpenDevice::cpu(
+                "cpu (burn flex in WebAssembly, multi-threaded)",
+            )),
+            _ => Err(Error::Device {
+                device: "webgpu".into(),
+                reason: "this is the page's multi-threaded CPU module, built without WebGPU".into(),
+                fix: "choose auto or cpu, or load the page's default module".into(),
+            }),
+        },
+        #[cfg(feature = "web")]
         DeviceChoice::Webgpu | DeviceChoice::Auto => {
             match Device::wgpu_options().init_async().await {
                 Ok(device) => Ok(OpenDevice {

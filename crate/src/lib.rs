@@ -41,7 +41,7 @@ pub mod sweep;
 pub mod bench;
 pub mod lab;
 
-#[cfg(feature = "web")]
+#[cfg(feature = "web-bindings")]
 pub mod web;
 
 pub use error::{Error, Result};

@@ -1,6 +1,6 @@
 // Shared pieces of the browser tests: the served page, Chromium, assertions.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -38,10 +38,17 @@ export async function browser({ webgpu = true } = {}) {
   const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync'];
   if (webgpu) args.push('--enable-unsafe-webgpu');
-  return chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'pw-')), {
+  const profile = mkdtempSync(path.join(tmpdir(), 'pw-'));
+  const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args,
     viewport: { width: 1100, height: 720 },
   });
+  // A profile is ~65 MB: closing the browser removes it (they used to fill /tmp).
+  const close = context.close.bind(context);
+  context.close = async (...a) => {
+    try { await close(...a); } finally { rmSync(profile, { recursive: true, force: true }); }
+  };
+  return context;
 }
 
 /** Opens `url` and records every request and console error. */
@@ -75,8 +82,17 @@ export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.lengt
 /** A directory holding `train` and `test` generated images in CIFAR-10's
  * binary layout (label byte + 3,072 pixel bytes from a seeded LCG): what
  * the CIFAR lab's tests and benchmark load instead of the real data set. */
+// Temporary folders, removed when the process exits.
+const temps = [];
+process.on('exit', () => { for (const d of temps) rmSync(d, { recursive: true, force: true }); });
+export function tempDir(prefix) {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+
 export function cifarFiles(train, test) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cifar-'));
+  const dir = tempDir('cifar-');
   const records = (n, seed) => {
     const out = new Uint8Array(n * 3073);
     let s = seed;

@@ -1,10 +1,9 @@
 // Headless-Chromium tests of the playground. Each test gets a fresh browser;
 // screenshots land in tests/artifacts/ for a person to look at.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, ROOT, browser, check, cifarFiles, mean, open, serve, waitForView } from './harness.mjs';
+import { ARTIFACTS, ROOT, browser, check, cifarFiles, mean, open, serve, tempDir, waitForView } from './harness.mjs';
 
 if (!existsSync('/usr/bin/chromium') && !process.env.CHROMIUM) {
   console.log('SKIPPED: browser tests need Debian\'s chromium (./build.sh test installs it)');
@@ -235,7 +234,7 @@ const tests = {
     return withPage(`#device=cpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => {
       await waitForView(page, 'done');
       const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-toy')]);
-      const file = path.join(mkdtempSync(path.join(tmpdir(), 'plm-')), 'page.plm');
+      const file = path.join(tempDir('plm-'), 'page.plm');
       await download.saveAs(file);
       const out = spawnSync(BIN, ['eval', file, '--dataset', 'gaussians', '--device', 'cpu', '--seed', '3'], { encoding: 'utf8' });
       check(out.status === 0, `prunelab eval: ${out.stderr}`);
@@ -287,6 +286,42 @@ const tests = {
       check(/streams=stream/.test(await page.evaluate(() => location.hash)), 'the choice is in the link');
       return `${marked.length} units and ${links} weights outlined for one stream channel; stream cut ${cut[0]}`;
     });
+  },
+
+  async 'the CIFAR lab uses every core where the page is isolated, with the same training'() {
+    // prunelab serve sends the cross-origin isolation headers; the lab's
+    // worker then loads the multi-threaded module if it was built.
+    const files = cifarFiles(96, 32);
+    const built = existsSync(path.join(ROOT, 'static/pkg-mt/prunelab_bg.wasm'));
+    const run = async (single) => {
+      const ctx = await browser({ webgpu: false });
+      try {
+        if (single) await ctx.route('**/pkg-mt/**', (route) => route.abort());
+        const { page } = await open(ctx, `${server.url}/#lab=cifar&device=cpu&subset=96&cepochs=1`);
+        check(await page.evaluate(() => self.crossOriginIsolated), 'the page is cross-origin isolated');
+        await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
+        await page.setInputFiles('#cifar-files', files);
+        await page.waitForFunction(() => ['error', 'ready'].includes(window.__prunelab.cifar.state), null, { timeout: 240_000 });
+        await page.click('#ctrain');
+        await page.waitForFunction(() => window.__prunelab.cifar.error || (window.__prunelab.cifar.accuracies.length >= 1 && window.__prunelab.cifar.state === 'ready'), null, { timeout: 240_000 });
+        const v = (await page.evaluate(() => window.__prunelab)).cifar;
+        check(!v.error, v.error);
+        return { v, status: await page.textContent('#cifar-status') };
+      } finally {
+        await ctx.close();
+      }
+    };
+    const one = await run(true);
+    check(one.v.threads === 1, `one thread without the module: ${one.v.threads}`);
+    if (!built) return 'one thread: static/pkg-mt is not built (./build.sh wasm-threads)';
+    const many = await run(false);
+    check(many.v.threads > 1 && /threads/.test(many.status), `threads: ${many.v.threads} ("${many.status}")`);
+    // The same run; only the order of some float sums may differ.
+    const [a, b] = [one.v.losses, many.v.losses];
+    check(a.length === b.length && a.length > 0, `${a.length} vs ${b.length} steps`);
+    const diff = Math.max(...a.map((l, i) => Math.abs(l - b[i]) / Math.max(1e-3, Math.abs(l))));
+    check(diff < 1e-3, `largest relative loss difference ${diff.toExponential(2)}`);
+    return `${many.v.threads} threads, ${a.length} steps within ${diff.toExponential(1)} of one thread`;
   },
 
   async 'the CIFAR lab trains and prunes on a tiny generated CIFAR file'() {

@@ -302,6 +302,22 @@ fn finish(mut response: Response<Body>) -> Response<Body> {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Cross-origin isolation: it lets the page share memory between workers
+    // (the CIFAR lab's multi-threaded CPU). Everything the page loads is
+    // ours; the resource policy lets a tutorial that is isolated itself
+    // embed the page.
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-embedder-policy",
+        HeaderValue::from_static("require-corp"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
+    );
     response
 }
 
