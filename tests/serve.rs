@@ -137,6 +137,10 @@ fn serves_only_what_it_was_asked_to_on_its_own_names() {
         "x-content-type-options: nosniff",
         "cache-control: no-cache",
         "content-type: text/html",
+        // Cross-origin isolation: the CIFAR lab's threads need it.
+        "cross-origin-opener-policy: same-origin",
+        "cross-origin-embedder-policy: require-corp",
+        "cross-origin-resource-policy: cross-origin",
     ] {
         assert!(lower.contains(h), "{h} missing: {text}");
     }
