@@ -21,6 +21,7 @@ use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
+use super::real::{Kernel, Real, for_each_chunk, in_precision};
 use crate::{FlexTensor, Layout};
 
 /// The sizes of one 2-D convolution.
@@ -93,19 +94,6 @@ impl Geometry {
         let y = (oy * self.stride[0] + i * self.dilation[0]) as isize - self.pad[0] as isize;
         (y >= 0 && (y as usize) < self.h).then_some(y as usize)
     }
-}
-
-/// Element types the GEMM path runs on (f16/bf16 go through f32).
-pub(crate) trait Real:
-    bytemuck::Pod + Copy + Send + Sync + 'static + core::ops::AddAssign + num_traits::Zero
-{
-    const ONE: Self;
-}
-impl Real for f32 {
-    const ONE: Self = 1.0;
-}
-impl Real for f64 {
-    const ONE: Self = 1.0;
 }
 
 /// One image's (`x`: `[c_in_group, h, w]` of group `g`) patches as
@@ -209,20 +197,7 @@ unsafe fn gemm<T: Real>(
     }
 }
 
-/// Runs `f(b, out_b)` for every batch item on its own `per_item`-long slice of `out`.
-fn for_each_item<T: Real>(out: &mut [T], per_item: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(per_item).enumerate().for_each(|(b, o)| f(b, o));
-    }
-    #[cfg(not(feature = "rayon"))]
-    for (b, o) in out.chunks_mut(per_item).enumerate() {
-        f(b, o);
-    }
-}
-
-fn tensor<T: Real + burn_backend::Element>(data: Vec<T>, shape: [usize; 4], dtype: DType) -> FlexTensor {
+fn tensor<T: Real>(data: Vec<T>, shape: [usize; 4], dtype: DType) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape.to_vec())), dtype)
 }
 
@@ -232,7 +207,7 @@ fn shape4(t: &FlexTensor) -> [usize; 4] {
 }
 
 /// Forward convolution.
-pub(crate) fn conv2d<T: Real + burn_backend::Element>(
+pub(crate) fn conv2d<T: Real>(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
@@ -246,7 +221,7 @@ pub(crate) fn conv2d<T: Real + burn_backend::Element>(
     let bs: Option<&[T]> = bias.as_ref().map(|b| b.storage());
     let (rows, sp, cog) = (g.col_rows(), g.spatial(), g.c_out_group());
     let mut out = vec![T::zero(); g.batch * g.c_out * sp];
-    for_each_item(&mut out, g.c_out * sp, |b, y| {
+    for_each_chunk(&mut out, g.c_out * sp, |b, y| {
         let mut col = vec![T::zero(); rows * sp];
         for grp in 0..g.groups {
             let xb = &xs[(b * g.c_in + grp * g.c_in_group()) * g.h * g.w..];
@@ -275,7 +250,7 @@ pub(crate) fn conv2d<T: Real + burn_backend::Element>(
 }
 
 /// The gradient with respect to the input.
-pub(crate) fn conv2d_x_backward<T: Real + burn_backend::Element>(
+pub(crate) fn conv2d_x_backward<T: Real>(
     x: FlexTensor,
     weight: FlexTensor,
     output_grad: FlexTensor,
@@ -287,7 +262,7 @@ pub(crate) fn conv2d_x_backward<T: Real + burn_backend::Element>(
     let (ws, dys): (&[T], &[T]) = (weight.storage(), dy.storage());
     let (rows, sp, cog) = (g.col_rows(), g.spatial(), g.c_out_group());
     let mut dx = vec![T::zero(); g.batch * g.c_in * g.h * g.w];
-    for_each_item(&mut dx, g.c_in * g.h * g.w, |b, dxb| {
+    for_each_chunk(&mut dx, g.c_in * g.h * g.w, |b, dxb| {
         let mut col = vec![T::zero(); rows * sp];
         for grp in 0..g.groups {
             // col = W_gᵀ · dy_b,g : W_g is [cog, rows] row-major.
@@ -311,7 +286,7 @@ pub(crate) fn conv2d_x_backward<T: Real + burn_backend::Element>(
 }
 
 /// The gradient with respect to the weight.
-pub(crate) fn conv2d_weight_backward<T: Real + burn_backend::Element>(
+pub(crate) fn conv2d_weight_backward<T: Real>(
     x: FlexTensor,
     weight: FlexTensor,
     output_grad: FlexTensor,
@@ -383,23 +358,19 @@ pub(crate) fn backward(
     output_grad: FlexTensor,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    use super::module::{cast_from_f32, cast_to_f32};
-    let run = |x, w, dy, dtype| match (pass, dtype) {
-        (Pass::InputGrad, DType::F64) => conv2d_x_backward::<f64>(x, w, dy, options, dtype),
-        (Pass::WeightGrad, DType::F64) => conv2d_weight_backward::<f64>(x, w, dy, options, dtype),
-        (Pass::InputGrad, _) => conv2d_x_backward::<f32>(x, w, dy, options, DType::F32),
-        (Pass::WeightGrad, _) => conv2d_weight_backward::<f32>(x, w, dy, options, DType::F32),
-    };
-    match output_grad.dtype() {
-        dtype @ (DType::F32 | DType::F64) => run(x, weight, output_grad, dtype),
-        DType::F16 => {
-            let f = |t| cast_to_f32::<half::f16>(t, half::f16::to_f32);
-            cast_from_f32::<half::f16>(run(f(x), f(weight), f(output_grad), DType::F32), half::f16::from_f32)
-        }
-        DType::BF16 => {
-            let f = |t| cast_to_f32::<half::bf16>(t, half::bf16::to_f32);
-            cast_from_f32::<half::bf16>(run(f(x), f(weight), f(output_grad), DType::F32), half::bf16::from_f32)
-        }
-        dtype => panic!("conv2d backward: unsupported dtype {dtype:?}"),
+    let [grad] = in_precision("conv2d backward", Backward { pass, options }, [output_grad, x, weight]);
+    grad
+}
+
+struct Backward<'a> {
+    pass: Pass,
+    options: &'a ConvOptions<2>,
+}
+impl Kernel<3, 1> for Backward<'_> {
+    fn run<T: Real>(self, [dy, x, w]: [FlexTensor; 3], dtype: DType) -> [FlexTensor; 1] {
+        [match self.pass {
+            Pass::InputGrad => conv2d_x_backward::<T>(x, w, dy, self.options, dtype),
+            Pass::WeightGrad => conv2d_weight_backward::<T>(x, w, dy, self.options, dtype),
+        }]
     }
 }

@@ -99,6 +99,7 @@ mod conv_common;
 pub mod conv;
 mod batch_norm_nchw; // prunelab patch
 mod conv2d_nchw; // prunelab patch
+mod real; // prunelab patch
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;
