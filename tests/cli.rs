@@ -832,3 +832,96 @@ fn prune_a_saved_model_and_refuse_bad_requests() {
     ]
     .concat());
 }
+
+/// `prunelab reproduce sN --budget smoke` for every seed paper: the sweep it
+/// runs is written for arrays, every row of the shipped experiment finishes,
+/// the report puts the paper's published row beside ours with a verdict, and
+/// running it again redoes nothing (a killed run resumes the same way).
+#[test]
+fn reproduce_smoke_runs_every_seed_paper_and_reports_the_paper_beside_ours() {
+    let Some(data) = cifar_dir() else { return };
+    let data = data.to_str().unwrap();
+    for (seed, method, paper) in [
+        ("s1", "polarization", "S1: Zhi et al."),
+        ("s2", "flexrel", "S2: Chiasserini et al."),
+        ("s3", "energy", "S3: Yeom et al."),
+        ("s4", "lottery", "S4: Jordao et al."),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().to_str().unwrap();
+        let (stdout, _) = ok(&[
+            "reproduce",
+            seed,
+            "--budget",
+            "smoke",
+            "--data",
+            data,
+            "--out",
+            out,
+        ]);
+        assert!(stdout.contains("at the `smoke` budget"), "{seed}: {stdout}");
+        assert!(
+            stdout.contains(paper) && stdout.contains("**Verdict:** at the smoke budget"),
+            "{seed}: {stdout}"
+        );
+        let report = json(&dir.path().join("report.json"));
+        assert_eq!(report["missing"], 0, "{seed}");
+        let ours = report["ours"].as_array().unwrap();
+        assert_eq!(ours[0]["label"], method, "{seed}: the paper's method leads");
+        assert!(ours.len() >= 2, "{seed}: and its baselines");
+        assert!(
+            report["dense"]["accuracy"]["mean"].as_f64().is_some(),
+            "{seed}"
+        );
+        let svg = std::fs::read_to_string(dir.path().join("report.svg")).unwrap();
+        assert_eq!(
+            svg.matches("<circle").count(),
+            ours.len(),
+            "{seed}: one point per row of ours"
+        );
+        // The resolved sweep runs as any sweep: every run is already there.
+        let sweep = dir.path().join("sweep.toml");
+        let (_, stderr) = ok(&["sweep", sweep.to_str().unwrap(), "--out", out]);
+        assert!(stderr.contains("already done"), "{seed}: {stderr}");
+        let (_, again) = ok(&[
+            "reproduce",
+            seed,
+            "--budget",
+            "smoke",
+            "--data",
+            data,
+            "--out",
+            out,
+        ]);
+        let runs = ours.len();
+        assert!(
+            again.contains(&format!(
+                "{runs} of the sweep's {runs} runs, {runs} already done"
+            )),
+            "{seed}: {again}"
+        );
+    }
+}
+
+#[test]
+fn reproduce_says_where_the_data_should_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(&[
+        "reproduce",
+        "s3",
+        "--budget",
+        "smoke",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--data") && err.contains("test_batch.bin"),
+        "{err}"
+    );
+    let err = fails(&["reproduce", "s5", "--budget", "smoke"]);
+    assert!(err.contains("choose one of s1, s2, s3, s4"), "{err}");
+    let err = fails(&["reproduce", "s3", "--budget", "tiny"]);
+    assert!(err.contains("smoke, cpu, quick, full"), "{err}");
+}

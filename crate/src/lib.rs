@@ -38,6 +38,7 @@ pub mod report;
 pub mod training;
 pub mod experiment;
 pub mod sweep;
+pub mod reproduce;
 pub mod bench;
 pub mod lab;
 

@@ -298,6 +298,21 @@ pub fn result_path(out: &Path, id: &str) -> PathBuf {
 }
 
 /// Reads every published result under `out/runs` (temporary files skipped).
+/// The run ids a sweep's `sweep.json` lists (empty when it is missing).
+pub fn manifest_ids(out: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(out.join("sweep.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v["runs"].as_array().map(|runs| {
+                runs.iter()
+                    .filter_map(|r| r["id"].as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
 pub fn read_records(out: &Path) -> Result<Vec<RunRecord>> {
     let dir = out.join("runs");
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;

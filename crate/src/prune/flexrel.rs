@@ -23,7 +23,7 @@ use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use super::lrp::Relevance;
-use super::masks::{LayerScores, masks_from_scores};
+use super::masks::{LayerScores, masks_for_sparsities};
 use super::method::{CheckOptions, require};
 use super::pipeline::{self, Then};
 use super::select::Scope;
@@ -63,6 +63,10 @@ pub struct FlexRelOptions {
     pub sweep: Vec<f32>,
     /// Accuracy target (0..1) for "the highest pruning factor that meets it".
     pub accuracy_target: Option<f32>,
+    /// The target as the dense model's validation accuracy less this share
+    /// (0.01: one point), so that it asks the same at any training budget.
+    /// One of this and `accuracy_target`.
+    pub accuracy_drop: Option<f32>,
 }
 
 impl CheckOptions for FlexRelOptions {
@@ -95,6 +99,20 @@ impl CheckOptions for FlexRelOptions {
                 "an accuracy share 0 to 1",
             )?;
         }
+        if let Some(d) = self.accuracy_drop {
+            require(
+                share(d),
+                "flexrel.accuracy_drop",
+                d,
+                "an accuracy share 0 to 1",
+            )?;
+            require(
+                self.accuracy_target.is_none(),
+                "flexrel.accuracy_drop",
+                d,
+                "give either accuracy_target or accuracy_drop, not both",
+            )?;
+        }
         Ok(())
     }
 }
@@ -109,6 +127,7 @@ impl Default for FlexRelOptions {
             samples: 256,
             sweep: vec![0.0, 0.25, 0.5, 0.75, 1.0],
             accuracy_target: None,
+            accuracy_drop: None,
         }
     }
 }
@@ -160,6 +179,10 @@ pub static INFO: MethodInfo = MethodInfo {
         Knob {
             key: "flexrel.accuracy_target",
             source: "the paper's 'highest pruning factor that meets an accuracy target' (on the validation split)",
+        },
+        Knob {
+            key: "flexrel.accuracy_drop",
+            source: "ours: the same target relative to the dense model's validation accuracy",
         },
     ],
 };
@@ -274,8 +297,21 @@ impl Method for FlexRel {
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             let o: FlexRelOptions = job.options.of(INFO.name)?;
-            let Some(target) = o.accuracy_target else {
-                return pipeline::run(self, job).await;
+            let target = match (o.accuracy_target, o.accuracy_drop) {
+                (Some(target), _) => target,
+                (None, Some(drop)) => {
+                    // The dense model on the validation split (never the test split).
+                    let (_, dense) = evaluate(
+                        &job.model.valid(),
+                        &job.split.valid,
+                        job.split.norm,
+                        job.train.eval_batch_size,
+                        &job.device.device,
+                    )
+                    .await?;
+                    (dense - drop).max(0.0)
+                }
+                (None, None) => return pipeline::run(self, job).await,
             };
             let (magnitude, relevance) = components(&job.scoring(), &o).await?;
             let (points, best) = sweep(&job, &magnitude, &relevance, &o, target).await?;
@@ -292,6 +328,7 @@ impl Method for FlexRel {
                 )
             })?;
             let details = serde_json::json!({
+                "target": target,
                 "delta": chosen.delta,
                 "sweep": points,
                 "best": best,
@@ -336,12 +373,12 @@ async fn sweep(
     for &delta in deltas {
         let scores = combine(magnitude, relevance, delta, o.norm_scope);
         let mut best_here: Option<(f32, u64)> = None;
-        for &sparsity in SWEEP_FACTORS {
-            let masks = masks_from_scores(
-                &scores,
-                sparsity,
-                job.options.scope.unwrap_or(super::select::Scope::Global),
-            )?;
+        let all = masks_for_sparsities(
+            &scores,
+            SWEEP_FACTORS,
+            job.options.scope.unwrap_or(super::select::Scope::Global),
+        )?;
+        for (&sparsity, masks) in SWEEP_FACTORS.iter().zip(all) {
             let model = masks.apply(&job.model).valid();
             let (_, accuracy) = evaluate(
                 &model,

@@ -5,12 +5,12 @@ use super::MethodResult;
 const W: f64 = 640.0;
 const H: f64 = 420.0;
 const PAD: (f64, f64, f64, f64) = (60.0, 20.0, 30.0, 50.0); // left, right, top, bottom
-const COLOURS: &[&str] = &[
+pub(crate) const COLOURS: &[&str] = &[
     "#1971c2", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0ca678", "#c2255c", "#5c940d",
     "#1098ad", "#6741d9",
 ];
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

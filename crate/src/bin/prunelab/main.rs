@@ -6,6 +6,7 @@ mod commands;
 mod progress;
 mod pruning;
 mod serve;
+mod reproduce;
 mod sweep;
 
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ enum Command {
     Compare(CompareArgs),
     /// Run one shard of a sweep (methods × targets × seeds), or merge results with --collect.
     Sweep(SweepArgs),
+    /// A seed paper's headline experiment at a budget (smoke, cpu, quick,
+    /// full), its baselines beside it, and a report with the paper's numbers.
+    Reproduce(ReproduceArgs),
     /// List the pruning methods.
     Methods,
     /// Training and inference throughput (images/s) after warm-up.
@@ -216,6 +220,42 @@ pub struct SweepArgs {
 }
 
 #[derive(Args)]
+pub struct ReproduceArgs {
+    /// s1 (consensus gates + polarization), s2 (FlexRel), s3 (energy-aware)
+    /// or s4 (layer lottery at initialisation).
+    pub seed: String,
+    /// smoke (about a minute, CPU), cpu (about an hour per method on 2
+    /// cores), quick (all the data, a short schedule, GPU), full (the
+    /// paper's schedule). Only epochs and data change.
+    #[arg(long, default_value = "cpu")]
+    pub budget: String,
+    /// Seeds 1..=N (default: 1 for smoke, 3 otherwise).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Results directory (default: out/reproduce-SEED-BUDGET).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The CIFAR-10 binary folder (default: $PRUNELAB_CIFAR10, else
+    /// ../shared/data/cifar-10-batches-bin).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Override the budget's device (smoke and cpu: cpu; else auto).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// This process's slice of the runs: i/N, or `auto` under Slurm or Kubernetes.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    /// Only write OUT/sweep.toml (for `prunelab sweep` arrays).
+    #[arg(long, conflicts_with = "report_only")]
+    pub plan_only: bool,
+    /// Only write the report from the runs already in OUT.
+    #[arg(long)]
+    pub report_only: bool,
+    #[arg(long)]
+    pub json_events: bool,
+}
+
+#[derive(Args)]
 pub struct EvalArgs {
     /// A model (`train --save`) or checkpoint file.
     pub file: PathBuf,
@@ -344,6 +384,7 @@ fn run() -> ExitCode {
         Command::Prune(a) => a.json_events,
         Command::Compare(a) => a.json_events,
         Command::Sweep(a) => a.json_events,
+        Command::Reproduce(a) => a.json_events,
         _ => false,
     };
     let result = catch_device_panics(|| match cli.command {
@@ -361,6 +402,10 @@ fn run() -> ExitCode {
         Command::Sweep(args) => {
             stop_on_signals();
             sweep::sweep(args)
+        }
+        Command::Reproduce(args) => {
+            stop_on_signals();
+            reproduce::reproduce(args)
         }
         Command::Methods => pruning::methods(),
         Command::Bench(args) => commands::bench(args),

@@ -28,14 +28,32 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     };
     let text = crate::commands::read_config_file(file)?;
     let config = SweepConfig::from_toml(&text, &file.display().to_string())?;
+    run_shard(
+        &config,
+        out,
+        &args.shard,
+        args.device.as_deref(),
+        args.json_events,
+    )
+}
+
+/// Runs this process's shard of `config` into `out` (`runs/<id>.json`),
+/// skipping runs already published; also `prunelab reproduce`'s loop.
+pub fn run_shard(
+    config: &SweepConfig,
+    out: &Path,
+    shard: &str,
+    device: Option<&str>,
+    json_events: bool,
+) -> Result<()> {
     atomic::check_writable(&out.join("sweep.json"))?;
     // The override picks where runs execute; it must not change their ids,
     // or shards started with different flags would disagree on the list.
-    let device_choice = match &args.device {
+    let device_choice = match device {
         Some(d) => d.parse()?,
         None => config.base.device,
     };
-    let shard = Shard::parse(&args.shard, &|k| std::env::var(k).ok())?;
+    let shard = Shard::parse(shard, &|k| std::env::var(k).ok())?;
     let runs = config.runs();
     // The whole list, so `--collect` can say which runs are still missing.
     let manifest = serde_json::json!({
@@ -62,7 +80,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let opened = device::open(device_choice)?;
     eprintln!("device: {}", opened.description);
     let mut splits = BTreeMap::new();
-    let mut progress = Progress::new(args.json_events);
+    let mut progress = Progress::new(json_events);
     let mut failed = Vec::new();
     for (k, run) in todo.iter().enumerate() {
         if k == 1 && fault::active().fail_shard == Some(shard.index) {
@@ -140,17 +158,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
 /// Merges `dir/runs/*.json` into results.{json,csv}, summary.md and plot.svg.
 fn collect(dir: &Path) -> Result<()> {
     let mut records = sweep::read_records(dir)?;
-    let expected: BTreeSet<String> = std::fs::read_to_string(dir.join("sweep.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            v["runs"].as_array().map(|runs| {
-                runs.iter()
-                    .filter_map(|r| r["id"].as_str().map(String::from))
-                    .collect()
-            })
-        })
-        .unwrap_or_default();
+    let expected: BTreeSet<String> = sweep::manifest_ids(dir);
     // Results left by an earlier version of the sweep file are not averaged in.
     if !expected.is_empty() {
         let stale = records.len();

@@ -1,0 +1,167 @@
+//! `prunelab reproduce`'s plans (a budget scales epochs and data, nothing
+//! else) and reports (our mean ± spread beside the paper's row).
+
+use prunelab::device::DeviceChoice;
+use prunelab::reproduce::{Budget, Seed, plan, report};
+use prunelab::sweep::RunRecord;
+
+fn methods(c: &prunelab::sweep::SweepConfig) -> Vec<(String, Vec<String>, Option<String>)> {
+    c.methods
+        .iter()
+        .map(|m| (m.method.clone(), m.targets.clone(), m.label.clone()))
+        .collect()
+}
+
+#[test]
+fn a_budget_scales_epochs_and_data_and_keeps_the_papers_experiment() {
+    for seed in Seed::ALL {
+        let full = plan(seed, Budget::Full, None, None, None).unwrap();
+        let cpu = plan(seed, Budget::Cpu, None, None, None).unwrap();
+        let smoke = plan(seed, Budget::Smoke, None, Some("/data/c10"), None).unwrap();
+        // The shipped file is the full schedule.
+        assert_eq!(full.base.train.epochs, 200, "{seed:?}");
+        assert_eq!(full.base.data.train_subset, None, "{seed:?}: all the data");
+        assert_eq!(full.base.device, DeviceChoice::Auto);
+        assert_eq!(full.seeds, vec![1, 2, 3]);
+        // Same methods, targets, model, optimiser; fewer epochs and examples.
+        for c in [&cpu, &smoke] {
+            assert_eq!(methods(c), methods(&full), "{seed:?}");
+            assert_eq!(c.base.model, full.base.model);
+            assert_eq!(c.base.train.lr, full.base.train.lr);
+            assert_eq!(c.base.device, DeviceChoice::Cpu);
+        }
+        assert_eq!(cpu.base.train.epochs, 15);
+        // The learning-rate drops keep their place: 100 and 150 of 200.
+        assert_eq!(cpu.base.train.milestones, vec![8, 12], "{seed:?}");
+        assert_eq!(cpu.base.data.train_subset, Some(2000));
+        assert_eq!(smoke.base.train.epochs, 1);
+        assert!(smoke.base.train.milestones.is_empty());
+        assert_eq!(smoke.seeds, vec![1]);
+        assert_eq!(smoke.base.data.dir.as_deref(), Some("/data/c10"));
+        // Different budgets are different runs (their results never mix).
+        let ids = |c: &prunelab::sweep::SweepConfig| {
+            c.runs().into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        assert!(
+            ids(&cpu).iter().all(|id| !ids(&full).contains(id)),
+            "{seed:?}"
+        );
+    }
+    let s2 = plan(Seed::S2, Budget::Smoke, None, None, None).unwrap();
+    for m in &s2.methods {
+        let samples = &m.options["flexrel"]["samples"];
+        assert_eq!(
+            samples.as_u64(),
+            (m.method == "flexrel").then_some(32),
+            "{}",
+            m.method
+        );
+    }
+    assert_eq!(
+        plan(Seed::S3, Budget::Cpu, Some(5), None, None)
+            .unwrap()
+            .seeds,
+        vec![1, 2, 3, 4, 5]
+    );
+    assert!(plan(Seed::S3, Budget::Cpu, Some(0), None, None).is_err());
+}
+
+fn row(
+    method: &str,
+    label: &str,
+    target: &str,
+    accuracy: f64,
+    delta: f64,
+    macs: f64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "method": method, "label": label, "target": target, "phase": "after-training",
+        "test_accuracy": accuracy, "test_loss": 1.0, "delta_vs_dense": delta,
+        "params": 100, "macs": 100, "bytes": 400, "nonzero_params": 100,
+        "params_reduction": macs, "macs_reduction": macs, "bytes_reduction": macs,
+        "wall_seconds": 1.0, "train_epochs": 1, "plan": [], "energy_joules": null,
+        "history": [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0,
+                     "test_accuracy": accuracy, "lr": 0.1, "seconds": 10.0}],
+        "details": {},
+    })
+}
+
+fn record(seed: u64, results: Vec<serde_json::Value>) -> RunRecord {
+    serde_json::from_value(serde_json::json!({
+        "prunelab": "0", "sweep": "t", "id": format!("{seed}-{}", results[1]["label"]),
+        "seed": seed, "shard": "0/1", "device": "cpu", "results": results,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn the_report_averages_over_seeds_leads_with_the_papers_method_and_says_how_far_it_is() {
+    let dense = |_seed: u64| row("dense", "dense", "-", 0.90, 0.0, 0.0);
+    let records = vec![
+        record(
+            1,
+            vec![dense(1), row("l1", "l1", "macs=0.404", 0.85, -5.0, 0.40)],
+        ),
+        record(
+            1,
+            vec![
+                dense(1),
+                row("energy", "energy", "macs=0.404", 0.88, -2.0, 0.41),
+            ],
+        ),
+        record(
+            2,
+            vec![
+                dense(2),
+                row("energy", "energy", "macs=0.404", 0.86, -4.0, 0.39),
+            ],
+        ),
+        record(
+            2,
+            vec![dense(2), row("l1", "l1", "macs=0.404", 0.87, -3.0, 0.40)],
+        ),
+    ];
+    let r = report::build(Seed::S3, Budget::Cpu, &records, 1);
+    assert_eq!(r.ours[0].label, "energy", "the paper's method first");
+    let energy = &r.ours[0];
+    assert_eq!(energy.seeds, 2);
+    assert!((energy.accuracy.mean - 87.0).abs() < 1e-4 && (energy.delta.mean + 3.0).abs() < 1e-4);
+    // Sample standard deviation of 88 and 86.
+    assert!(
+        (energy.accuracy.sd - 2f64.sqrt()).abs() < 1e-4,
+        "{}",
+        energy.accuracy.sd
+    );
+    assert!((energy.flops_removed.mean - 0.40).abs() < 1e-6);
+    assert_eq!(r.dense.as_ref().unwrap().seeds, 2);
+    assert!(
+        r.title.contains("`cpu` budget") && r.title.contains("1 runs missing"),
+        "{}",
+        r.title
+    );
+    assert!(
+        r.verdict
+            .starts_with("at the cpu budget S3 loses 3.00 pts at −40.0% FLOPs")
+            && r.verdict.contains("(l1) loses 4.00 pts")
+            && r.verdict.contains("94.13%"),
+        "{}",
+        r.verdict
+    );
+    let md = r.markdown();
+    assert!(
+        md.contains("| energy (macs=0.404) | ours | 87.00 ± 1.41 | -3.00 ± 1.41 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ResNet-56, CIFAR-10 | S3: Yeom et al. (abstract) | 94.13 |"),
+        "{md}"
+    );
+    let svg = r.svg();
+    assert_eq!(svg.matches("<circle").count(), 2);
+    // Published rows with both a Δ and a FLOPs share are drawn as squares.
+    assert_eq!(
+        svg.matches("<rect x=").count(),
+        2,
+        "Torch-Pruning and Polar"
+    );
+}
