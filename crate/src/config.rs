@@ -94,15 +94,20 @@ fn toml_file(text: &str, origin: &str) -> Result<serde_json::Value> {
     toml_to_json(&value, "")
 }
 
+/// Every key a run config file may hold: the defaults, serialised, plus the
+/// keys a default config leaves out of its serialisation (so that adding
+/// them did not change older run ids).
+fn known_keys() -> serde_json::Value {
+    let mut known = serde_json::to_value(RunConfig::default()).expect("plain data");
+    known["train"]["warmup_epochs"] = 0.into();
+    known
+}
+
 impl RunConfig {
     /// Parses TOML, rejecting unknown keys by name.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         let json = toml_file(text, origin)?;
-        check_known_keys(
-            &json,
-            &serde_json::to_value(RunConfig::default()).unwrap(),
-            "",
-        )?;
+        check_known_keys(&json, &known_keys(), "")?;
         let config: RunConfig = serde_json::from_value(json).map_err(|e| file_error(origin)(&e))?;
         config.validate()?;
         Ok(config)
@@ -117,11 +122,7 @@ impl RunConfig {
                 map.remove(*key);
             }
         }
-        check_known_keys(
-            &json,
-            &serde_json::to_value(RunConfig::default()).unwrap(),
-            "",
-        )
+        check_known_keys(&json, &known_keys(), "")
     }
 
     /// The architecture this config builds for data with `classes` classes.

@@ -309,3 +309,51 @@ fn a_deferred_non_finite_loss_stops_the_run_at_the_read_and_says_where() {
         "{err}"
     );
 }
+
+/// A linear warm-up: the rate rises over the first `warmup_epochs` and then
+/// is the schedule's; a config without one serialises as before (the same
+/// sweep run ids), and a file may set it.
+#[test]
+fn warm_up_ramps_the_rate_then_leaves_the_schedule_alone() {
+    use prunelab::train::TrainConfig;
+    let config = TrainConfig {
+        epochs: 10,
+        lr: 0.1,
+        schedule: prunelab::train::schedule::Schedule::Multistep,
+        milestones: vec![5],
+        warmup_epochs: 2,
+        ..TrainConfig::default()
+    };
+    let steps = 4;
+    let ramp: Vec<f64> = (0..2 * steps)
+        .map(|k| config.lr_at(k / steps, k % steps, steps))
+        .collect();
+    for (k, lr) in ramp.iter().enumerate() {
+        assert!(
+            (lr - 0.1 * (k + 1) as f64 / 8.0).abs() < 1e-12,
+            "step {k}: {lr}"
+        );
+    }
+    assert!(
+        (config.lr_at(2, 0, steps) - 0.1).abs() < 1e-12,
+        "after the warm-up: the schedule"
+    );
+    assert!(
+        (config.lr_at(6, 0, steps) - 0.01).abs() < 1e-12,
+        "the milestone still applies"
+    );
+    let plain = TrainConfig::default();
+    assert!(
+        (plain.lr_at(0, 0, steps) - plain.lr).abs() < 1e-12,
+        "no warm-up by default"
+    );
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(
+        json.get("warmup_epochs").is_none(),
+        "left out when 0: {json}"
+    );
+    let text =
+        "[model]\nname = \"mlp\"\n[data]\ndataset = \"spiral\"\n[train]\nwarmup_epochs = 3\n";
+    let run = prunelab::config::RunConfig::from_toml(text, "test").unwrap();
+    assert_eq!(run.train.warmup_epochs, 3);
+}

@@ -84,6 +84,8 @@ pub fn finetune_config(job: &Job<'_>) -> TrainConfig {
             .finetune_epochs
             .unwrap_or((share as f64 * job.train.epochs as f64).round() as usize),
         lr: job.options.finetune_lr.unwrap_or(job.train.lr * factor),
+        // A trained model at a tenth of the rate needs no warm-up.
+        warmup_epochs: 0,
         ..job.train.clone()
     }
 }

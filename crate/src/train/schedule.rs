@@ -57,3 +57,15 @@ pub fn learning_rate(
         }
     }
 }
+
+/// `lr` scaled by the linear warm-up over the first `warmup_epochs`: step
+/// `k` of the warm-up's `n` runs at `(k + 1) / n` of it.
+pub fn warmed(lr: f64, warmup_epochs: usize, epoch: usize, step: usize, steps: usize) -> f64 {
+    let n = warmup_epochs * steps;
+    let done = epoch * steps + step;
+    if done < n {
+        lr * (done + 1) as f64 / n as f64
+    } else {
+        lr
+    }
+}

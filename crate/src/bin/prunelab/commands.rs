@@ -89,6 +89,7 @@ pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
     set!(points => data.train_points, noise => data.noise, epochs => train.epochs,
          batch_size => train.batch_size, lr => train.lr, momentum => train.momentum,
          weight_decay => train.weight_decay, milestones => train.milestones,
+         warmup_epochs => train.warmup_epochs,
          hidden => model.hidden, seed => seed);
     if args.no_augment {
         c.data.augment = false;

@@ -106,6 +106,9 @@ pub struct SetupArgs {
     /// Multistep epochs, e.g. 100,150.
     #[arg(long, value_delimiter = ',')]
     pub milestones: Option<Vec<usize>>,
+    /// Epochs of linear learning-rate warm-up (deep ResNets at 0.1).
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
     /// MLP hidden widths, e.g. 16,16.
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
