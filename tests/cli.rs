@@ -849,16 +849,19 @@ fn reproduce_smoke_runs_every_seed_paper_and_reports_the_paper_beside_ours() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().to_str().unwrap();
-        let (stdout, _) = ok(&[
-            "reproduce",
-            seed,
-            "--budget",
-            "smoke",
-            "--data",
-            data,
-            "--out",
-            out,
-        ]);
+        let reproduce = || {
+            ok(&[
+                "reproduce",
+                seed,
+                "--budget",
+                "smoke",
+                "--data",
+                data,
+                "--out",
+                out,
+            ])
+        };
+        let (stdout, _) = reproduce();
         assert!(stdout.contains("at the `smoke` budget"), "{seed}: {stdout}");
         assert!(
             stdout.contains(paper) && stdout.contains("**Verdict:** at the smoke budget"),
@@ -883,16 +886,7 @@ fn reproduce_smoke_runs_every_seed_paper_and_reports_the_paper_beside_ours() {
         let sweep = dir.path().join("sweep.toml");
         let (_, stderr) = ok(&["sweep", sweep.to_str().unwrap(), "--out", out]);
         assert!(stderr.contains("already done"), "{seed}: {stderr}");
-        let (_, again) = ok(&[
-            "reproduce",
-            seed,
-            "--budget",
-            "smoke",
-            "--data",
-            data,
-            "--out",
-            out,
-        ]);
+        let (_, again) = reproduce();
         let runs = ours.len();
         assert!(
             again.contains(&format!(

@@ -71,16 +71,16 @@ let waiting = 0; // requests queued or running
 // It never touches `session`; it ends for good once the page trains.
 const warmup = { state: 'idle', epochs: 0, ms: [], budgetMs: 5000 };
 let warmSession = null;
+const warming = () => warmup.state === 'waiting' || warmup.state === 'running';
 
 function startWarmup(config, csv) {
   if (warmup.state !== 'idle' && warmup.state !== 'waiting') return;
   warmup.state = 'waiting';
-  warmSession = null;
   const step = async () => {
-    if (warmup.state !== 'waiting' && warmup.state !== 'running') return;
+    if (!warming()) return;
     if (waiting) return void setTimeout(step, 50); // the page's requests first
     queue = queue.then(async () => {
-      if (warmup.state !== 'waiting' && warmup.state !== 'running') return;
+      if (!warming()) return;
       try {
         warmSession ??= await pkg.Session.create(config, 'cpu', csv ?? undefined);
         warmup.state = 'running';
@@ -89,11 +89,13 @@ function startWarmup(config, csv) {
         warmup.ms.push(performance.now() - e0);
         warmup.epochs += 1;
       } catch {
-        warmup.state = 'failed'; // only a head start; the page is unaffected
+        return finishWarmup('failed'); // only a head start; the page is unaffected
       }
+      if (warmup.state !== 'running') return; // stopped meanwhile
       const spent = warmup.ms.reduce((a, b) => a + b, 0);
-      if (warmup.state === 'running' && !settled() && spent < warmup.budgetMs) setTimeout(step, 0);
-      else finishWarmup(warmup.state !== 'running' ? warmup.state : settled() ? 'settled' : 'spent');
+      if (settled()) finishWarmup('settled');
+      else if (spent >= warmup.budgetMs) finishWarmup('spent');
+      else setTimeout(step, 0);
     });
   };
   setTimeout(step, 0);
@@ -109,7 +111,7 @@ function settled() {
 }
 
 function finishWarmup(state) {
-  if (!['idle', 'waiting', 'running'].includes(warmup.state)) return;
+  if (warmup.state !== 'idle' && !warming()) return;
   const started = warmup.state !== 'idle';
   warmup.state = state;
   warmSession?.free();
@@ -127,7 +129,8 @@ const handlers = {
   async createCifar({ config, device, names, contents }) {
     session = null;
     session = await pkg.Session.createCifar(config, device, names, contents);
-    return { info: session.info(), threads: session.info().kind === 'cpu' ? threads : null };
+    const info = session.info();
+    return { info, threads: info.kind === 'cpu' ? threads : null };
   },
   train: ({ steps }) => session.train(steps),
   boundary: ({ resolution, extent }) => session.boundary(resolution, extent),
@@ -167,7 +170,7 @@ function describe() {
 
 // Requests that train end the warm-up: from here on training warms itself.
 const trains = ({ type, steps, epochs }) =>
-  type === 'train' || (type === 'frame' && steps > 0) || (type === 'finetune' && epochs > 0) || type === 'startGated' || type === 'createCifar';
+  type === 'train' || (type === 'frame' && steps > 0) || (type === 'finetune' && epochs > 0) || type === 'startGated';
 
 self.onmessage = ({ data }) => {
   const { id, type, ...args } = data;

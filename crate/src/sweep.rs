@@ -298,8 +298,38 @@ pub fn result_path(out: &Path, id: &str) -> PathBuf {
 }
 
 /// Reads every published result under `out/runs` (temporary files skipped).
+/// A sweep's results as they stand: the records of the runs its
+/// `sweep.json` lists, the listed runs with no record yet, and how many
+/// records were left out as not listed (an earlier version of the file).
+/// Without a `sweep.json`, every record counts.
+pub struct Current {
+    pub records: Vec<RunRecord>,
+    pub missing: Vec<String>,
+    pub stale: usize,
+}
+
+pub fn current(out: &Path) -> Result<Current> {
+    let mut records = read_records(out)?;
+    let expected = manifest_ids(out);
+    let before = records.len();
+    if !expected.is_empty() {
+        records.retain(|r| expected.contains(&r.id));
+    }
+    let present: std::collections::BTreeSet<&String> = records.iter().map(|r| &r.id).collect();
+    let missing = expected
+        .iter()
+        .filter(|id| !present.contains(id))
+        .cloned()
+        .collect();
+    Ok(Current {
+        stale: before - records.len(),
+        records,
+        missing,
+    })
+}
+
 /// The run ids a sweep's `sweep.json` lists (empty when it is missing).
-pub fn manifest_ids(out: &Path) -> std::collections::BTreeSet<String> {
+fn manifest_ids(out: &Path) -> std::collections::BTreeSet<String> {
     std::fs::read_to_string(out.join("sweep.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

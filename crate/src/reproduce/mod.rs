@@ -74,9 +74,9 @@ impl std::str::FromStr for Seed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Budget {
-    /// About a minute on a CPU: for the test suite.
+    /// A minute or two on a CPU (38–104 s a seed paper here): for the test suite.
     Smoke,
-    /// About an hour per method on a 2-core CPU.
+    /// A 2-core CPU: 2,000 images, 15 epochs (S4's rows took ~16 min each).
     Cpu,
     /// All of the data, a short schedule: minutes per row on a GPU.
     Quick,

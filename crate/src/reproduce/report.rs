@@ -130,7 +130,7 @@ pub fn build(seed: Seed, budget: Budget, records: &[RunRecord], missing: usize) 
         }
     }
     // The paper's method first, then its baselines as the file lists them.
-    order.sort_by_key(|l| groups[l][0].method != seed.method() || l != seed.method());
+    order.sort_by_key(|l| l != seed.method());
     let ours: Vec<Ours> = order.iter().map(|l| summarise(l, &groups[l])).collect();
     let dense_members: Vec<&MethodResult> = dense.values().copied().collect();
     let dense = (!dense_members.is_empty()).then(|| summarise("dense", &dense_members));

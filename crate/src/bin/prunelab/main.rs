@@ -227,9 +227,9 @@ pub struct ReproduceArgs {
     /// s1 (consensus gates + polarization), s2 (FlexRel), s3 (energy-aware)
     /// or s4 (layer lottery at initialisation).
     pub seed: String,
-    /// smoke (about a minute, CPU), cpu (about an hour per method on 2
-    /// cores), quick (all the data, a short schedule, GPU), full (the
-    /// paper's schedule). Only epochs and data change.
+    /// smoke (a minute or two, CPU), cpu (2,000 images, 15 epochs: ~16 min
+    /// a row on 2 cores), quick (all the data, a short schedule, GPU), full
+    /// (the paper's schedule). Only epochs and data change.
     #[arg(long, default_value = "cpu")]
     pub budget: String,
     /// Seeds 1..=N (default: 1 for smoke, 3 otherwise).

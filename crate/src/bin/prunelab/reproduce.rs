@@ -76,14 +76,9 @@ fn check_data(dir: Option<&str>, given: bool) -> Result<()> {
 }
 
 fn write_report(seed: Seed, budget: Budget, out: &Path) -> Result<()> {
-    let records = sweep::read_records(out)?;
-    let expected = sweep::manifest_ids(out);
-    let records: Vec<_> = records
-        .into_iter()
-        .filter(|r| expected.is_empty() || expected.contains(&r.id))
-        .collect();
-    let missing = expected.len().saturating_sub(records.len());
-    let report = report::build(seed, budget, &records, missing);
+    let current = sweep::current(out)?;
+    let missing = current.missing.len();
+    let report = report::build(seed, budget, &current.records, missing);
     let md = report.markdown();
     atomic::write_json(&out.join("report.json"), &report)?;
     atomic::write(&out.join("report.md"), md.as_bytes())?;

@@ -1,6 +1,6 @@
 //! `prunelab sweep`: run one shard of a sweep, or merge a sweep's results.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use prunelab::device;
@@ -157,23 +157,19 @@ pub fn run_shard(
 
 /// Merges `dir/runs/*.json` into results.{json,csv}, summary.md and plot.svg.
 fn collect(dir: &Path) -> Result<()> {
-    let mut records = sweep::read_records(dir)?;
-    let expected: BTreeSet<String> = sweep::manifest_ids(dir);
     // Results left by an earlier version of the sweep file are not averaged in.
-    if !expected.is_empty() {
-        let stale = records.len();
-        records.retain(|r| expected.contains(&r.id));
-        let stale = stale - records.len();
-        if stale > 0 {
-            eprintln!(
-                "ignoring {stale} result(s) not in {}/sweep.json (an older sweep?)",
-                dir.display()
-            );
-        }
+    let sweep::Current {
+        records,
+        missing,
+        stale,
+    } = sweep::current(dir)?;
+    if stale > 0 {
+        eprintln!(
+            "ignoring {stale} result(s) not in {}/sweep.json (an older sweep?)",
+            dir.display()
+        );
     }
     let (all, mean) = sweep::collect(&records);
-    let present: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
-    let missing: Vec<&String> = expected.difference(&present).collect();
     let name = records.first().map_or("sweep", |r| r.sweep.as_str());
     let title = format!(
         "{name} — {} runs, mean over seeds{}",
@@ -202,11 +198,7 @@ fn collect(dir: &Path) -> Result<()> {
         eprintln!(
             "missing {} run(s): {} — re-run their shards",
             missing.len(),
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.join(", ")
         );
     }
     Ok(())
