@@ -1,22 +1,9 @@
 //! End-to-end tests of the `prunelab` binary: what a user types, what they get.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod support;
-use support::{fails, json, ok};
-
-fn cifar_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar-10-batches-bin");
-    if dir.join("data_batch_1.bin").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: real CIFAR-10 not found at {} (see ../shared/data/README.md)",
-            dir.display()
-        );
-        None
-    }
-}
+use support::{cifar_dir, fails, json, ok};
 
 #[test]
 fn info_prints_the_published_model_sizes_as_json() {
@@ -882,6 +869,9 @@ fn reproduce_smoke_runs_every_seed_paper_and_reports_the_paper_beside_ours() {
             ours.len(),
             "{seed}: one point per row of ours"
         );
+        // One dense model for the seed, trained once and shared by every row.
+        let dense = std::fs::read_dir(dir.path().join("dense")).unwrap().count();
+        assert_eq!(dense, 1, "{seed}: one dense model file");
         // The resolved sweep runs as any sweep: every run is already there.
         let sweep = dir.path().join("sweep.toml");
         let (_, stderr) = ok(&["sweep", sweep.to_str().unwrap(), "--out", out]);

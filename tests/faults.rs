@@ -717,3 +717,133 @@ fn unwritable_outputs_are_refused_before_training() {
     ]);
     assert!(err.contains("afile") && !err.contains("device:"), "{err}");
 }
+
+/// A sweep trains each seed's dense model once and shares it (`dense/`): a
+/// run that reads it gives exactly what a comparison training its own gives
+/// — BatchNorm's running statistics and θ₀ included — and a sweep killed
+/// mid-way through that training resumes it from its last epoch.
+#[test]
+fn a_sweeps_shared_dense_model_resumes_and_matches_a_comparison_that_trains_its_own() {
+    let Some(data) = support::cifar_dir() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let base = format!(
+        r#"device = "cpu"
+[model]
+name = "resnet20"
+[data]
+dataset = "cifar10"
+dir = "{}"
+train_subset = 64
+test_subset = 32
+[train]
+epochs = 2
+batch_size = 32
+[prune]
+finetune_epochs = 1
+"#,
+        data.display()
+    );
+    let sweep = root.path().join("sweep.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            "name = \"shared\"\nseeds = [1]\n{base}\n[[methods]]\nmethod = \"l1\"\ntargets = [\"macs=0.3\"]\n\
+             [[methods]]\nmethod = \"magnitude\"\ntargets = [\"sparsity=0.5\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = root.path().join("out");
+    let args: Vec<String> = vec![
+        "sweep".into(),
+        sweep.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    // 58 training images (a tenth is held out) in batches of 32: step 3 is
+    // in the second epoch, after the first epoch's checkpoint.
+    let killed = run_with_fault(&args, "abort-at-step=3");
+    assert!(!killed.status.success(), "the fault must kill the sweep");
+    let dense_files = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(out.join("dense"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let partial = dense_files();
+    assert!(
+        partial.len() == 1 && partial[0].ends_with(".checkpoint"),
+        "{partial:?}"
+    );
+    let (_, err) = ok(&strs(&args));
+    assert!(err.contains("at epoch 2, batch 0 (step 2)"), "{err}");
+    assert_eq!(
+        err.matches("trained earlier in this sweep").count(),
+        1,
+        "the second run reads the first one's dense model: {err}"
+    );
+    let finished = dense_files();
+    assert!(
+        finished.len() == 1 && finished[0].ends_with(".model"),
+        "one dense model, no checkpoint left: {finished:?}"
+    );
+
+    let experiment = root.path().join("compare.toml");
+    std::fs::write(
+        &experiment,
+        format!(
+            "name = \"own\"\nseed = 1\n{base}\n[[methods]]\nmethod = \"l1\"\ntarget = \"macs=0.3\"\n\
+             [[methods]]\nmethod = \"magnitude\"\ntarget = \"sparsity=0.5\"\n"
+        ),
+    )
+    .unwrap();
+    let own = root.path().join("own");
+    ok(&[
+        "compare",
+        experiment.to_str().unwrap(),
+        "--out",
+        own.to_str().unwrap(),
+    ]);
+    let own = json(&own.join("results.json"));
+    let record = |method: &str| {
+        std::fs::read_dir(out.join("runs"))
+            .unwrap()
+            .map(|e| json(&e.unwrap().path()))
+            .find(|r| r["results"][1]["method"] == method)
+            .unwrap_or_else(|| panic!("the {method} run's record"))
+    };
+    // The l1 run finished the resumed training; the magnitude run read the
+    // model file it left.
+    let (l1, magnitude) = (record("l1"), record("magnitude"));
+    let shared = serde_json::json!([
+        l1["results"][0],
+        l1["results"][1],
+        magnitude["results"][0],
+        magnitude["results"][1]
+    ]);
+    let own = serde_json::json!([own[0], own[1], own[0], own[2]]);
+    type Row = (String, f64, f64, u64, Vec<(f64, f64, f64, f64)>);
+    let rows = |v: &serde_json::Value| -> Vec<Row> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["label"].as_str().unwrap().to_string(),
+                    r["test_accuracy"].as_f64().unwrap(),
+                    r["test_loss"].as_f64().unwrap(),
+                    r["nonzero_params"].as_u64().unwrap(),
+                    metrics(&serde_json::json!({ "epochs": r["history"] })),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        rows(&shared),
+        rows(&own),
+        "the dense row, the l1 and the magnitude rows, epoch by epoch"
+    );
+}

@@ -21,6 +21,7 @@ use crate::model::Model;
 use crate::model::init_model;
 use crate::prune::{self, Job, Outcome, Phase, PruneOptions, Target};
 use crate::report::{MethodResult, measure};
+use crate::training;
 
 /// A comparison, as written in an experiment TOML file: a run config (model,
 /// data, training, shared `[prune]` options) and one `[[methods]]` entry per
@@ -284,6 +285,105 @@ pub async fn dense_result(
     })
 }
 
+/// A comparison's dense stage: the trained model and its reference row.
+/// Every method of one seed starts from it (after-training methods) or from
+/// the θ₀ it was trained from, which [`init_model`] rebuilds from the seed.
+pub struct Dense {
+    pub model: Model,
+    pub result: MethodResult,
+}
+
+impl Dense {
+    /// A model file whose notes carry the reference row and the config, so
+    /// `prunelab eval` reads it like any other.
+    pub async fn to_bytes(&self, base: &RunConfig) -> Result<Vec<u8>> {
+        crate::io::model_file::to_bytes(
+            &self.model,
+            serde_json::json!({ "dense": self.result, "config": base, "key": dense_key(base) }),
+        )
+        .await
+    }
+
+    /// Reads [`Dense::to_bytes`]'s file, refusing one made for another config.
+    pub fn from_bytes(
+        bytes: &[u8],
+        path: &std::path::Path,
+        base: &RunConfig,
+        device: &burn::tensor::Device,
+    ) -> Result<Dense> {
+        let (model, notes) = crate::io::model_file::from_bytes(bytes, path, device)?;
+        let bad = |problem: String| Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            problem,
+        };
+        if notes.get("key").and_then(|k| k.as_str()) != Some(dense_key(base).as_str()) {
+            return Err(bad(format!(
+                "it holds a dense model for another config (not key {}); delete it to retrain",
+                dense_key(base)
+            )));
+        }
+        let result = serde_json::from_value(notes.get("dense").cloned().unwrap_or_default())
+            .map_err(|e| {
+                bad(format!(
+                    "its dense row is not readable by this prunelab: {e}"
+                ))
+            })?;
+        Ok(Dense { model, result })
+    }
+}
+
+/// The run config without its device (where a run executes, which resuming
+/// may change too), hashed: runs with one key share one dense model. The
+/// shared `[prune]` options stay in, though the dense stage never reads them,
+/// so that a checkpoint always belongs to exactly one config.
+pub fn dense_key(base: &RunConfig) -> String {
+    let mut value = serde_json::to_value(base).expect("plain data");
+    if let Some(map) = value.as_object_mut() {
+        map.remove("device");
+    }
+    format!(
+        "{:016x}",
+        crate::io::pack::fnv1a(value.to_string().as_bytes())
+    )
+}
+
+/// Trains the dense model of `base` (through [`training::train`], so a caller
+/// that saves its checkpoints can resume it) and measures its reference row.
+pub async fn train_dense(
+    base: &RunConfig,
+    opened: &OpenDevice,
+    split: &Split,
+    resume: Option<training::Resume<'_>>,
+    sink: &mut dyn Sink,
+    save: &mut dyn FnMut(Vec<u8>) -> Result<String>,
+) -> Result<Dense> {
+    let spec = base.model_spec(split.train.classes, split.train.shape[0])?;
+    sink.emit(Event::Phase {
+        name: "dense".into(),
+        detail: format!("training {} for {} epochs", spec.name(), base.train.epochs),
+    });
+    let (model, trained) = training::train(
+        base,
+        opened,
+        split,
+        resume,
+        training::Checkpointing::default(),
+        sink,
+        save,
+    )
+    .await?;
+    let result = dense_result(
+        &model,
+        trained.epochs,
+        trained.wall_seconds,
+        split,
+        base,
+        opened,
+    )
+    .await?;
+    Ok(Dense { model, result })
+}
+
 /// The whole comparison: dense training, then every method.
 pub async fn compare(
     config: &ExperimentConfig,
@@ -291,31 +391,25 @@ pub async fn compare(
     split: &Split,
     sink: &mut dyn Sink,
 ) -> Result<Vec<MethodResult>> {
+    let mut keep_nothing = |_: Vec<u8>| Ok("nothing was saved".to_string());
+    let dense = train_dense(&config.base, opened, split, None, sink, &mut keep_nothing).await?;
+    compare_from(config, &dense, opened, split, sink).await
+}
+
+/// Every method of `config` against a dense stage already trained (by
+/// [`train_dense`], perhaps in another process): the dense row first.
+pub async fn compare_from(
+    config: &ExperimentConfig,
+    dense: &Dense,
+    opened: &OpenDevice,
+    split: &Split,
+    sink: &mut dyn Sink,
+) -> Result<Vec<MethodResult>> {
     let base = &config.base;
-    let spec = base.model_spec(split.train.classes, split.train.shape[0])?;
     let device = opened.autodiff();
-    let theta0 = init_model(&spec, base.seed, &device);
-    sink.emit(Event::Phase {
-        name: "dense".into(),
-        detail: format!("training {} for {} epochs", spec.name(), base.train.epochs),
-    });
-    let t0 = clock::now();
-    let mut trainer = crate::train::Trainer::new(theta0.deep_fork(), base.train.clone(), base.seed);
-    while !trainer.finished() {
-        trainer
-            .run_epoch(split, base.data.augment, &device, sink)
-            .await?;
-    }
-    let dense_model = trainer.model;
-    let dense = dense_result(
-        &dense_model,
-        trainer.progress.history,
-        clock::now() - t0,
-        split,
-        base,
-        opened,
-    )
-    .await?;
+    let dense_model = &dense.model;
+    let theta0 = init_model(&dense_model.spec, base.seed, &device);
+    let dense = &dense.result;
     let mut results = vec![dense.clone()];
     for entry in &config.methods {
         let m = prune::by_name(&entry.method)?;
@@ -335,7 +429,7 @@ pub async fn compare(
             &label,
             options,
             start,
-            &dense,
+            dense,
             opened,
             split,
             sink,

@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests: run the binary, check the outcome.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn bin() -> Command {
@@ -30,4 +30,18 @@ pub fn fails(args: &[&str]) -> String {
 
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The real CIFAR-10 of `../shared/data`, or `None` with a SKIPPED line.
+pub fn cifar_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar-10-batches-bin");
+    if dir.join("data_batch_1.bin").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: real CIFAR-10 not found at {} (see ../shared/data/README.md)",
+            dir.display()
+        );
+        None
+    }
 }

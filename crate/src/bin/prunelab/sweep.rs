@@ -5,12 +5,15 @@ use std::path::Path;
 
 use prunelab::device;
 use prunelab::error::{Error, Result};
+use prunelab::events::{Event, Sink};
 use prunelab::experiment;
 use prunelab::fault;
 use prunelab::host::block_on;
 use prunelab::io::atomic;
 use prunelab::report::{plot, table};
 use prunelab::sweep::{self, RunRecord, Shard, SweepConfig};
+use prunelab::train::checkpoint;
+use prunelab::training::Resume;
 
 use crate::SweepArgs;
 use crate::progress::Progress;
@@ -99,20 +102,16 @@ pub fn run_shard(
                 e.insert(config.base.data.load(run.seed)?)
             }
         };
-        let results = match block_on(experiment::compare(
-            &run.experiment,
-            &opened,
-            split,
-            &mut progress,
-        )) {
+        let results = match block_on(run_one(run, &opened, split, out, &mut progress)) {
             Ok(results) => results,
             Err(Error::Interrupted { step, .. }) => {
                 progress.finish();
                 return Err(Error::Interrupted {
                     step,
                     saved: format!(
-                        "{k} of this shard's runs finished and are saved; run {} restarts \
-                         when the shard runs again",
+                        "{k} of this shard's runs finished and are saved, and so is the dense \
+                         training in {}/dense/; run {} continues when the shard runs again",
+                        out.display(),
                         run.id
                     ),
                     resumable: true,
@@ -153,6 +152,68 @@ pub fn run_shard(
         )));
     }
     Ok(())
+}
+
+/// One run of the sweep: its dense stage is shared with every run of the same
+/// seed (and config) through `out/dense/<key>.model`, trained by whichever
+/// run comes first — its checkpoint is saved each epoch, so a killed sweep
+/// resumes mid-training — and then its method.
+async fn run_one(
+    run: &sweep::SweepRun,
+    opened: &device::OpenDevice,
+    split: &prunelab::data::Split,
+    out: &Path,
+    sink: &mut Progress,
+) -> Result<Vec<prunelab::report::MethodResult>> {
+    let base = &run.experiment.base;
+    let key = experiment::dense_key(base);
+    let dir = out.join("dense");
+    let done = dir.join(format!("{key}.model"));
+    let device = opened.autodiff();
+    let dense = if done.exists() {
+        let bytes = std::fs::read(&done).map_err(|e| Error::io(&done, e))?;
+        let dense = experiment::Dense::from_bytes(&bytes, &done, base, &device)?;
+        sink.emit(Event::Notice {
+            text: format!(
+                "dense: {} trained earlier in this sweep, read from {}",
+                dense.model.spec.name(),
+                done.display()
+            ),
+        });
+        dense
+    } else {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let partial = dir.join(format!("{key}.checkpoint"));
+        // Gone between a look and a read is fine: a racing shard that
+        // finished the same training removes its checkpoint.
+        let bytes = match std::fs::read(&partial) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&partial, e)),
+        };
+        let resume = match &bytes {
+            Some(bytes) => {
+                let (pack, meta) = checkpoint::read(bytes, &partial)?;
+                Some(Resume {
+                    pack,
+                    meta,
+                    path: &partial,
+                })
+            }
+            None => None,
+        };
+        let mut save = |bytes: Vec<u8>| {
+            atomic::write(&partial, &bytes)?;
+            Ok(format!("dense training saved to {}", partial.display()))
+        };
+        let dense = experiment::train_dense(base, opened, split, resume, sink, &mut save).await?;
+        // Another shard may have finished the same model first: the same
+        // config and seed made it, so either copy serves.
+        atomic::write_new(&done, &dense.to_bytes(base).await?)?;
+        let _ = std::fs::remove_file(&partial);
+        dense
+    };
+    experiment::compare_from(&run.experiment, &dense, opened, split, sink).await
 }
 
 /// Merges `dir/runs/*.json` into results.{json,csv}, summary.md and plot.svg.
