@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # prunelab's one entry point.
 #
-#   ./build.sh serve   build, then serve the playground on http://127.0.0.1:${PORT:-8080}/
+#   ./build.sh serve   build the page, then serve it on http://127.0.0.1:${PORT:-8080}/
+#   ./build.sh site DIR
+#                      a self-contained static site (both labs, the embed page)
+#                      for any static host, at its root or under a sub-path
 #   ./build.sh test    the whole suite: Rust unit and integration tests, CLI
 #                      end-to-end and fault-injection tests, headless-Chromium
 #                      tests of the page, a Slurm job-array test
@@ -79,8 +82,13 @@ build_wasm() {
   say "building the wasm package into static/pkg"
   cargo build -p prunelab --lib --target wasm32-unknown-unknown --profile wasm \
     --no-default-features --features web
-  wasm-bindgen --target web --no-typescript --out-dir static/pkg \
-    "$TARGET_DIR/wasm32-unknown-unknown/wasm/prunelab.wasm"
+  local built="$TARGET_DIR/wasm32-unknown-unknown/wasm/prunelab.wasm"
+  # Nothing rebuilt since the package was made: keep it (a second serve
+  # starts in seconds).
+  if [ static/pkg/prunelab_bg.wasm -nt "$built" ] && [ static/pkg/prunelab.js -nt "$built" ]; then
+    return 0
+  fi
+  wasm-bindgen --target web --no-typescript --out-dir static/pkg "$built"
   # Optional shrinking with npm's binaryen (Debian's binaryen 108 breaks the module).
   if [ "${PRUNELAB_WASM_OPT:-0}" = 1 ]; then
     need_node_deps
@@ -118,6 +126,57 @@ build_wasm_threads() {
   sed -i "s#import('../../..')#import('../../../prunelab.js')#" static/pkg-mt/snippets/*/src/workerHelpers.js
 }
 
+# The static site: the page, its modules and the wasm package(s), with
+# relative URLs only, so any static host serves it under any sub-path.
+build_site() {
+  local dir="$1"
+  build_wasm
+  say "writing the static site to $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp static/index.html static/embed.html static/style.css static/_headers "$dir"/
+  cp -r web "$dir/web"
+  cp -r static/pkg "$dir/pkg"
+  [ -d static/pkg-mt ] && cp -r static/pkg-mt "$dir/pkg-mt"
+  # No data on a static host: an empty listing, which the CIFAR lab reads
+  # without a 404 (offer_data fills it in for ./build.sh serve).
+  mkdir -p "$dir/data"
+  echo '[]' > "$dir/data/index.json"
+  # GitHub Pages: serve the files as they are (no Jekyll).
+  touch "$dir/.nojekyll"
+}
+
+# What `prunelab data fetch cifar10` put in ./data, offered to the page as
+# data/ (the listing the CIFAR lab reads, and links to the files).
+offer_data() {
+  local site="$1" data="${PRUNELAB_DATA:-data}/cifar-10-batches-bin"
+  [ -f "$data/test_batch.bin" ] || return 0
+  mkdir -p "$site/data"
+  local names=()
+  for f in "$data"/*.bin; do
+    ln -sf "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$site/data/"
+    names+=("\"$(basename "$f")\"")
+  done
+  (IFS=,; echo "[${names[*]}]") > "$site/data/index.json"
+  say "offering $data to the CIFAR lab"
+}
+
+# The page needs only the wasm package and static files: no native build.
+# A native CLI built earlier serves it with cross-origin isolation (the CIFAR
+# lab's threads); otherwise Python's static server does.
+serve_page() {
+  local site="$TARGET_DIR/site"
+  build_site "$site"
+  offer_data "$site"
+  local port="${PORT:-8080}"
+  if [ -x "$BIN" ]; then
+    say "serving the playground with $BIN"
+    exec "$BIN" serve --dir "$site" --web "$site/web" "$@"
+  fi
+  say "serving the playground on http://127.0.0.1:$port/ (Python's static server; ./build.sh build adds the native CLI)"
+  exec python3 -m http.server "$port" --bind 127.0.0.1 --directory "$site"
+}
+
 run_tests() {
   # Vulkan and Chromium want a runtime directory; CI shells often lack one.
   export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
@@ -129,24 +188,26 @@ run_tests() {
   cargo test --release -p prunelab
   say "browser tests (headless Chromium)"
   PRUNELAB_BIN="$BIN" node tests/browser/run.mjs
+  say "browser tests of the static site (./build.sh site) under a sub-path of Python's static server"
+  build_site "$TARGET_DIR/site-test"
+  PRUNELAB_SITE="$TARGET_DIR/site-test" PRUNELAB_BIN="$BIN" node tests/browser/run.mjs
   say "Slurm job-array test (sweep shards, a failed shard, re-submission, USR1 requeue)"
   need_slurm
   tests/slurm/run.sh "$BIN"
 }
 
 case "${1:-}" in
-  serve)
-    build_native
-    build_wasm
-    say "serving the playground"
-    exec "$BIN" serve --dir static --web web "${@:2}"
+  serve) serve_page "${@:2}" ;;
+  site)
+    [ -n "${2:-}" ] || { echo "usage: ./build.sh site DIR" >&2; exit 2; }
+    build_site "$2"
     ;;
   test) run_tests ;;
   build) build_native && build_wasm ;;
   wasm) build_wasm ;;
   wasm-threads) build_wasm_threads ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -909,3 +909,35 @@ fn reproduce_says_where_the_data_should_be() {
     let err = fails(&["reproduce", "s3", "--budget", "tiny"]);
     assert!(err.contains("smoke, cpu, quick, full"), "{err}");
 }
+
+/// `--data DIR` alone follows the files: CIFAR-100's `train.bin`/`test.bin`
+/// train a 100-class model without `--dataset cifar100`.
+#[test]
+fn data_dir_with_cifar100_files_is_read_as_cifar100() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = |n: usize| -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.push((i % 20) as u8);
+            out.push((i % 100) as u8);
+            out.extend(std::iter::repeat_n((i * 7 % 256) as u8, 3072));
+        }
+        out
+    };
+    std::fs::write(dir.path().join("train.bin"), records(40)).unwrap();
+    std::fs::write(dir.path().join("test.bin"), records(10)).unwrap();
+    let (_, err) = ok(&[
+        "train",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--model",
+        "cnn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+    ]);
+    assert!(err.contains("100 classes"), "{err}");
+}

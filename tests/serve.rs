@@ -54,6 +54,14 @@ fn site() -> tempfile::TempDir {
 
 /// Starts `prunelab serve` on `root`'s site (under `ulimit -n files`, if given).
 fn start(root: &Path, files: Option<u32>, extra: &[&str]) -> Server {
+    let data = root.join("data").display().to_string();
+    let mut args = vec!["--data", data.as_str()];
+    args.extend(extra);
+    start_in(root, files, &args)
+}
+
+/// `prunelab serve` of `root`'s static/ and web/, run in `root`, with `extra` flags.
+fn start_in(root: &Path, files: Option<u32>, extra: &[&str]) -> Server {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
     drop(probe);
@@ -65,14 +73,13 @@ fn start(root: &Path, files: Option<u32>, extra: &[&str]) -> Server {
         root.join("static").display().to_string(),
         "--web".into(),
         root.join("web").display().to_string(),
-        "--data".into(),
-        root.join("data").display().to_string(),
         "--port".into(),
         port.to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let limit = files.map_or(String::new(), |n| format!("ulimit -n {n}; "));
     let mut child = Command::new("sh")
+        .current_dir(root)
         .arg("-c")
         .arg(format!("{limit}exec \"$@\""))
         .arg("sh")
@@ -296,4 +303,68 @@ fn a_flood_of_stuck_clients_at_a_low_file_limit_does_not_stop_the_server() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(server.child.try_wait().unwrap().is_none(), "still running");
+}
+
+/// The page carries its CSP as a `<meta>` tag for static hosts; it must be
+/// the policy `prunelab serve` sends, less `frame-ancestors` (which a meta
+/// tag cannot carry), or the page would behave differently on each.
+#[test]
+fn the_pages_meta_policy_is_the_servers_header_policy() {
+    let site = site();
+    let server = start(site.path(), None, &[]);
+    let (status, response) = get(server.port, "/");
+    assert_eq!(status, 200);
+    let header = response
+        .lines()
+        .find_map(|l| l.strip_prefix("content-security-policy: "))
+        .expect("a CSP header")
+        .trim()
+        .to_string();
+    let sent = header
+        .strip_suffix("; frame-ancestors *")
+        .expect("frame-ancestors last");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for page in ["static/index.html", "static/embed.html"] {
+        let html = std::fs::read_to_string(root.join(page)).unwrap();
+        let meta = html
+            .split("<meta http-equiv=\"Content-Security-Policy\" content=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("{page} has no CSP meta tag"));
+        assert_eq!(meta, sent, "{page}");
+    }
+}
+
+/// Without `--data`, what `prunelab data fetch cifar10` put in ./data is
+/// offered to the page; an incomplete folder is not.
+#[test]
+fn serve_offers_fetched_data_without_being_told() {
+    let site = site();
+    let fetched = site.path().join("data/cifar-10-batches-bin");
+    std::fs::create_dir_all(&fetched).unwrap();
+    let names = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+    ];
+    for name in names {
+        std::fs::write(fetched.join(name), [0u8; 3073]).unwrap();
+    }
+    let listing = |server: &Server| get(server.port, "/data/index.json").1;
+    let server = start_in(site.path(), None, &[]);
+    assert!(
+        listing(&server).ends_with("[]"),
+        "no test batch, nothing offered: {}",
+        listing(&server)
+    );
+    drop(server);
+    std::fs::write(fetched.join("test_batch.bin"), [0u8; 3073]).unwrap();
+    let server = start_in(site.path(), None, &[]);
+    let body = listing(&server);
+    assert!(
+        body.contains("data_batch_1.bin") && body.contains("test_batch.bin"),
+        "{body}"
+    );
 }

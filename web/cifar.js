@@ -127,14 +127,16 @@ export function cifarLab(engine, state, view) {
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); read(e.dataTransfer.files); });
-  // A local server may expose a CIFAR directory under /data/ (prunelab serve --data DIR).
-  fetch('/data/index.json').then((r) => r.json()).then((list) => {
+  // A local server may expose a CIFAR directory under data/ (prunelab serve
+  // --data DIR, or what `prunelab data fetch cifar10` fetched). Relative to
+  // the page: a static host under a sub-path has none, and says nothing.
+  fetch('data/index.json').then((r) => r.json()).then((list) => {
     if (list.includes('test_batch.bin')) $('server-data').hidden = false;
   }).catch(() => {});
   $('server-data').addEventListener('click', async () => {
     const names = ['data_batch_1.bin', 'test_batch.bin'];
     setStatus('loading', 'Reading the server\'s CIFAR-10…');
-    const buffers = await Promise.all(names.map((n) => fetch(`/data/${n}`).then((r) => r.arrayBuffer())));
+    const buffers = await Promise.all(names.map((n) => fetch(`data/${n}`).then((r) => r.arrayBuffer())));
     await load(names, buffers);
   });
 

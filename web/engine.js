@@ -7,7 +7,10 @@ export function startEngine({ onLost = () => {}, onEvent = () => {}, threads = f
   const pending = new Map();
 
   function spawn() {
-    worker = new Worker(threads ? '/web/worker.js?threads=1' : '/web/worker.js', { type: 'module' });
+    // Relative to this module, so the page works under any sub-path (a
+    // GitHub Pages project site) as well as at a server's root.
+    const url = new URL(threads ? 'worker.js?threads=1' : 'worker.js', import.meta.url);
+    worker = new Worker(url, { type: 'module' });
     worker.onmessage = ({ data }) => {
       if (data.event === 'lost') return onLost(new Error(`the GPU device was lost: ${data.reason}`));
       if (data.event) return onEvent(data);

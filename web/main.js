@@ -41,7 +41,9 @@ async function onLost(error) {
   $('device').value = 'cpu';
   writeState(state);
   await toy.resume();
-  notice(`The GPU device was lost (${error.message}); the lab continues on the CPU from the last epoch, with the same settings.`);
+  // The engine's message already starts with "the GPU device was lost".
+  const reason = error.message.replace(/^the GPU device was lost:?\s*/i, '');
+  notice(`The GPU device was lost${reason ? ` (${reason})` : ''}; the lab continues on the CPU from the last epoch, with the same settings.`);
 }
 
 // The method lists come from the engine's registry.

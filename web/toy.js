@@ -65,8 +65,12 @@ export function toyLab(engine, state, view, onLost) {
     drawCurves($('chart'), view.losses, view.accuracies);
   }
 
+  // Whether the sizes table shows a pruned column; until it does, the dense
+  // column's accuracy follows training, epoch by epoch.
+  let prunedShown = false;
   function showSizes(report) {
     const set = (id, v) => ($(id).textContent = v);
+    prunedShown = !!report;
     if (!report) {
       set('acc-dense', pct(view.accuracies.at(-1)));
       set('params-dense', human(info.params));
@@ -112,10 +116,10 @@ export function toyLab(engine, state, view, onLost) {
       view.device = info.device;
       view.kind = info.kind;
       view.params = info.params;
-      $('device-info').textContent = info.device;
+      $('device-info').textContent = info.device.replace(/: WebGPU is unavailable.*$/s, '');
       $('epoch').textContent = '0';
       notice(info.kind === 'cpu' && state.device === 'webgpu'
-        ? `WebGPU is not available in this browser, so the network trains on the CPU (WebAssembly): ${info.device}`
+        ? `WebGPU is not available in this browser, so the network trains on the CPU (WebAssembly).${whyNoGpu(info.device)}`
         : '');
       if (info.kind === 'webgpu') setStatus('compiling');
       showSizes(null);
@@ -165,6 +169,7 @@ export function toyLab(engine, state, view, onLost) {
         const epochs = report.events.filter((e) => e.type === 'epoch');
         view.losses.push(...report.events.filter((e) => e.type === 'step').map((e) => e.loss));
         for (const e of epochs) view.accuracies.push(e.test_accuracy);
+        if (epochs.length && !prunedShown) $('acc-dense').textContent = pct(view.accuracies.at(-1));
         $('epoch').textContent = String(report.epoch);
         if (report.gates.length) {
           gateHistory.push(...report.gates);
@@ -324,4 +329,13 @@ export function toyLab(engine, state, view, onLost) {
       if (!view.error) trainLoop();
     },
   };
+}
+
+/** The first line of the engine's reason for falling back, if it gave one
+ *  (wgpu's errors run to several lines of Rust detail). */
+function whyNoGpu(device) {
+  const reason = /WebGPU is unavailable \((.*)/s.exec(device)?.[1]?.split('\n')[0]
+    // wgpu's Rust detail: "No adapter available for WgpuDevice { … }: A; B; C".
+    .replace(/^No adapter available for \w+ \{[^}]*\}:\s*/, '').split(';')[0].replace(/\)$/, '').trim();
+  return reason ? ` (${reason.length > 140 ? `${reason.slice(0, 140)}…` : reason})` : '';
 }

@@ -12,7 +12,7 @@ let threads = 1;
 async function load() {
   if (wantThreads && self.crossOriginIsolated) {
     try {
-      const mt = await import('/pkg-mt/prunelab.js');
+      const mt = await import('../pkg-mt/prunelab.js');
       await mt.default();
       threads = Math.max(1, navigator.hardwareConcurrency || 1);
       await mt.initThreadPool(threads);
@@ -22,7 +22,7 @@ async function load() {
       threads = 1; // not built, or the browser refused: one thread
     }
   }
-  pkg = await import('/pkg/prunelab.js');
+  pkg = await import('../pkg/prunelab.js');
   await pkg.default();
 }
 

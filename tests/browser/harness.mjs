@@ -1,6 +1,6 @@
 // Shared pieces of the browser tests: the served page, Chromium, assertions.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -31,6 +31,23 @@ export async function serve() {
     child.on('exit', (code) => reject(new Error(`prunelab serve exited with ${code}`)));
   });
   return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
+}
+
+/** Serves the static site in `dir` (./build.sh site) under the sub-path
+ *  /prunelab/ with Python's plain static server, as a project site on a
+ *  static host would be; resolves to {url, stop}. */
+export async function serveSite(dir) {
+  const root = tempDir('site-');
+  symlinkSync(path.resolve(dir), path.join(root, 'prunelab'));
+  const port = await freePort();
+  const child = spawn('python3', ['-u', '-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', root], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => { if (String(d).includes('Serving HTTP')) resolve(); });
+    child.on('exit', (code) => reject(new Error(`python3 -m http.server exited with ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${port}/prunelab`, stop: () => child.kill() };
 }
 
 /** A headless Chromium; `webgpu: false` leaves WebGPU without an adapter. */

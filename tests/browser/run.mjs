@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, ROOT, browser, check, cifarFiles, mean, open, serve, tempDir, waitForView } from './harness.mjs';
+import { ARTIFACTS, ROOT, browser, check, cifarFiles, mean, open, serve, serveSite, tempDir, waitForView } from './harness.mjs';
 
 if (!existsSync('/usr/bin/chromium') && !process.env.CHROMIUM) {
   console.log('SKIPPED: browser tests need Debian\'s chromium (./build.sh test installs it)');
@@ -14,7 +14,20 @@ if (!existsSync(path.join(ROOT, 'static/pkg/prunelab_bg.wasm'))) {
   process.exit(1);
 }
 
-const server = await serve();
+// PRUNELAB_SITE=DIR: the static site (./build.sh site DIR) under a sub-path
+// of a plain static server, with the tests that do not need prunelab serve.
+const SITE = process.env.PRUNELAB_SITE;
+const server = SITE ? await serveSite(SITE) : await serve();
+const SITE_TESTS = [
+  'the static site',
+  'the toy MLP trains on WebGPU',
+  'without a WebGPU adapter',
+  'WebGPU and the CPU compute the same',
+  'a link copied from one page',
+  'embed mode',
+  'S1 trains one gated pass',
+  'the CIFAR lab trains and prunes on a tiny generated CIFAR file',
+];
 const BIN = process.env.PRUNELAB_BIN || path.join(ROOT, 'target/release/prunelab');
 const TOY = 'dataset=gaussians&hidden=8&lr=0.05&epochs=6&seed=3';
 // Loss trajectories of the same seeded run on each device, compared below.
@@ -46,6 +59,19 @@ const tests = {
     return 'once';
   },
 
+  async 'the static site works under a sub-path: relative requests only, its CSP in a meta tag'() {
+    if (!SITE) return 'skipped: needs PRUNELAB_SITE (./build.sh test runs it)';
+    return withPage('#device=cpu&dataset=xor&hidden=4&epochs=2&autoplay=1', { webgpu: false }, async ({ page, requests, errors }) => {
+      await waitForView(page, 'done');
+      check(requests.every((u) => u.startsWith(`${server.url}/`)), `requests outside the sub-path: ${requests.filter((u) => !u.startsWith(`${server.url}/`))}`);
+      check(requests.some((u) => u.endsWith('/pkg/prunelab_bg.wasm')), 'the module came from the site');
+      const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
+      check(csp && csp.includes("default-src 'self'") && csp.includes("connect-src 'self'"), `meta CSP: ${csp}`);
+      check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
+      return `${requests.length} requests, all under ${new URL(server.url).pathname}/`;
+    });
+  },
+
   async 'the page is served with wasm MIME and a strict CSP'() {
     const page = await fetch(`${server.url}/`);
     const csp = page.headers.get('content-security-policy');
@@ -73,6 +99,8 @@ const tests = {
       check(t.steps > 2 * t.frames && t.reads === t.frames,
         `${t.reads} GPU waits for ${t.frames} frames (${t.steps} steps, ${t.epochs} epochs)`);
       check(!(await page.isVisible('#notice')), 'no fallback notice on WebGPU');
+      const denseAcc = await page.textContent('#acc-dense');
+      check(denseAcc === `${(100 * view.accuracies.at(-1)).toFixed(1)}%`, `the dense column shows the trained accuracy before any prune: ${denseAcc}`);
       runs.webgpu = view.losses;
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-webgpu.png') });
       // The slider re-prunes from cached importances: params and the boundary change.
@@ -121,7 +149,10 @@ const tests = {
     return withPage(`#device=webgpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => {
       const view = await waitForView(page, 'done');
       check(view.kind === 'cpu', `fell back to ${view.kind}`);
-      check(/WebGPU is not available/.test(await page.textContent('#notice')), 'a notice is shown');
+      const text = await page.textContent('#notice');
+      check(/WebGPU is not available/.test(text), 'a notice is shown');
+      check(!text.includes('\n') && text.length < 400, `one readable line, not the engine's raw error: ${JSON.stringify(text)}`);
+      check(!(await page.textContent('#device-info')).includes('unavailable'), 'the device line names the device only');
       check(mean(view.losses.slice(-5)) < mean(view.losses.slice(0, 5)), 'the loss fell on the CPU too');
       runs.cpu = view.losses;
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-cpu-fallback.png') });
@@ -251,7 +282,9 @@ const tests = {
       await page.evaluate(() => window.__prunelabTest.loseDevice());
       const view = await waitForView(page, 'done');
       check(view.lost && view.kind === 'cpu', `continued on ${view.kind}`);
-      check(/lost/.test(await page.textContent('#notice')), 'the notice says so');
+      const text = await page.textContent('#notice');
+      check(/lost/.test(text), 'the notice says so');
+      check(text.match(/lost/gi).length === 1, `said once: ${text}`);
       check(view.accuracies.length >= before, 'the history is kept');
       check(view.accuracies.at(-1) > 0.8, `still learns: ${view.accuracies.at(-1)}`);
       return `lost after epoch ${before}, finished on the CPU at ${(100 * view.accuracies.at(-1)).toFixed(1)}%`;
@@ -265,6 +298,11 @@ const tests = {
         .reduce((m, c) => ({ ...m, [c.dataset.layer]: c.dataset.group }), {}));
       const stream = Object.entries(groups).filter(([, g]) => g === 'stage1.stream').map(([l]) => l);
       check(stream.includes('stem') && stream.length === 4, `the stem and three conv2s share the stream: ${stream}`);
+      // Seven columns of labels at the lab's width: none overlaps another.
+      const boxes = await page.evaluate(() => [...document.querySelectorAll('#network text.label')]
+        .filter((t) => !/^[xy]$/.test(t.textContent)).map((t) => { const b = t.getBBox(); return [b.x, b.y, b.x + b.width, b.y + b.height, t.textContent]; }));
+      const overlapping = boxes.flatMap((a, i) => boxes.slice(i + 1).filter((b) => a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]).map((b) => `${a[4]} / ${b[4]}`));
+      check(overlapping.length === 0, `overlapping layer labels: ${overlapping.join(', ')}`);
       await page.hover('#network circle[data-layer="stem"][data-unit="2"]');
       const marked = await page.evaluate(() => [...document.querySelectorAll('#network circle.coupled')].map((c) => `${c.dataset.layer}#${c.dataset.unit}`));
       check(marked.length === 4 && marked.every((m) => m.endsWith('#2')), `stream unit 2 outlined in every member: ${marked}`);
@@ -277,7 +315,9 @@ const tests = {
       // Cutting the stream greys out the same neurons in the stem and every conv2.
       await page.selectOption('#streams', 'stream');
       await page.locator('#amount').fill('0.5');
-      await waitForView(page, 'pruned');
+      // The streams choice re-prunes at the old amount first: wait for the 0.5 cut
+      // (under load the check used to read the page between the two).
+      await page.waitForFunction(() => window.__prunelab.state === 'pruned' && window.__prunelab.pruned?.amount === 0.5, null, { timeout: 60_000 });
       const cut = await page.evaluate(() => {
         const pruned = (l) => [...document.querySelectorAll(`#network circle.pruned[data-layer="${l}"]`)].map((c) => c.dataset.unit).join(',');
         return ['stem', 'stage1.block0.conv2', 'stage1.block1.conv2', 'stage1.block2.conv2'].map(pruned);
@@ -349,6 +389,7 @@ const tests = {
       await page.mouse.move(box.x + 14, box.y + box.height / 2);
       const caption = await page.textContent('#widths-group');
       check(/outputs of conv1/.test(caption) && /inputs of conv2/.test(caption), `coupling caption: ${caption}`);
+      check(/dense width/.test(await page.textContent('#widths-legend')) && await page.isVisible('#widths-legend'), 'the bars\' colours are explained');
       await page.screenshot({ path: path.join(ARTIFACTS, 'cifar-lab.png'), fullPage: true });
       return `MACs −${(100 * (1 - v.pruned.pruned.macs / v.pruned.dense.macs)).toFixed(0)}%, latency ${v.latency.dense_ms.toFixed(1)} → ${v.latency.shown_ms.toFixed(1)} ms`;
     });
@@ -359,6 +400,7 @@ let failed = 0;
 const only = process.argv[2];
 for (const [name, test] of Object.entries(tests)) {
   if (only && !name.includes(only)) continue;
+  if (SITE && !SITE_TESTS.some((t) => name.startsWith(t))) continue;
   const t0 = Date.now();
   try {
     const note = await test();

@@ -1,5 +1,6 @@
 // Per-group widths before and after pruning, as paired bars; `marked` (an
-// index) is outlined — the group the pointer is on.
+// index) is outlined — the group the pointer is on. The colours are the
+// legend's in static/index.html (#widths-legend, .swatch in style.css).
 export function drawWidths(canvas, widths, marked = -1) {
   const ctx = canvas.getContext('2d');
   const { width, height } = canvas;

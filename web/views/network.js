@@ -28,8 +28,14 @@ export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 
   const maxUnits = Math.max(inputs.length, ...layers.map((l) => l.outputs));
   const pitch = maps.length ? 30 : 16;
   const height = Math.max(220, Math.min(520, maxUnits * pitch + 40));
-  const svg = el('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'network' });
   const columns = layers.length + 1;
+  // Where the columns are closer than the labels are wide (a deep resmlp),
+  // every other label drops to a second row instead of overlapping (~6 px a
+  // character of the 10 px label font).
+  const labelWidth = 6 * Math.max(...layers.map((l) => shortName(l.name).length + 6));
+  const rows = labelWidth > (width - 60) / columns ? 2 : 1;
+  const total = height + (rows - 1) * 12;
+  const svg = el('svg', { width, height: total, viewBox: `0 0 ${width} ${total}`, role: 'img', 'aria-label': 'network' });
   const x = (c) => 30 + (c / columns) * (width - 60);
   const step = (n) => Math.min(pitch, (height - 40) / Math.max(1, n));
   const y = (i, n) => height / 2 + (i - (n - 1) / 2) * step(n);
@@ -84,14 +90,20 @@ export function drawNetwork(container, layers, { inputs = ['x', 'y'], classes = 
         node.addEventListener('mouseleave', () => highlight(svg, selectedGroup(layers, selected), selected?.unit));
       }
     }
-    const short = layer.name.replace(/^stage(\d+)\.block(\d+)\.conv(\d)$/, (_, s, b, k) => `b${b}.${k}`);
-    const label = el('text', { x: x(c + 1), y: height - 6, 'text-anchor': 'middle', class: 'label' }, nodes);
-    label.textContent = last ? `out (${classes})` : `${short} ${layer.unit_alive.filter(Boolean).length}/${n}`;
+    const text = last ? `out (${classes})` : `${shortName(layer.name)} ${layer.unit_alive.filter(Boolean).length}/${n}`;
+    const row = rows > 1 && c % 2 === 1 ? 1 : 0;
+    const label = el('text', { x: x(c + 1), y: height - 6 + 12 * row, 'text-anchor': 'middle', class: 'label' }, nodes);
+    label.textContent = text;
     el('title', {}, label).textContent = layer.name;
     previousAlive = layer.unit_alive;
   });
   container.replaceChildren(svg, ...tiles);
   highlight(svg, selectedGroup(layers, selected), selected?.unit);
+}
+
+/** A layer's name as its column label: ResNet convs as `b<block>.<conv>`. */
+function shortName(name) {
+  return name.replace(/^stage(\d+)\.block(\d+)\.conv(\d)$/, (_, s, b, k) => `b${b}.${k}`);
 }
 
 /** Unit `o`'s map as a small canvas centred on its node (drawn over the

@@ -86,14 +86,89 @@ impl Variant {
     }
 
     fn download_hint(self) -> String {
-        let archive = match self {
-            Variant::Cifar10 => "cifar-10-binary.tar.gz",
-            Variant::Cifar100 => "cifar-100-binary.tar.gz",
-        };
         format!(
-            "Use the binary version ({archive} from https://www.cs.toronto.edu/~kriz/cifar.html), unmodified"
+            "Run `prunelab data fetch {}`, or use the binary version ({} from \
+             https://www.cs.toronto.edu/~kriz/cifar.html), unmodified",
+            self.name(),
+            self.archive().file
         )
     }
+
+    /// The name commands take (`cifar10`, `cifar100`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Cifar10 => "cifar10",
+            Variant::Cifar100 => "cifar100",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Variant> {
+        [Variant::Cifar10, Variant::Cifar100]
+            .into_iter()
+            .find(|v| v.name() == name)
+    }
+
+    /// The official binary archive. The SHA-256 values are the ones
+    /// torchvision-independent loaders pin (MLDatasets.jl, GoMLX, red-datasets)
+    /// for the files on the authors' page; its MD5s (c32a1d4a…, 03b5dce0…)
+    /// are what the page itself publishes.
+    pub fn archive(self) -> Archive {
+        match self {
+            Variant::Cifar10 => Archive {
+                url: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                file: "cifar-10-binary.tar.gz",
+                sha256: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+                folder: "cifar-10-batches-bin",
+            },
+            Variant::Cifar100 => Archive {
+                url: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+                file: "cifar-100-binary.tar.gz",
+                sha256: "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+                folder: "cifar-100-binary",
+            },
+        }
+    }
+
+    /// Which layout `dir` holds, by its file names: `train.bin` is
+    /// CIFAR-100's, `data_batch_1.bin` CIFAR-10's.
+    pub fn detect(dir: &Path) -> Option<Variant> {
+        [Variant::Cifar10, Variant::Cifar100]
+            .into_iter()
+            .find(|v| dir.join(v.train_files()[0]).is_file())
+    }
+
+    /// Checks, without reading them, that every file of the layout is in
+    /// `dir` and holds whole records.
+    pub fn check_layout(self, dir: &Path) -> Result<()> {
+        let files = self.train_files().into_iter().chain([self.test_file()]);
+        for name in files {
+            let path = dir.join(name);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let record = self.record_size() as u64;
+            if len == 0 || len % record != 0 {
+                return Err(bad(
+                    &path,
+                    self,
+                    format!("{} is missing or not whole", self.label()),
+                    format!("a non-empty file of {record}-byte records"),
+                    format!("{len} bytes"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a data set's official archive is and what it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Archive {
+    pub url: &'static str,
+    /// Its file name.
+    pub file: &'static str,
+    /// Lower-case hex.
+    pub sha256: &'static str,
+    /// The one top-level folder it unpacks to.
+    pub folder: &'static str,
 }
 
 fn bad(path: &Path, variant: Variant, problem: String, expected: String, found: String) -> Error {

@@ -155,7 +155,22 @@ pub fn human(v: f64) -> String {
         x if x >= 1e9 => (v / 1e9, "G"),
         x if x >= 1e6 => (v / 1e6, "M"),
         x if x >= 1e3 => (v / 1e3, "k"),
+        // Counts under a thousand are whole: "218 params", not "218.00".
+        _ if v.fract() == 0.0 => return format!("{v:.0}"),
         _ => (v, ""),
     };
     format!("{value:.2}{unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn human_counts_are_whole_below_a_thousand_and_scaled_above() {
+        assert_eq!(human(218.0), "218");
+        assert_eq!(human(0.5), "0.50");
+        assert_eq!(human(1_234_567.0), "1.23M");
+        assert_eq!(human(40_551_040.0), "40.55M");
+    }
 }

@@ -64,7 +64,10 @@ pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
     if let Some(dir) = &args.data {
         c.data.dir = Some(dir.display().to_string());
         if !c.data.dataset.starts_with("cifar") {
-            c.data.dataset = "cifar10".into();
+            // The files say which: CIFAR-100's `train.bin` or CIFAR-10's batches.
+            let variant = prunelab::data::cifar::Variant::detect(dir)
+                .unwrap_or(prunelab::data::cifar::Variant::Cifar10);
+            c.data.dataset = variant.name().into();
         }
     }
     if let Some(path) = &args.csv {

@@ -3,6 +3,7 @@
 //! library.
 
 mod commands;
+mod fetch;
 mod progress;
 mod pruning;
 mod serve;
@@ -52,6 +53,8 @@ enum Command {
     Bench(BenchArgs),
     /// Serve the playground (static/) on 127.0.0.1.
     Serve(ServeArgs),
+    /// Data sets: `data fetch cifar10|cifar100` downloads, checks and unpacks one.
+    Data(DataArgs),
 }
 
 /// Settings shared by every command that builds a model and its data.
@@ -66,7 +69,7 @@ pub struct SetupArgs {
     /// Toy problem (spiral, circles, xor, gaussians, moons, tfp-spiral), cifar10, cifar100 or csv.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// CIFAR directory in the official binary layout (implies --dataset cifar10 unless given).
+    /// CIFAR directory in the official binary layout (the dataset follows its files: cifar10, or cifar100 for train.bin/test.bin).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// A `x,y,label` CSV file (implies --dataset csv).
@@ -304,6 +307,34 @@ pub struct BenchArgs {
 }
 
 #[derive(Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Download the official binary archive (resuming a stopped download),
+    /// check its pinned SHA-256 and unpack it into DIR/<its folder>.
+    Fetch(FetchArgs),
+}
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// cifar10 or cifar100.
+    pub dataset: String,
+    /// Where to put it (default: $PRUNELAB_DATA, else ./data).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// A mirror of the archive (with --sha256: its checksum).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The mirror's archive's SHA-256 (64 hex digits).
+    #[arg(long)]
+    pub sha256: Option<String>,
+}
+
+#[derive(Args)]
 pub struct ServeArgs {
     /// Directory to serve.
     #[arg(long, default_value = "static")]
@@ -413,6 +444,9 @@ fn run() -> ExitCode {
         Command::Methods => pruning::methods(),
         Command::Bench(args) => commands::bench(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Data(DataArgs {
+            command: DataCommand::Fetch(args),
+        }) => fetch::fetch(args),
     });
     if let (true, Err(e)) = (json_events, &result) {
         // A log reader sees how the run ended, not just that stdout stopped.

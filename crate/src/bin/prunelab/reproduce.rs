@@ -16,7 +16,14 @@ pub fn reproduce(args: ReproduceArgs) -> Result<()> {
     let data = args
         .data
         .clone()
-        .or_else(|| std::env::var_os(DATA_VARIABLE).map(PathBuf::from));
+        .or_else(|| std::env::var_os(DATA_VARIABLE).map(PathBuf::from))
+        // Then what `prunelab data fetch cifar10` put in its default place
+        // (only when there: otherwise the shipped path, as run ids expect).
+        .or_else(|| {
+            crate::fetch::fetched(&crate::fetch::default_dir())
+                .filter(|(v, _)| *v == prunelab::data::cifar::Variant::Cifar10)
+                .map(|(_, folder)| folder)
+        });
     let device = args.device.as_deref().map(str::parse).transpose()?;
     let config = reproduce::plan(
         seed,
@@ -68,9 +75,11 @@ fn check_data(dir: Option<&str>, given: bool) -> Result<()> {
         return Ok(());
     }
     let how = if given {
-        "that folder has no CIFAR-10 binary files (data_batch_1.bin … test_batch.bin)"
+        "that folder has no CIFAR-10 binary files (data_batch_1.bin … test_batch.bin); \
+         `prunelab data fetch cifar10` downloads them"
     } else {
-        "the CIFAR-10 binary folder is not at the shipped path: pass --data DIR or set PRUNELAB_CIFAR10"
+        "the CIFAR-10 binary folder is not at the shipped path: run `prunelab data fetch cifar10` \
+         (into ./data), or pass --data DIR or set PRUNELAB_CIFAR10"
     };
     Err(Error::config("--data", dir, how))
 }

@@ -191,7 +191,17 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 "give an existing CIFAR directory, or leave --data out",
             )
         })
-        .transpose()?;
+        .transpose()?
+        // Without --data: what `prunelab data fetch` put in its default place.
+        .or_else(|| {
+            let (variant, folder) = crate::fetch::fetched(&crate::fetch::default_dir())?;
+            eprintln!(
+                "offering {} from {} to the CIFAR lab (--data DIR to choose another)",
+                variant.name(),
+                folder.display()
+            );
+            folder.canonicalize().ok()
+        });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_io()

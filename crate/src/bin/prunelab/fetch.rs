@@ -1,0 +1,249 @@
+//! `prunelab data fetch cifar10|cifar100`: the official archive, downloaded
+//! into `DIR/<archive>.part` (resumed with an HTTP range request when a
+//! download stopped), checked against its pinned SHA-256, and unpacked into
+//! `DIR/<folder>` only when whole: a folder that exists is always complete.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use prunelab::data::cifar::{Archive, Variant};
+use prunelab::error::{Error, Result};
+use sha2::{Digest, Sha256};
+
+use crate::FetchArgs;
+
+/// Where fetched data goes unless `--dir` says otherwise: `$PRUNELAB_DATA`,
+/// else `data/` under the current directory (what `prunelab serve` looks in).
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("PRUNELAB_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("data"))
+}
+
+/// A fetched data set under `dir`, if one is there whole (CIFAR-10 first).
+pub fn fetched(dir: &Path) -> Option<(Variant, PathBuf)> {
+    [Variant::Cifar10, Variant::Cifar100]
+        .into_iter()
+        .map(|v| (v, dir.join(v.archive().folder)))
+        .find(|(v, folder)| v.check_layout(folder).is_ok())
+}
+
+pub fn fetch(args: FetchArgs) -> Result<()> {
+    let variant = Variant::from_name(&args.dataset)
+        .ok_or_else(|| Error::config("dataset", &args.dataset, "choose cifar10 or cifar100"))?;
+    let official = variant.archive();
+    let (url, sha256) = match (&args.url, &args.sha256) {
+        (None, None) => (official.url.to_string(), official.sha256.to_string()),
+        (Some(url), Some(sha)) => (url.clone(), sha.to_ascii_lowercase()),
+        _ => {
+            return Err(Error::config(
+                "url",
+                args.url.as_deref().unwrap_or("(none)"),
+                "give --url and --sha256 together (a mirror and its archive's checksum), or neither",
+            ));
+        }
+    };
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::config(
+            "sha256",
+            &sha256,
+            "give the archive's SHA-256 as 64 hex digits",
+        ));
+    }
+    let dir = args.dir.clone().unwrap_or_else(default_dir);
+    let folder = dir.join(official.folder);
+    if variant.check_layout(&folder).is_ok() {
+        eprintln!(
+            "{} is already in {} (delete that folder to fetch it again)",
+            variant.name(),
+            folder.display()
+        );
+        println!("{}", folder.display());
+        return Ok(());
+    }
+    if folder.exists() {
+        return Err(Error::config(
+            "dir",
+            folder.display(),
+            "a folder of that name is there but incomplete; move it away, then fetch again",
+        ));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let part = dir.join(format!("{}.part", official.file));
+    download(&url, &part)?;
+    eprintln!("checking the SHA-256 of {}", part.display());
+    let got = sha256_of(&part)?;
+    if got != sha256 {
+        let _ = std::fs::remove_file(&part);
+        return Err(Error::Execution(format!(
+            "the archive from {url} has SHA-256 {got}, not the pinned {sha256}: it is damaged \
+             or not the official {}. It was deleted; run the command again to download it afresh \
+             (behind a proxy that rewrites downloads, fetch {} by hand and check it)",
+            official.file, official.url
+        )));
+    }
+    unpack(&part, &dir, official, variant)?;
+    let _ = std::fs::remove_file(&part);
+    eprintln!(
+        "{} is ready in {} — use it with --data {} (prunelab serve offers it to the CIFAR lab)",
+        variant.name(),
+        folder.display(),
+        folder.display()
+    );
+    println!("{}", folder.display());
+    Ok(())
+}
+
+/// GETs `url` into `part`, continuing after the bytes already there when the
+/// server takes a range request (206); a server that answers 200 sends the
+/// whole file again, so it starts over.
+fn download(url: &str, part: &Path) -> Result<()> {
+    let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(30)))
+            // No whole-body limit (170 MB over a slow link); a stalled
+            // connection still ends after this long without a byte.
+            .timeout_recv_body(Some(Duration::from_secs(6 * 3600)))
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut request = agent.get(url);
+    if have > 0 {
+        eprintln!(
+            "resuming the download of {url} after {} already in {}",
+            mb(have),
+            part.display()
+        );
+        request = request.header("Range", format!("bytes={have}-"));
+    } else {
+        eprintln!("downloading {url}");
+    }
+    let response = request.call().map_err(|e| {
+        Error::Execution(format!(
+            "cannot download {url}: {e} (check the network or a proxy; \
+             run the same command again to retry)"
+        ))
+    })?;
+    let status = response.status().as_u16();
+    let length = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let (start, append) = match status {
+        206 => (have, true),
+        200 => (0, false),
+        // The range starts at the end: the file is already whole.
+        416 if have > 0 => return Ok(()),
+        other => {
+            return Err(Error::Execution(format!(
+                "{url} answered HTTP {other}; check the address (or the mirror given with --url)"
+            )));
+        }
+    };
+    let total = length.map(|n| n + start);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(part)
+        .map_err(|e| Error::io(part, e))?;
+    let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bytes:>10} of {total_bytes} {wide_bar} {bytes_per_sec} {eta}",
+        )
+        .expect("a valid template"),
+    );
+    bar.set_position(start);
+    let mut body = response.into_body().into_reader();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut done = start;
+    let stopped = |e: std::io::Error, done: u64| {
+        Error::Execution(format!(
+            "the download stopped after {} of {}: {e}. {} keeps what arrived; run the same \
+             command again to resume",
+            mb(done),
+            total.map_or("?".into(), mb),
+            part.display()
+        ))
+    };
+    loop {
+        let n = match body.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                bar.abandon();
+                return Err(stopped(e, done));
+            }
+        };
+        file.write_all(&buffer[..n])
+            .map_err(|e| Error::io(part, e))?;
+        done += n as u64;
+        bar.set_position(done);
+    }
+    bar.finish_and_clear();
+    if let Some(total) = total
+        && done < total
+    {
+        return Err(stopped(
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection closed"),
+            done,
+        ));
+    }
+    file.sync_all().map_err(|e| Error::io(part, e))?;
+    Ok(())
+}
+
+fn sha256_of(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Unpacks `archive` into a fresh folder beside the destination, checks the
+/// layout there, then renames its one data folder into place.
+fn unpack(archive: &Path, dir: &Path, official: Archive, variant: Variant) -> Result<()> {
+    eprintln!("unpacking {}", archive.display());
+    let staging = dir.join(format!(".unpack-{}", official.folder));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    // `unpack` keeps every entry inside `staging` (no `..`, no absolute paths).
+    tar.unpack(&staging).map_err(|e| {
+        Error::Execution(format!(
+            "cannot unpack {}: {e} (is the disk full?)",
+            archive.display()
+        ))
+    })?;
+    let inner = staging.join(official.folder);
+    let checked = variant.check_layout(&inner);
+    if let Err(e) = checked {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let folder = dir.join(official.folder);
+    std::fs::rename(&inner, &folder).map_err(|e| Error::io(&folder, e))?;
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}

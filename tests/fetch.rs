@@ -1,0 +1,243 @@
+//! `prunelab data fetch` against a local HTTP server serving a small
+//! generated archive in the official layout: download, checksum, unpack,
+//! resume after a cut connection, and the refusals.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest;
+use support::{fails, ok};
+
+/// A `.tar.gz` holding `cifar-10-batches-bin/` with two records per file,
+/// plus `extra` entries (name, bytes) written verbatim.
+fn archive(extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let files = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        // Written raw: `append_data` would refuse the hostile names below.
+        let raw = name.as_bytes();
+        header.as_old_mut().name[..raw.len()].copy_from_slice(raw);
+        header.set_cksum();
+        tar.append(&header, bytes).unwrap();
+    };
+    // Pixels from an LCG: gzip cannot shrink them, so the archive is large
+    // enough (~37 kB) to cut mid-way.
+    let mut state = 12345u32;
+    for (k, name) in files.iter().enumerate() {
+        let mut records = Vec::new();
+        for r in 0..2u8 {
+            records.push(r);
+            let value = k as u8 * 10 + r;
+            records.push(value);
+            records.extend((1..3072).map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (state >> 16) as u8
+            }));
+        }
+        add(&format!("cifar-10-batches-bin/{name}"), &records);
+    }
+    for (name, bytes) in extra {
+        add(name, bytes);
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Serves `body` at `/a.tar.gz` (404 elsewhere), honouring `Range:
+/// bytes=N-`; the first response is cut after `cut` bytes when given.
+/// Returns the base URL and the Range headers it saw, in order.
+fn serve(body: Vec<u8>, cut: Option<usize>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let seen = ranges.clone();
+    std::thread::spawn(move || {
+        let mut first = true;
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut range = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range = v.trim().trim_end_matches('-').to_string();
+                }
+            }
+            seen.lock().unwrap().push(range.clone());
+            if !request.starts_with("GET /a.tar.gz ") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let start: usize = range.parse().unwrap_or(0);
+            let head = if start > 0 {
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+                    body.len() - start,
+                    body.len() - 1,
+                    body.len()
+                )
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+            };
+            let _ = stream.write_all(head.as_bytes());
+            let rest = &body[start..];
+            let sent = match (first, cut) {
+                (true, Some(n)) => &rest[..n.min(rest.len())],
+                _ => rest,
+            };
+            first = false;
+            let _ = stream.write_all(sent);
+            let _ = stream.flush();
+        }
+    });
+    (url, ranges)
+}
+
+fn fetch_args<'a>(dir: &'a Path, url: &'a str, sha: &'a str) -> Vec<&'a str> {
+    vec![
+        "data",
+        "fetch",
+        "cifar10",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--url",
+        url,
+        "--sha256",
+        sha,
+    ]
+}
+
+#[test]
+fn fetch_resumes_a_cut_download_checks_it_and_unpacks_the_layout() {
+    let body = archive(&[]);
+    let sha = sha256(&body);
+    assert!(body.len() > 20_000, "{} bytes", body.len());
+    let (base, ranges) = serve(body.clone(), Some(5000));
+    let url = format!("{base}/a.tar.gz");
+    let dir = tempfile::tempdir().unwrap();
+    let args = fetch_args(dir.path(), &url, &sha);
+
+    let err = fails(&args);
+    assert!(
+        err.contains("stopped after") && err.contains("run the same command again to resume"),
+        "{err}"
+    );
+    let part = dir.path().join("cifar-10-binary.tar.gz.part");
+    assert_eq!(
+        std::fs::metadata(&part).unwrap().len(),
+        5000,
+        "kept what arrived"
+    );
+    assert!(!dir.path().join("cifar-10-batches-bin").exists());
+
+    let (stdout, err) = ok(&args);
+    assert!(err.contains("resuming the download"), "{err}");
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        vec![String::new(), "5000".to_string()],
+        "the second request asks only for the rest"
+    );
+    let folder = dir.path().join("cifar-10-batches-bin");
+    assert_eq!(stdout.trim(), folder.display().to_string());
+    let test_batch = std::fs::read(folder.join("test_batch.bin")).unwrap();
+    assert_eq!(test_batch.len(), 2 * 3073);
+    assert_eq!(test_batch[3073], 1, "the second record's label");
+    assert_eq!(
+        test_batch[1], 50,
+        "the test batch's first pixel, as written"
+    );
+    assert!(!part.exists(), "the archive is gone once unpacked");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "only the data folder: {leftovers:?}");
+
+    // The unpacked files are data prunelab trains on.
+    let (_, err) = ok(&[
+        "train",
+        "--data",
+        folder.to_str().unwrap(),
+        "--model",
+        "cnn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        err.contains("10 classes") && err.contains("test accuracy"),
+        "{err}"
+    );
+
+    // Fetching again does nothing and says where it is.
+    let (stdout, err) = ok(&args);
+    assert!(err.contains("already in"), "{err}");
+    assert_eq!(stdout.trim(), folder.display().to_string());
+}
+
+#[test]
+fn fetch_refuses_a_bad_checksum_a_missing_file_and_entries_outside_the_folder() {
+    let body = archive(&[("../escaped.txt", b"x"), ("/tmp/absolute.txt", b"y")]);
+    let sha = sha256(&body);
+    let (base, _) = serve(body.clone(), None);
+    let url = format!("{base}/a.tar.gz");
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+
+    let wrong = "0".repeat(64);
+    let err = fails(&fetch_args(&dir, &url, &wrong));
+    assert!(
+        err.contains("SHA-256") && err.contains(&sha) && err.contains("deleted"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left");
+
+    let missing = format!("{base}/nothing.tar.gz");
+    let err = fails(&fetch_args(&dir, &missing, &sha));
+    assert!(err.contains("HTTP 404"), "{err}");
+
+    let err = fails(&["data", "fetch", "cifar10", "--url", &url]);
+    assert!(err.contains("--sha256"), "{err}");
+    let err = fails(&["data", "fetch", "mnist"]);
+    assert!(err.contains("cifar10 or cifar100"), "{err}");
+
+    // A hostile archive unpacks its data folder and nothing outside it.
+    ok(&fetch_args(&dir, &url, &sha));
+    assert!(dir.join("cifar-10-batches-bin/test_batch.bin").is_file());
+    assert!(!root.path().join("escaped.txt").exists());
+    assert!(!Path::new("/tmp/absolute.txt").exists());
+}
