@@ -145,7 +145,7 @@ impl Variant {
             let path = dir.join(name);
             let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let record = self.record_size() as u64;
-            if len == 0 || len % record != 0 {
+            if len == 0 || !len.is_multiple_of(record) {
                 return Err(bad(
                     &path,
                     self,

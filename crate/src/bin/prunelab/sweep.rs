@@ -207,11 +207,17 @@ async fn run_one(
             Ok(format!("dense training saved to {}", partial.display()))
         };
         let dense = experiment::train_dense(base, opened, split, resume, sink, &mut save).await?;
-        // Another shard may have finished the same model first: the same
-        // config and seed made it, so either copy serves.
-        atomic::write_new(&done, &dense.to_bytes(base).await?)?;
+        let published = atomic::write_new(&done, &dense.to_bytes(base).await?)?;
         let _ = std::fs::remove_file(&partial);
-        dense
+        if published {
+            dense
+        } else {
+            // Another shard finished the same model first: use its copy, so
+            // every run of the sweep is measured against one dense model
+            // (on another device the two may differ in the last bits).
+            let bytes = std::fs::read(&done).map_err(|e| Error::io(&done, e))?;
+            experiment::Dense::from_bytes(&bytes, &done, base, &device)?
+        }
     };
     experiment::compare_from(&run.experiment, &dense, opened, split, sink).await
 }
