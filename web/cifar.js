@@ -151,7 +151,19 @@ export function cifarLab(engine, state, view) {
     dense = dense || report.dense;
     showReport(report);
     await refresh();
+    warnNearlyEmpty();
   }));
+  // A global ranking can take nearly every channel of one layer (S3 on the
+  // small CNN's conv3): the network then barely passes a signal, so say so.
+  const warnNearlyEmpty = () => {
+    const emptied = widths.filter(([, d, n]) => n < d && n <= Math.floor(0.1 * d));
+    const text = emptied.length
+      ? `This cut leaves ${emptied.map(([name, d, n]) => `${name} with ${n} of ${d} channels`).join(', ')}: too few to carry the signal, so accuracy may collapse. A lower amount, or a per-layer ranking, keeps every layer alive.`
+      : '';
+    view.cifar.warning = text;
+    $('cwarning').textContent = text;
+    $('cwarning').hidden = !text;
+  };
   $('cfinetune').addEventListener('click', () => guard('training', async () => {
     await engine.call('finetune', { epochs: 1 });
     await train(1);

@@ -364,6 +364,39 @@ const tests = {
     return `${many.v.threads} threads, ${a.length} steps within ${diff.toExponential(1)} of one thread`;
   },
 
+  async 'the CIFAR lab warns when a cut empties most of a layer, and only then'() {
+    const files = cifarFiles(120, 40);
+    return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmethod=energy&camount=0.7', { webgpu: false }, async ({ page }) => {
+      await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
+      await page.setInputFiles('#cifar-files', files);
+      const settled = () => page.waitForFunction(() => ['ready', 'error'].includes(window.__prunelab.cifar.state) && !document.querySelector('#ctrain').disabled, null, { timeout: 240_000 });
+      await settled();
+      await page.click('#ctrain');
+      await page.waitForFunction(() => window.__prunelab.cifar.accuracies.length >= 1, null, { timeout: 240_000 });
+      await settled();
+      const cut = async (method, amount) => {
+        await page.selectOption('#cmethod', method);
+        await page.locator('#camount').fill(String(amount));
+        await page.click('#cprune');
+        await page.waitForFunction((m) => window.__prunelab.cifar.pruned?.method === m, method, { timeout: 240_000 });
+        await settled();
+        const shown = await page.isVisible('#cwarning');
+        const text = await page.textContent('#cwarning');
+        const plan = (await page.evaluate(() => window.__prunelab.cifar.pruned.plan));
+        // "conv3 64→3": a layer left with at most a tenth of its channels.
+        const emptied = plan.filter((p) => { const m = /(\d+)→(\d+)$/.exec(p); return m && +m[2] <= Math.floor(0.1 * +m[1]); });
+        return { shown, text, emptied };
+      };
+      const global = await cut('energy', 0.7);
+      check(global.emptied.length > 0, `S3's global cut at 70% empties a layer here: ${global.emptied}`);
+      check(global.shown && global.emptied.every((p) => global.text.includes(p.split(' ')[0])), `warned about ${global.emptied}: ${global.text}`);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'cifar-warning.png'), fullPage: true });
+      const even = await cut('l1', 0.5);
+      check(even.emptied.length === 0 && !even.shown, `no warning for an even cut: ${even.text}`);
+      return `warned: ${global.text.slice(0, 80)}…`;
+    });
+  },
+
   async 'the CIFAR lab trains and prunes on a tiny generated CIFAR file'() {
     const files = cifarFiles(120, 40);
     return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {
