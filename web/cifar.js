@@ -3,6 +3,7 @@
 // per-layer widths, example predictions, measured latency and a comparison
 // of methods on one trained model.
 import { drawCurves, drawScatter } from './views/charts.js';
+import { drawGates } from './views/gates.js';
 import { barAt, coupling, drawWidths } from './views/bars.js';
 import { drawExamples } from './views/images.js';
 import { cifarConfig, scoreOptions, writeState } from './state.js';
@@ -14,6 +15,8 @@ export function cifarLab(engine, state, view) {
   let busy = false;
   let dense = null;
   const results = { comparisons: [], trained: [], pruned: null };
+  // The comparison chart's points (the dense model, each method, S1's pass).
+  const points = [];
   // The widths chart's bars and the groups behind them (for pointing at one).
   let widths = [];
   let groups = [];
@@ -23,7 +26,7 @@ export function cifarLab(engine, state, view) {
     if (text !== undefined) $('cifar-status').textContent = text;
   };
   const enable = (on) => {
-    for (const id of ['ctrain', 'cprune', 'cfinetune', 'compare', 'latency']) $(id).disabled = !on;
+    for (const id of ['ctrain', 'cprune', 'cfinetune', 'cs1', 'compare', 'latency']) $(id).disabled = !on;
   };
 
   async function guard(phase, f) {
@@ -67,7 +70,9 @@ export function cifarLab(engine, state, view) {
     view.cifar.examples = examples.labels.length;
   }
 
-  async function train(epochs) {
+  // Runs epoch by epoch until `epochs` are done or the run ends; `onReport`
+  // sees each call's report (S1's gates and its cut).
+  async function train(epochs, onReport = () => false) {
     for (let e = 0; e < epochs; e++) {
       const report = await engine.call('train', { steps: info.steps_per_epoch });
       // The engine's own progress events: one per step, one per epoch.
@@ -76,9 +81,22 @@ export function cifarLab(engine, state, view) {
       for (const m of epochs) view.cifar.accuracies.push(m.test_accuracy);
       results.trained.push(...epochs);
       drawCurves($('cchart'), view.cifar.losses, view.cifar.accuracies);
-      if (report.finished) break;
+      if (onReport(report) || report.finished) break;
     }
   }
+
+  // Where the chosen method acts: S4's lottery and SNIP prune θ₀, and the
+  // ticket then trains for the whole budget rather than fine-tuning.
+  const atInit = (method) => view.phases?.[method] === 'at-init';
+  const showPhase = () => {
+    const init = atInit(state.cmethod);
+    $('cfinetune').textContent = init ? `Train the ticket ${state.cepochs} epochs` : 'Fine-tune 1 epoch';
+    $('cphase').textContent = init
+      ? `${state.cmethod} prunes at initialisation: it ranks the untrained weights θ₀ (same seed), and the ticket then trains from them.`
+      : '';
+    $('cphase').hidden = !init;
+  };
+  showPhase();
 
   function showReport(report) {
     showComparison(report, 'c', ['acc', 'params', 'macs']);
@@ -93,7 +111,7 @@ export function cifarLab(engine, state, view) {
   bind('subset', state, 'subset', () => writeState(state), (v) => Math.max(20, Math.floor(v)));
   bind('cmodel', state, 'cmodel', () => writeState(state));
   bind('cepochs', state, 'cepochs', () => writeState(state), (v) => Math.max(1, Math.floor(v)));
-  bind('cmethod', state, 'cmethod', () => writeState(state));
+  bind('cmethod', state, 'cmethod', () => { writeState(state); showPhase(); });
   bind('cstreams', state, 'cstreams', () => writeState(state));
   bind('camount', state, 'camount', () => writeState(state));
   // Every method the engine can rank, from its registry.
@@ -165,21 +183,53 @@ export function cifarLab(engine, state, view) {
     $('cwarning').hidden = !text;
   };
   $('cfinetune').addEventListener('click', () => guard('training', async () => {
-    await engine.call('finetune', { epochs: 1 });
-    await train(1);
+    const epochs = atInit(results.pruned?.method) ? state.cepochs : 1;
+    await engine.call('finetune', { epochs });
+    await train(epochs);
     await refresh();
+  }));
+  // S1: one gated pass from scratch, the gates drawn as they polarize, then
+  // the cut (to the Prune amount of MACs); its result joins the comparison.
+  $('cs1').addEventListener('click', () => guard('gating', async () => {
+    const history = [];
+    $('cgates').hidden = false;
+    drawGates($('cgates'), history);
+    view.cifar.gates = [];
+    await engine.call('startGated', { macs: state.camount, options: {} });
+    let cut = null;
+    await train(state.cepochs + 1, (report) => {
+      if (report.gates.length) {
+        history.push(...report.gates);
+        view.cifar.gates = history.map((g) => ({ epoch: g.epoch, kept: g.kept, undecided: g.undecided, frozen: g.frozen }));
+        drawGates($('cgates'), history);
+      }
+      cut = report.cut || cut;
+      return !!report.cut;
+    });
+    if (!cut) throw new Error('the gated pass ended without a cut');
+    results.pruned = cut;
+    view.cifar.pruned = cut;
+    view.cifar.s1 = cut;
+    showReport(cut);
+    points.push({ label: 'S1 (own pass)', macs: cut.pruned.macs, accuracy: cut.pruned.test_accuracy, params: cut.pruned.params });
+    drawScatter($('scatter'), points);
+    await refresh();
+    warnNearlyEmpty();
   }));
   $('compare').addEventListener('click', () => guard('comparing', async () => {
     const chosen = [...$('compare-methods').querySelectorAll('input:checked')].map((b) => b.value);
-    const points = [];
+    // S1's point (its own pass) stays; the ranked methods are redrawn.
+    points.splice(0, points.length, ...points.filter((p) => p.label.startsWith('S1')));
     for (const m of chosen) {
       const r = await prune(m, state.camount);
-      if (!points.length) points.push({ label: 'dense', macs: r.dense.macs, accuracy: r.dense.test_accuracy, dense: true });
-      points.push({ label: m, macs: r.pruned.macs, accuracy: r.pruned.test_accuracy, params: r.pruned.params });
+      // The dense point is the trained model; at-initialisation methods are
+      // measured on their untrained ticket, and say so.
+      if (!atInit(m) && !points.some((p) => p.dense)) points.push({ label: 'dense', macs: r.dense.macs, accuracy: r.dense.test_accuracy, dense: true });
+      points.push({ label: atInit(m) ? `${m} (θ₀, untrained)` : m, macs: r.pruned.macs, accuracy: r.pruned.test_accuracy, params: r.pruned.params });
       results.comparisons.push(r);
       drawScatter($('scatter'), points);
     }
-    view.cifar.compared = points.length - 1;
+    view.cifar.compared = points.filter((p) => !p.dense).length;
   }));
   $('latency').addEventListener('click', () => guard('measuring', async () => {
     const l = await engine.call('latency', { batch: 128, repeats: 3 });

@@ -49,6 +49,8 @@ async function onLost(error) {
 // The method lists come from the engine's registry.
 const catalog = await engine.call('methods');
 view.methods = applyMethods(catalog, state).map((m) => m.name);
+// When each method acts: at-initialisation ones (S4's lottery, SNIP) rank θ₀.
+view.phases = Object.fromEntries(catalog.map((m) => [m.name, m.phase]));
 
 const toy = toyLab(engine, state, view, onLost);
 const cifar = cifarLab(cifarEngine, state, view);

@@ -245,3 +245,34 @@ fn latency_lists_each_layer_of_the_dense_and_the_pruned_model() {
             .all(|t| t.dense_ms.is_finite() && t.shown_ms.is_finite())
     );
 }
+
+/// At-initialisation methods (S4's lottery, SNIP) rank θ₀ as in a run, not
+/// the trained model: after training, their plan is the plan an untrained
+/// lab of the same seed makes, and an after-training method scored next
+/// ranks the trained model again.
+#[test]
+fn at_initialisation_methods_rank_theta0_even_after_training() {
+    let blocks = |lab: &mut Lab| {
+        block_on(lab.score("lottery", &PruneOptions::default())).unwrap();
+        block_on(lab.prune(0.5)).unwrap()
+    };
+    let mut fresh = lab("resmlp", &[8, 8, 8, 8]);
+    let untrained = blocks(&mut fresh);
+    let mut trained = lab("resmlp", &[8, 8, 8, 8]);
+    let per_epoch = trained.steps_per_epoch();
+    block_on(trained.train(per_epoch * 6)).unwrap();
+    let after = blocks(&mut trained);
+    assert_eq!(after.plan, untrained.plan, "the same blocks, from θ₀");
+    assert_eq!(
+        after.dense.test_accuracy, untrained.dense.test_accuracy,
+        "measured against θ₀"
+    );
+    block_on(trained.score("l1", &PruneOptions::default())).unwrap();
+    let l1 = block_on(trained.prune(0.3)).unwrap();
+    assert!(
+        l1.dense.test_accuracy.unwrap() > untrained.dense.test_accuracy.unwrap() + 0.2,
+        "l1 ranks the trained model: {:?} vs θ₀ {:?}",
+        l1.dense.test_accuracy,
+        untrained.dense.test_accuracy
+    );
+}

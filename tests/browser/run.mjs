@@ -397,6 +397,41 @@ const tests = {
     });
   },
 
+  async 'the CIFAR lab runs S4 at initialisation and S1 with live gates on ResNet-20'() {
+    const files = cifarFiles(120, 40);
+    return withPage('#lab=cifar&device=cpu&subset=100&cepochs=2&cmodel=resnet20&cmethod=lottery&camount=0.5', { webgpu: false }, async ({ page, errors }) => {
+      await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
+      await page.setInputFiles('#cifar-files', files);
+      const settled = () => page.waitForFunction(() => ['ready', 'error'].includes(window.__prunelab.cifar.state) && !document.querySelector('#ctrain').disabled, null, { timeout: 300_000 });
+      await settled();
+      // S4: the lottery ranks θ₀ (nothing trained yet), removes blocks, and
+      // the ticket trains for the whole budget.
+      check(/initialisation/.test(await page.textContent('#cphase')), 'the lab says where the method acts');
+      await page.click('#cprune');
+      await page.waitForFunction(() => window.__prunelab.cifar.pruned?.method === 'lottery', null, { timeout: 300_000 });
+      await settled();
+      const s4 = (await page.evaluate(() => window.__prunelab)).cifar.pruned;
+      check(s4.plan.some((p) => p.endsWith('removed')) && s4.pruned.macs < s4.dense.macs, `blocks removed: ${s4.plan}`);
+      check(/Train the ticket 2 epochs/.test(await page.textContent('#cfinetune')), await page.textContent('#cfinetune'));
+      await page.click('#cfinetune');
+      await page.waitForFunction(() => window.__prunelab.cifar.accuracies.length >= 2, null, { timeout: 300_000 });
+      await settled();
+      await page.screenshot({ path: path.join(ARTIFACTS, 'cifar-s4.png'), fullPage: true });
+      // S1: one gated pass from scratch; the gates are drawn epoch by epoch.
+      await page.click('#cs1');
+      await page.waitForFunction(() => window.__prunelab.cifar.s1 || window.__prunelab.cifar.state === 'error', null, { timeout: 300_000 });
+      await settled();
+      const v = (await page.evaluate(() => window.__prunelab)).cifar;
+      check(!v.error, v.error);
+      check(v.gates.length === 2, `${v.gates.length} gate reports for 2 epochs`);
+      check(v.s1.pruned.macs < v.s1.dense.macs, `S1 cut MACs ${v.s1.dense.macs} → ${v.s1.pruned.macs}`);
+      check(await page.isVisible('#cgates'), 'the gates are shown');
+      check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'cifar-s1.png'), fullPage: true });
+      return `S4: ${s4.plan.join(', ')}; S1: MACs −${(100 * (1 - v.s1.pruned.macs / v.s1.dense.macs)).toFixed(0)}%, ${v.gates.at(-1).undecided} gates undecided`;
+    });
+  },
+
   async 'the CIFAR lab trains and prunes on a tiny generated CIFAR file'() {
     const files = cifarFiles(120, 40);
     return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {

@@ -113,6 +113,8 @@ pub struct Lab {
     gated_reference: Option<Model>,
     /// The dense model the scores were computed on.
     dense: Option<Model>,
+    /// Whether `dense` is θ₀ (an at-initialisation method's reference).
+    dense_at_init: bool,
     ranked: Option<Ranked>,
     view: Option<View>,
 }
@@ -130,6 +132,7 @@ impl Lab {
             gated: None,
             gated_reference: None,
             dense: None,
+            dense_at_init: false,
             ranked: None,
             view: None,
         })
@@ -345,11 +348,21 @@ impl Lab {
             return Ok(());
         }
         let info = method.info();
-        // A fork: training on after scoring must not move the reference's BN statistics.
-        let dense = self
-            .dense
-            .clone()
-            .unwrap_or_else(|| self.trainer.model.deep_fork());
+        // At-initialisation methods (S4's lottery, SNIP, GraSP) rank θ₀ —
+        // the current architecture's initial weights, from the run's seed —
+        // as in a run; the others rank the trained model. A fork: training on
+        // after scoring must not move the reference's BN statistics.
+        let at_init = info.phase == crate::prune::Phase::AtInit;
+        let dense = match &self.dense {
+            Some(d) if self.dense_at_init == at_init => d.clone(),
+            _ if at_init => init_model(
+                &self.trainer.model.spec,
+                self.config.seed,
+                &self.device.autodiff(),
+            ),
+            _ => self.trainer.model.deep_fork(),
+        };
+        self.dense_at_init = at_init;
         let scores = method
             .score(Scoring {
                 model: &dense,
