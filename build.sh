@@ -8,8 +8,10 @@
 #   ./build.sh test    the whole suite: Rust unit and integration tests, CLI
 #                      end-to-end and fault-injection tests, headless-Chromium
 #                      tests of the page, a Slurm job-array test
-#   ./build.sh build   the native CLI and the wasm package (static/pkg)
-#   ./build.sh wasm    only the wasm package
+#   ./build.sh build   the native CLI and the wasm packages (static/pkg, static/pkg-gpu)
+#   ./build.sh wasm    only the wasm packages: the CPU one every page loads, the WebGPU one
+#   ./build.sh wasm-gpu
+#                      only the WebGPU one (static/pkg-gpu)
 #   ./build.sh wasm-threads
 #                      the CIFAR lab's multi-threaded CPU module (static/pkg-mt;
 #                      nightly Rust, not part of `test`: docs/operations.md)
@@ -77,26 +79,44 @@ build_native() {
   cargo build --release -p prunelab --bin prunelab
 }
 
+# The page's two modules (web/worker.js): static/pkg, burn's CPU backend
+# alone, which every page loads first (~1.5 MB gzipped), and static/pkg-gpu
+# with WebGPU (~6 MB gzipped), fetched only when a session asks for WebGPU.
 build_wasm() {
   need_wasm_tools
-  say "building the wasm package into static/pkg"
-  cargo build -p prunelab --lib --target wasm32-unknown-unknown --profile wasm \
-    --no-default-features --features web
-  local built="$TARGET_DIR/wasm32-unknown-unknown/wasm/prunelab.wasm"
+  wasm_package static/pkg web-bindings "$TARGET_DIR/cpu"
+  wasm_package static/pkg-gpu web "$TARGET_DIR"
+}
+
+# wasm_package DIR FEATURES TARGET: builds the library with FEATURES in the
+# target directory TARGET into DIR. One target directory per package: both
+# modules are the file prunelab.wasm (a cdylib's name has no hash), so in one
+# directory each build would make the other's stale.
+wasm_package() {
+  local dir="$1" features="$2" target="$3"
+  say "building the wasm package into $dir (features: $features)"
+  CARGO_TARGET_DIR="$target" cargo build -p prunelab --lib --target wasm32-unknown-unknown --profile wasm \
+    --no-default-features --features "$features"
+  local built="$target/wasm32-unknown-unknown/wasm/prunelab.wasm"
   # Nothing rebuilt since the package was made: keep it (a second serve
   # starts in seconds).
-  if [ static/pkg/prunelab_bg.wasm -nt "$built" ] && [ static/pkg/prunelab.js -nt "$built" ]; then
+  if [ "$dir/prunelab_bg.wasm" -nt "$built" ] && [ "$dir/prunelab.js" -nt "$built" ]; then
     return 0
   fi
-  wasm-bindgen --target web --no-typescript --out-dir static/pkg "$built"
+  # Made beside and swapped in whole: a page being served meanwhile reads
+  # the old package or the new one, never half of each.
+  rm -rf "$dir.new"
+  wasm-bindgen --target web --no-typescript --out-dir "$dir.new" "$built"
   # Optional shrinking with npm's binaryen (Debian's binaryen 108 breaks the module).
   if [ "${PRUNELAB_WASM_OPT:-0}" = 1 ]; then
     need_node_deps
-    say "shrinking the module with wasm-opt -Oz"
+    say "shrinking $dir with wasm-opt -Oz"
     node node_modules/binaryen/bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
       --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-      --strip-debug static/pkg/prunelab_bg.wasm -o static/pkg/prunelab_bg.wasm
+      --strip-debug "$dir.new/prunelab_bg.wasm" -o "$dir.new/prunelab_bg.wasm"
   fi
+  rm -rf "$dir"
+  mv "$dir.new" "$dir"
 }
 
 # The multi-threaded CPU module for the CIFAR lab: std rebuilt with atomics
@@ -137,6 +157,7 @@ build_site() {
   cp static/index.html static/embed.html static/style.css static/_headers "$dir"/
   cp -r web "$dir/web"
   cp -r static/pkg "$dir/pkg"
+  cp -r static/pkg-gpu "$dir/pkg-gpu"
   [ -d static/pkg-mt ] && cp -r static/pkg-mt "$dir/pkg-mt"
   # No data on a static host: an empty listing, which the CIFAR lab reads
   # without a 404 (offer_data fills it in for ./build.sh serve).
@@ -161,20 +182,37 @@ offer_data() {
   say "offering $data to the CIFAR lab"
 }
 
-# The page needs only the wasm package and static files: no native build.
-# A native CLI built earlier serves it with cross-origin isolation (the CIFAR
-# lab's threads); otherwise Python's static server does.
+# The page needs only the CPU wasm package and static files: no native
+# build, and the WebGPU package (which the page fetches only for a WebGPU
+# session) builds in the background while the page is up. A native CLI
+# built earlier serves it with cross-origin isolation (the CIFAR lab's
+# threads); otherwise Python's static server does, from a folder of links.
 serve_page() {
-  local site="$TARGET_DIR/site"
-  build_site "$site"
-  offer_data "$site"
-  local port="${PORT:-8080}"
+  need_wasm_tools
+  wasm_package static/pkg web-bindings "$TARGET_DIR/cpu"
+  local gpu_log="$TARGET_DIR/wasm-gpu.log"
+  say "building the WebGPU package in the background (log: $gpu_log); until it is there, a WebGPU session runs on the CPU"
+  # Its own session, so that stopping the server stops the build too.
+  setsid ./build.sh wasm-gpu > "$gpu_log" 2>&1 < /dev/null &
+  local gpu=$!
+  trap "kill -- -$gpu 2>/dev/null || true" EXIT
   if [ -x "$BIN" ]; then
     say "serving the playground with $BIN"
-    exec "$BIN" serve --dir "$site" --web "$site/web" "$@"
+    "$BIN" serve --dir static --web web "$@"
+    return
   fi
+  local site="$TARGET_DIR/site" port="${PORT:-8080}"
+  rm -rf "$site"
+  mkdir -p "$site"
+  for f in index.html embed.html style.css _headers pkg pkg-gpu pkg-mt; do
+    ln -s "$PWD/static/$f" "$site/$f"
+  done
+  ln -s "$PWD/web" "$site/web"
+  mkdir -p "$site/data"
+  echo '[]' > "$site/data/index.json"
+  offer_data "$site"
   say "serving the playground on http://127.0.0.1:$port/ (Python's static server; ./build.sh build adds the native CLI)"
-  exec python3 -m http.server "$port" --bind 127.0.0.1 --directory "$site"
+  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$site"
 }
 
 run_tests() {
@@ -205,6 +243,7 @@ case "${1:-}" in
   test) run_tests ;;
   build) build_native && build_wasm ;;
   wasm) build_wasm ;;
+  wasm-gpu) need_wasm_tools && wasm_package static/pkg-gpu web "$TARGET_DIR" ;;
   wasm-threads) build_wasm_threads ;;
   *)
     sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'

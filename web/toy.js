@@ -216,16 +216,23 @@ export function toyLab(engine, state, view, onLost) {
     if (view.state === 'training') setStatus('paused');
   }
 
+  // Controls that change quickly (the slider, then the streams choice) start
+  // several prunes; only the latest may show its result and say 'pruned',
+  // or the page would report a cut while drawing an older one.
+  let pruneGeneration = 0;
   async function prune() {
     if (!info || running) return;
+    const mine = ++pruneGeneration;
     try {
       setStatus('pruning');
       // The engine keeps the scores until the model changes: asking again is free.
       await engine.call('score', { method: state.method, options: scoreOptions(state.streams) });
       const report = await engine.call('prune', { amount: state.amount });
+      if (mine !== pruneGeneration) return;
       showSizes(report);
       view.params = report.pruned.params;
       await redraw();
+      if (mine !== pruneGeneration) return;
       setStatus('pruned');
     } catch (e) {
       fail(e);

@@ -2,12 +2,17 @@
 // protocol: {id, type, ...args} in, {id, ok, result | error} out. Calls run
 // one at a time, in order (the engine's session is single-threaded).
 
+// Two modules, so that the page starts on the small one (docs/benchmarks.md,
+// "The first page"): `pkg` is burn's CPU backend alone (~1.5 MB gzipped) and
+// runs every CPU session; `pkg-gpu` adds WebGPU (~6 MB gzipped) and is
+// fetched only when a session asks for WebGPU and the browser has an adapter.
+//
 // `?threads=1` (the CIFAR lab): where the page is cross-origin isolated and
 // the multi-threaded module was built (./build.sh wasm-threads), the CPU
 // backend runs on a pool of Web Workers sharing the module's memory; else
 // the single-threaded module (docs/operations.md, "Threads in the page").
 const wantThreads = new URL(self.location.href).searchParams.get('threads') === '1';
-let pkg = null;
+let cpuPkg = null;
 let threads = 1;
 async function load() {
   if (wantThreads && self.crossOriginIsolated) {
@@ -16,14 +21,50 @@ async function load() {
       await mt.default();
       threads = Math.max(1, navigator.hardwareConcurrency || 1);
       await mt.initThreadPool(threads);
-      pkg = mt;
+      cpuPkg = mt;
       return;
     } catch {
       threads = 1; // not built, or the browser refused: one thread
     }
   }
-  pkg = await import('../pkg/prunelab.js');
-  await pkg.default();
+  cpuPkg = await import('../pkg/prunelab.js');
+  await cpuPkg.default();
+}
+
+// The WebGPU module, loaded once on first need; null while not needed.
+let gpuPkg = null;
+async function loadGpu() {
+  if (!gpuPkg) {
+    gpuPkg = import('../pkg-gpu/prunelab.js').then(async (m) => { await m.default(); return m; });
+    gpuPkg.catch(() => { gpuPkg = null; }); // a later session may try again
+  }
+  return gpuPkg;
+}
+
+// Which module a session on `device` (auto, webgpu or cpu) runs in. Without
+// a WebGPU adapter the GPU module is not fetched at all: `auto` runs on the
+// CPU module with the reason in `fallback`, and `webgpu` fails with it.
+async function moduleFor(device) {
+  if (device === 'cpu') return { pkg: cpuPkg, device };
+  let reason = null;
+  if (!self.navigator?.gpu) reason = 'this browser does not offer WebGPU (navigator.gpu is missing)';
+  else if (!(await self.navigator.gpu.requestAdapter().catch(() => null))) reason = 'no WebGPU adapter: navigator.gpu.requestAdapter() found none';
+  if (!reason) {
+    try {
+      return { pkg: await loadGpu(), device };
+    } catch (e) {
+      reason = `the WebGPU module is not there yet (./build.sh serve builds it in the background: reload when it is done): ${e?.message || e}`;
+    }
+  }
+  if (device === 'webgpu') throw new Error(`WebGPU is not available: ${reason}. Use a browser with WebGPU enabled, or choose the CPU.`);
+  return { pkg: cpuPkg, device: 'cpu', fallback: reason };
+}
+
+// A CPU session that stands in for WebGPU says why, as the GPU module's own
+// fallback does ("…: WebGPU is unavailable (reason)"; web/toy.js shows it).
+function withFallback(info, fallback) {
+  if (fallback) info.device = `${info.device}: WebGPU is unavailable (${fallback})`;
+  return info;
 }
 
 // Keep a handle on the WebGPU devices wgpu creates, to notice a loss (and,
@@ -82,7 +123,7 @@ function startWarmup(config, csv) {
     queue = queue.then(async () => {
       if (!warming()) return;
       try {
-        warmSession ??= await pkg.Session.create(config, 'cpu', csv ?? undefined);
+        warmSession ??= await cpuPkg.Session.create(config, 'cpu', csv ?? undefined);
         warmup.state = 'running';
         const e0 = performance.now();
         await warmSession.train(warmSession.info().steps_per_epoch);
@@ -122,15 +163,17 @@ function finishWarmup(state) {
 const handlers = {
   async create({ config, device, csv, snapshot, warm }) {
     session = null;
-    session = await pkg.Session.create(config, device, csv ?? undefined, snapshot ?? undefined);
+    const chosen = await moduleFor(device);
+    session = await chosen.pkg.Session.create(config, chosen.device, csv ?? undefined, snapshot ?? undefined);
     if (warm && session.info().kind === 'cpu') startWarmup(config, csv);
-    return describe();
+    return describe(chosen.fallback);
   },
   async createCifar({ config, device, names, contents }) {
     session = null;
-    session = await pkg.Session.createCifar(config, device, names, contents);
-    const info = session.info();
-    return { info, threads: info.kind === 'cpu' ? threads : null };
+    const chosen = await moduleFor(device);
+    session = await chosen.pkg.Session.createCifar(config, chosen.device, names, contents);
+    const info = withFallback(session.info(), chosen.fallback);
+    return { info, threads: info.kind === 'cpu' && chosen.pkg === cpuPkg ? threads : null };
   },
   train: ({ steps }) => session.train(steps),
   boundary: ({ resolution, extent }) => session.boundary(resolution, extent),
@@ -155,14 +198,14 @@ const handlers = {
   examples: ({ n }) => session.examples(n),
   latency: ({ batch, repeats }) => session.latency(batch, repeats),
   modelFile: () => session.modelFile(),
-  forgetGpu: () => pkg.forgetGpu(),
-  methods: () => pkg.methods(),
+  forgetGpu: async () => (gpuPkg ? (await gpuPkg).forgetGpu() : undefined),
+  methods: () => cpuPkg.methods(),
   loseDevice: () => { for (const d of devices) d.destroy(); return devices.length; },
 };
 
-function describe() {
+function describe(fallback) {
   return {
-    info: session.info(),
+    info: withFallback(session.info(), fallback),
     train: { points: session.points('train'), labels: session.labels('train') },
     test: { points: session.points('test'), labels: session.labels('test') },
   };

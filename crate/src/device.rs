@@ -210,30 +210,31 @@ pub fn disable_fusion() -> Result<()> {
 /// `auto` falls back with a description that says so; `webgpu` fails instead.
 #[cfg(target_arch = "wasm32")]
 pub async fn open_async(choice: DeviceChoice) -> Result<OpenDevice> {
+    // The page's CPU modules (`web-bindings` alone, and `web-threads`) are
+    // built without WebGPU, so that the page starts on a small module
+    // (web/worker.js fetches the WebGPU one only when it is needed).
+    const CPU: &str = if cfg!(feature = "web-threads") {
+        "cpu (burn flex in WebAssembly, multi-threaded)"
+    } else {
+        "cpu (burn flex in WebAssembly)"
+    };
     match choice {
-        #[cfg(feature = "web")]
-        DeviceChoice::Cpu => Ok(OpenDevice::cpu("cpu (burn flex in WebAssembly)")),
-        #[cfg(not(feature = "web"))]
-        DeviceChoice::Cpu => Ok(OpenDevice::cpu(
-            "cpu (burn flex in WebAssembly, multi-threaded)",
-        )),
+        DeviceChoice::Cpu => Ok(OpenDevice::cpu(CPU)),
         DeviceChoice::Vulkan => Err(Error::Device {
             device: "vulkan".into(),
             reason: "the browser has no Vulkan".into(),
             fix: "use webgpu or cpu in the page".into(),
         }),
-        // The multi-threaded CPU module has no WebGPU (`web-threads`).
         #[cfg(not(feature = "web"))]
-        DeviceChoice::Webgpu | DeviceChoice::Auto => match choice {
-            DeviceChoice::Auto => Ok(OpenDevice::cpu(
-                "cpu (burn flex in WebAssembly, multi-threaded)",
-            )),
-            _ => Err(Error::Device {
-                device: "webgpu".into(),
-                reason: "this is the page's multi-threaded CPU module, built without WebGPU".into(),
-                fix: "choose auto or cpu, or load the page's default module".into(),
-            }),
-        },
+        DeviceChoice::Auto => Ok(OpenDevice::cpu(format!(
+            "{CPU}: WebGPU is unavailable (this module is built without WebGPU)"
+        ))),
+        #[cfg(not(feature = "web"))]
+        DeviceChoice::Webgpu => Err(Error::Device {
+            device: "webgpu".into(),
+            reason: "this is one of the page's CPU modules, built without WebGPU".into(),
+            fix: "choose auto or cpu, or load the page's WebGPU module (pkg-gpu)".into(),
+        }),
         #[cfg(feature = "web")]
         DeviceChoice::Webgpu | DeviceChoice::Auto => {
             match Device::wgpu_options().init_async().await {

@@ -9,10 +9,14 @@ if (!existsSync('/usr/bin/chromium') && !process.env.CHROMIUM) {
   console.log('SKIPPED: browser tests need Debian\'s chromium (./build.sh test installs it)');
   process.exit(0);
 }
-if (!existsSync(path.join(ROOT, 'static/pkg/prunelab_bg.wasm'))) {
-  console.error('static/pkg is missing: run ./build.sh wasm first');
-  process.exit(1);
+for (const pkg of ['pkg', 'pkg-gpu']) {
+  if (!existsSync(path.join(ROOT, `static/${pkg}/prunelab_bg.wasm`))) {
+    console.error(`static/${pkg} is missing: run ./build.sh wasm first`);
+    process.exit(1);
+  }
 }
+// The WebGPU module: the page fetches it only for a WebGPU session.
+const isGpuModule = (u) => u.includes('/pkg-gpu/');
 
 // PRUNELAB_SITE=DIR: the static site (./build.sh site DIR) under a sub-path
 // of a plain static server, with the tests that do not need prunelab serve.
@@ -22,6 +26,7 @@ const SITE_TESTS = [
   'the static site',
   'the toy MLP trains on WebGPU',
   'without a WebGPU adapter',
+  'while the WebGPU module is not there',
   'WebGPU and the CPU compute the same',
   'a link copied from one page',
   'embed mode',
@@ -46,17 +51,21 @@ async function withPage(url, options, body) {
 const canvasData = (page, id) => page.evaluate((i) => document.getElementById(i).toDataURL(), id);
 
 const tests = {
-  async 'the wasm module runs its static constructors once, not on every call'() {
+  async 'the wasm modules run their static constructors once, not on every call'() {
     // wasm-ld re-runs them at the top of every export unless the module
     // calls them itself; cubecl has ~2,300 (issue 15's profile), which made each call from the
     // page cost milliseconds (the toy lab trained 8.5x slower).
-    const pkg = await import(path.join(ROOT, 'static/pkg/prunelab.js'));
     const { readFileSync } = await import('node:fs');
-    await pkg.default({ module_or_path: readFileSync(path.join(ROOT, 'static/pkg/prunelab_bg.wasm')) });
-    for (let i = 0; i < 5; i++) pkg.constructorRuns();
-    const runs = pkg.constructorRuns();
-    check(runs === 1, `the constructors ran ${runs} times after 6 calls`);
-    return 'once';
+    const counts = [];
+    for (const dir of ['pkg', 'pkg-gpu']) {
+      const pkg = await import(path.join(ROOT, `static/${dir}/prunelab.js`));
+      await pkg.default({ module_or_path: readFileSync(path.join(ROOT, `static/${dir}/prunelab_bg.wasm`)) });
+      for (let i = 0; i < 5; i++) pkg.constructorRuns();
+      const runs = pkg.constructorRuns();
+      check(runs === 1, `static/${dir}: the constructors ran ${runs} times after 6 calls`);
+      counts.push(`${dir}: once`);
+    }
+    return counts.join(', ');
   },
 
   async 'the static site works under a sub-path: relative requests only, its CSP in a meta tag'() {
@@ -65,6 +74,7 @@ const tests = {
       await waitForView(page, 'done');
       check(requests.every((u) => u.startsWith(`${server.url}/`)), `requests outside the sub-path: ${requests.filter((u) => !u.startsWith(`${server.url}/`))}`);
       check(requests.some((u) => u.endsWith('/pkg/prunelab_bg.wasm')), 'the module came from the site');
+      check(!requests.some(isGpuModule), 'a CPU page does not fetch the WebGPU module');
       const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
       check(csp && csp.includes("default-src 'self'") && csp.includes("connect-src 'self'"), `meta CSP: ${csp}`);
       check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
@@ -89,6 +99,7 @@ const tests = {
     return withPage(`#device=webgpu&${TOY}&autoplay=1`, { webgpu: true }, async ({ page, requests, errors }) => {
       const view = await waitForView(page, 'done');
       check(view.kind === 'webgpu', `adapter: ${view.kind} (${view.device})`);
+      check(requests.some((u) => u.endsWith('/pkg-gpu/prunelab_bg.wasm')), 'the WebGPU module was fetched');
       const first = mean(view.losses.slice(0, 5)), last = mean(view.losses.slice(-5));
       check(last < 0.6 * first, `loss fell: ${first.toFixed(3)} → ${last.toFixed(3)}`);
       check(view.accuracies.at(-1) > 0.8, `test accuracy ${view.accuracies.at(-1)}`);
@@ -146,9 +157,10 @@ const tests = {
   },
 
   async 'without a WebGPU adapter the page falls back to the CPU and says so'() {
-    return withPage(`#device=webgpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => {
+    return withPage(`#device=webgpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page, requests }) => {
       const view = await waitForView(page, 'done');
       check(view.kind === 'cpu', `fell back to ${view.kind}`);
+      check(!requests.some(isGpuModule), 'no adapter: the WebGPU module is not fetched');
       const text = await page.textContent('#notice');
       check(/WebGPU is not available/.test(text), 'a notice is shown');
       check(!text.includes('\n') && text.length < 400, `one readable line, not the engine's raw error: ${JSON.stringify(text)}`);
@@ -158,6 +170,24 @@ const tests = {
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-cpu-fallback.png') });
       return `"${view.device.slice(0, 60)}…"`;
     });
+  },
+
+  async 'while the WebGPU module is not there, a WebGPU session runs on the CPU and says why'() {
+    // ./build.sh serve shows the page once the CPU module is built and
+    // builds the WebGPU one in the background: a WebGPU choice meanwhile.
+    const ctx = await browser({ webgpu: true });
+    try {
+      await ctx.route('**/pkg-gpu/**', (route) => route.fulfill({ status: 404, body: 'not built' }));
+      const { page } = await open(ctx, `${server.url}/#device=webgpu&${TOY}&autoplay=1`);
+      const view = await waitForView(page, 'done');
+      check(view.kind === 'cpu', `ran on ${view.kind}`);
+      const text = await page.textContent('#notice');
+      check(/WebGPU module is not there yet/.test(text) && /reload/.test(text), `the notice says why: ${JSON.stringify(text)}`);
+      check(mean(view.losses.slice(-5)) < mean(view.losses.slice(0, 5)), 'the loss fell on the CPU');
+      return text.slice(0, 100);
+    } finally {
+      await ctx.close();
+    }
   },
 
   async 'warming V8 before Train is pressed leaves the run unchanged'() {
