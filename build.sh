@@ -103,20 +103,23 @@ wasm_package() {
   if [ "$dir/prunelab_bg.wasm" -nt "$built" ] && [ "$dir/prunelab.js" -nt "$built" ]; then
     return 0
   fi
-  # Made beside and swapped in whole: a page being served meanwhile reads
-  # the old package or the new one, never half of each.
-  rm -rf "$dir.new"
-  wasm-bindgen --target web --no-typescript --out-dir "$dir.new" "$built"
+  # Made beside (a folder of its own, as two builds may run at once) and
+  # swapped in with two renames: a page loading in that instant may miss
+  # the package (a reload fixes it); it is never left half-written.
+  local made
+  made="$(mktemp -d "$dir.new.XXXXXX")"
+  wasm-bindgen --target web --no-typescript --out-dir "$made" "$built"
   # Optional shrinking with npm's binaryen (Debian's binaryen 108 breaks the module).
   if [ "${PRUNELAB_WASM_OPT:-0}" = 1 ]; then
     need_node_deps
     say "shrinking $dir with wasm-opt -Oz"
     node node_modules/binaryen/bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
       --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-      --strip-debug "$dir.new/prunelab_bg.wasm" -o "$dir.new/prunelab_bg.wasm"
+      --strip-debug "$made/prunelab_bg.wasm" -o "$made/prunelab_bg.wasm"
   fi
+  chmod 755 "$made"
   rm -rf "$dir"
-  mv "$dir.new" "$dir"
+  mv "$made" "$dir"
 }
 
 # The multi-threaded CPU module for the CIFAR lab: std rebuilt with atomics
@@ -190,29 +193,41 @@ offer_data() {
 serve_page() {
   need_wasm_tools
   wasm_package static/pkg web-bindings "$TARGET_DIR/cpu"
+  # A WebGPU package older than the engine's sources would meet a newer page
+  # and CPU package: put it away until the background build replaces it.
+  if [ -d static/pkg-gpu ] && [ -n "$(find crate/src crate/Cargo.toml Cargo.toml Cargo.lock patches \
+      -newer static/pkg-gpu/prunelab_bg.wasm -print -quit 2>/dev/null)" ]; then
+    rm -rf static/pkg-gpu
+  fi
   local gpu_log="$TARGET_DIR/wasm-gpu.log"
   say "building the WebGPU package in the background (log: $gpu_log); until it is there, a WebGPU session runs on the CPU"
-  # Its own session, so that stopping the server stops the build too.
+  # Its own session (so Ctrl-C reaches only this script); the traps stop it
+  # and the server on Ctrl-C, on `kill` and on any other exit. The server
+  # runs in the background so that `wait` lets the traps run at once.
   setsid ./build.sh wasm-gpu > "$gpu_log" 2>&1 < /dev/null &
   local gpu=$!
-  trap "kill -- -$gpu 2>/dev/null || true" EXIT
+  SERVER=""
+  trap 'kill -- -'"$gpu"' 2>/dev/null || true; [ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null || true' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   if [ -x "$BIN" ]; then
     say "serving the playground with $BIN"
-    "$BIN" serve --dir static --web web "$@"
-    return
+    "$BIN" serve --dir static --web web "$@" &
+  else
+    local site="$TARGET_DIR/site" port="${PORT:-8080}"
+    rm -rf "$site"
+    mkdir -p "$site/data"
+    for f in index.html embed.html style.css _headers pkg pkg-gpu pkg-mt; do
+      ln -s "$PWD/static/$f" "$site/$f"
+    done
+    ln -s "$PWD/web" "$site/web"
+    echo '[]' > "$site/data/index.json"
+    offer_data "$site"
+    say "serving the playground on http://127.0.0.1:$port/ (Python's static server; ./build.sh build adds the native CLI)"
+    python3 -m http.server "$port" --bind 127.0.0.1 --directory "$site" &
   fi
-  local site="$TARGET_DIR/site" port="${PORT:-8080}"
-  rm -rf "$site"
-  mkdir -p "$site"
-  for f in index.html embed.html style.css _headers pkg pkg-gpu pkg-mt; do
-    ln -s "$PWD/static/$f" "$site/$f"
-  done
-  ln -s "$PWD/web" "$site/web"
-  mkdir -p "$site/data"
-  echo '[]' > "$site/data/index.json"
-  offer_data "$site"
-  say "serving the playground on http://127.0.0.1:$port/ (Python's static server; ./build.sh build adds the native CLI)"
-  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$site"
+  SERVER=$!
+  wait "$SERVER"
 }
 
 run_tests() {

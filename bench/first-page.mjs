@@ -9,7 +9,7 @@
 // boundary drawn), and the wasm modules the page requested. `--site DIR`
 // serves the static site with Python's server instead of prunelab serve;
 // `--webgpu` opens it with `#device=webgpu` (the WebGPU module).
-import { browser, open, serve, serveSite } from '../tests/browser/harness.mjs';
+import { browser, serve, serveSite } from '../tests/browser/harness.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => { const i = args.indexOf(name); return i < 0 ? null : args.splice(i, 2)[1] ?? true; };

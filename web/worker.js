@@ -36,7 +36,9 @@ let gpuPkg = null;
 async function loadGpu() {
   if (!gpuPkg) {
     gpuPkg = import('../pkg-gpu/prunelab.js').then(async (m) => { await m.default(); return m; });
-    gpuPkg.catch(() => { gpuPkg = null; }); // a later session may try again
+    // Forget a failure; but Chromium also remembers a failed module fetch
+    // for the worker's life, so it is a reload (a new worker) that retries.
+    gpuPkg.catch(() => { gpuPkg = null; });
   }
   return gpuPkg;
 }
@@ -53,7 +55,7 @@ async function moduleFor(device) {
     try {
       return { pkg: await loadGpu(), device };
     } catch (e) {
-      reason = `the WebGPU module is not there yet (./build.sh serve builds it in the background: reload when it is done): ${e?.message || e}`;
+      reason = `the WebGPU module did not load — if ./build.sh serve is still building it, reload when it is done (${e?.message || e})`;
     }
   }
   if (device === 'webgpu') throw new Error(`WebGPU is not available: ${reason}. Use a browser with WebGPU enabled, or choose the CPU.`);
@@ -65,6 +67,22 @@ async function moduleFor(device) {
 function withFallback(info, fallback) {
   if (fallback) info.device = `${info.device}: WebGPU is unavailable (${fallback})`;
   return info;
+}
+
+// Opens a session with `open(pkg, device)`. Where the GPU module itself fell
+// back to the CPU (an adapter that wgpu could not open), the session moves
+// to the CPU module: the one the warm-up optimises and the CIFAR lab's
+// threads run in; the GPU module's reason goes with it.
+async function openSession(device, open) {
+  const chosen = await moduleFor(device);
+  let opened = await open(chosen.pkg, chosen.device);
+  if (chosen.pkg !== cpuPkg && opened.info().kind === 'cpu') {
+    const why = /WebGPU is unavailable \((.*)\)$/s.exec(opened.info().device)?.[1] ?? 'WebGPU could not be opened';
+    opened.free();
+    opened = await open(cpuPkg, 'cpu');
+    return { session: opened, fallback: why, pkg: cpuPkg };
+  }
+  return { session: opened, fallback: chosen.fallback, pkg: chosen.pkg };
 }
 
 // Keep a handle on the WebGPU devices wgpu creates, to notice a loss (and,
@@ -163,17 +181,17 @@ function finishWarmup(state) {
 const handlers = {
   async create({ config, device, csv, snapshot, warm }) {
     session = null;
-    const chosen = await moduleFor(device);
-    session = await chosen.pkg.Session.create(config, chosen.device, csv ?? undefined, snapshot ?? undefined);
+    const opened = await openSession(device, (pkg, d) => pkg.Session.create(config, d, csv ?? undefined, snapshot ?? undefined));
+    session = opened.session;
     if (warm && session.info().kind === 'cpu') startWarmup(config, csv);
-    return describe(chosen.fallback);
+    return describe(opened.fallback);
   },
   async createCifar({ config, device, names, contents }) {
     session = null;
-    const chosen = await moduleFor(device);
-    session = await chosen.pkg.Session.createCifar(config, chosen.device, names, contents);
-    const info = withFallback(session.info(), chosen.fallback);
-    return { info, threads: info.kind === 'cpu' && chosen.pkg === cpuPkg ? threads : null };
+    const opened = await openSession(device, (pkg, d) => pkg.Session.createCifar(config, d, names, contents));
+    session = opened.session;
+    const info = withFallback(session.info(), opened.fallback);
+    return { info, threads: info.kind === 'cpu' && opened.pkg === cpuPkg ? threads : null };
   },
   train: ({ steps }) => session.train(steps),
   boundary: ({ resolution, extent }) => session.boundary(resolution, extent),

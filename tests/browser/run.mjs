@@ -182,7 +182,7 @@ const tests = {
       const view = await waitForView(page, 'done');
       check(view.kind === 'cpu', `ran on ${view.kind}`);
       const text = await page.textContent('#notice');
-      check(/WebGPU module is not there yet/.test(text) && /reload/.test(text), `the notice says why: ${JSON.stringify(text)}`);
+      check(/WebGPU module did not load/.test(text) && /reload/.test(text), `the notice says why: ${JSON.stringify(text)}`);
       check(mean(view.losses.slice(-5)) < mean(view.losses.slice(0, 5)), 'the loss fell on the CPU');
       return text.slice(0, 100);
     } finally {
