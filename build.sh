@@ -117,7 +117,7 @@ wasm_package() {
       --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
       --strip-debug "$made/prunelab_bg.wasm" -o "$made/prunelab_bg.wasm"
   fi
-  chmod 755 "$made"
+  chmod 755 "$made" # mktemp's 700 would keep a static host (or its copy) out
   rm -rf "$dir"
   mv "$made" "$dir"
 }
@@ -149,6 +149,9 @@ build_wasm_threads() {
   sed -i "s#import('../../..')#import('../../../prunelab.js')#" static/pkg-mt/snippets/*/src/workerHelpers.js
 }
 
+# The page's own files in static/, besides its packages and web/ modules.
+PAGE_FILES=(index.html embed.html style.css _headers)
+
 # The static site: the page, its modules and the wasm package(s), with
 # relative URLs only, so any static host serves it under any sub-path.
 build_site() {
@@ -157,7 +160,7 @@ build_site() {
   say "writing the static site to $dir"
   rm -rf "$dir"
   mkdir -p "$dir"
-  cp static/index.html static/embed.html static/style.css static/_headers "$dir"/
+  for f in "${PAGE_FILES[@]}"; do cp "static/$f" "$dir/"; done
   cp -r web "$dir/web"
   cp -r static/pkg "$dir/pkg"
   cp -r static/pkg-gpu "$dir/pkg-gpu"
@@ -217,7 +220,9 @@ serve_page() {
     local site="$TARGET_DIR/site" port="${PORT:-8080}"
     rm -rf "$site"
     mkdir -p "$site/data"
-    for f in index.html embed.html style.css _headers pkg pkg-gpu pkg-mt; do
+    # Linked, not copied: the WebGPU package lands in static/ when its
+    # background build ends, and is served from then on.
+    for f in "${PAGE_FILES[@]}" pkg pkg-gpu pkg-mt; do
       ln -s "$PWD/static/$f" "$site/$f"
     done
     ln -s "$PWD/web" "$site/web"

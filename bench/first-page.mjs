@@ -12,8 +12,9 @@
 import { browser, serve, serveSite } from '../tests/browser/harness.mjs';
 
 const args = process.argv.slice(2);
-const flag = (name) => { const i = args.indexOf(name); return i < 0 ? null : args.splice(i, 2)[1] ?? true; };
-const site = flag('--site');
+const at = args.indexOf('--site');
+const site = at < 0 ? null : args.splice(at, 2)[1];
+if (at >= 0 && !site) throw new Error('--site needs the folder ./build.sh site wrote');
 const webgpu = args.includes('--webgpu');
 const loads = Number(args.find((a) => /^\d+$/.test(a)) || 5);
 
@@ -28,9 +29,9 @@ try {
     await page.goto(`${server.url}/${webgpu ? '#device=webgpu' : ''}`, { waitUntil: 'commit' });
     await page.waitForFunction(() => window.__prunelab?.state === 'ready', null, { timeout: 120_000, polling: 20 });
     const ms = Date.now() - t0;
-    const view = await page.evaluate(() => ({ device: window.__prunelab.device, kind: window.__prunelab.kind }));
+    const kind = await page.evaluate(() => window.__prunelab.kind);
     const modules = wasm.map((u) => new URL(u).pathname.split('/').slice(-2).join('/'));
-    console.log(JSON.stringify({ load: i + 1, cache: i === 0 ? 'empty' : 'warm', ready_ms: ms, kind: view.kind, modules }));
+    console.log(JSON.stringify({ load: i + 1, cache: i === 0 ? 'empty' : 'warm', ready_ms: ms, kind, modules }));
     await page.close();
   }
 } finally {

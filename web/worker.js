@@ -43,14 +43,22 @@ async function loadGpu() {
   return gpuPkg;
 }
 
+// Why WebGPU cannot run here (null: it can), asked once per worker — the
+// toy lab makes a new session on every change of a control, and a lost
+// device starts a new worker anyway.
+let noAdapter = null;
+const whyNoAdapter = () => (noAdapter ??= (async () => {
+  if (!self.navigator?.gpu) return 'this browser does not offer WebGPU (navigator.gpu is missing)';
+  const adapter = await self.navigator.gpu.requestAdapter().catch(() => null);
+  return adapter ? null : 'no WebGPU adapter: navigator.gpu.requestAdapter() found none';
+})());
+
 // Which module a session on `device` (auto, webgpu or cpu) runs in. Without
 // a WebGPU adapter the GPU module is not fetched at all: `auto` runs on the
 // CPU module with the reason in `fallback`, and `webgpu` fails with it.
 async function moduleFor(device) {
   if (device === 'cpu') return { pkg: cpuPkg, device };
-  let reason = null;
-  if (!self.navigator?.gpu) reason = 'this browser does not offer WebGPU (navigator.gpu is missing)';
-  else if (!(await self.navigator.gpu.requestAdapter().catch(() => null))) reason = 'no WebGPU adapter: navigator.gpu.requestAdapter() found none';
+  let reason = await whyNoAdapter();
   if (!reason) {
     try {
       return { pkg: await loadGpu(), device };
