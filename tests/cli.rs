@@ -941,3 +941,139 @@ fn data_dir_with_cifar100_files_is_read_as_cifar100() {
     ]);
     assert!(err.contains("100 classes"), "{err}");
 }
+
+/// A CIFAR-10 folder: five training batches of `train` records each and a
+/// test batch of `test` (label byte, 3072 pixel bytes).
+fn tiny_cifar10(dir: &Path, train: usize, test: usize) {
+    let records = |n: usize, salt: usize| -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.push((i % 10) as u8);
+            out.extend((0..3072).map(|j| ((i * 31 + j * 7 + salt) % 256) as u8));
+        }
+        out
+    };
+    for b in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{b}.bin")), records(train, b)).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), records(test, 9)).unwrap();
+}
+
+#[test]
+fn pytorch_checkpoints_are_pruned_and_leave_as_onnx_and_safetensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cifar");
+    std::fs::create_dir(&data).unwrap();
+    tiny_cifar10(&data, 8, 20);
+    let data = data.to_str().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/fixtures");
+    let pt = fixtures.join("resnet20-b.pt");
+    let pt = pt.to_str().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let common = ["--data", data, "--device", "cpu", "--batch-size", "8"];
+
+    // A PyTorch checkpoint, no architecture given: read off its keys.
+    let (out, err) = ok(&[&["eval", pt][..], &common].concat());
+    assert!(
+        err.contains("read as resnet20 (option-B shortcuts, 10 classes)"),
+        "{err}"
+    );
+    let dense: serde_json::Value = serde_json::from_str(&out).unwrap();
+
+    // Pruned (physically) and saved as ONNX and as prunelab's file.
+    let prune = |save: &str, method: &str, target: &str| {
+        ok(&[
+            &[
+                "prune",
+                "--model-file",
+                pt,
+                "--method",
+                method,
+                "--target",
+                target,
+                "--finetune-epochs",
+                "0",
+                "--save",
+                save,
+            ][..],
+            &common,
+        ]
+        .concat())
+    };
+    let (_, err) = prune(&at("pruned.onnx"), "l1", "macs=0.5");
+    assert!(
+        err.contains("model saved to") && err.contains("pruned.onnx"),
+        "{err}"
+    );
+    let onnx = std::fs::read(at("pruned.onnx")).unwrap();
+    assert_eq!(&onnx[..2], &[0x08, 0x07], "an ONNX model, IR version 7");
+    prune(&at("pruned.plm"), "l1", "macs=0.5");
+    // The .plm converts to safetensors, which reloads as the pruned network.
+    ok(&[
+        "export",
+        &at("pruned.plm"),
+        "--to",
+        &at("pruned.safetensors"),
+    ]);
+    let (plm, _) = ok(&[&["eval", &at("pruned.plm")][..], &common].concat());
+    let (st, _) = ok(&[&["eval", &at("pruned.safetensors")][..], &common].concat());
+    let (plm, st): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&plm).unwrap(),
+        serde_json::from_str(&st).unwrap(),
+    );
+    assert_eq!(plm["test_loss"], st["test_loss"], "the same network");
+    assert!(
+        st["macs"].as_u64() < dense["macs"].as_u64(),
+        "the cut architecture travelled"
+    );
+
+    // Weight-level pruning: zeros written out, the sparse size said.
+    let (_, err) = prune(&at("masked.safetensors"), "magnitude", "sparsity=0.9");
+    assert!(err.contains("nonzero") && err.contains("sparse:"), "{err}");
+
+    // An extension prunelab does not write is refused before any work.
+    let err = fails(
+        &[
+            &[
+                "prune",
+                "--model-file",
+                pt,
+                "--method",
+                "l1",
+                "--target",
+                "macs=0.5",
+                "--save",
+                &at("x.pth"),
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains(".safetensors") && err.contains(".onnx"),
+        "{err}"
+    );
+    // A file that is not the architecture asked for, and not one prunelab
+    // can read off its keys, names what does not fit.
+    let cnn = fixtures.join("cnn.safetensors");
+    let err = fails(
+        &[
+            &["eval", cnn.to_str().unwrap(), "--model", "resnet20"][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("missing")
+            && err.contains("conv1.weight")
+            && err.contains("unexpected")
+            && err.contains("features.0.weight"),
+        "{err}"
+    );
+    // Read as the small CNN it is, conv biases folded.
+    ok(&[
+        &["eval", cnn.to_str().unwrap(), "--model", "cnn"][..],
+        &common,
+    ]
+    .concat());
+}

@@ -7,7 +7,7 @@ import { drawGates } from './views/gates.js';
 import { barAt, coupling, drawWidths } from './views/bars.js';
 import { drawExamples } from './views/images.js';
 import { cifarConfig, scoreOptions, writeState } from './state.js';
-import { $, bind, download, notice, showComparison } from './ui.js';
+import { $, bind, download, modelDownloads, notice, showComparison } from './ui.js';
 
 export function cifarLab(engine, state, view) {
   let files = null; // {names, contents}
@@ -133,11 +133,33 @@ export function cifarLab(engine, state, view) {
   $('widths').addEventListener('mouseleave', () => drawWidths($('widths'), widths));
 
   const read = async (list) => {
+    const model = [...list].find((f) => /\.(safetensors|plm)$/i.test(f.name));
+    if (model) return importModel(model);
     const chosen = [...list].filter((f) => f.name.endsWith('.bin'));
     if (!chosen.length) return;
     await load(chosen.map((f) => f.name), await Promise.all(chosen.map((f) => f.arrayBuffer())));
   };
   $('cifar-files').addEventListener('change', (e) => read(e.target.files));
+  // A trained model (a PyTorch state_dict saved as .safetensors, or a .plm)
+  // replaces the lab's: read here, nothing uploaded.
+  async function importModel(file) {
+    if (!info) {
+      setStatus('error', `Load the CIFAR data first, then ${file.name}: its images are what the model is tested on.`);
+      return;
+    }
+    await guard('loading', async () => {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const { readAs } = await engine.call('importModel', { bytes, name: file.name }, [bytes.buffer]);
+      info = await engine.call('info');
+      dense = null;
+      points.length = 0;
+      Object.assign(view.cifar, { losses: [], accuracies: [], imported: file.name });
+      $('cifar-status').textContent = `${file.name}: ${readAs ? `read as ${readAs}` : info.model} · ${info.train_examples} training and ${info.test_examples} test images · ${info.device}`;
+      await refresh();
+    });
+  }
+  $('cmodel-file').addEventListener('change', (e) => { if (e.target.files[0]) importModel(e.target.files[0]); });
+  $('cmodel-file').disabled = false;
   // The input stays disabled in the HTML until this listener exists: files
   // chosen while the engine was still starting would otherwise be ignored.
   $('cifar-files').disabled = false;
@@ -252,10 +274,7 @@ export function cifarLab(engine, state, view) {
     }));
     $('latency-layers').hidden = false;
   };
-  $('cdownload').addEventListener('click', async (e) => {
-    e.preventDefault();
-    if (info) download('cifar-pruned.plm', await engine.call('modelFile'));
-  });
+  modelDownloads(engine, 'cdownload', 'cifar-model', () => !!info);
   $('cresults').addEventListener('click', (e) => {
     e.preventDefault();
     download('cifar-results.json', JSON.stringify({ settings: state, ...results }, null, 2), 'application/json');

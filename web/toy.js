@@ -6,7 +6,7 @@ import { drawNetwork } from './views/network.js';
 import { drawCurves } from './views/charts.js';
 import { drawGates } from './views/gates.js';
 import { scoreOptions, toyConfig, writeState } from './state.js';
-import { $, bind, download, human, notice, pct, showComparison } from './ui.js';
+import { $, bind, human, modelDownloads, notice, pct, showComparison } from './ui.js';
 
 const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'tfp-spiral'];
 const EXTENT = 1.5;
@@ -312,10 +312,7 @@ export function toyLab(engine, state, view, onLost) {
     save();
     try { await navigator.clipboard.writeText(location.href); notice('Link copied: it reproduces this run (same seed, same settings).'); } catch { notice(location.href); }
   });
-  $('download-toy').addEventListener('click', async (e) => {
-    e.preventDefault();
-    download('toy.plm', await engine.call('modelFile'));
-  });
+  modelDownloads(engine, 'download-toy', 'toy');
 
   return {
     async start(autoplay) {

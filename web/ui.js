@@ -37,6 +37,27 @@ export function download(name, bytes, type = 'application/octet-stream') {
 }
 
 /**
+ * Wires the "Download model" links `${prefix}-plm`, `-safetensors` and `-onnx`:
+ * each saves the shown model as `${base}.<format>` and notes its size.
+ * `ready()` says whether there is a model to save.
+ */
+export function modelDownloads(engine, prefix, base, ready = () => true) {
+  for (const format of ['plm', 'safetensors', 'onnx']) {
+    $(`${prefix}-${format}`).addEventListener('click', async (e) => {
+      e.preventDefault();
+      if (!ready()) return;
+      try {
+        const { bytes, size } = await engine.call('exportModel', { format });
+        download(`${base}.${format}`, bytes);
+        notice(`Saved ${base}.${format}: ${size}.`);
+      } catch (err) {
+        notice(`Could not export the model: ${err.message || err}`);
+      }
+    });
+  }
+}
+
+/**
  * Binds an input to a state key: fills it (its range, step and options from
  * the key's entry in SETTINGS, the one source of them), and calls `changed`
  * on edits.

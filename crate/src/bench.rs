@@ -12,6 +12,7 @@ use crate::device::OpenDevice;
 use crate::error::{Error, Result};
 use crate::host;
 use crate::metrics::count::count;
+use crate::metrics::energy;
 use crate::model::ModelSpec;
 use crate::model::init_model;
 use crate::train::cross_entropy;
@@ -34,6 +35,13 @@ pub struct BenchResult {
     pub timed_steps: usize,
     pub date: String,
     pub prunelab: String,
+    /// The convolution path that ran (`burn` or `gemm`; `--conv`).
+    #[serde(default)]
+    pub conv: String,
+    /// Joules of the timed training and inference steps, on a metered
+    /// device; per phase (`train`, `infer`) in `energy`.
+    #[serde(flatten)]
+    pub metered: energy::Metered,
 }
 
 /// The most steps (warm-up or timed) and the largest batch `bench` takes.
@@ -75,6 +83,7 @@ pub async fn bench(
     steps: usize,
 ) -> Result<BenchResult> {
     check_sizes(batch, warmup, steps)?;
+    energy::follow(opened);
     let device = opened.autodiff();
     let mut model = init_model(spec, 1, &device);
     let mut optim = Optimizer::new(OptimizerSettings::default());
@@ -104,8 +113,10 @@ pub async fn bench(
     host::scalar(train_steps(warmup, &mut model)).await?;
     let warmup_seconds = clock::now() - t0;
     let t1 = clock::now();
+    let mark = energy::mark();
     host::scalar(train_steps(steps, &mut model)).await?;
     let train_seconds = clock::now() - t1;
+    energy::charge("train", mark);
 
     let eval = model.valid();
     let x_eval = x.clone().without_autodiff();
@@ -122,8 +133,10 @@ pub async fn bench(
     };
     host::scalar(infer(warmup)).await?;
     let t2 = clock::now();
+    let infer_mark = energy::mark();
     host::scalar(infer(steps)).await?;
     let infer_seconds = clock::now() - t2;
+    energy::charge("infer", infer_mark);
 
     let counted = count(spec);
     Ok(BenchResult {
@@ -139,5 +152,9 @@ pub async fn bench(
         timed_steps: steps,
         date: clock::today(),
         prunelab: env!("CARGO_PKG_VERSION").into(),
+        conv: crate::model::conv::resolve(crate::model::conv::path(), &opened.device).to_string(),
+        // From the start of the timed training steps: both timed phases and
+        // the inference warm-up between them (which `energy.phases` leaves out).
+        metered: energy::Metered::since(mark, true),
     })
 }

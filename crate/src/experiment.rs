@@ -16,7 +16,7 @@ use crate::data::Split;
 use crate::device::OpenDevice;
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event, Sink};
-use crate::metrics::latency;
+use crate::metrics::{energy, latency};
 use crate::model::Model;
 use crate::model::init_model;
 use crate::prune::{self, Job, Outcome, Phase, PruneOptions, Target};
@@ -164,6 +164,9 @@ pub async fn run_method(
         detail: format!("{} ({target})", method.info().title),
     });
     let t0 = clock::now();
+    energy::follow(opened);
+    let mark = energy::mark();
+    let finetuned_before = energy::phase_total("finetune");
     let options_used = options.clone();
     let outcome = method
         .run(Job {
@@ -180,6 +183,14 @@ pub async fn run_method(
         })
         .await?;
     let wall = clock::now() - t0;
+    // The method's joules less what its training charged to `finetune`.
+    if let Some(run) = energy::since(mark) {
+        energy::add(
+            "prune",
+            run - (energy::phase_total("finetune") - finetuned_before),
+        );
+    }
+    let eval_mark = energy::mark();
     let m = measure(
         &outcome.model,
         outcome.masks.as_ref(),
@@ -195,6 +206,7 @@ pub async fn run_method(
         &opened.device,
     )
     .await?;
+    energy::charge("eval", eval_mark);
     let spec_before = &dense_spec(dense);
     let plan = match (&outcome.plan, spec_before) {
         (Some(p), Some(s)) => p.describe(s),
@@ -222,7 +234,7 @@ pub async fn run_method(
         wall_seconds: wall,
         train_epochs: outcome.history.len(),
         plan,
-        energy_joules: None,
+        metered: energy::Metered::since(mark, false),
         latency: Some(latency),
         // Measured with a masked model too: weight-level masks do not make
         // dense kernels faster, and the ratio shows it.
@@ -249,6 +261,8 @@ pub async fn dense_result(
     config: &RunConfig,
     opened: &OpenDevice,
 ) -> Result<MethodResult> {
+    energy::follow(opened);
+    let mark = energy::mark();
     let m = measure(
         model,
         None,
@@ -258,6 +272,7 @@ pub async fn dense_result(
     )
     .await?;
     let latency = latency::measure(model, split, config.train.batch_size, &opened.device).await?;
+    energy::charge("eval", mark);
     Ok(MethodResult {
         method: "dense".into(),
         label: "dense".into(),
@@ -276,7 +291,8 @@ pub async fn dense_result(
         wall_seconds: wall,
         train_epochs: history.len(),
         plan: Vec::new(),
-        energy_joules: None,
+        // Its measurement only: training it is the run's `train` phase.
+        metered: energy::Metered::since(mark, false),
         latency: Some(latency),
         speedup: Some(1.0),
         history,

@@ -25,6 +25,7 @@ pub mod data;
 pub mod model;
 pub mod metrics;
 pub mod io;
+pub mod interop;
 
 // Training, then pruning (methods train and fine-tune).
 pub mod train;

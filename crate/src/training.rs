@@ -102,6 +102,8 @@ pub async fn train(
         steps_per_epoch,
     });
     let config_json = serde_json::to_value(config).expect("plain data");
+    crate::metrics::energy::follow(opened);
+    let energy_mark = crate::metrics::energy::mark();
     // The data position and every random draw are functions of (seed, epoch,
     // batch), all in the checkpoint, so a resumed run replays nothing and
     // skips nothing.
@@ -138,6 +140,7 @@ pub async fn train(
             save(checkpoint::to_bytes(&trainer, &spec, config_json.clone()).await?)?;
         }
     }
+    crate::metrics::energy::charge("train", energy_mark);
     let last = trainer.progress.history.last().cloned();
     let result = TrainResult {
         prunelab: env!("CARGO_PKG_VERSION").into(),
@@ -154,6 +157,7 @@ pub async fn train(
         test_examples: split.test_len(),
         epochs: trainer.progress.history.clone(),
         config: config.clone(),
+        metered: crate::metrics::energy::Metered::since(energy_mark, true),
     };
     Ok((trainer.model, result))
 }

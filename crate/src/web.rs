@@ -405,6 +405,40 @@ impl Session {
         })
     }
 
+    /// Continues from a model file (`.plm`, or a PyTorch model saved as
+    /// `.safetensors`): `{ readAs }` says how a foreign file's names were read.
+    #[wasm_bindgen(js_name = importModel)]
+    pub fn import_model(&self, bytes: Vec<u8>, name: String) -> Result<JsValue, JsValue> {
+        let read_as = self
+            .lab
+            .borrow_mut()
+            .import(&bytes, &name)
+            .map_err(js_error)?;
+        to_js(&serde_json::json!({ "readAs": read_as }))
+    }
+
+    /// The shown model as `plm`, `safetensors` or `onnx`: `{ bytes, size }`.
+    #[wasm_bindgen(js_name = exportModel)]
+    pub fn export_model(&self, format: String) -> Promise {
+        let lab = self.lab.clone();
+        future_to_promise(async move {
+            let format = crate::interop::Format::for_path(
+                std::path::Path::new(&format!("model.{format}")),
+                "format",
+            )
+            .map_err(js_error)?;
+            let (bytes, size) = lab.borrow().export(format).await.map_err(js_error)?;
+            let out = js_sys::Object::new();
+            js_sys::Reflect::set(
+                &out,
+                &"bytes".into(),
+                &js_sys::Uint8Array::from(bytes.as_slice()).into(),
+            )?;
+            js_sys::Reflect::set(&out, &"size".into(), &size.into())?;
+            Ok(out.into())
+        })
+    }
+
     /// `n` test images (bytes, `[n, 3, 32, 32]`), their labels and the shown
     /// model's predictions.
     pub fn examples(&self, n: u32) -> Promise {

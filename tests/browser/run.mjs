@@ -1,7 +1,7 @@
 // Headless-Chromium tests of the playground. Each test gets a fresh browser;
 // screenshots land in tests/artifacts/ for a person to look at.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import fs, { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ARTIFACTS, ROOT, browser, check, cifarFiles, mean, open, serve, serveSite, tempDir, waitForView } from './harness.mjs';
 
@@ -294,14 +294,21 @@ const tests = {
   async 'a downloaded model loads in the native CLI'() {
     return withPage(`#device=cpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => {
       await waitForView(page, 'done');
-      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-toy')]);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-toy-plm')]);
       const file = path.join(tempDir('plm-'), 'page.plm');
       await download.saveAs(file);
       const out = spawnSync(BIN, ['eval', file, '--dataset', 'gaussians', '--device', 'cpu', '--seed', '3'], { encoding: 'utf8' });
       check(out.status === 0, `prunelab eval: ${out.stderr}`);
       const result = JSON.parse(out.stdout);
       check(result.test_accuracy > 0.8, `accuracy natively ${result.test_accuracy}`);
-      return `native accuracy ${result.test_accuracy}`;
+      // The same model as safetensors: its architecture travels in the metadata.
+      const [st] = await Promise.all([page.waitForEvent('download'), page.click('#download-toy-safetensors')]);
+      const stFile = path.join(tempDir('st-'), 'page.safetensors');
+      await st.saveAs(stFile);
+      const again = spawnSync(BIN, ['eval', stFile, '--dataset', 'gaussians', '--device', 'cpu', '--seed', '3'], { encoding: 'utf8' });
+      check(again.status === 0, `prunelab eval (safetensors): ${again.stderr}`);
+      check(JSON.parse(again.stdout).test_accuracy === result.test_accuracy, 'the safetensors file is the same model');
+      return `native accuracy ${result.test_accuracy} (.plm and .safetensors)`;
     });
   },
 
@@ -462,6 +469,55 @@ const tests = {
     });
   },
 
+  async 'the CIFAR lab imports a PyTorch .safetensors, prunes it and exports ONNX'() {
+    const files = cifarFiles(120, 40);
+    const fixture = path.join(ROOT, 'tests/interop/fixtures/resnet20-a.safetensors');
+    return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmodel=cnn&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page, errors }) => {
+      await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
+      await page.setInputFiles('#cifar-files', files);
+      const settled = () => page.waitForFunction(() => ['ready', 'error'].includes(window.__prunelab.cifar.state) && !document.querySelector('#ctrain').disabled, null, { timeout: 300_000 });
+      await settled();
+      // The lab was set up as the small CNN; the file is a PyTorch ResNet-20.
+      await page.setInputFiles('#cmodel-file', fixture);
+      await page.waitForFunction(() => window.__prunelab.cifar.imported || window.__prunelab.cifar.state === 'error', null, { timeout: 120_000 });
+      await settled();
+      check(!(await page.evaluate(() => window.__prunelab.cifar.error)), await page.evaluate(() => window.__prunelab.cifar.error));
+      const status = await page.textContent('#cifar-status');
+      check(/read as resnet20 \(option-A/.test(status), `status: ${status}`);
+      const dir = tempDir('interop-');
+      const save = async (id, name) => {
+        const [d] = await Promise.all([page.waitForEvent('download'), page.click(id)]);
+        const file = path.join(dir, name);
+        await d.saveAs(file);
+        return file;
+      };
+      // Imported without loss: the page's export holds PyTorch's tensors, bit for bit.
+      const dense = readSafetensors(await save('#cdownload-safetensors', 'dense.safetensors'));
+      const torch = readSafetensors(fixture);
+      for (const [name, t] of Object.entries(torch)) {
+        if (t.dtype !== 'F32') continue;
+        check(dense[name] && Buffer.compare(dense[name].bytes, t.bytes) === 0, `${name} changed on the way through the page`);
+      }
+      await page.click('#cprune');
+      await page.waitForFunction(() => window.__prunelab.cifar.pruned, null, { timeout: 300_000 });
+      await settled();
+      const pruned = (await page.evaluate(() => window.__prunelab)).cifar.pruned;
+      check(pruned.pruned.macs < pruned.dense.macs, `MACs ${pruned.dense.macs} → ${pruned.pruned.macs}`);
+      // The pruned model leaves as ONNX and as safetensors; natively, the
+      // safetensors (architecture in its metadata) exports the same ONNX bytes,
+      // the writer crate/tests/interop.rs checks against tract.
+      const onnx = await save('#cdownload-onnx', 'pruned.onnx');
+      const st = await save('#cdownload-safetensors', 'pruned.safetensors');
+      const native = path.join(dir, 'native.onnx');
+      const out = spawnSync(BIN, ['export', st, '--to', native], { encoding: 'utf8' });
+      check(out.status === 0, `prunelab export: ${out.stderr}`);
+      check(Buffer.compare(fs.readFileSync(onnx), fs.readFileSync(native)) === 0, 'the page and the CLI write the same ONNX');
+      check(/Saved cifar-model\.safetensors: .*parameters/.test(await page.textContent('#notice')), 'the size is shown');
+      check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
+      return `read as resnet20, pruned MACs −${(100 * (1 - pruned.pruned.macs / pruned.dense.macs)).toFixed(0)}%, ONNX ${fs.statSync(onnx).size} bytes`;
+    });
+  },
+
   async 'the CIFAR lab trains and prunes on a tiny generated CIFAR file'() {
     const files = cifarFiles(120, 40);
     return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {
@@ -493,6 +549,20 @@ const tests = {
     });
   },
 };
+
+/** The tensors of a safetensors file: name → { dtype, shape, bytes }. */
+function readSafetensors(file) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [a, b] = t.data_offsets;
+    out[name] = { dtype: t.dtype, shape: t.shape, bytes: buf.subarray(8 + n + a, 8 + n + b) };
+  }
+  return out;
+}
 
 let failed = 0;
 const only = process.argv[2];

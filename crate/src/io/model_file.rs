@@ -101,6 +101,33 @@ pub fn from_bytes(
     Ok((model, notes))
 }
 
+/// The weight masks a model file carries (`mask/<path>` tensors), if any.
+pub fn masks(
+    bytes: &[u8],
+    path: &Path,
+    model: &Model,
+) -> Result<Option<crate::model::masks::WeightMasks>> {
+    let pack = Pack::from_bytes(bytes, path)?;
+    if !pack.names().any(|n| n.starts_with("mask/")) {
+        return Ok(None);
+    }
+    let mut masks = crate::model::masks::WeightMasks::dense(model);
+    for layer in &mut masks.layers {
+        if let Some((_, values)) = pack.get(&format!("mask/{}", layer.path)) {
+            if values.len() != layer.keep.len() {
+                return Err(Error::BadCheckpoint {
+                    path: path.to_path_buf(),
+                    problem: format!("the mask of `{}` does not fit its weight", layer.path),
+                });
+            }
+            for (keep, &v) in layer.keep.iter_mut().zip(values) {
+                *keep = v != 0.0;
+            }
+        }
+    }
+    Ok(Some(masks))
+}
+
 /// Refuses, before a model is built, a spec that is out of bounds or that
 /// needs more parameters than the file stores: the checksum catches
 /// accidents, not a hand-made file declaring a huge architecture.

@@ -27,6 +27,21 @@ impl Lab {
         .await
     }
 
+    /// The shown model as `format` (`.plm`, safetensors or ONNX), with a
+    /// line saying what it costs (dense and, weight-pruned, sparse).
+    pub async fn export(&self, format: crate::interop::Format) -> Result<(Vec<u8>, String)> {
+        let masks = self.view.as_ref().and_then(|v| v.masks.clone());
+        let shown = self.shown();
+        let bytes = crate::interop::export(
+            &shown,
+            masks.as_ref(),
+            serde_json::to_value(&self.config).expect("plain data"),
+            format,
+        )
+        .await?;
+        Ok((bytes, crate::interop::size_line(&shown, masks.as_ref())))
+    }
+
     /// The first `n` test inputs (fewer if the set is smaller), normalised.
     fn first_test(&self, test: &crate::data::Dataset, n: usize) -> burn::tensor::Tensor<4> {
         let indices: Vec<usize> = (0..n.min(test.len())).collect();

@@ -141,11 +141,21 @@ impl Lab {
     /// Continues from a saved model (the page's snapshot after a lost GPU,
     /// or a downloaded `.plm`): its architecture and weights replace the fresh ones.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        let (model, _) = crate::io::model_file::from_bytes(
+        self.import(bytes, "snapshot.plm").map(|_| ())
+    }
+
+    /// Continues from a model file of any format prunelab reads (`.plm`,
+    /// safetensors from PyTorch, …; see [`crate::interop`]): a foreign file
+    /// is read as the lab's architecture or the CIFAR ResNet its keys
+    /// describe. Returns how a foreign file's names were read.
+    pub fn import(&mut self, bytes: &[u8], name: &str) -> Result<Option<String>> {
+        let loaded = crate::interop::read_model(
             bytes,
-            std::path::Path::new("snapshot.plm"),
+            std::path::Path::new(name),
+            Some(&self.trainer.model.spec),
             &self.device.autodiff(),
         )?;
+        let model = loaded.model;
         model
             .spec
             .check_data(self.split.train.classes, self.split.train.shape)?;
@@ -156,7 +166,7 @@ impl Lab {
         self.view = None;
         self.dense = None;
         self.ranked = None;
-        Ok(())
+        Ok(loaded.read_as)
     }
 
     pub fn steps_per_epoch(&self) -> usize {

@@ -87,8 +87,6 @@ pub async fn per_layer(
     device: &Device,
     repeats: usize,
 ) -> Result<Vec<LayerTime>> {
-    use burn::tensor::module::conv2d;
-    use burn::tensor::ops::ConvOptions;
     let mut out = Vec::new();
     for layer in spec.layers() {
         let ms = match layer.op {
@@ -101,11 +99,10 @@ pub async fn per_layer(
                 let hw = layer.out_hw * stride;
                 let x = Tensor::<4>::ones([batch, c_in, hw, hw], device);
                 let w = Tensor::<4>::ones([c_out, c_in, kernel, kernel], device);
-                let options =
-                    ConvOptions::new([stride, stride], [kernel / 2, kernel / 2], [1, 1], 1);
+                let pad = kernel / 2;
                 time(repeats, || {
                     host::floats(
-                        conv2d(x.clone(), w.clone(), None, options.clone())
+                        crate::model::conv::conv2d(x.clone(), w.clone(), [stride; 2], [pad; 4])
                             .slice([0..1, 0..1, 0..1, 0..1])
                             .flatten::<1>(0, 3),
                     )

@@ -2,4 +2,5 @@
 
 pub mod bytes;
 pub mod count;
+pub mod energy;
 pub mod latency;

@@ -294,7 +294,7 @@ impl ConvBn {
 
     /// `[N, C_in, H, W]` → `[N, C_out, H/stride, W/stride]`, after BN, before any activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(super::conv::forward(&self.conv, x))
     }
 }
 

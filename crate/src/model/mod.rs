@@ -3,6 +3,7 @@
 //! knows its own geometry — pruning changes the two in step.
 
 pub mod config;
+pub mod conv;
 pub mod layers;
 pub mod masks;
 pub mod mlp;

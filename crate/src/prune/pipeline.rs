@@ -63,11 +63,13 @@ pub async fn train_configured(
     let mut trainer = Trainer::new(model, config, job.seed);
     trainer.progress.epoch = start_epoch;
     configure(&mut trainer.optim, &device.clone().without_autodiff());
+    let mark = crate::metrics::energy::mark();
     while !trainer.finished() {
         trainer
             .run_epoch(job.split, job.augment, &device, &mut *job.sink)
             .await?;
     }
+    crate::metrics::energy::charge("finetune", mark);
     Ok((trainer.model, trainer.progress.history))
 }
 

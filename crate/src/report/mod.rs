@@ -41,6 +41,10 @@ pub struct TrainResult {
     pub test_examples: usize,
     pub epochs: Vec<EpochMetrics>,
     pub config: RunConfig,
+    /// Joules of the run on a metered device (`None`: not metered), and
+    /// per phase in `energy`.
+    #[serde(flatten)]
+    pub metered: crate::metrics::energy::Metered,
 }
 
 /// One row of the comparison.
@@ -67,8 +71,10 @@ pub struct MethodResult {
     pub train_epochs: usize,
     /// `conv1 16→9` lines and removed blocks.
     pub plan: Vec<String>,
-    /// Energy is not metered in this build (docs/metrics.md).
-    pub energy_joules: Option<f64>,
+    /// Joules this row took on a metered device (`metrics::energy`: the
+    /// method, its fine-tuning and its measurement); `None`: not metered.
+    #[serde(flatten)]
+    pub metered: crate::metrics::energy::Metered,
     /// Measured forward latency on the run's device (`metrics::latency`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,

@@ -89,7 +89,7 @@ fn summarise(label: &str, members: &[&MethodResult]) -> Ours {
         })
     };
     let speedups: Option<Vec<f64>> = members.iter().map(|m| m.speedup).collect();
-    let energy: Option<Vec<f64>> = members.iter().map(|m| m.energy_joules).collect();
+    let energy: Option<Vec<f64>> = members.iter().map(|m| m.metered.energy_j).collect();
     Ours {
         label: label.to_string(),
         method: members[0].method.clone(),

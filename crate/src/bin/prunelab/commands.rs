@@ -6,7 +6,7 @@ use prunelab::config::RunConfig;
 use prunelab::device::{self, DeviceChoice, OpenDevice};
 use prunelab::error::{Error, Result};
 use prunelab::host::block_on;
-use prunelab::io::{atomic, model_file};
+use prunelab::io::atomic;
 use prunelab::metrics::count::{activation_floats, count};
 use prunelab::model::spec::{ModelOptions, ModelSpec};
 use prunelab::report::{count_table, human};
@@ -131,6 +131,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
     {
         atomic::check_writable(path)?;
     }
+    if let Some(path) = &args.save {
+        crate::models::check_save_path(path, "save")?;
+    }
     if let (Some(path), false, false) = (&args.checkpoint, args.resume, args.overwrite)
         && path.exists()
     {
@@ -212,12 +215,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
         eprintln!("result written to {}", path.display());
     }
     if let Some(path) = &args.save {
-        let bytes = block_on(model_file::to_bytes(
+        crate::models::save(
+            path,
             &model,
+            None,
             serde_json::to_value(&config).expect("plain data"),
-        ))?;
-        atomic::write(path, &bytes)?;
-        eprintln!("model saved to {}", path.display());
+        )?;
     }
     Ok(())
 }
@@ -225,9 +228,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let config = run_config(&args.setup)?;
     let opened = device::open(config.device)?;
-    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
-    let (model, _) = model_file::from_bytes(&bytes, &args.file, &opened.device)?;
     let split = config.data.load(config.seed)?;
+    let configured = config
+        .model_spec(split.train.classes, split.train.shape[0])
+        .ok();
+    let model = crate::models::load(&args.file, configured.as_ref(), &opened.device)?;
     model
         .spec
         .check_data(split.train.classes, split.train.shape)?;
@@ -365,13 +370,18 @@ fn available_memory() -> Option<u64> {
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
-    let spec = ModelSpec::named(
-        &args.model,
-        &ModelOptions {
-            shortcut: parse("shortcut", &args.shortcut)?,
-            ..ModelOptions::default()
-        },
-    )?;
+    let spec = match &args.model_file {
+        // A pruned network's speed is its architecture's: the file gives
+        // the (cut) architecture, the weights are drawn as for any bench.
+        Some(path) => crate::models::load(path, None, &burn::tensor::Device::flex())?.spec,
+        None => ModelSpec::named(
+            &args.model,
+            &ModelOptions {
+                shortcut: parse("shortcut", &args.shortcut)?,
+                ..ModelOptions::default()
+            },
+        )?,
+    };
     let choice: DeviceChoice = args.device.parse()?;
     let opened = device::open(choice)?;
     eprintln!("device: {}", opened.description);

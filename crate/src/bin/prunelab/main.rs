@@ -4,6 +4,7 @@
 
 mod commands;
 mod fetch;
+mod models;
 mod progress;
 mod pruning;
 mod serve;
@@ -26,6 +27,14 @@ use prunelab::interrupt;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Convolution kernels on GPUs: auto (gemm on Vulkan, burn's own
+    /// elsewhere), burn (burn's autotuned kernels) or gemm (im2col + matmul).
+    #[arg(long, global = true, default_value = "auto")]
+    conv: String,
+    /// Grid carbon intensity for `co2_g` in results, gCO₂e/kWh (default: the
+    /// 2023 world average, 481, Ember's Global Electricity Review 2024).
+    #[arg(long, global = true)]
+    grid_g_per_kwh: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +64,9 @@ enum Command {
     Serve(ServeArgs),
     /// Data sets: `data fetch cifar10|cifar100` downloads, checks and unpacks one.
     Data(DataArgs),
+    /// Convert a model: reads .plm, .safetensors and PyTorch .pt; writes
+    /// .plm, .safetensors (PyTorch names) or .onnx (opset 13), by extension.
+    Export(ExportArgs),
 }
 
 /// Settings shared by every command that builds a model and its data.
@@ -151,7 +163,8 @@ pub struct TrainArgs {
     /// it, an existing checkpoint needs `--resume`).
     #[arg(long)]
     pub overwrite: bool,
-    /// Save the trained model here (a file `prune` and `eval` load).
+    /// Save the trained model here (a file `prune` and `eval` load): .plm,
+    /// .safetensors or .onnx.
     #[arg(long)]
     pub save: Option<PathBuf>,
     /// Print one JSON event per line instead of progress bars.
@@ -169,8 +182,10 @@ pub struct PruneArgs {
     /// sparsity=F, macs=F, params=F (fractions removed) or blocks=N.
     #[arg(long)]
     pub target: Option<String>,
-    /// The trained model (`train --save`) or checkpoint to prune; at-initialisation
-    /// methods start from a fresh model without it.
+    /// The trained model to prune: `train --save`'s file, a checkpoint, a
+    /// .safetensors or a PyTorch .pt state_dict (read as --model, or as the
+    /// CIFAR ResNet its keys describe); at-initialisation methods start from
+    /// a fresh model without it.
     #[arg(long)]
     pub model_file: Option<PathBuf>,
     /// Epochs of fine-tuning after pruning.
@@ -182,7 +197,8 @@ pub struct PruneArgs {
     /// Write the JSON result here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Save the pruned model here.
+    /// Save the pruned model here: .plm (keeps weight masks), .safetensors
+    /// or .onnx.
     #[arg(long)]
     pub save: Option<PathBuf>,
     #[arg(long)]
@@ -263,12 +279,28 @@ pub struct ReproduceArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A model (`train --save`) or checkpoint file.
+    /// A model (`train --save`), a checkpoint, a .safetensors or a PyTorch
+    /// .pt state_dict (read as --model, or as the CIFAR ResNet its keys describe).
     pub file: PathBuf,
     #[command(flatten)]
     pub setup: SetupArgs,
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The model: .plm, .safetensors or a PyTorch .pt state_dict.
+    pub file: PathBuf,
+    /// Where to write it: .plm, .safetensors or .onnx.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Classes, for a foreign file read as --model (the data set's, when a
+    /// command loads data).
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    #[command(flatten)]
+    pub setup: SetupArgs,
 }
 
 #[derive(Args)]
@@ -301,6 +333,10 @@ pub struct BenchArgs {
     pub steps: usize,
     #[arg(long, default_value = "a")]
     pub shortcut: String,
+    /// Measure this model file's architecture instead (e.g. a pruned
+    /// network saved by `prune --save`); overrides --model.
+    #[arg(long)]
+    pub model_file: Option<PathBuf>,
     /// Write the JSON result here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -413,6 +449,20 @@ fn run() -> ExitCode {
     if let Some(line) = prunelab::fault::notice() {
         eprintln!("{line}");
     }
+    if let Some(g) = cli.grid_g_per_kwh {
+        if !(g.is_finite() && g >= 0.0) {
+            eprintln!("error: invalid grid-g-per-kwh = {g}: give grams of CO₂e per kWh, e.g. 481");
+            return ExitCode::from(2);
+        }
+        prunelab::metrics::energy::set_grid(g);
+    }
+    match cli.conv.parse() {
+        Ok(path) => prunelab::model::conv::set_path(path),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let json_events = match &cli.command {
         Command::Train(a) => a.json_events,
         Command::Prune(a) => a.json_events,
@@ -447,6 +497,7 @@ fn run() -> ExitCode {
         Command::Data(DataArgs {
             command: DataCommand::Fetch(args),
         }) => fetch::fetch(args),
+        Command::Export(args) => models::export(args),
     });
     if let (true, Err(e)) = (json_events, &result) {
         // A log reader sees how the run ended, not just that stdout stopped.

@@ -5,7 +5,7 @@ use prunelab::device;
 use prunelab::error::{Error, Result};
 use prunelab::experiment::{self, ExperimentConfig};
 use prunelab::host::block_on;
-use prunelab::io::{atomic, model_file};
+use prunelab::io::atomic;
 use prunelab::model::init_model;
 use prunelab::prune::{self, Phase};
 use prunelab::report::{human, plot, table};
@@ -65,6 +65,9 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     for path in [&args.out, &args.save].into_iter().flatten() {
         atomic::check_writable(path)?;
     }
+    if let Some(path) = &args.save {
+        crate::models::check_save_path(path, "save")?;
+    }
     let method = prune::by_name(&config.prune.method)?;
     let opened = device::open(config.device)?;
     eprintln!("device: {}", opened.description);
@@ -72,8 +75,10 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     let device = opened.autodiff();
     let (start, trained) = match &args.model_file {
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            let (model, _) = model_file::from_bytes(&bytes, path, &device)?;
+            let configured = config
+                .model_spec(split.train.classes, split.train.shape[0])
+                .ok();
+            let model = crate::models::load(path, configured.as_ref(), &device)?;
             model
                 .spec
                 .check_data(split.train.classes, split.train.shape)?;
@@ -140,15 +145,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     );
     if let Some(path) = &args.save {
         let notes = serde_json::json!({ "method": result.method, "target": result.target, "plan": outcome.plan });
-        atomic::write(
-            path,
-            &block_on(model_file::to_bytes_with_masks(
-                &outcome.model,
-                outcome.masks.as_ref(),
-                notes,
-            ))?,
-        )?;
-        eprintln!("pruned model saved to {}", path.display());
+        crate::models::save(path, &outcome.model, outcome.masks.as_ref(), notes)?;
     }
     if let Some(path) = &args.out {
         atomic::write_json(

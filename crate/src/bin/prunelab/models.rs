@@ -1,0 +1,78 @@
+//! Model files at the command line: reading any format prunelab reads
+//! (`.plm`, `.safetensors`, PyTorch `.pt`), writing by extension (`.plm`,
+//! `.safetensors`, `.onnx`), and `prunelab export` between them.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use prunelab::error::{Error, Result};
+use prunelab::host::block_on;
+use prunelab::interop::{self, Format};
+use prunelab::io::{atomic, model_file};
+use prunelab::model::masks::WeightMasks;
+use prunelab::model::{Model, ModelSpec};
+
+use crate::ExportArgs;
+use crate::commands::run_config;
+
+/// Reads the model at `path`; a foreign file without prunelab's metadata is
+/// read as `configured` (or as the CIFAR ResNet its keys describe).
+pub fn load(path: &Path, configured: Option<&ModelSpec>, device: &Device) -> Result<Model> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let loaded = interop::read_model(&bytes, path, configured, device)?;
+    if let Some(how) = &loaded.read_as {
+        eprintln!("{}: read as {how}", path.display());
+    }
+    Ok(loaded.model)
+}
+
+/// Writes `model` to `path` in the format its extension names, atomically,
+/// and says what the file costs.
+pub fn save(
+    path: &Path,
+    model: &Model,
+    masks: Option<&WeightMasks>,
+    notes: serde_json::Value,
+) -> Result<()> {
+    let format = Format::for_path(path, "save")?;
+    let bytes = block_on(interop::export(model, masks, notes, format))?;
+    atomic::write(path, &bytes)?;
+    eprintln!(
+        "model saved to {} ({})",
+        path.display(),
+        interop::size_line(model, masks)
+    );
+    Ok(())
+}
+
+/// Checks `--save`'s extension before hours of work go into a model it
+/// could not write.
+pub fn check_save_path(path: &Path, flag: &str) -> Result<()> {
+    Format::for_path(path, flag).map(|_| ())
+}
+
+/// `prunelab export IN --to OUT`.
+pub fn export(args: ExportArgs) -> Result<()> {
+    check_save_path(&args.to, "to")?;
+    atomic::check_writable(&args.to)?;
+    let config = run_config(&args.setup)?;
+    let inputs = match prunelab::model::spec::POINT_MODELS.contains(&config.model.name.as_str()) {
+        true => 2,
+        false => 3,
+    };
+    // The configured architecture only matters for a foreign file without
+    // prunelab's metadata (and one a CIFAR ResNet's keys do not describe).
+    let configured = config.model_spec(args.classes, inputs).ok();
+    let device = Device::flex();
+    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
+    let loaded = interop::read_model(&bytes, &args.file, configured.as_ref(), &device)?;
+    if let Some(how) = &loaded.read_as {
+        eprintln!("{}: read as {how}", args.file.display());
+    }
+    // A weight-pruned .plm carries its masks: the export says what is sparse.
+    let masks = match Format::sniff(&bytes) {
+        Some(Format::Plm) => model_file::masks(&bytes, &args.file, &loaded.model)?,
+        _ => None,
+    };
+    save(&args.to, &loaded.model, masks.as_ref(), loaded.notes)
+}

@@ -1,0 +1,158 @@
+//! safetensors in and out (the `safetensors` crate, the one burn's store
+//! uses). Written files carry PyTorch's names and layouts — PyTorch loads
+//! them with `model.load_state_dict(safetensors.torch.load_file(path))` —
+//! and, in their metadata, the architecture (`prunelab.spec`), so a pruned
+//! network reloads in prunelab without being described again.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use ::safetensors::SafeTensors;
+use ::safetensors::tensor::{Dtype, View};
+use burn::tensor::{bf16, f16};
+
+use super::names::{self, Naming};
+use super::{Named, StateDict};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::model::masks::WeightMasks;
+
+/// The tensors and metadata of a safetensors file; floats of any width
+/// become `f32`, other types are kept by name only.
+pub fn read(bytes: &[u8]) -> std::result::Result<StateDict, String> {
+    let not_readable = |e: ::safetensors::SafeTensorError| {
+        format!("not a readable safetensors file ({e}); was it cut short?")
+    };
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(not_readable)?;
+    let file = SafeTensors::deserialize(bytes).map_err(not_readable)?;
+    let mut dict = StateDict {
+        metadata: meta.metadata().clone().unwrap_or_default(),
+        ..StateDict::default()
+    };
+    let mut tensors = file.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, view) in tensors {
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            _ => {
+                dict.others.push(name);
+                continue;
+            }
+        };
+        dict.floats.push(Named {
+            name,
+            shape: view.shape().to_vec(),
+            values,
+        });
+    }
+    Ok(dict)
+}
+
+/// One tensor to write.
+struct Raw {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl View for &Raw {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// `model` (weight masks applied) as a safetensors file under PyTorch's names.
+pub async fn write(
+    model: &Model,
+    masks: Option<&WeightMasks>,
+    notes: serde_json::Value,
+) -> Result<Vec<u8>> {
+    let pack = super::tensors(model, masks).await?;
+    let naming = Naming::default_for(&model.spec);
+    let table = names::table(&model.spec, &naming);
+    let mut tensors: Vec<(String, Raw)> = Vec::new();
+    for key in &table.keys {
+        let (shape, values) = pack.get(&key.ours).ok_or_else(|| {
+            Error::Execution(format!("export: the model has no tensor `{}`", key.ours))
+        })?;
+        let (shape, values) = match key.transposed {
+            true => (
+                vec![shape[1], shape[0]],
+                super::transpose(values, shape[0], shape[1]),
+            ),
+            false => (shape.to_vec(), values.to_vec()),
+        };
+        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((
+            key.theirs.clone(),
+            Raw {
+                dtype: Dtype::F32,
+                shape,
+                data,
+            },
+        ));
+    }
+    for counter in &table.counters {
+        tensors.push((
+            counter.theirs.clone(),
+            Raw {
+                dtype: Dtype::I64,
+                shape: vec![],
+                data: 0i64.to_le_bytes().to_vec(),
+            },
+        ));
+    }
+    let size = crate::metrics::bytes::size(&model.spec, masks);
+    let metadata = HashMap::from([
+        // What safetensors.torch writes: the tensors are PyTorch's.
+        ("format".to_string(), "pt".to_string()),
+        (
+            "prunelab.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "prunelab.spec".to_string(),
+            serde_json::to_string(&model.spec).expect("plain data"),
+        ),
+        (
+            "prunelab.naming".to_string(),
+            format!(
+                "classifier={}, projection={}",
+                naming.classifier, naming.projection
+            ),
+        ),
+        ("prunelab.notes".to_string(), notes.to_string()),
+        (
+            "prunelab.nonzero_params".to_string(),
+            size.nonzero_params.to_string(),
+        ),
+        ("prunelab.sparse_bytes".to_string(), size.bytes.to_string()),
+    ]);
+    ::safetensors::serialize(tensors.iter().map(|(n, r)| (n.clone(), r)), Some(metadata))
+        .map_err(|e| Error::Execution(format!("writing safetensors failed: {e}")))
+}

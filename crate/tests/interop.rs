@@ -1,0 +1,417 @@
+//! Models that travel, proven both ways (issue 18):
+//! - PyTorch-made networks (`tests/interop/fixtures/`, written by the
+//!   hand-run `tests/interop/make.py`: fixed random weights, nothing trained)
+//!   load through `interop::read_model` and give PyTorch's logits within 1e-4;
+//! - prunelab's exports — dense, physically cut (blocks removed, channels and
+//!   residual streams cut) and weight-masked — run in tract, an ONNX runtime
+//!   independent of prunelab and of burn, with prunelab's own outputs within
+//!   1e-4; safetensors exports reload as the same network;
+//! - a file that does not fit says which keys are missing, unexpected or
+//!   mis-shaped, in its own names.
+//!
+//! The exported ONNX files and prunelab's logits are left in
+//! `target/interop/` for `make.py --check-onnx` (ONNX Runtime, by hand).
+//! The fixtures are committed: a missing one is a failure, never a skip.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::{Distribution, Tensor, TensorData};
+use common::*;
+use prunelab::host::{block_on, floats};
+use prunelab::interop::{self, Format, StateDict};
+use prunelab::model::masks::WeightMasks;
+use prunelab::model::spec::{ModelOptions, ModelSpec, Shortcut};
+use prunelab::model::{Ctx, Model};
+use prunelab::prune::plan::Plan;
+use prunelab::prune::surgery::cut;
+use rand::Rng;
+use serde_json::Value;
+use tract_onnx::prelude::*;
+
+const TOL: f32 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/fixtures")
+}
+
+/// THE INPUT of make.py: image `n`, flat index `j`: `sin(0.013 j (1 + 0.1 n) + 0.7 n)`.
+fn the_input(n: usize) -> Vec<f32> {
+    (0..n)
+        .flat_map(|k| {
+            (0..3 * 32 * 32).map(move |j| {
+                (0.013 * j as f64 * (1.0 + 0.1 * k as f64) + 0.7 * k as f64).sin() as f32
+            })
+        })
+        .collect()
+}
+
+fn logits(model: &Model, x: &[f32], shape: [usize; 4]) -> Vec<f32> {
+    let x = Tensor::<4>::from_data(TensorData::new(x.to_vec(), shape), &cpu());
+    block_on(floats(model.forward_ctx(x, &mut Ctx::default()))).unwrap()
+}
+
+fn read(name: &str, configured: Option<&ModelSpec>) -> interop::Loaded {
+    let path = fixtures().join(name);
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the fixtures are committed)", path.display()));
+    interop::read_model(&bytes, &path, configured, &cpu()).unwrap()
+}
+
+fn expected(name: &str) -> Vec<f32> {
+    let text = std::fs::read_to_string(fixtures().join("logits.json")).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    json["models"][name]["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect()
+}
+
+fn cnn() -> ModelSpec {
+    ModelSpec::named("cnn", &ModelOptions::default()).unwrap()
+}
+
+#[test]
+fn pytorch_models_load_with_pytorchs_logits() {
+    let x = the_input(4);
+    for (name, file, configured) in [
+        // No architecture given: read off the keys and shapes.
+        ("resnet20-a", "resnet20-a.safetensors", None),
+        // torchvision names, option B, a nested DataParallel checkpoint.
+        ("resnet20-b", "resnet20-b.pt", None),
+        // CIFAR-VGG names, conv biases folded into BN.
+        ("cnn", "cnn.safetensors", Some(cnn())),
+    ] {
+        let loaded = read(file, configured.as_ref());
+        let got = logits(&loaded.model, &x, [4, 3, 32, 32]);
+        let want = expected(name);
+        let diff = max_abs_diff(&got, &want);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        println!(
+            "{file}: read as {}; max |prunelab − PyTorch| = {diff:.2e} (largest |logit| {scale:.2})",
+            loaded.read_as.as_deref().unwrap_or("-")
+        );
+        assert!(
+            diff <= TOL,
+            "{file}: logits differ from PyTorch's by {diff}"
+        );
+        assert!(scale > 0.1, "{file}: the logits are not trivially small");
+    }
+    let b = read("resnet20-b.pt", None);
+    let ModelSpec::Resnet(r) = &b.model.spec else {
+        panic!("resnet20-b.pt read as {:?}", b.model.spec.name())
+    };
+    assert_eq!(r.shortcut, Shortcut::B);
+    assert_eq!(b.model.spec.name(), "resnet20");
+}
+
+/// The fixture's tensors, to edit.
+fn dict(file: &str) -> StateDict {
+    let bytes = std::fs::read(fixtures().join(file)).unwrap();
+    interop::safetensors::read(&bytes).unwrap()
+}
+
+#[test]
+fn a_file_that_does_not_fit_names_every_problem() {
+    let resnet20 = ModelSpec::named("resnet20", &ModelOptions::default()).unwrap();
+    let mut d = dict("resnet20-a.safetensors");
+    // One key gone, one renamed, one reshaped; the classifier dropped so the
+    // keys no longer describe a network prunelab could guess instead.
+    d.floats
+        .retain(|t| t.name != "layer2.1.bn1.running_var" && t.name != "linear.weight");
+    for t in &mut d.floats {
+        if t.name == "layer3.2.conv2.weight" {
+            t.name = "layer3.2.conv_two.weight".into();
+        }
+        if t.name == "conv1.weight" {
+            t.shape = vec![16, 1, 3, 9];
+        }
+    }
+    let error = interop::import(&d, Path::new("x.safetensors"), Some(&resnet20), &cpu())
+        .err()
+        .expect("a damaged file is refused")
+        .to_string();
+    println!("{error}");
+    for needle in [
+        "x.safetensors",
+        "resnet20",
+        "missing 3 key(s)",
+        "layer2.1.bn1.running_var",
+        "linear.weight",
+        "layer3.2.conv2.weight",
+        "unexpected 1 key(s): layer3.2.conv_two.weight",
+        "1 shape mismatch(es): conv1.weight is [16, 1, 3, 9] in the file, [16, 3, 3, 3] in prunelab",
+        "--model",
+    ] {
+        assert!(error.contains(needle), "`{needle}` not in: {error}");
+    }
+    // Without an architecture and without one to read off the keys.
+    let error = interop::import(&d, Path::new("x.safetensors"), None, &cpu())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("pass --model"), "{error}");
+    // A file that is no model at all.
+    let error = interop::read_model(b"hello", Path::new("x.bin"), None, &cpu())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("not a prunelab model"), "{error}");
+}
+
+/// Runs `onnx` in tract on `x` (`shape`) and returns `logits`.
+fn tract(onnx: &[u8], x: &[f32], shape: &[usize]) -> Vec<f32> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(onnx))
+        .unwrap()
+        .with_input_fact(0, f32::fact(shape).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = tract_ndarray::ArrayD::from_shape_vec(shape, x.to_vec()).unwrap();
+    let out = model.run(tvec!(input.into_tensor().into())).unwrap();
+    out[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+/// Exports `model` to ONNX, checks tract against prunelab on `x`, and leaves
+/// both for `make.py --check-onnx`. Returns the worst difference.
+fn check_onnx(
+    name: &str,
+    model: &Model,
+    masks: Option<&WeightMasks>,
+    x: &[f32],
+    shape: [usize; 4],
+) -> f32 {
+    let bytes = block_on(interop::export(model, masks, Value::Null, Format::Onnx)).unwrap();
+    let ours = logits(&masks.map_or(model.clone(), |m| m.apply(model)), x, shape);
+    let onnx_shape: Vec<usize> = match &model.spec {
+        ModelSpec::Mlp(_) => vec![shape[0], shape[1] * shape[2] * shape[3]],
+        _ => shape.to_vec(),
+    };
+    let theirs = tract(&bytes, x, &onnx_shape);
+    let diff = max_abs_diff(&ours, &theirs);
+    let scale = ours.iter().fold(0f32, |m, v| m.max(v.abs()));
+    println!(
+        "{name}: {} bytes of ONNX; tract vs prunelab max |diff| {diff:.2e} (largest |logit| {scale:.2})",
+        bytes.len()
+    );
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(format!("{name}.onnx")), &bytes).unwrap();
+    let json = serde_json::json!({ "input_shape": onnx_shape, "input": x, "logits": ours });
+    std::fs::write(out.join(format!("{name}.json")), json.to_string()).unwrap();
+    diff
+}
+
+/// A plan that cuts channels of every group, the residual streams too (so
+/// option-A shortcuts carry a channel map), and removes a block.
+fn plan(spec: &ModelSpec, seed: u64) -> Plan {
+    let mut rng = prunelab::rng::stream(seed, "interop-plan", 0);
+    let mut plan = Plan::default();
+    for g in spec.groups(true) {
+        let mut kept: Vec<usize> = (0..g.size).filter(|_| rng.random::<f32>() < 0.5).collect();
+        if kept.is_empty() {
+            kept.push(0);
+        }
+        plan.keep.insert(g.name, kept);
+    }
+    plan.remove_blocks = spec
+        .removable_blocks()
+        .into_iter()
+        .take(1)
+        .map(|b| b.name)
+        .collect();
+    plan
+}
+
+#[test]
+fn pruned_models_export_to_onnx_that_tract_runs_identically() {
+    let x = the_input(4);
+    let shape = [4, 3, 32, 32];
+    let a = read("resnet20-a.safetensors", None).model;
+    let b = read("resnet20-b.pt", None).model;
+    let mut worst = 0f32;
+    worst = worst.max(check_onnx("resnet20-a-dense", &a, None, &x, shape));
+    for (name, model) in [("resnet20-a", &a), ("resnet20-b", &b)] {
+        let p = plan(&model.spec, 1);
+        let cut_model = cut(model, &p).unwrap();
+        assert!(
+            prunelab::metrics::count::count(&cut_model.spec).macs
+                < prunelab::metrics::count::count(&model.spec).macs / 2,
+            "{name}: the plan cuts more than half the MACs"
+        );
+        worst = worst.max(check_onnx(
+            &format!("{name}-cut"),
+            &cut_model,
+            None,
+            &x,
+            shape,
+        ));
+    }
+    // Weight-masked: half of every layer's weights zeroed, exported with its zeros.
+    let mut masks = WeightMasks::dense(&a);
+    let mut rng = prunelab::rng::stream(3, "interop-masks", 0);
+    for layer in &mut masks.layers {
+        for keep in &mut layer.keep {
+            *keep = rng.random::<f32>() < 0.5;
+        }
+    }
+    worst = worst.max(check_onnx("resnet20-a-masked", &a, Some(&masks), &x, shape));
+    let cnn = read("cnn.safetensors", Some(&cnn())).model;
+    worst = worst.max(check_onnx("cnn", &cnn, None, &x, shape));
+    worst = worst.max(check_onnx(
+        "cnn-cut",
+        &cut(&cnn, &plan(&cnn.spec, 2)).unwrap(),
+        None,
+        &x,
+        shape,
+    ));
+    // The toy models: an MLP per activation and a residual MLP.
+    for (name, activation) in [
+        ("mlp-relu", "relu"),
+        ("mlp-tanh", "tanh"),
+        ("mlp-sigmoid", "sigmoid"),
+    ] {
+        let spec = ModelSpec::named(
+            "mlp",
+            &ModelOptions {
+                hidden: vec![8, 6],
+                activation: serde_json::from_value(Value::String(activation.into())).unwrap(),
+                ..ModelOptions::default()
+            },
+        )
+        .unwrap();
+        let model = model(&spec, 5, &cpu());
+        let points: Vec<f32> = Tensor::<1>::random([16], Distribution::Normal(0.0, 1.5), &cpu())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        worst = worst.max(check_onnx(name, &model, None, &points, [8, 2, 1, 1]));
+    }
+    let resmlp = ModelSpec::named(
+        "resmlp",
+        &ModelOptions {
+            hidden: vec![8; 3],
+            ..ModelOptions::default()
+        },
+    )
+    .unwrap();
+    let warmed = warm(&model(&resmlp, 6, &cpu().autodiff()), [2, 1, 1]);
+    let points: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin() * 2.0).collect();
+    worst = worst.max(check_onnx(
+        "resmlp-cut",
+        &cut(&warmed, &plan(&resmlp, 4)).unwrap(),
+        None,
+        &points,
+        [8, 2, 1, 1],
+    ));
+    assert!(
+        worst <= TOL,
+        "an ONNX export differs from prunelab by {worst}"
+    );
+}
+
+/// A few training-mode passes move BN's running statistics off their defaults.
+fn warm(model: &Model, [c, h, w]: [usize; 3]) -> Model {
+    for _ in 0..3 {
+        let x = Tensor::<4>::random(
+            [8, c, h, w],
+            Distribution::Normal(0.5, 2.0),
+            &model.devices()[0],
+        );
+        let _ = model.forward(x);
+    }
+    model.valid()
+}
+
+#[test]
+fn safetensors_exports_reload_as_the_same_network() {
+    let x = the_input(2);
+    let a = read("resnet20-a.safetensors", None).model;
+    let cut_model = cut(&a, &plan(&a.spec, 7)).unwrap();
+    let bytes = block_on(interop::export(
+        &cut_model,
+        None,
+        serde_json::json!({ "method": "random plan" }),
+        Format::Safetensors,
+    ))
+    .unwrap();
+    // No architecture given: the file's metadata carries the cut one.
+    let back = interop::read_model(&bytes, Path::new("cut.safetensors"), None, &cpu()).unwrap();
+    assert_eq!(
+        back.model.spec, cut_model.spec,
+        "the pruned architecture travels in the metadata"
+    );
+    assert_eq!(back.notes["method"], "random plan");
+    assert_eq!(
+        logits(&back.model, &x, [2, 3, 32, 32]),
+        logits(&cut_model, &x, [2, 3, 32, 32]),
+        "the same weights, bit for bit"
+    );
+    // A dense export is what PyTorch saved: the same names, shapes and values.
+    let dense = block_on(interop::export(&a, None, Value::Null, Format::Safetensors)).unwrap();
+    let ours = interop::safetensors::read(&dense).unwrap();
+    let theirs = dict("resnet20-a.safetensors");
+    assert_eq!(ours.floats.len(), theirs.floats.len());
+    assert_eq!(
+        ours.others, theirs.others,
+        "num_batches_tracked, for strict load_state_dict"
+    );
+    for t in &theirs.floats {
+        let o = ours
+            .floats
+            .iter()
+            .find(|o| o.name == t.name)
+            .unwrap_or_else(|| panic!("{} not exported", t.name));
+        assert_eq!(o.shape, t.shape, "{}", t.name);
+        assert_eq!(o.values, t.values, "{}", t.name);
+    }
+    // Masked weights leave as zeros, and the metadata says what is left.
+    let mut masks = WeightMasks::dense(&a);
+    for layer in &mut masks.layers {
+        for (i, keep) in layer.keep.iter_mut().enumerate() {
+            *keep = i % 4 == 0;
+        }
+    }
+    let sparse = block_on(interop::export(
+        &a,
+        Some(&masks),
+        Value::Null,
+        Format::Safetensors,
+    ))
+    .unwrap();
+    let read_back = interop::safetensors::read(&sparse).unwrap();
+    let conv = read_back
+        .floats
+        .iter()
+        .find(|t| t.name == "layer1.0.conv1.weight")
+        .unwrap();
+    let zeros = conv.values.iter().filter(|v| **v == 0.0).count();
+    assert_eq!(
+        zeros,
+        conv.values.len() * 3 / 4,
+        "three in four weights exported as zeros"
+    );
+    let nonzero: u64 = read_back.metadata["prunelab.nonzero_params"]
+        .parse()
+        .unwrap();
+    assert!(nonzero < prunelab::metrics::count::count(&a.spec).params / 3);
+    let line = interop::size_line(&a, Some(&masks));
+    assert!(line.contains("sparse"), "{line}");
+}
