@@ -26,12 +26,13 @@ pack() { # FILE NAME: stripped, xz-compressed into the kit
 }
 say "the CLI and the conv-path test, stripped and compressed"
 pack "$bin" prunelab
-test_bin=$(cargo test --release -p prunelab --test conv_gemm --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "conv_gemm":
-        print(m["executable"])')
+cargo test --release -p prunelab --test conv_gemm --no-run --message-format=json > "$kit/.build.json"
+test_bin=$(python3 -c 'import json,sys
+paths = {m["executable"] for m in map(json.loads, open(sys.argv[1]))
+         if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "conv_gemm"}
+if len(paths) != 1: sys.exit(f"expected one conv_gemm test binary, found {sorted(paths)}")
+print(paths.pop())' "$kit/.build.json")
+rm -f "$kit/.build.json"
 pack "$test_bin" conv_gemm
 
 say "the Vulkan loader (Debian's libvulkan1)"

@@ -48,15 +48,16 @@ log "session: bin=$bin kit=$kit models=${models[*]} batch=$batch dry=${DRY_RUN:-
 # 1. Vulkan: the loader from the kit when the system has none, and an ICD
 #    file naming the NVIDIA driver's Vulkan library when none is installed.
 # (A dry run unpacks them too, to test this step.)
-if [ "${DRY_RUN:-0}" = 1 ] || ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1 '; then
+if [ "${DRY_RUN:-0}" = 1 ] || ! ldconfig -p 2>/dev/null | grep 'libvulkan.so.1 ' >/dev/null; then
   root="$out/vulkan-root"
   for deb in "$kit"/debs/*.deb; do
     [ -e "$deb" ] && dpkg-deb -x "$deb" "$root" && log "unpacked $(basename "$deb")"
   done
   export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 fi
-if [ -z "${VK_ICD_FILENAMES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nvidia* >/dev/null 2>&1; then
-  lib=$(ldconfig -p 2>/dev/null | awk '/libGLX_nvidia.so.0 /{print $NF; exit}')
+if [ -z "${VK_ICD_FILENAMES:-}" ] && ! compgen -G '/usr/share/vulkan/icd.d/nvidia*' >/dev/null \
+    && ! compgen -G '/etc/vulkan/icd.d/nvidia*' >/dev/null; then
+  lib=$(ldconfig -p 2>/dev/null | awk '/libGLX_nvidia.so.0 .*x86-64/{print $NF; exit}')
   if [ -n "$lib" ]; then
     printf '{"file_format_version":"1.0.0","ICD":{"library_path":"%s","api_version":"1.3.0"}}\n' "$lib" > "$out/nvidia_icd.json"
     export VK_ICD_FILENAMES="$out/nvidia_icd.json"

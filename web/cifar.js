@@ -133,11 +133,12 @@ export function cifarLab(engine, state, view) {
   $('widths').addEventListener('mouseleave', () => drawWidths($('widths'), widths));
 
   const read = async (list) => {
-    const model = [...list].find((f) => /\.(safetensors|plm)$/i.test(f.name));
-    if (model) return importModel(model);
+    // Data and a model may come in one drop: the data first, then the model
+    // (tested on that data). A .pt says how to convert it.
+    const model = [...list].find((f) => /\.(safetensors|plm|pt|pth)$/i.test(f.name));
     const chosen = [...list].filter((f) => f.name.endsWith('.bin'));
-    if (!chosen.length) return;
-    await load(chosen.map((f) => f.name), await Promise.all(chosen.map((f) => f.arrayBuffer())));
+    if (chosen.length) await load(chosen.map((f) => f.name), await Promise.all(chosen.map((f) => f.arrayBuffer())));
+    if (model) await importModel(model);
   };
   $('cifar-files').addEventListener('change', (e) => read(e.target.files));
   // A trained model (a PyTorch state_dict saved as .safetensors, or a .plm)

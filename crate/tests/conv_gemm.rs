@@ -61,6 +61,18 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     block_on(floats(t)).unwrap()
 }
 
+/// `U(−scale, scale)` values from a generator of this test's own (the CPU
+/// device's is global: tests running beside this one draw from it too).
+fn uniform(shape: [usize; 4], seed: u64, part: u64, scale: f32) -> Tensor<4> {
+    use rand::Rng;
+    let mut rng = prunelab::rng::stream(seed, "conv-gemm", part);
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| scale * (2.0 * rng.random::<f32>() - 1.0))
+        .collect();
+    Tensor::<4>::from_data(burn::tensor::TensorData::new(values, shape), &cpu())
+}
+
 /// The forward output and both gradients of one conv on `device`, by
 /// `gemm` or burn's kernel, for inputs drawn from `seed` on the CPU.
 fn pass(
@@ -70,13 +82,11 @@ fn pass(
     gemm: bool,
 ) -> [Vec<f32>; 3] {
     let (c_in, c_out, k, stride, hw) = shape;
-    let cpu = cpu();
-    cpu.seed(seed);
-    let x0 = Tensor::<4>::random([2, c_in, hw, hw], Distribution::Normal(0.0, 1.0), &cpu);
-    let w0 = Tensor::<4>::random([c_out, c_in, k, k], Distribution::Normal(0.0, 0.3), &cpu);
     let pad = k / 2;
     let ho = (hw + 2 * pad - k) / stride + 1;
-    let r0 = Tensor::<4>::random([2, c_out, ho, ho], Distribution::Normal(0.0, 1.0), &cpu);
+    let x0 = uniform([2, c_in, hw, hw], seed, 0, 1.0);
+    let w0 = uniform([c_out, c_in, k, k], seed, 1, 0.3);
+    let r0 = uniform([2, c_out, ho, ho], seed, 2, 1.0);
     let ad = device.clone().autodiff();
     let x = Tensor::<4>::from_data(x0.to_data(), &ad).require_grad();
     let w = Tensor::<4>::from_data(w0.to_data(), &ad).require_grad();

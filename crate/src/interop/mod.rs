@@ -65,16 +65,20 @@ impl Format {
         if bytes.starts_with(b"PRUNELAB") {
             return Some(Format::Plm);
         }
-        // torch.save: a ZIP archive (since PyTorch 1.6), or a bare pickle.
-        if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80]) {
-            return Some(Format::Pytorch);
-        }
-        // safetensors: a little-endian u64 header length, then a JSON object.
+        // safetensors first: a little-endian u64 header length (whose low
+        // byte may well be 0x80, a pickle's first byte), then a JSON object.
         if bytes.len() > 8 && bytes[8] == b'{' {
             let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-            if n as usize <= bytes.len() - 8 {
+            if n <= (bytes.len() - 8) as u64 {
                 return Some(Format::Safetensors);
             }
+        }
+        // torch.save: a ZIP archive (since PyTorch 1.6), or a bare pickle
+        // (PROTO opcode 0x80, then protocol 2 to 5).
+        if bytes.starts_with(b"PK\x03\x04")
+            || (bytes.len() > 1 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]))
+        {
+            return Some(Format::Pytorch);
         }
         None
     }
@@ -301,7 +305,7 @@ fn map(
         .iter()
         .map(|t| t.name.as_str())
         .chain(dict.others.iter().map(String::as_str));
-    let naming = Naming::detect(spec, all.clone().map(strip_wrappers));
+    let naming = Naming::detect(spec, all.clone());
     let table = names::table(spec, &naming);
     let prefix = common_prefix(&table, all.clone());
     let by_name: HashMap<&str, &Named> = dict.floats.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -311,7 +315,12 @@ fn map(
         let full = format!("{prefix}{}", key.theirs);
         let want = &ours[&key.ours];
         let Some(t) = by_name.get(full.as_str()) else {
-            missing.push(full);
+            if dict.others.contains(&full) {
+                used.insert(full.clone());
+                mismatched.push(format!("{full} is not a float tensor in the file"));
+            } else {
+                missing.push(full);
+            }
             continue;
         };
         used.insert(full.clone());
@@ -417,15 +426,6 @@ fn map(
     Ok((pack, read_as))
 }
 
-/// A name without the usual wrappers, for naming detection only.
-fn strip_wrappers(name: &str) -> &str {
-    let mut n = name;
-    for p in ["state_dict.", "model.", "module."] {
-        n = n.strip_prefix(p).unwrap_or(n);
-    }
-    n
-}
-
 /// Row-major `[rows, cols]` → `[cols, rows]`.
 pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; values.len()];
@@ -455,17 +455,19 @@ pub fn guess_resnet(dict: &StateDict) -> Option<ModelSpec> {
     if stem[2] != 3 {
         return None;
     }
-    let classes = shape("linear.weight").or_else(|| shape("fc.weight"))?[0];
+    let classes = *shape("linear.weight")
+        .or_else(|| shape("fc.weight"))?
+        .first()?;
     let mut stages = Vec::new();
     for s in 1.. {
         let mut blocks = Vec::new();
         while let Some(conv1) = shape(&format!("layer{s}.{}.conv1.weight", blocks.len())) {
-            blocks.push(conv1[0]);
+            blocks.push(*conv1.first()?);
         }
         if blocks.is_empty() {
             break;
         }
-        let width = shape(&format!("layer{s}.0.conv2.weight"))?[0];
+        let width = *shape(&format!("layer{s}.0.conv2.weight"))?.first()?;
         stages.push((width, blocks));
     }
     let n = stages.first()?.1.len();
@@ -541,5 +543,55 @@ pub fn size_line(model: &Model, masks: Option<&WeightMasks>) -> String {
             size.nonzero_params, size.params, size.dense_bytes, size.bytes
         ),
         _ => format!("{} parameters, {} bytes", size.params, size.dense_bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_safetensors_header_of_128_bytes_is_not_taken_for_a_pickle() {
+        // The length's low byte is 0x80, a pickle's first byte.
+        let mut bytes = 128u64.to_le_bytes().to_vec();
+        bytes.push(b'{');
+        bytes.extend(std::iter::repeat_n(b' ', 127));
+        assert_eq!(Format::sniff(&bytes), Some(Format::Safetensors));
+        assert_eq!(Format::sniff(&[0x80, 0x02, b'}']), Some(Format::Pytorch));
+        assert_eq!(Format::sniff(b"PK\x03\x04rest"), Some(Format::Pytorch));
+        assert_eq!(Format::sniff(&[0x80, 0x00]), None);
+    }
+
+    fn named(name: &str, shape: &[usize]) -> Named {
+        Named {
+            name: name.into(),
+            shape: shape.to_vec(),
+            values: vec![0.0; shape.iter().product()],
+        }
+    }
+
+    #[test]
+    fn scalars_where_weights_belong_make_no_guess_and_no_panic() {
+        let dict = StateDict {
+            floats: vec![
+                named("conv1.weight", &[16, 3, 3, 3]),
+                named("layer1.0.conv1.weight", &[]),
+                named("linear.weight", &[]),
+            ],
+            ..StateDict::default()
+        };
+        assert_eq!(guess_resnet(&dict), None);
+    }
+
+    #[test]
+    fn the_classifier_is_found_under_any_prefix() {
+        let spec = ModelSpec::named("resnet20", &Default::default()).unwrap();
+        let keys = ["_orig_mod.conv1.weight", "_orig_mod.fc.weight"];
+        assert_eq!(Naming::detect(&spec, keys.iter().copied()).classifier, "fc");
+        let keys = ["backbone.conv_fc.weight", "backbone.linear.weight"];
+        assert_eq!(
+            Naming::detect(&spec, keys.iter().copied()).classifier,
+            "linear"
+        );
     }
 }

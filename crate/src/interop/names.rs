@@ -78,18 +78,23 @@ impl Naming {
         }
     }
 
-    /// The naming a file's keys (prefix already removed) use; what is absent
-    /// keeps export's default.
+    /// The naming a file's keys use, whatever prefix they carry; what is
+    /// absent keeps export's default.
     pub fn detect<'a>(spec: &ModelSpec, keys: impl Iterator<Item = &'a str> + Clone) -> Naming {
         let mut naming = Naming::default_for(spec);
-        let has = |prefix: &str| keys.clone().any(|k| k.starts_with(prefix));
-        for classifier in ["linear.", "fc.", "classifier."] {
-            if has(classifier) {
-                naming.classifier = classifier.trim_end_matches('.').into();
+        // A whole dotted segment, under any prefix (`module.`, `_orig_mod.`,
+        // `backbone.`): `…fc.weight`, not `…conv_fc.weight`.
+        let has = |name: &str| {
+            keys.clone()
+                .any(|k| k == name || k.ends_with(&format!(".{name}")))
+        };
+        for classifier in ["linear", "fc", "classifier"] {
+            if has(&format!("{classifier}.weight")) {
+                naming.classifier = classifier.into();
                 break;
             }
         }
-        if keys.clone().any(|k| k.contains(".downsample.")) {
+        if keys.clone().any(|k| k.contains("downsample.")) {
             naming.projection = "downsample".into();
         }
         naming

@@ -47,7 +47,8 @@ pub fn count(spec: &ModelSpec) -> ModelCount {
                     kernel,
                     stride,
                 } => {
-                    let weights = (kernel * kernel * c_in * c_out) as u64;
+                    let weights =
+                        (kernel as u64) * (kernel as u64) * (c_in as u64) * (c_out as u64);
                     let stride = if stride == 1 {
                         String::new()
                     } else {
@@ -66,8 +67,8 @@ pub fn count(spec: &ModelSpec) -> ModelCount {
                 LayerOp::Linear { d_in, d_out } => (
                     "linear",
                     format!("{d_in}→{d_out}"),
-                    (d_in * d_out + d_out) as u64,
-                    (d_in * d_out) as u64,
+                    d_in as u64 * d_out as u64 + d_out as u64,
+                    d_in as u64 * d_out as u64,
                 ),
             };
             LayerCount {

@@ -330,6 +330,12 @@ mod rapl {
             let name = e.file_name().to_string_lossy().to_string();
             if name.starts_with("intel-rapl:") && name.matches(':').count() == 1 {
                 let path = Path::new(ROOT).join(&name);
+                // `psys` (the whole platform, packages included) is a
+                // top-level domain too on client machines: packages only.
+                let kind = std::fs::read_to_string(path.join("name")).unwrap_or_default();
+                if !kind.starts_with("package") {
+                    continue;
+                }
                 let range = std::fs::read_to_string(path.join("max_energy_range_uj"))
                     .ok()
                     .and_then(|s| s.trim().parse::<f64>().ok())

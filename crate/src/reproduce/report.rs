@@ -311,7 +311,7 @@ impl Report {
         }
         md += &format!(
             "- Mean ± standard deviation over seeds; Δ against our own dense model of the same seed; \
-             energy is not metered by this build.\n\n**Verdict:** {}\n",
+             energy where the device meters it (NVML, RAPL; docs/metrics.md), else `–`.\n\n**Verdict:** {}\n",
             self.verdict
         );
         md
