@@ -12,7 +12,7 @@
 pub mod names;
 pub mod onnx;
 mod proto;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 pub mod pytorch;
 pub mod safetensors;
 
@@ -131,9 +131,9 @@ pub fn read_model(
             });
         }
         Some(Format::Safetensors) => safetensors::read(bytes).map_err(bad)?,
-        #[cfg(not(target_arch = "wasm32"))]
+        #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
         Some(Format::Pytorch) => pytorch::read(path).map_err(bad)?,
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(not(all(not(target_arch = "wasm32"), feature = "native")))]
         Some(Format::Pytorch) => {
             return Err(bad(
                 "PyTorch .pt files are read by the command-line prunelab; in the page, \
