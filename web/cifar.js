@@ -152,6 +152,13 @@ export function cifarLab(engine, state, view) {
       const bytes = new Uint8Array(await file.arrayBuffer());
       const { readAs } = await engine.call('importModel', { bytes, name: file.name }, [bytes.buffer]);
       info = await engine.call('info');
+      // The Model list follows the imported network where it has it (a
+      // reload of the data then starts that architecture afresh).
+      if ([...$('cmodel').options].some((o) => o.value === info.model)) {
+        state.cmodel = info.model;
+        $('cmodel').value = info.model;
+        writeState(state);
+      }
       dense = null;
       points.length = 0;
       Object.assign(view.cifar, { losses: [], accuracies: [], imported: file.name });

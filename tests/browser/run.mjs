@@ -484,6 +484,7 @@ const tests = {
       check(!(await page.evaluate(() => window.__prunelab.cifar.error)), await page.evaluate(() => window.__prunelab.cifar.error));
       const status = await page.textContent('#cifar-status');
       check(/read as resnet20 \(option-A/.test(status), `status: ${status}`);
+      check(await page.inputValue('#cmodel') === 'resnet20', 'the Model list follows the imported network');
       const dir = tempDir('interop-');
       const save = async (id, name) => {
         const [d] = await Promise.all([page.waitForEvent('download'), page.click(id)]);
