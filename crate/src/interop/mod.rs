@@ -19,8 +19,7 @@ pub mod safetensors;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
 use crate::error::{Error, Result};
 use crate::io::pack::{self, Pack};
@@ -197,7 +196,7 @@ pub fn import(
             continue;
         }
         let model = Model::new(spec, device);
-        match map(dict, spec, &shapes(&model)) {
+        match map(dict, spec, &pack::shapes(&model)) {
             Ok((pack, read_as)) => {
                 let model = pack::load_module(model, &pack, "model/", path)?;
                 let notes = dict
@@ -269,28 +268,6 @@ fn listed(items: &[String], n: usize) -> String {
         out.push_str(&format!(", … and {} more", items.len() - n));
     }
     out
-}
-
-/// Every float tensor's shape in a module, by path.
-struct Shapes(Vec<String>, HashMap<String, Vec<usize>>);
-
-impl ModuleVisitor for Shapes {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.0.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.0.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.1.insert(self.0.join("."), param.val().dims().to_vec());
-    }
-}
-
-/// Every float tensor's shape in `model`, by module path.
-pub fn shapes(model: &Model) -> HashMap<String, Vec<usize>> {
-    let mut shapes = Shapes(Vec::new(), HashMap::new());
-    model.visit(&mut shapes);
-    shapes.1
 }
 
 /// `dict`'s tensors under prunelab's names (a `model/` pack), or every
@@ -399,15 +376,11 @@ fn map(
             parts.join("; ")
         ));
     }
-    for e in &pack.entries {
-        let (_, values) = pack.get(&e.name).expect("listed names exist");
-        let bad = values.iter().filter(|v| !v.is_finite()).count();
-        if bad > 0 {
-            return Err(format!(
-                "tensor `{}` holds {bad} NaN or infinite values",
-                e.name.trim_start_matches("model/")
-            ));
-        }
+    if let Some((name, bad)) = pack.first_non_finite("model/") {
+        return Err(format!(
+            "tensor `{}` holds {bad} NaN or infinite values",
+            name.trim_start_matches("model/")
+        ));
     }
     let read_as = format!(
         "{} ({}), {} tensors{}{}",
@@ -497,16 +470,9 @@ pub fn guess_resnet(dict: &StateDict) -> Option<ModelSpec> {
 /// weight-pruned model exports its zeros).
 pub(crate) async fn tensors(model: &Model, masks: Option<&WeightMasks>) -> Result<Pack> {
     let mut pack = Pack::new(crate::io::model_file::KIND, serde_json::Value::Null);
-    pack::push_module(&mut pack, "", model).await?;
-    for layer in masks.map(|m| m.layers.as_slice()).unwrap_or_default() {
-        if let Some(entry) = pack.entries.iter().find(|e| e.name == layer.path) {
-            let offset = entry.offset;
-            for (i, &keep) in layer.keep.iter().enumerate() {
-                if !keep {
-                    pack.data[offset + i] = 0.0;
-                }
-            }
-        }
+    match masks {
+        Some(m) => pack::push_module(&mut pack, "", &m.apply(model)).await?,
+        None => pack::push_module(&mut pack, "", model).await?,
     }
     Ok(pack)
 }

@@ -249,7 +249,7 @@ mod tests {
                 };
                 let spec = ModelSpec::named(name, &options).unwrap();
                 let model = Model::new(&spec, &device);
-                let ours: BTreeSet<String> = crate::interop::shapes(&model).into_keys().collect();
+                let ours: BTreeSet<String> = crate::io::pack::shapes(&model).into_keys().collect();
                 for naming in [Naming::default_for(&spec), Naming::torchvision()] {
                     let t = table(&spec, &naming);
                     let mapped: BTreeSet<String> = t.keys.iter().map(|k| k.ours.clone()).collect();

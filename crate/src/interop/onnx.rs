@@ -9,7 +9,6 @@
 //! cut, Pad + Gather (each channel's source). Input `input`: `[batch, C, H, W]`
 //! (`[batch, features]` for an MLP); output `logits`: `[batch, classes]`.
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 
 use super::proto::Msg;
@@ -127,15 +126,9 @@ impl Graph<'_> {
     }
 
     fn conv(&mut self, path: &str, conv: &Conv2d, x: &str) -> Result<String> {
-        let pads = match conv.padding {
-            PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
-            PaddingConfig2d::Valid => [0; 4],
-            PaddingConfig2d::Same => {
-                return Err(Error::Execution(
-                    "ONNX export: `same` padding is not used by prunelab's models".into(),
-                ));
-            }
-        };
+        let pads = crate::model::conv::pads(conv).ok_or_else(|| {
+            Error::Execution("ONNX export: `same` padding is not used by prunelab's models".into())
+        })?;
         let w = self.weight(&format!("{path}.weight"))?;
         let mut inputs = vec![x.to_string(), w];
         if conv.bias.is_some() {

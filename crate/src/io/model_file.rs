@@ -154,19 +154,14 @@ pub fn check_fits(spec: &ModelSpec, pack: &Pack, path: &Path) -> Result<()> {
     }
     // prunelab never saves a diverged model (training stops at a NaN loss),
     // and one would only evaluate to made-up numbers.
-    for e in pack.entries.iter().filter(|e| e.name.starts_with("model/")) {
-        let (_, values) = pack.get(&e.name).expect("listed names exist");
-        let bad = values.iter().filter(|v| !v.is_finite()).count();
-        if bad > 0 {
-            return Err(Error::BadCheckpoint {
-                path: path.to_path_buf(),
-                problem: format!(
-                    "tensor `{}` holds {bad} NaN or infinite values: the model diverged or \
-                     the file was edited; retrain it or use an earlier checkpoint",
-                    e.name
-                ),
-            });
-        }
+    if let Some((name, bad)) = pack.first_non_finite("model/") {
+        return Err(Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            problem: format!(
+                "tensor `{name}` holds {bad} NaN or infinite values: the model diverged or \
+                 the file was edited; retrain it or use an earlier checkpoint"
+            ),
+        });
     }
     Ok(())
 }

@@ -72,6 +72,22 @@ impl Pack {
         self.data.extend_from_slice(values);
     }
 
+    /// The first tensor under `prefix` holding NaN or infinite values, and
+    /// how many.
+    pub fn first_non_finite(&self, prefix: &str) -> Option<(&str, usize)> {
+        self.entries
+            .iter()
+            .filter(|e| e.name.starts_with(prefix))
+            .find_map(|e| {
+                let len: usize = e.shape.iter().product();
+                let bad = self.data[e.offset..e.offset + len]
+                    .iter()
+                    .filter(|v| !v.is_finite())
+                    .count();
+                (bad > 0).then_some((e.name.as_str(), bad))
+            })
+    }
+
     /// The shape and values of tensor `name`.
     pub fn get(&self, name: &str) -> Option<(&[usize], &[f32])> {
         self.entries.iter().find(|e| e.name == name).map(|e| {
@@ -201,6 +217,20 @@ impl ModuleVisitor for Collector {
         self.found
             .push((self.path.join("."), shape, tensor.flatten::<1>(0, D - 1)));
     }
+}
+
+/// Every float tensor's shape in `module`, by path (nothing is read).
+pub fn shapes<M: Module>(module: &M) -> std::collections::HashMap<String, Vec<usize>> {
+    let mut collector = Collector {
+        path: Vec::new(),
+        found: Vec::new(),
+    };
+    module.visit(&mut collector);
+    collector
+        .found
+        .into_iter()
+        .map(|(name, shape, _)| (name, shape))
+        .collect()
 }
 
 /// Adds every float tensor of `module` to `pack`, each name prefixed by `prefix`.

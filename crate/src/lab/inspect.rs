@@ -18,13 +18,7 @@ impl Lab {
 
     /// The shown model as a `.plm` file the CLI loads.
     pub async fn model_file(&self) -> Result<Vec<u8>> {
-        let masks = self.view.as_ref().and_then(|v| v.masks.clone());
-        crate::io::model_file::to_bytes_with_masks(
-            &self.shown(),
-            masks.as_ref(),
-            serde_json::to_value(&self.config).expect("plain data"),
-        )
-        .await
+        Ok(self.export(crate::interop::Format::Plm).await?.0)
     }
 
     /// The shown model as `format` (`.plm`, safetensors or ONNX), with a

@@ -101,24 +101,28 @@ pub fn resolve(path: ConvPath, device: &Device) -> ConvPath {
 /// `conv`'s forward on `x` through the chosen path.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match resolve(path(), &x.device()) {
-        ConvPath::Gemm if conv.groups == 1 && conv.dilation == [1, 1] => {
-            let pads = match &conv.padding {
-                PaddingConfig2d::Explicit(top, left, bottom, right) => {
-                    [*top, *left, *bottom, *right]
-                }
-                PaddingConfig2d::Valid => [0; 4],
-                // Not used by prunelab's layers; burn's own kernel handles it.
-                PaddingConfig2d::Same => return conv.forward(x),
-            };
-            conv2d_gemm(
+        ConvPath::Gemm if conv.groups == 1 && conv.dilation == [1, 1] => match pads(conv) {
+            Some(pads) => conv2d_gemm(
                 x,
                 conv.weight.val(),
                 conv.bias.as_ref().map(|b| b.val()),
                 conv.stride,
                 pads,
-            )
-        }
+            ),
+            // `same` padding: not used by prunelab's layers; burn's kernel handles it.
+            None => conv.forward(x),
+        },
         _ => conv.forward(x),
+    }
+}
+
+/// `conv`'s padding as (top, left, bottom, right); `None` for `same`, which
+/// depends on the input.
+pub fn pads(conv: &Conv2d) -> Option<[usize; 4]> {
+    match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([top, left, bottom, right]),
+        PaddingConfig2d::Valid => Some([0; 4]),
+        PaddingConfig2d::Same => None,
     }
 }
 

@@ -18,12 +18,22 @@ use crate::commands::run_config;
 /// Reads the model at `path`; a foreign file without prunelab's metadata is
 /// read as `configured` (or as the CIFAR ResNet its keys describe).
 pub fn load(path: &Path, configured: Option<&ModelSpec>, device: &Device) -> Result<Model> {
+    Ok(read(path, configured, device)?.1.model)
+}
+
+/// The file's bytes and the model read from them, saying how a foreign
+/// file's names were read.
+fn read(
+    path: &Path,
+    configured: Option<&ModelSpec>,
+    device: &Device,
+) -> Result<(Vec<u8>, interop::Loaded)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let loaded = interop::read_model(&bytes, path, configured, device)?;
     if let Some(how) = &loaded.read_as {
         eprintln!("{}: read as {how}", path.display());
     }
-    Ok(loaded.model)
+    Ok((bytes, loaded))
 }
 
 /// Writes `model` to `path` in the format its extension names, atomically,
@@ -63,12 +73,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
     // The configured architecture only matters for a foreign file without
     // prunelab's metadata (and one a CIFAR ResNet's keys do not describe).
     let configured = config.model_spec(args.classes, inputs).ok();
-    let device = Device::flex();
-    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
-    let loaded = interop::read_model(&bytes, &args.file, configured.as_ref(), &device)?;
-    if let Some(how) = &loaded.read_as {
-        eprintln!("{}: read as {how}", args.file.display());
-    }
+    let (bytes, loaded) = read(&args.file, configured.as_ref(), &Device::flex())?;
     // A weight-pruned .plm carries its masks: the export says what is sparse.
     let masks = match Format::sniff(&bytes) {
         Some(Format::Plm) => model_file::masks(&bytes, &args.file, &loaded.model)?,
