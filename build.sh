@@ -243,7 +243,10 @@ run_tests() {
   need_browser
   need_node_deps
   say "Rust tests (unit, integration, CLI end-to-end)"
+  # The same dependency graph as the CLI above: nothing is compiled twice.
   cargo test --release -p prunelab
+  say "ONNX exports in tract (an independent runtime; its own crate, so its features stay out of burn's graph)"
+  cargo run --release -q -p onnx-check -- target/interop
   say "browser tests (headless Chromium)"
   PRUNELAB_BIN="$BIN" node tests/browser/run.mjs
   say "browser tests of the static site (./build.sh site) under a sub-path of Python's static server"
