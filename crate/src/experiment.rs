@@ -141,7 +141,8 @@ impl ExperimentConfig {
 }
 
 /// Runs one method on `start` (trained or θ₀, as its phase needs) and
-/// measures the result against `dense`.
+/// measures the result against the dense stage (its row for the deltas,
+/// its model for a speed-up timed in this process beside the pruned one).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_method(
     config: &RunConfig,
@@ -150,14 +151,17 @@ pub async fn run_method(
     label: &str,
     options: PruneOptions,
     start: Model,
-    dense: &MethodResult,
+    reference: &Dense,
     opened: &OpenDevice,
     split: &Split,
     sink: &mut dyn Sink,
 ) -> Result<(Outcome, MethodResult)> {
+    let dense = &reference.result;
     let method_name = method;
     let method = prune::by_name(method_name)?;
     let target_v: Target = target.parse()?;
+    let stages = method.stages(&options, &config.train);
+    let scope = prune::recipe::scope(method, &options);
     prune::check_feasible(method, &options, &start.spec, &target_v)?;
     sink.emit(Event::Phase {
         name: method_name.into(),
@@ -206,6 +210,17 @@ pub async fn run_method(
         &opened.device,
     )
     .await?;
+    // Measured with a masked model too: weight-level masks do not make
+    // dense kernels faster, and the ratio shows it.
+    let paired = latency::paired(
+        &reference.model,
+        &outcome.model,
+        split,
+        config.train.batch_size,
+        &opened.device,
+        latency::PAIRED_ROUNDS,
+    )
+    .await?;
     energy::charge("eval", eval_mark);
     let spec_before = &dense_spec(dense);
     let plan = match (&outcome.plan, spec_before) {
@@ -236,11 +251,11 @@ pub async fn run_method(
         plan,
         metered: energy::Metered::since(mark, false),
         latency: Some(latency),
-        // Measured with a masked model too: weight-level masks do not make
-        // dense kernels faster, and the ratio shows it.
-        speedup: dense
-            .latency
-            .map(|d| d.batch_ms / latency.batch_ms.max(1e-9)),
+        speedup: Some(paired.speedup),
+        paired: Some(paired),
+        recipe: prune::recipe::describe(&stages),
+        stages,
+        scope,
         history: outcome.history.clone(),
         details: outcome.details.clone(),
         verdict: method.verdict(&options_used, m.test_accuracy, dense.test_accuracy),
@@ -295,6 +310,10 @@ pub async fn dense_result(
         metered: energy::Metered::since(mark, false),
         latency: Some(latency),
         speedup: Some(1.0),
+        paired: None,
+        recipe: "-".into(),
+        stages: Vec::new(),
+        scope: "-".into(),
         history,
         details: serde_json::json!({ "spec": model.spec }),
         verdict: None,
@@ -412,6 +431,18 @@ pub async fn compare(
     compare_from(config, &dense, opened, split, sink).await
 }
 
+/// Where a method of `phase` starts in a comparison: the trained dense model
+/// (after-training methods) or θ₀ (the others) — as forks, never clones:
+/// burn's `clone` shares BatchNorm running statistics, so a method that
+/// trains (or runs BN in training mode to score) would move the dense
+/// model's, and every later method would see another model.
+pub fn start_for(phase: Phase, dense: &Model, theta0: &Model) -> Model {
+    match phase {
+        Phase::AfterTraining => dense.deep_fork(),
+        _ => theta0.deep_fork(),
+    }
+}
+
 /// Every method of `config` against a dense stage already trained (by
 /// [`train_dense`], perhaps in another process): the dense row first.
 pub async fn compare_from(
@@ -423,19 +454,13 @@ pub async fn compare_from(
 ) -> Result<Vec<MethodResult>> {
     let base = &config.base;
     let device = opened.autodiff();
+    let reference = dense;
     let dense_model = &dense.model;
     let theta0 = init_model(&dense_model.spec, base.seed, &device);
-    let dense = &dense.result;
-    let mut results = vec![dense.clone()];
+    let mut results = vec![dense.result.clone()];
     for entry in &config.methods {
         let m = prune::by_name(&entry.method)?;
-        // Forks, not clones: a method that trains (or runs BN in training
-        // mode to score) must not move the dense model's running statistics,
-        // or every later method would see another model.
-        let start = match m.info().phase {
-            Phase::AfterTraining => dense_model.deep_fork(),
-            _ => theta0.deep_fork(),
-        };
+        let start = start_for(m.info().phase, dense_model, &theta0);
         let options = config.options_for(entry)?;
         let label = entry.label.clone().unwrap_or_else(|| entry.method.clone());
         let (_, result) = run_method(
@@ -445,7 +470,7 @@ pub async fn compare_from(
             &label,
             options,
             start,
-            dense,
+            reference,
             opened,
             split,
             sink,

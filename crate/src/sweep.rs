@@ -50,6 +50,11 @@ pub struct SweepMethod {
     pub targets: Vec<String>,
     #[serde(default)]
     pub label: Option<String>,
+    /// Another architecture than the base `[model]` for this entry's runs
+    /// (S4's ResNet-32 rows beside its ResNet-56 ones): each model has its
+    /// own dense reference, shared by its runs of one seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     #[serde(default)]
     pub options: serde_json::Value,
 }
@@ -116,14 +121,23 @@ impl SweepConfig {
             ));
         }
         // Every run is checked now, not hours later on some cluster node. The
-        // runs differ only in seed and method, so the data (a CSV is read) and
-        // the model they imply are checked once.
+        // runs differ only in seed, method and perhaps model, so the data (a
+        // CSV is read) is checked once and each model's spec once.
         let runs = config.runs();
         if let Some(first) = runs.first() {
             first.experiment.validate(origin)?;
-            let spec = first.experiment.checked_spec()?;
+            let mut specs: BTreeMap<String, crate::model::ModelSpec> = BTreeMap::new();
             for run in &runs[1..] {
                 run.experiment.base.validate()?;
+                let name = run.experiment.base.model.name.clone();
+                let spec = match specs.get(&name) {
+                    Some(spec) => spec.clone(),
+                    None => {
+                        let spec = run.experiment.checked_spec()?;
+                        specs.insert(name, spec.clone());
+                        spec
+                    }
+                };
                 run.experiment.validate_methods(&spec)?;
             }
         }
@@ -144,6 +158,9 @@ impl SweepConfig {
                     let label = m.label.clone().unwrap_or_else(|| m.method.clone());
                     let mut base = self.base.clone();
                     base.seed = seed;
+                    if let Some(model) = &m.model {
+                        base.model.name = model.clone();
+                    }
                     let experiment = ExperimentConfig {
                         name: self.name.clone(),
                         base,

@@ -132,6 +132,56 @@ fn s3_scores_planted_channels_by_their_nuclear_norms_on_both_routes() {
     }
 }
 
+/// Where each criterion reads its map, as its authors hook it: S3 the BN
+/// output *before* the ReLU, HRank the activation *after* it. With the
+/// planted images negated, S3's nuclear norms are unchanged (a map taken
+/// after the ReLU would be all zeros) and HRank's ranks are all zero (a map
+/// taken before it would keep them). Scored through the registry, as a run
+/// scores.
+#[test]
+fn s3_reads_the_map_before_the_relu_and_hrank_after_it() {
+    use prunelab::device::OpenDevice;
+    use prunelab::prune::{PruneOptions, Scores, Scoring, by_name};
+    let (mut data, nuclear, ranks) = planted();
+    let Features::Floats(x) = &mut data.features else {
+        unreachable!()
+    };
+    x.iter_mut().for_each(|v| *v = -*v);
+    let split = Split::new(data.clone(), data, None, "negated");
+    let model = copying_cnn();
+    let options = PruneOptions {
+        score_batches: Some(1),
+        score_batch_size: B,
+        ..PruneOptions::default()
+    };
+    let device = OpenDevice::cpu("cpu");
+    let score = |name: &str| {
+        let scoring = Scoring {
+            model: &model,
+            split: &split,
+            device: &device,
+            options: &options,
+            seed: 5,
+            augment: false,
+        };
+        match block_on(by_name(name).unwrap().score(scoring)).unwrap() {
+            Scores::Units(s) => s,
+            _ => unreachable!("{name} scores units"),
+        }
+    };
+    let (s3, hrank) = (score("energy"), score("hrank"));
+    for c in 0..3 {
+        let want = nuclear[c] / BN / B as f64;
+        let got = s3["conv1"][c] as f64;
+        assert!((got - want).abs() <= 1e-4 * want, "S3 channel {c}: {got} vs {want}");
+        let got = hrank["conv1"][c] as f64;
+        assert!(
+            got == 0.0 && ranks[c] > 0.0,
+            "HRank channel {c}: rank {got} of a map that is all negative before the ReLU"
+        );
+    }
+}
+
 #[test]
 fn the_gram_route_is_exact_for_rank_deficient_batches() {
     // A rank-1 batch of 64 rows: 63 eigenvalues of the Gram matrix are zero

@@ -133,7 +133,7 @@ fn the_report_averages_over_seeds_leads_with_the_papers_method_and_says_how_far_
         energy.accuracy.sd
     );
     assert!((energy.flops_removed.mean - 0.40).abs() < 1e-6);
-    assert_eq!(r.dense.as_ref().unwrap().seeds, 2);
+    assert_eq!(r.dense[0].seeds, 2);
     assert!(
         r.title.contains("`cpu` budget") && r.title.contains("1 runs missing"),
         "{}",

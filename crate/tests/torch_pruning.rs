@@ -245,3 +245,49 @@ fn random_and_broken_variants_miss_torch_prunings_plan() {
         );
     }
 }
+
+/// The registered `group-magnitude`, scored and ranked exactly as a run of
+/// `prunelab compare` ranks it (its stated defaults through
+/// `pipeline::ranking`, the streams switched on as its knob says), makes
+/// Torch-Pruning's plan — so a default that drifts (the normaliser, the
+/// reduction) fails here, not only in a test that builds its own options.
+#[test]
+fn the_registered_method_ranks_as_torch_pruning_does() {
+    use prunelab::device::OpenDevice;
+    use prunelab::prune::{PruneOptions, Scores, Scoring, by_name, pipeline};
+    let fx = fixture();
+    let model = formula_model();
+    let method = by_name("group-magnitude").unwrap();
+    let mut options = PruneOptions::default();
+    options.protect.residual_stream = true;
+    let split = prunelab::data::Split::new(tiny_images(2, 10, 1), tiny_images(2, 10, 2), None, "unused");
+    let device = OpenDevice::cpu("cpu");
+    let scoring = Scoring {
+        model: &model,
+        split: &split,
+        device: &device,
+        options: &options,
+        seed: 1,
+        augment: false,
+    };
+    let Scores::Units(scores) = block_on(method.score(scoring)).unwrap() else {
+        unreachable!("group-magnitude scores units")
+    };
+    let ranking = pipeline::ranking(method.info(), &options);
+    for (ratio, tp) in fx["plans"].as_object().unwrap() {
+        let target = Target::Sparsity(ratio.parse().unwrap());
+        let plan = select_units(&model.spec, &scores, &target, &ranking).unwrap();
+        let diff = differences(&plan, tp);
+        assert!(diff.is_empty(), "ratio {ratio}: the registered method's plan differs: {diff:?}");
+    }
+    // …and the comparison can tell: without the normaliser the plan differs.
+    let raw = SelectOptions {
+        normalize: Normalize::None,
+        ..ranking
+    };
+    let plan = select_units(&model.spec, &scores, &Target::Sparsity(0.5), &raw).unwrap();
+    assert!(
+        !differences(&plan, &fx["plans"]["0.5"]).is_empty(),
+        "Normalize::None matched Torch-Pruning's plan: this test could not catch it"
+    );
+}

@@ -69,6 +69,82 @@ pub async fn measure(
     })
 }
 
+/// A speed-up measured like for like: the dense and the pruned model timed
+/// in one process, at one batch, one pass each in turn (the order swapped
+/// every round, so drift and caches favour neither), after both warmed up.
+/// Each round gives one ratio; `speedup` is their median and `lo`/`hi` the
+/// interquartile range — the spread a reader needs before believing 1.9×
+/// against 1.5× for two identical architectures (which two timings taken
+/// minutes apart gave).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    pub batch: usize,
+    pub rounds: usize,
+    /// Median milliseconds per pass of each model, over the same rounds.
+    pub dense_ms: f64,
+    pub pruned_ms: f64,
+    /// Median of the per-round ratios dense / pruned.
+    pub speedup: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// Rounds of [`paired`]: enough for a stable median and quartiles.
+pub const PAIRED_ROUNDS: usize = 15;
+
+/// [`Paired`] for `dense` against `pruned` (both in eval mode) on the first
+/// `batch` training inputs.
+pub async fn paired(
+    dense: &Model,
+    pruned: &Model,
+    split: &Split,
+    batch: usize,
+    device: &Device,
+    rounds: usize,
+) -> Result<Paired> {
+    let (dense, pruned) = (dense.valid(), pruned.valid());
+    let x = inputs(split, batch, device);
+    let batch = x.dims()[0];
+    for _ in 0..WARMUP {
+        one_pass(&dense, &x).await?;
+        one_pass(&pruned, &x).await?;
+    }
+    let rounds = rounds.max(1);
+    let (mut d, mut p, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (a, b) = if round % 2 == 0 {
+            let a = one_pass(&dense, &x).await?;
+            (a, one_pass(&pruned, &x).await?)
+        } else {
+            let b = one_pass(&pruned, &x).await?;
+            (one_pass(&dense, &x).await?, b)
+        };
+        d.push(a);
+        p.push(b);
+        ratios.push(a / b.max(1e-9));
+    }
+    let quantile = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    Ok(Paired {
+        batch,
+        rounds,
+        dense_ms: quantile(&mut d, 0.5),
+        pruned_ms: quantile(&mut p, 0.5),
+        speedup: quantile(&mut ratios, 0.5),
+        lo: quantile(&mut ratios, 0.25),
+        hi: quantile(&mut ratios, 0.75),
+    })
+}
+
+/// Milliseconds of one forward pass of `x`, ended on a read.
+async fn one_pass(model: &Model, x: &Tensor<4>) -> Result<f64> {
+    let start = crate::clock::now();
+    host::floats(model.forward(x.clone()).slice([0..1, 0..1]).flatten::<1>(0, 1)).await?;
+    Ok(1000.0 * (crate::clock::now() - start))
+}
+
 /// One parameterised layer's forward time, measured alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerTime {

@@ -5,9 +5,19 @@
 //! feature map after BN, laid out as a `batch × (H·W)` matrix — one matrix per
 //! channel and batch, not one per image (that is HRank). Scores are averaged
 //! over `limit` training batches (augmented, model in eval mode):
-//! `score_c = Σ_batches ‖M_c‖_* / images`. The pruner then L1-normalises each
-//! layer's scores and ranks all filters globally (`Normalize::L1`), in one
-//! shot or iteratively with renormalisation (`step`), as the authors' code does.
+//! `score_c = Σ_batches ‖M_c‖_* / images`.
+//!
+//! How many filters each layer loses (`allocation`, the alternatives of the
+//! authors' `compute_comp_ratio.py`): by default **iteratively** — each
+//! layer's scores L1-normalised, all filters ranked globally, and removed in
+//! steps of 5% of the target measure with the survivors re-normalised after
+//! every step (`compute_ratio_iterative`, their `__main__`'s choice,
+//! `pr_step` 0.05). `one-shot` ranks once (`compute_ratio`): every score is
+//! then about `1/C_l`, so the widest layers' filters rank lowest and a FLOPs
+//! target empties the late stage first (79% of ResNet-56's parameters for
+//! 40% of its FLOPs, where the paper removes 46%). `width` scales the
+//! normalised scores by the layer width (`compute_ratio_nn`), i.e. divides by
+//! the layer's mean score.
 //!
 //! Singular values come from nalgebra. By default (`svd = "full"`) its SVD
 //! runs on `M` itself (in f64; it matches PyTorch's `svdvals` to 1e-7,
@@ -199,22 +209,60 @@ pub async fn scores(
         .collect())
 }
 
+/// How the global ranking allots the cut to layers (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocation {
+    /// L1-normalised per layer, ranked once.
+    OneShot,
+    /// L1-normalised, removed in `step`s with the survivors re-normalised.
+    #[default]
+    Iterative,
+    /// Normalised scores × layer width (each layer divided by its mean).
+    Width,
+}
+
 /// S3 (Yeom et al.).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnergyOptions {
     pub svd: Svd,
     pub criterion: Criterion,
+    pub allocation: Allocation,
+    /// The share of the target measure removed per step of the iterative
+    /// allocation (a shared `step` in `[prune]` takes precedence).
+    pub step: f32,
 }
 
-impl CheckOptions for EnergyOptions {}
+impl CheckOptions for EnergyOptions {
+    fn check(&self) -> Result<()> {
+        super::method::require(
+            self.step > 0.0 && self.step < 1.0,
+            "energy.step",
+            self.step,
+            "a share of the target per step in (0, 1)",
+        )
+    }
+}
 
 impl Default for EnergyOptions {
     fn default() -> Self {
         EnergyOptions {
             svd: Svd::Full,
             criterion: Criterion::Nuclear,
+            allocation: Allocation::Iterative,
+            step: 0.05,
         }
+    }
+}
+
+/// The selection S3's `allocation` asks for ([`MethodInfo::ranking`]).
+fn allocate(options: &super::PruneOptions, select: &mut super::select::SelectOptions) {
+    let o: EnergyOptions = options.of(INFO.name).unwrap_or_default();
+    match o.allocation {
+        Allocation::OneShot => {}
+        Allocation::Iterative => select.step = Some(options.step.unwrap_or(o.step)),
+        Allocation::Width => select.normalize = Normalize::Mean,
     }
 }
 
@@ -227,13 +275,14 @@ pub static INFO: MethodInfo = MethodInfo {
     needs_blocks: false,
     scope: Some((
         Scope::Global,
-        "authors' code (compute_ratio): per-layer L1 normalisation, one global ranking",
+        "authors' code (compute_comp_ratio.py): per-layer L1 normalisation, one global ranking",
     )),
     normalize: Some((
         Normalize::L1,
         "the authors' code: each layer's scores L1-normalised before the global ranking",
     )),
     score_batches: Some((10, "authors' code: --limit 10 batches")),
+    ranking: Some(allocate),
     finetune: Some(Finetune {
         share: 1.0,
         lr_factor: 0.1,
@@ -254,8 +303,12 @@ pub static INFO: MethodInfo = MethodInfo {
             source: "ours: the full SVD (exact); `gram` is ~10× faster but ~3e-3 low on mean-dominated maps",
         },
         Knob {
-            key: "step",
-            source: "one shot; the authors' code also prunes iteratively (step 0.01/0.05)",
+            key: "energy.allocation",
+            source: "the authors' code: compute_ratio_iterative, the default of its __main__",
+        },
+        Knob {
+            key: "energy.step",
+            source: "the authors' later parser: pr_step 0.05 (their first code: 0.01)",
         },
     ],
 };

@@ -10,14 +10,20 @@
 //! (docs/methods.md).
 //!
 //! With `accuracy_target` set, FlexRel *chooses* its model the paper's way:
-//! it sweeps δ over `sweep` and the pruning factor over [`SWEEP_FACTORS`]
-//! (no fine-tuning), measures each on the **validation** split (held out
-//! from the training data; the test split is never read here), keeps per δ
-//! the highest factor that meets the target, and returns the (δ, factor)
-//! whose model needs the fewest bytes to ship — then fine-tunes it as usual.
-//! The run's `target` is then not used. `details.best` lists each δ's best
-//! factor and bytes, and the bandwidth saved against magnitude-only pruning
-//! (δ = 0); `details.selected` is the returned model's.
+//! it sweeps δ over `sweep` and the pruning factor over `factors` (no
+//! fine-tuning), measures each on the **selection** part of the validation
+//! split (every other validation example, `select_share` of them; the test
+//! split is never read here), keeps per δ the highest factor that meets the
+//! target, and returns the (δ, factor) whose model needs the fewest bytes to
+//! ship — then fine-tunes it as usual. The run's `target` is then not used.
+//! The rest of the validation split — never seen by the choice — measures
+//! the chosen model again (`details.selected.holdout_accuracy`): a choice
+//! scored on the data it was made on flatters itself. `details.best` lists
+//! each δ's best factor and bytes and the bytes saved against magnitude-only
+//! (δ = 0) *on the selection data*; the honest saving compares the test-set
+//! rows of a FlexRel run and a δ = 0 run (`reproduce s2` does, per seed).
+//! `details.grid` states the grid's resolution: the bytes one factor step
+//! either side of the chosen one would ship.
 
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
@@ -67,6 +73,11 @@ pub struct FlexRelOptions {
     /// (0.01: one point), so that it asks the same at any training budget.
     /// One of this and `accuracy_target`.
     pub accuracy_drop: Option<f32>,
+    /// Pruning factors swept when choosing (ascending).
+    pub factors: Vec<f32>,
+    /// The share of the validation split the choice is made on (every
+    /// other example at 0.5); the rest checks the chosen model.
+    pub select_share: f32,
 }
 
 impl CheckOptions for FlexRelOptions {
@@ -99,6 +110,21 @@ impl CheckOptions for FlexRelOptions {
                 "an accuracy share 0 to 1",
             )?;
         }
+        require(
+            !self.factors.is_empty()
+                && self.factors.len() <= 100
+                && self.factors.iter().all(|&f| f > 0.0 && f < 1.0)
+                && self.factors.windows(2).all(|w| w[0] < w[1]),
+            "flexrel.factors",
+            format!("{:?}", self.factors),
+            "1 to 100 ascending factors, each in (0, 1)",
+        )?;
+        require(
+            self.select_share > 0.0 && self.select_share <= 1.0,
+            "flexrel.select_share",
+            self.select_share,
+            "(0, 1]",
+        )?;
         if let Some(d) = self.accuracy_drop {
             require(
                 share(d),
@@ -128,6 +154,8 @@ impl Default for FlexRelOptions {
             sweep: vec![0.0, 0.25, 0.5, 0.75, 1.0],
             accuracy_target: None,
             accuracy_drop: None,
+            factors: SWEEP_FACTORS.to_vec(),
+            select_share: 0.5,
         }
     }
 }
@@ -145,6 +173,7 @@ pub static INFO: MethodInfo = MethodInfo {
     )),
     normalize: None,
     score_batches: None,
+    ranking: None,
     finetune: Some(Finetune {
         share: 0.0,
         lr_factor: 0.1,
@@ -183,6 +212,14 @@ pub static INFO: MethodInfo = MethodInfo {
         Knob {
             key: "flexrel.accuracy_drop",
             source: "ours: the same target relative to the dense model's validation accuracy",
+        },
+        Knob {
+            key: "flexrel.factors",
+            source: "ours: steps of 0.1, then 0.05 above 0.8 (the paper's grid is not public)",
+        },
+        Knob {
+            key: "flexrel.select_share",
+            source: "ours: choose on half the validation split, check on the other half",
         },
     ],
 };
@@ -297,24 +334,21 @@ impl Method for FlexRel {
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             let o: FlexRelOptions = job.options.of(INFO.name)?;
+            if o.accuracy_target.is_none() && o.accuracy_drop.is_none() {
+                return pipeline::run(self, job).await;
+            }
+            let (choose, holdout) = validation_parts(&job.split.valid, o.select_share)?;
             let target = match (o.accuracy_target, o.accuracy_drop) {
                 (Some(target), _) => target,
                 (None, Some(drop)) => {
-                    // The dense model on the validation split (never the test split).
-                    let (_, dense) = evaluate(
-                        &job.model.valid(),
-                        &job.split.valid,
-                        job.split.norm,
-                        job.train.eval_batch_size,
-                        &job.device.device,
-                    )
-                    .await?;
+                    // The dense model on the selection data (never the test split).
+                    let dense = accuracy(&job, &job.model, &choose).await?;
                     (dense - drop).max(0.0)
                 }
-                (None, None) => return pipeline::run(self, job).await,
+                (None, None) => unreachable!("handled above"),
             };
             let (magnitude, relevance) = components(&job.scoring(), &o).await?;
-            let (points, best) = sweep(&job, &magnitude, &relevance, &o, target).await?;
+            let (points, best) = sweep(&job, &choose, &magnitude, &relevance, &o, target).await?;
             let chosen = select(&best).ok_or_else(|| {
                 Error::config(
                     "flexrel.accuracy_target",
@@ -323,24 +357,105 @@ impl Method for FlexRel {
                         "no δ in {:?} keeps {:.1}% validation accuracy even at a pruning factor of {}; lower the target",
                         o.sweep,
                         100.0 * target,
-                        SWEEP_FACTORS[0]
+                        o.factors[0]
                     ),
                 )
             })?;
+            let sparsity = chosen.sparsity.expect("selected points meet the target");
+            let scores = combine(&magnitude, &relevance, chosen.delta, o.norm_scope);
+            let scope = job.options.scope.unwrap_or(super::select::Scope::Global);
+            let masks = masks_for_sparsities(&scores, &[sparsity], scope)?.remove(0);
+            let holdout_accuracy = match &holdout {
+                Some(h) => Some(accuracy(&job, &masks.apply(&job.model), h).await?),
+                None => None,
+            };
+            let mut selected = serde_json::to_value(chosen).expect("plain data");
+            selected["holdout_accuracy"] = serde_json::json!(holdout_accuracy);
             let details = serde_json::json!({
                 "target": target,
                 "delta": chosen.delta,
                 "sweep": points,
                 "best": best,
-                "selected": chosen,
+                "selected": selected,
+                "grid": grid(&o, &points, chosen),
+                "select_examples": choose.len(),
+                "holdout_examples": holdout.as_ref().map_or(0, |h| h.len()),
             });
-            let sparsity = chosen.sparsity.expect("selected points meet the target");
-            let scores = combine(&magnitude, &relevance, chosen.delta, o.norm_scope);
             let mut job = job;
             job.target = super::Target::Sparsity(sparsity);
             pipeline::weight_level(job, scores, Then::Finetune, details).await
         })
     }
+}
+
+/// The validation split as (the part the choice is made on, the rest):
+/// every `1/share`-th example goes to the choice, so both parts cover the
+/// split's order (toy data sets are generated class by class).
+fn validation_parts(
+    valid: &crate::data::Dataset,
+    share: f32,
+) -> Result<(crate::data::Dataset, Option<crate::data::Dataset>)> {
+    if valid.is_empty() {
+        return Err(Error::config(
+            "data.valid_fraction",
+            0,
+            "FlexRel's accuracy target is checked on a validation split: hold one out (e.g. valid_fraction = 0.1)",
+        ));
+    }
+    let n = valid.len();
+    let k = ((n as f64 * share as f64).round() as usize).clamp(1, n);
+    // Evenly spread: example i goes to the choice when ⌊i·k/n⌋ advances.
+    let (mut choose, mut rest) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        if (i + 1) * k / n > i * k / n {
+            choose.push(i);
+        } else {
+            rest.push(i);
+        }
+    }
+    let rest = (!rest.is_empty()).then(|| valid.select(&rest));
+    Ok((valid.select(&choose), rest))
+}
+
+/// `model`'s accuracy on `data` (eval mode).
+async fn accuracy(
+    job: &Job<'_>,
+    model: &crate::model::Model,
+    data: &crate::data::Dataset,
+) -> Result<f32> {
+    let (_, a) = evaluate(
+        &model.valid(),
+        data,
+        job.split.norm,
+        job.train.eval_batch_size,
+        &job.device.device,
+    )
+    .await?;
+    Ok(a)
+}
+
+/// The grid's resolution around the choice: the factors and δs swept, and
+/// the bytes the chosen δ ships one factor step below and above the chosen
+/// factor (what the saving can move by from grid coarseness alone).
+fn grid(o: &FlexRelOptions, points: &[SweepPoint], chosen: &Best) -> serde_json::Value {
+    let at = |f: f32| {
+        points
+            .iter()
+            .find(|p| p.delta == chosen.delta && p.sparsity == f)
+            .map(|p| p.bytes)
+    };
+    let i = chosen
+        .sparsity
+        .and_then(|s| o.factors.iter().position(|&f| f == s));
+    let neighbour = |j: Option<usize>| j.and_then(|j| o.factors.get(j).copied());
+    let below = neighbour(i.and_then(|i| i.checked_sub(1)));
+    let above = neighbour(i.map(|i| i + 1));
+    serde_json::json!({
+        "factors": o.factors,
+        "deltas": o.sweep,
+        "below": below.map(|f| serde_json::json!({ "factor": f, "bytes": at(f) })),
+        "above": above.map(|f| serde_json::json!({ "factor": f, "bytes": at(f) })),
+    })
 }
 
 /// The (δ, factor) FlexRel returns: the fewest bytes among each δ's best
@@ -351,23 +466,17 @@ pub fn select(best: &[Best]) -> Option<&Best> {
         .min_by(|a, b| a.bytes.cmp(&b.bytes).then(a.delta.total_cmp(&b.delta)))
 }
 
-/// Accuracy and size at every (δ, factor), and the best factor per δ.
+/// Accuracy on `choose` (the selection part of the validation split) and
+/// size at every (δ, factor), and the best factor per δ.
 async fn sweep(
     job: &Job<'_>,
+    choose: &crate::data::Dataset,
     magnitude: &[LayerScores],
     relevance: &[Vec<f32>],
     o: &FlexRelOptions,
     target: f32,
 ) -> Result<(Vec<SweepPoint>, Vec<Best>)> {
     let deltas = &o.sweep;
-    if job.split.valid.is_empty() {
-        return Err(Error::config(
-            "data.valid_fraction",
-            0,
-            "FlexRel's accuracy target is checked on a validation split: hold one out (e.g. valid_fraction = 0.1)",
-        ));
-    }
-    let device = job.device.device.clone();
     let mut points = Vec::new();
     let mut best = Vec::new();
     for &delta in deltas {
@@ -375,19 +484,12 @@ async fn sweep(
         let mut best_here: Option<(f32, u64)> = None;
         let all = masks_for_sparsities(
             &scores,
-            SWEEP_FACTORS,
+            &o.factors,
             job.options.scope.unwrap_or(super::select::Scope::Global),
         )?;
-        for (&sparsity, masks) in SWEEP_FACTORS.iter().zip(all) {
-            let model = masks.apply(&job.model).valid();
-            let (_, accuracy) = evaluate(
-                &model,
-                &job.split.valid,
-                job.split.norm,
-                job.train.eval_batch_size,
-                &device,
-            )
-            .await?;
+        for (&sparsity, masks) in o.factors.iter().zip(all) {
+            let model = masks.apply(&job.model);
+            let accuracy = accuracy(job, &model, choose).await?;
             let bytes = size(&model.spec, Some(&masks)).bytes;
             points.push(SweepPoint {
                 delta,

@@ -116,6 +116,7 @@ pub static INFO: MethodInfo = MethodInfo {
         "Torch-Pruning: GroupMagnitudeImportance(normalizer='mean')",
     )),
     score_batches: None,
+    ranking: None,
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.1,

@@ -59,6 +59,7 @@ pub static INFO: MethodInfo = MethodInfo {
     scope: Some((Scope::PerLayer, "HRank: per-layer compress rates")),
     normalize: None,
     score_batches: Some((5, "HRank's rank generation: 5 batches of 128 (its --limit)")),
+    ranking: None,
     finetune: Some(Finetune {
         share: 0.2,
         lr_factor: 0.1,

@@ -15,7 +15,9 @@ use super::masks::{masks_from_scores, within};
 use super::method::{CheckOptions, require};
 use super::pipeline::{train_from, weight_sparsity};
 use super::select::Scope;
-use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase};
+use super::{
+    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase, PruneOptions,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -96,6 +98,7 @@ pub static INFO: MethodInfo = MethodInfo {
     scope: None,
     normalize: None,
     score_batches: None,
+    ranking: None,
     finetune: None,
     options: Some(OptionsSpec::of::<ImpOptions>()),
     knobs: &[
@@ -123,6 +126,27 @@ pub struct Imp;
 impl Method for Imp {
     fn info(&self) -> &'static MethodInfo {
         &INFO
+    }
+
+    /// One dense schedule, then each round retrains from the rewind epoch.
+    fn stages(
+        &self,
+        options: &PruneOptions,
+        train: &crate::train::TrainConfig,
+    ) -> Vec<super::recipe::Stage> {
+        let o: ImpOptions = options.of(INFO.name).unwrap_or_default();
+        let config = crate::train::TrainConfig {
+            epochs: o.epochs.unwrap_or(train.epochs),
+            ..train.clone()
+        };
+        let retrain = crate::train::TrainConfig {
+            epochs: config.epochs.saturating_sub(o.rewind_epoch) * o.rounds,
+            ..config.clone()
+        };
+        vec![
+            super::recipe::Stage::of("train", &config),
+            super::recipe::Stage::of(&format!("retrain ({} rounds)", o.rounds), &retrain),
+        ]
     }
 
     fn run<'a>(&'a self, mut job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {

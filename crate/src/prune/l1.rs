@@ -38,6 +38,7 @@ pub static INFO: MethodInfo = MethodInfo {
     scope: Some((Scope::PerLayer, "Li et al.: per-layer pruning rates")),
     normalize: None,
     score_batches: None,
+    ranking: None,
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.01,

@@ -155,6 +155,7 @@ pub static INFO: MethodInfo = MethodInfo {
         10,
         "ours: the paper does not say which data scores the blocks (UNVERIFIED)",
     )),
+    ranking: None,
     finetune: None,
     options: Some(OptionsSpec::of::<LotteryOptions>()),
     knobs: &[
@@ -220,6 +221,14 @@ pub fn candidates(spec: &ModelSpec, which: Candidates) -> Vec<BlockRef> {
             !beside_transition(at.checked_sub(1)) && !beside_transition(Some(at + 1))
         })
         .collect()
+}
+
+/// ResNet-32's candidates under `which` (for messages: the paper's smallest
+/// network, where a block criterion has a choice to make).
+fn resnet32_candidates(which: Candidates) -> usize {
+    ModelSpec::named("resnet32", &Default::default())
+        .map(|spec| candidates(&spec, which).len())
+        .unwrap_or(0)
 }
 
 /// One score per candidate block from per-weight scores (higher = keep).
@@ -290,11 +299,81 @@ impl Method for Lottery {
         &INFO
     }
 
+    /// Algorithm 2: the ticket trained from θ₀ for the whole budget;
+    /// Algorithm 1: the dense schedule, then the ticket retrained from θᵢ.
+    fn stages(
+        &self,
+        options: &PruneOptions,
+        train: &crate::train::TrainConfig,
+    ) -> Vec<super::recipe::Stage> {
+        let o: LotteryOptions = options.of(INFO.name).unwrap_or_default();
+        match o.rewind {
+            Rewind::Init => vec![super::recipe::Stage::of("train from θ₀", train)],
+            Rewind::Epoch => vec![
+                super::recipe::Stage::of("train", train),
+                super::recipe::Stage::of(
+                    &format!("retrain from epoch {}", o.rewind_epoch),
+                    &crate::train::TrainConfig {
+                        epochs: train.epochs.saturating_sub(o.rewind_epoch),
+                        ..train.clone()
+                    },
+                ),
+            ],
+        }
+    }
+
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
         Box::pin(async move {
             let o: LotteryOptions = s.options.of(INFO.name)?;
             Ok(Scores::Blocks(score_blocks(&s, &o).await?))
         })
+    }
+
+    /// `blocks=p` with p at least the number of candidates: every criterion
+    /// (GraSP, SNIP, random) then removes the same blocks, and the row
+    /// measures no criterion (ResNet-20 has 3 candidates under the paper's
+    /// rule; `blocks=3` made GraSP, SNIP and random identical).
+    fn check_target(&self, options: &PruneOptions, spec: &ModelSpec, target: &Target) -> Result<()> {
+        let Target::Blocks(p) = *target else {
+            return Ok(());
+        };
+        let o: LotteryOptions = options.of(INFO.name)?;
+        let n = candidates(spec, o.candidates).len();
+        let rule = match o.candidates {
+            Candidates::Paper => "under the paper's rule (no block beside a down-sampling block)",
+            Candidates::Identity => "(every identity-shortcut block)",
+        };
+        if p > n {
+            return Err(Error::config(
+                "target",
+                target,
+                format!(
+                    "{} has only {n} candidate blocks {rule}; lower p{}",
+                    spec.name(),
+                    if o.candidates == Candidates::Paper {
+                        " or set lottery.candidates = \"identity\""
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        if p == n && n > 0 {
+            return Err(Error::config(
+                "target",
+                target,
+                format!(
+                    "{} has exactly {n} candidate blocks {rule}, so blocks={p} removes all of them \
+                     whatever the criterion: GraSP, SNIP and random would give the same ticket. \
+                     Remove fewer (blocks=1 to {}), use a deeper ResNet (resnet32 has {}), or \
+                     admit more candidates (lottery.candidates = \"identity\")",
+                    spec.name(),
+                    n - 1,
+                    resnet32_candidates(o.candidates),
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Eq. 1: the ticket wins when `Acc(F′) + ξ ≥ Acc(F)`.

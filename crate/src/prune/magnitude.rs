@@ -43,6 +43,7 @@ pub static INFO: MethodInfo = MethodInfo {
     scope: Some((Scope::Global, "global magnitude (FlexRel's δ = 0)")),
     normalize: None,
     score_batches: None,
+    ranking: None,
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.1,

@@ -64,7 +64,14 @@ pub struct MethodInfo {
     pub normalize: Option<(Normalize, &'static str)>,
     /// Scoring batches when `score_batches` is not set (data-driven criteria).
     pub score_batches: Option<(usize, &'static str)>,
-    /// Fine-tuning when `finetune_epochs` is not set (after-training methods).
+    /// Its own say in how its units are ranked, from its options (S3's
+    /// allocation: one shot, iterative, width-scaled), applied after
+    /// `scope` / `normalize` above.
+    #[serde(skip)]
+    pub ranking: Option<fn(&PruneOptions, &mut super::select::SelectOptions)>,
+    /// Its paper's fine-tuning (after-training methods), used for unset
+    /// `finetune_epochs` / `finetune_lr` only with `finetune_recipe = "paper"`
+    /// ([`super::recipe`]; comparisons share one recipe by default).
     pub finetune: Option<Finetune>,
     /// Its own options (`[prune.<name>]`), if it has any.
     #[serde(skip)]
@@ -248,6 +255,19 @@ pub trait Method: Sync {
         Ok(())
     }
 
+    /// Refuses a target the method could meet but not meaningfully (S4 asked
+    /// to remove every candidate block: every criterion then removes the
+    /// same ones), before anything trains.
+    fn check_target(
+        &self,
+        options: &PruneOptions,
+        spec: &crate::model::ModelSpec,
+        target: &Target,
+    ) -> Result<()> {
+        let _ = (options, spec, target);
+        Ok(())
+    }
+
     /// What a run with `options` removes: the method's granularity, unless
     /// an option decides (the random baseline's `unit`).
     fn removes(&self, options: &PruneOptions) -> Result<Granularity> {
@@ -259,6 +279,14 @@ pub trait Method: Sync {
     /// for its phase (select, cut or mask, then fine-tune or train).
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         super::pipeline::run(self, job)
+    }
+
+    /// What the run trains, stage by stage, under `options` and the
+    /// training settings `train` (the report's recipe column). By default
+    /// from the phase ([`super::recipe::default_stages`]); a method with a
+    /// schedule of its own says it.
+    fn stages(&self, options: &PruneOptions, train: &TrainConfig) -> Vec<super::recipe::Stage> {
+        super::recipe::default_stages(self.info(), options, train)
     }
 
     /// A method's own judgement of a finished result against the dense
@@ -309,16 +337,22 @@ pub fn defaults(info: &MethodInfo) -> Vec<StatedDefault> {
     if let Some((n, source)) = info.score_batches {
         push("score_batches", n.to_string(), source);
     }
+    let recipe = |f: Finetune| {
+        format!(
+            "{:.0}% of the training epochs at {}× the training rate",
+            100.0 * f.share,
+            f.lr_factor
+        )
+    };
     match info.finetune {
-        Some(f) => push(
-            "finetune_epochs",
-            format!(
-                "{:.0}% of the training epochs at {}× the training rate",
-                100.0 * f.share,
-                f.lr_factor
-            ),
-            f.source,
-        ),
+        Some(f) => {
+            push(
+                "finetune_epochs",
+                recipe(super::recipe::SHARED),
+                super::recipe::SHARED.source,
+            );
+            push("finetune_recipe = \"paper\"", recipe(f), f.source);
+        }
         None => push(
             "finetune_epochs",
             "none".into(),

@@ -35,6 +35,7 @@ pub mod plan;
 pub mod polar;
 pub mod polarization;
 pub mod random;
+pub mod recipe;
 pub mod select;
 pub mod slimming;
 pub mod snip;
@@ -142,7 +143,7 @@ pub fn check_feasible(
             ),
         ));
     }
-    match (method.removes(options)?, target) {
+    let fits = match (method.removes(options)?, target) {
         (Granularity::Blocks, Target::Blocks(n)) if (1..=blocks).contains(n) => Ok(()),
         (Granularity::Blocks, Target::Blocks(_)) if blocks == 0 => Err(Error::config(
             "target",
@@ -173,5 +174,8 @@ pub fn check_feasible(
             target,
             format!("{} takes macs=F or params=F (the share removed)", info.name),
         )),
-    }
+    };
+    fits?;
+    // Reachable, so now whether it means anything (S4: blocks=p of p candidates).
+    method.check_target(options, spec, target)
 }

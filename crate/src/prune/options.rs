@@ -51,11 +51,15 @@ pub struct PruneOptions {
     /// HRank-style fixed pruning rates, one per prunable layer (overrides `target`).
     pub rates: Option<Vec<f32>>,
     /// Epochs of fine-tuning after pruning (after-training methods). Unset:
-    /// each method's paper's (`prunelab methods` lists them).
+    /// the `finetune_recipe`'s share of the training epochs.
     pub finetune_epochs: Option<usize>,
-    /// Learning rate for fine-tuning (default: the method's factor × the
-    /// training config's `lr`).
+    /// Learning rate for fine-tuning (default: the `finetune_recipe`'s
+    /// factor × the training config's `lr`).
     pub finetune_lr: Option<f64>,
+    /// Where unset fine-tuning settings come from: one shared recipe for
+    /// every method (the default: comparisons need it) or each method's
+    /// paper's (`paper`; [`super::recipe`]).
+    pub finetune_recipe: super::recipe::Recipe,
     /// Batches used to score (S3's `limit`, SNIP/GraSP batches). Unset: the
     /// method's paper's.
     pub score_batches: Option<usize>,
@@ -85,6 +89,7 @@ impl PruneOptions {
             rates: None,
             finetune_epochs: None,
             finetune_lr: None,
+            finetune_recipe: super::recipe::Recipe::Shared,
             score_batches: None,
             score_batch_size: 128,
             iterative_steps: 1,

@@ -73,23 +73,11 @@ pub async fn train_configured(
     Ok((trainer.model, trainer.progress.history))
 }
 
-/// The training settings for fine-tuning: `finetune_epochs` at
-/// `finetune_lr`, each defaulting to the method's own ([`super::Finetune`]).
+/// The training settings for fine-tuning ([`super::recipe::finetune_config`]:
+/// `finetune_epochs` at `finetune_lr`, unset ones from the shared recipe or,
+/// with `finetune_recipe = "paper"`, the method's own).
 pub fn finetune_config(job: &Job<'_>) -> TrainConfig {
-    let (share, factor) = job
-        .info
-        .finetune
-        .map_or((0.0, 0.1), |f| (f.share, f.lr_factor));
-    TrainConfig {
-        epochs: job
-            .options
-            .finetune_epochs
-            .unwrap_or((share as f64 * job.train.epochs as f64).round() as usize),
-        lr: job.options.finetune_lr.unwrap_or(job.train.lr * factor),
-        // A trained model at a tenth of the rate needs no warm-up.
-        warmup_epochs: 0,
-        ..job.train.clone()
-    }
+    super::recipe::finetune_config(job.info, &job.options, &job.train)
 }
 
 /// The default run: the method's scores, then by what they score — units:
@@ -235,13 +223,17 @@ pub fn select_options(job: &Job<'_>) -> SelectOptions {
 /// ranks exactly as a run does).
 pub fn ranking(info: &MethodInfo, options: &PruneOptions) -> SelectOptions {
     let default = info.scope.map_or(Scope::Global, |(s, _)| s);
-    SelectOptions {
+    let mut select = SelectOptions {
         scope: options.scope.unwrap_or(default),
         normalize: info.normalize.map_or(options.normalize, |(n, _)| n),
         protect: options.protect.clone(),
         step: options.step,
         latency: None,
+    };
+    if let Some(own) = info.ranking {
+        own(options, &mut select);
     }
+    select
 }
 
 /// Structured pruning from unit scores: select for the target (or the fixed

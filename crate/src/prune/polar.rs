@@ -24,6 +24,7 @@ use super::{
     BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
     Scores, Scoring,
 };
+use super::PruneOptions;
 use crate::error::Result;
 use crate::train::optim::{Optimizer, Polar as Penalty};
 
@@ -80,6 +81,7 @@ pub static INFO: MethodInfo = MethodInfo {
     )),
     normalize: None,
     score_batches: None,
+    ranking: None,
     finetune: Some(Finetune {
         share: 1.0,
         lr_factor: 1.0,
@@ -107,6 +109,14 @@ pub struct PolarMethod;
 impl Method for PolarMethod {
     fn info(&self) -> &'static MethodInfo {
         &INFO
+    }
+
+    fn stages(
+        &self,
+        options: &PruneOptions,
+        train: &crate::train::TrainConfig,
+    ) -> Vec<super::recipe::Stage> {
+        super::slimming::penalised_stages(&INFO, options, train)
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {

@@ -54,7 +54,9 @@ use super::method::{CheckOptions, require};
 use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
-use super::{BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase};
+use super::{
+    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase, PruneOptions,
+};
 use crate::data::Split;
 use crate::data::loader::{Batch, Loader};
 use crate::error::{Error, Result};
@@ -215,6 +217,7 @@ pub static INFO: MethodInfo = MethodInfo {
     scope: None,
     normalize: None,
     score_batches: None,
+    ranking: None,
     finetune: None,
     options: Some(OptionsSpec::of::<PolarizationOptions>()),
     knobs: &[
@@ -900,11 +903,33 @@ impl Method for Polarization {
         &INFO
     }
 
+    /// One gated pass from θ₀; no fine-tuning.
+    fn stages(
+        &self,
+        options: &PruneOptions,
+        train: &TrainConfig,
+    ) -> Vec<super::recipe::Stage> {
+        let epochs = options
+            .of::<PolarizationOptions>(INFO.name)
+            .ok()
+            .and_then(|o| o.epochs)
+            .unwrap_or(train.epochs);
+        vec![super::recipe::Stage::of(
+            "gated pass from θ₀",
+            &TrainConfig {
+                epochs,
+                ..train.clone()
+            },
+        )]
+    }
+
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
             let device = job.device.autodiff();
+            // A fork: the pass trains its model in place, and the model it
+            // was handed (θ₀ in a comparison) must stay as it was.
             let mut run = PolarizationRun::new(
-                job.model,
+                job.model.deep_fork(),
                 job.target,
                 job.options.of::<PolarizationOptions>(INFO.name)?,
                 job.train.clone(),

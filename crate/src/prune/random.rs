@@ -90,6 +90,7 @@ pub static INFO: MethodInfo = MethodInfo {
     )),
     normalize: None,
     score_batches: None,
+    ranking: None,
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.01,

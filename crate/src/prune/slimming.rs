@@ -18,6 +18,7 @@ use super::{
     BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
     Scores, Scoring,
 };
+use super::PruneOptions;
 use crate::error::{Error, Result};
 use crate::host;
 use crate::model::{Model, Net};
@@ -119,6 +120,7 @@ pub static INFO: MethodInfo = MethodInfo {
     scope: Some((Scope::Global, "Liu et al.: one global threshold on |γ|")),
     normalize: None,
     score_batches: None,
+    ranking: None,
     finetune: Some(Finetune {
         share: 1.0,
         lr_factor: 1.0,
@@ -136,6 +138,14 @@ pub struct Slimming;
 impl Method for Slimming {
     fn info(&self) -> &'static MethodInfo {
         &INFO
+    }
+
+    fn stages(
+        &self,
+        options: &PruneOptions,
+        train: &crate::train::TrainConfig,
+    ) -> Vec<super::recipe::Stage> {
+        penalised_stages(&INFO, options, train)
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
@@ -172,6 +182,22 @@ impl Method for Slimming {
             penalise_then_cut(job, penalty, serde_json::json!({ "lambda": lambda })).await
         })
     }
+}
+
+/// What the BN-scale methods train: the penalised pass from θ₀ for the
+/// training budget, then the fine-tuning of the cut network.
+pub fn penalised_stages(
+    info: &MethodInfo,
+    options: &PruneOptions,
+    train: &crate::train::TrainConfig,
+) -> Vec<super::recipe::Stage> {
+    vec![
+        super::recipe::Stage::of("sparse pass from θ₀", train),
+        super::recipe::Stage::of(
+            "fine-tune",
+            &super::recipe::finetune_config(info, options, train),
+        ),
+    ]
 }
 
 /// The flow of the BN-scale methods (slimming, Polar): train from θ₀ for the

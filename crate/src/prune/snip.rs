@@ -29,6 +29,7 @@ pub static INFO: MethodInfo = MethodInfo {
     scope: None,
     normalize: None,
     score_batches: Some((1, "Lee et al.: one mini-batch of training data")),
+    ranking: None,
     finetune: None,
     options: None,
     knobs: &[Knob {

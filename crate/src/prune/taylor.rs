@@ -69,6 +69,7 @@ pub static INFO: MethodInfo = MethodInfo {
         10,
         "ours: Molchanov et al. accumulate over the minibatches between pruning steps",
     )),
+    ranking: None,
     finetune: Some(Finetune {
         share: 0.25,
         lr_factor: 0.01,

@@ -78,10 +78,25 @@ pub struct MethodResult {
     /// Measured forward latency on the run's device (`metrics::latency`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,
-    /// Dense latency over this row's, at the training batch: the speed-up
-    /// actually measured, beside `1 / (1 − macs_reduction)` predicted.
+    /// Dense latency over this row's at the training batch, both timed in
+    /// this row's process in alternation (`paired`: the median of the
+    /// per-round ratios): the speed-up actually measured, beside
+    /// `1 / (1 − macs_reduction)` predicted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speedup: Option<f64>,
+    /// The paired timing `speedup` comes from, with its interquartile range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<crate::metrics::latency::Paired>,
+    /// What the row trained after (or instead of) pruning, as one line
+    /// (`fine-tune 15 ep @ 0.002 cosine`), and stage by stage.
+    #[serde(default)]
+    pub recipe: String,
+    #[serde(default)]
+    pub stages: Vec<crate::prune::recipe::Stage>,
+    /// How the method ranked what it removed (`global`, `per-layer`,
+    /// `global, l1-normalised`, `blocks`, `learned gates`).
+    #[serde(default)]
+    pub scope: String,
     pub history: Vec<EpochMetrics>,
     pub details: serde_json::Value,
     /// The method's own judgement against the dense row (S4: Eq. 1's
@@ -121,7 +136,13 @@ pub async fn measure(
     )
     .await?;
     let counted = count(&model.spec);
-    let sized = size(&model.spec, masks);
+    // A weight-level model is sized by the zeros it holds, not by the mask
+    // that came with it (`WeightMasks::held_by`).
+    let held = match masks {
+        Some(_) => Some(WeightMasks::held_by(model).await?),
+        None => None,
+    };
+    let sized = size(&model.spec, held.as_ref());
     Ok(Measured {
         test_accuracy,
         test_loss,

@@ -42,6 +42,12 @@ pub struct Ours {
     pub label: String,
     pub method: String,
     pub target: String,
+    /// The architecture (a reproduction may run more than one: S4).
+    pub model: String,
+    /// How it ranked and what it trained after pruning (the first seed's;
+    /// the same for every seed of a row).
+    pub scope: String,
+    pub recipe: String,
     pub seeds: usize,
     /// Percent.
     pub accuracy: Stat,
@@ -51,8 +57,15 @@ pub struct Ours {
     pub flops_removed: Stat,
     /// Bytes to ship the model, removed (the weight methods' "bandwidth").
     pub bytes_removed: Stat,
-    /// Measured forward speed-up over the dense model at the training batch.
+    /// Measured forward (inference) speed-up over the dense model at the
+    /// training batch, both timed in one process in alternation.
     pub speedup: Option<Stat>,
+    /// Training time of the dense model over this row's, for rows that
+    /// train the whole budget themselves (at initialisation: S4's claim).
+    pub train_speedup: Option<Stat>,
+    /// Where the cut went, per stage (S3: the kept widths; S4: the blocks
+    /// removed), averaged over seeds.
+    pub structure: Option<String>,
     /// Seconds of training (the dense model's own, or the method's training
     /// and fine-tuning), from the epochs' clocks.
     pub train_seconds: Stat,
@@ -69,7 +82,9 @@ pub struct Report {
     pub budget: Budget,
     pub title: String,
     pub claim: &'static str,
-    pub dense: Option<Ours>,
+    /// Our dense model of each architecture the reproduction runs (the
+    /// paper's first).
+    pub dense: Vec<Ours>,
     pub ours: Vec<Ours>,
     pub published: Vec<Published>,
     pub verdict: String,
@@ -81,7 +96,53 @@ fn train_seconds(m: &MethodResult) -> f64 {
     m.history.iter().map(|h| h.seconds).sum()
 }
 
-fn summarise(label: &str, members: &[&MethodResult]) -> Ours {
+/// The architecture a row ran on: its dense reference's spec.
+fn model_of(dense: &MethodResult) -> String {
+    dense
+        .details
+        .get("spec")
+        .and_then(|s| serde_json::from_value::<crate::model::ModelSpec>(s.clone()).ok())
+        .map_or_else(|| "?".into(), |s| s.name().to_string())
+}
+
+/// `stage3.block4.conv1 64→20` lines → mean kept width per stage and kind
+/// (`stage3 conv1 64→20.4`), and removed blocks per stage
+/// (`stage3: 5.0 blocks`), over `members`.
+fn structure(members: &[&MethodResult]) -> Option<String> {
+    let mut widths: BTreeMap<String, (usize, f64, usize)> = BTreeMap::new();
+    let mut blocks: BTreeMap<String, f64> = BTreeMap::new();
+    for m in members {
+        for line in &m.plan {
+            if let Some((layer, change)) = line.split_once(' ')
+                && let Some((from, to)) = change.split_once('→')
+                && let (Ok(from), Ok(to)) = (from.parse::<usize>(), to.parse::<usize>())
+            {
+                let mut parts = layer.split('.');
+                let stage = parts.next().unwrap_or_default();
+                let kind = layer.rsplit('.').next().unwrap_or_default();
+                let e = widths.entry(format!("{stage} {kind}")).or_insert((from, 0.0, 0));
+                e.1 += to as f64;
+                e.2 += 1;
+            }
+        }
+        if let Some(removed) = m.details.get("removed").and_then(|r| r.as_array()) {
+            for b in removed.iter().filter_map(|b| b.as_str()) {
+                let stage = b.split('.').next().unwrap_or_default();
+                *blocks.entry(stage.to_string()).or_default() += 1.0 / members.len() as f64;
+            }
+        }
+    }
+    let mut parts: Vec<String> = widths
+        .iter()
+        .map(|(k, (from, sum, n))| format!("{k} {from}→{:.1}", sum / *n as f64))
+        .collect();
+    parts.extend(blocks.iter().map(|(s, n)| format!("{s}: {n:.1} blocks removed")));
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// One row over its seeds; `dense_secs[i]` is the training time of the
+/// dense model `members[i]` is measured against.
+fn summarise(label: &str, members: &[&MethodResult], dense_secs: &[Option<f64>]) -> Ours {
     let stat = |f: &dyn Fn(&MethodResult) -> f64| {
         Stat::of(&members.iter().map(|m| f(m)).collect::<Vec<_>>()).unwrap_or(Stat {
             mean: f64::NAN,
@@ -90,10 +151,24 @@ fn summarise(label: &str, members: &[&MethodResult]) -> Ours {
     };
     let speedups: Option<Vec<f64>> = members.iter().map(|m| m.speedup).collect();
     let energy: Option<Vec<f64>> = members.iter().map(|m| m.metered.energy_j).collect();
+    // Only rows that train the whole budget compare their training time.
+    let train_speedups: Option<Vec<f64>> = members
+        .iter()
+        .zip(dense_secs)
+        .map(|(m, d)| {
+            let own = train_seconds(m);
+            (m.phase == "at-init" && own > 0.0)
+                .then(|| d.map(|d| d / own))
+                .flatten()
+        })
+        .collect();
     Ours {
         label: label.to_string(),
         method: members[0].method.clone(),
         target: members[0].target.clone(),
+        model: String::new(),
+        scope: members[0].scope.clone(),
+        recipe: members[0].recipe.clone(),
         seeds: members.len(),
         accuracy: stat(&|m| 100.0 * m.test_accuracy as f64),
         delta: stat(&|m| m.delta_vs_dense as f64),
@@ -101,6 +176,8 @@ fn summarise(label: &str, members: &[&MethodResult]) -> Ours {
         flops_removed: stat(&|m| m.macs_reduction),
         bytes_removed: stat(&|m| m.bytes_reduction),
         speedup: speedups.and_then(|v| Stat::of(&v)),
+        train_speedup: train_speedups.and_then(|v| Stat::of(&v)),
+        structure: structure(members),
         train_seconds: stat(&train_seconds),
         energy_joules: energy.and_then(|v| Stat::of(&v)),
         details: members
@@ -115,26 +192,69 @@ fn summarise(label: &str, members: &[&MethodResult]) -> Ours {
 
 /// The report of `records` (a reproduction's `runs/*.json`).
 pub fn build(seed: Seed, budget: Budget, records: &[RunRecord], missing: usize) -> Report {
-    let mut dense: BTreeMap<u64, &MethodResult> = BTreeMap::new();
-    let mut groups: BTreeMap<String, Vec<&MethodResult>> = BTreeMap::new();
+    // One dense model per (architecture, seed); rows by label.
+    let mut dense: BTreeMap<(String, u64), &MethodResult> = BTreeMap::new();
+    // Rows by (label, target): a label may run several targets (S4's p = 1…5).
+    let mut groups: BTreeMap<(String, String), Vec<(&MethodResult, String, u64)>> =
+        BTreeMap::new();
     let mut order = Vec::new();
+    let mut models = Vec::new();
     for r in records {
-        if let Some(d) = r.results.first() {
-            dense.entry(r.seed).or_insert(d);
+        let Some(d) = r.results.first() else { continue };
+        let model = model_of(d);
+        if !models.contains(&model) {
+            models.push(model.clone());
         }
+        dense.entry((model.clone(), r.seed)).or_insert(d);
         for m in r.results.iter().skip(1) {
-            if !groups.contains_key(&m.label) {
-                order.push(m.label.clone());
+            let key = (m.label.clone(), m.target.clone());
+            if !groups.contains_key(&key) {
+                order.push(key.clone());
             }
-            groups.entry(m.label.clone()).or_default().push(m);
+            groups
+                .entry(key)
+                .or_default()
+                .push((m, model.clone(), r.seed));
         }
     }
     // The paper's method first, then its baselines as the file lists them.
-    order.sort_by_key(|l| l != seed.method());
-    let ours: Vec<Ours> = order.iter().map(|l| summarise(l, &groups[l])).collect();
-    let dense_members: Vec<&MethodResult> = dense.values().copied().collect();
-    let dense = (!dense_members.is_empty()).then(|| summarise("dense", &dense_members));
-    let seeds = dense_members.len();
+    order.sort_by_key(|(l, _)| l != seed.method());
+    let dense_train = |model: &str, seed: u64| {
+        dense
+            .get(&(model.to_string(), seed))
+            .map(|d| train_seconds(d))
+            .filter(|&t| t > 0.0)
+    };
+    let ours: Vec<Ours> = order
+        .iter()
+        .map(|key| {
+            let rows = &groups[key];
+            let members: Vec<&MethodResult> = rows.iter().map(|(m, _, _)| *m).collect();
+            let dense_secs: Vec<Option<f64>> =
+                rows.iter().map(|(_, model, s)| dense_train(model, *s)).collect();
+            let mut o = summarise(&key.0, &members, &dense_secs);
+            o.model = rows[0].1.clone();
+            o
+        })
+        .collect();
+    // The main architecture (the paper's method's) first.
+    if let Some(main) = ours.iter().find(|o| o.label == seed.method()) {
+        models.sort_by_key(|m| *m != main.model);
+    }
+    let dense: Vec<Ours> = models
+        .iter()
+        .map(|model| {
+            let members: Vec<&MethodResult> = dense
+                .iter()
+                .filter(|((m, _), _)| m == model)
+                .map(|(_, d)| *d)
+                .collect();
+            let mut o = summarise(&format!("dense {model}"), &members, &[]);
+            o.model = model.clone();
+            o
+        })
+        .collect();
+    let seeds = dense.first().map_or(0, |d| d.seeds);
     let title = format!(
         "{} reproduced at the `{}` budget — {} seed{}{}",
         seed.name().to_uppercase(),
@@ -147,7 +267,7 @@ pub fn build(seed: Seed, budget: Budget, records: &[RunRecord], missing: usize) 
             String::new()
         }
     );
-    let verdict = verdict(seed, budget, dense.as_ref(), &ours);
+    let verdict = verdict(seed, budget, dense.first(), &ours, records);
     Report {
         seed,
         budget,
@@ -165,9 +285,106 @@ fn pct(s: f64) -> String {
     format!("{:.1}%", 100.0 * s)
 }
 
+/// The paper's method against each baseline at its target: the difference
+/// of mean Δ and whether it exceeds the seeds' spread (the two standard
+/// deviations added), so a table never ranks within the noise.
+fn separations(main: &Ours, ours: &[Ours]) -> String {
+    let parts: Vec<String> = ours
+        .iter()
+        .filter(|o| o.label != main.label && o.target == main.target && o.model == main.model)
+        .map(|o| {
+            let gap = main.delta.mean - o.delta.mean;
+            let spread = main.delta.sd + o.delta.sd;
+            let word = if main.seeds < 2 || o.seeds < 2 {
+                "one seed: no spread to judge by"
+            } else if gap.abs() > spread {
+                if gap > 0.0 { "beats it" } else { "loses to it" }
+            } else {
+                "within the spread"
+            };
+            format!("vs {} {gap:+.2} pts (spread {spread:.2}: {word})", o.label)
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join(", "))
+    }
+}
+
+/// S2's saving, seed by seed on the **test** rows: 1 − bytes(FlexRel) /
+/// bytes(magnitude-only, the δ = 0 row of the same seed and target), with
+/// both rows' test accuracies (the target was chosen on validation data).
+fn s2_saving(records: &[RunRecord]) -> Option<(Stat, Stat, Stat)> {
+    let mut by_seed: BTreeMap<u64, (Option<&MethodResult>, Option<&MethodResult>)> =
+        BTreeMap::new();
+    for r in records {
+        for m in r.results.iter().skip(1) {
+            let e = by_seed.entry(r.seed).or_default();
+            if m.label == "flexrel" {
+                e.0 = Some(m);
+            } else if m.label.starts_with("magnitude-only") {
+                e.1 = Some(m);
+            }
+        }
+    }
+    let pairs: Vec<(&MethodResult, &MethodResult)> = by_seed
+        .values()
+        .filter_map(|(f, m)| Some(((*f)?, (*m)?)))
+        .collect();
+    let saving: Vec<f64> = pairs
+        .iter()
+        .map(|(f, m)| 1.0 - f.bytes as f64 / m.bytes.max(1) as f64)
+        .collect();
+    let acc = |pick: &dyn Fn(&(&MethodResult, &MethodResult)) -> f32| {
+        Stat::of(&pairs.iter().map(|p| 100.0 * pick(p) as f64).collect::<Vec<_>>())
+    };
+    Some((
+        Stat::of(&saving)?,
+        acc(&|p| p.0.test_accuracy)?,
+        acc(&|p| p.1.test_accuracy)?,
+    ))
+}
+
+/// S2's grid, as its first run chose it: the δs and factors swept and what
+/// one factor step either side of the chosen one would ship.
+fn s2_grid(main: &Ours) -> String {
+    let Some(d) = main.details.first().map(|d| &d["details"]) else {
+        return String::new();
+    };
+    let list = |v: &serde_json::Value| {
+        v.as_array().map_or(String::new(), |a| {
+            a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+        })
+    };
+    let chosen = d["selected"]["bytes"].as_f64().unwrap_or(f64::NAN);
+    let step = |side: &str| {
+        d["grid"][side]["bytes"].as_f64().map(|b| {
+            format!(
+                "{} {:+.1}% bytes",
+                d["grid"][side]["factor"],
+                100.0 * (b / chosen - 1.0)
+            )
+        })
+    };
+    let steps: Vec<String> = ["below", "above"].iter().filter_map(|s| step(s)).collect();
+    format!(
+        " The grid: δ ∈ {{{}}}, factors {{{}}}; one factor step from the choice ships {}.",
+        list(&d["grid"]["deltas"]),
+        list(&d["grid"]["factors"]),
+        if steps.is_empty() { "–".into() } else { steps.join(" / ") }
+    )
+}
+
 /// One honest line: what our run of the paper's method achieved at this
 /// budget, beside what the paper reports at its own.
-fn verdict(seed: Seed, budget: Budget, dense: Option<&Ours>, ours: &[Ours]) -> String {
+fn verdict(
+    seed: Seed,
+    budget: Budget,
+    dense: Option<&Ours>,
+    ours: &[Ours],
+    records: &[RunRecord],
+) -> String {
     let Some(main) = ours.iter().find(|o| o.label == seed.method()) else {
         return format!("no {} row finished yet", seed.method());
     };
@@ -179,18 +396,7 @@ fn verdict(seed: Seed, budget: Budget, dense: Option<&Ours>, ours: &[Ours]) -> S
             format!("gains {d:.2} pts")
         }
     };
-    // The best baseline at the same target, for "better than related methods".
-    let baseline = ours
-        .iter()
-        .filter(|o| o.label != main.label && o.target == main.target)
-        .max_by(|a, b| a.delta.mean.total_cmp(&b.delta.mean));
-    let against = baseline.map_or(String::new(), |o| {
-        format!(
-            "; the best baseline at the same target ({}) {}",
-            o.label,
-            loses(o.delta.mean)
-        )
-    });
+    let against = separations(main, ours);
     match seed {
         Seed::S1 => format!(
             "at the {b} budget S1 {} at −{} parameters (−{} FLOPs) in one pass{against}; \
@@ -200,27 +406,27 @@ fn verdict(seed: Seed, budget: Budget, dense: Option<&Ours>, ours: &[Ours]) -> S
             pct(main.flops_removed.mean)
         ),
         Seed::S2 => {
-            let saving: Vec<f64> = main
-                .details
-                .iter()
-                .filter_map(|d| {
-                    let selected = d["details"]["selected"]["delta"].as_f64()?;
-                    d["details"]["best"].as_array()?.iter().find_map(|b| {
-                        (b["delta"].as_f64()? == selected)
-                            .then(|| b["saving_vs_magnitude"].as_f64())
-                            .flatten()
-                    })
-                })
-                .collect();
-            let saved = Stat::of(&saving).map_or(
-                "not measured (no δ = 0 point met the target)".into(),
-                |s| format!("{} ± {}", pct(s.mean), pct(s.sd)),
+            let saved = s2_saving(records).map_or(
+                "not measured (no seed has both a FlexRel and a magnitude-only row)".into(),
+                |(s, f, m)| {
+                    format!(
+                        "{} ± {} fewer bytes than magnitude-only on the test rows (FlexRel {:.2} ± {:.2}%, \
+                         magnitude-only {:.2} ± {:.2}% test accuracy)",
+                        pct(s.mean),
+                        pct(s.sd),
+                        f.mean,
+                        f.sd,
+                        m.mean,
+                        m.sd
+                    )
+                },
             );
             format!(
-                "at the {b} budget FlexRel ships {} fewer bytes than the dense model and saves {saved} \
-                 against magnitude-only at the same accuracy target ({} vs our dense); the paper: > 35% on VGG-16/ImageNet",
+                "at the {b} budget FlexRel ships {} fewer bytes than the dense model ({} vs our dense) and {saved}; \
+                 the paper: > 35% on VGG-16/ImageNet.{}",
                 pct(main.bytes_removed.mean),
-                loses(main.delta.mean)
+                loses(main.delta.mean),
+                s2_grid(main)
             )
         }
         Seed::S3 => format!(
@@ -234,18 +440,16 @@ fn verdict(seed: Seed, budget: Budget, dense: Option<&Ours>, ours: &[Ours]) -> S
                 d.accuracy.mean
             ))
         ),
-        Seed::S4 => {
-            let faster = dense
-                .filter(|_| main.train_seconds.mean > 0.0)
-                .map(|d| d.train_seconds.mean / main.train_seconds.mean);
-            format!(
-                "at the {b} budget S4 {} at −{} FLOPs, training {}{against}; \
-                 the paper: accuracy ≥ dense at −45% FLOPs, 2.03× faster training",
-                loses(main.delta.mean),
-                pct(main.flops_removed.mean),
-                faster.map_or("time not measured".into(), |f| format!("{f:.2}× faster"))
-            )
-        }
+        Seed::S4 => format!(
+            "at the {b} budget S4 {} at −{} FLOPs, training {}{against}; \
+             the paper: accuracy ≥ dense at −45% FLOPs, 2.03× faster training",
+            loses(main.delta.mean),
+            pct(main.flops_removed.mean),
+            main.train_speedup.map_or("time not measured".into(), |f| format!(
+                "{:.2}× faster than the dense model",
+                f.mean
+            ))
+        ),
     }
 }
 
@@ -265,37 +469,41 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut md = format!("### {}\n\n", self.title);
         md += &format!("The paper's claim: {}.\n\n", self.claim);
-        md += "| row | source | accuracy (%) | Δ vs dense (pts) | params removed | FLOPs removed | speed-up (measured) | training (s) | energy |\n";
-        md += "|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+        md += "| row | model | ranking | trained after pruning | accuracy (%) | Δ vs dense (pts) | params removed | FLOPs removed | inference speed-up (measured) | training speed-up | training (s) | energy |\n";
+        md += "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
         let p1 = |v: f64| format!("{v:.2}");
         let share = |v: f64| format!("{:.1}%", 100.0 * v);
         let times = |v: f64| format!("{v:.2}×");
         let secs = |v: f64| format!("{v:.0}");
-        let mut row = |name: &str, o: &Ours, src: &str| {
+        let mut row = |name: &str, o: &Ours, dense: bool| {
             md += &format!(
-                "| {name} | {src} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                o.model,
+                if dense { "–" } else { o.scope.as_str() },
+                if dense { "–" } else { o.recipe.as_str() },
                 cell(Some(o.accuracy), &p1),
-                if name == "dense" {
+                if dense {
                     "–".into()
                 } else {
                     cell(Some(o.delta), &p1)
                 },
                 cell(Some(o.params_removed), &share),
                 cell(Some(o.flops_removed), &share),
-                cell(o.speedup, &times),
+                if dense { "–".into() } else { cell(o.speedup, &times) },
+                cell(o.train_speedup, &times),
                 cell(Some(o.train_seconds), &secs),
                 cell(o.energy_joules, &|j| format!("{j:.0} J")),
             );
         };
-        if let Some(d) = &self.dense {
-            row("dense", d, "ours");
+        for d in &self.dense {
+            row(&d.label, d, true);
         }
         for o in &self.ours {
-            row(&format!("{} ({})", o.label, o.target), o, "ours");
+            row(&format!("{} ({})", o.label, o.target), o, false);
         }
         for p in &self.published {
             md += &format!(
-                "| {} | {} | {} | {} | {} | {} | {} | – | – |\n",
+                "| {} | {} | – | – | {} | {} | {} | {} | {} | {} | – | – |\n",
                 p.setting,
                 p.source,
                 opt(p.accuracy, &p1),
@@ -303,15 +511,27 @@ impl Report {
                 opt(p.params_removed, &share),
                 opt(p.flops_removed, &share),
                 opt(p.speedup, &times),
+                opt(p.train_speedup, &times),
             );
         }
         md += "\n";
+        for o in self.ours.iter().filter(|o| o.structure.is_some()) {
+            md += &format!(
+                "- {} ({}): {}\n",
+                o.label,
+                o.target,
+                o.structure.as_deref().unwrap_or_default()
+            );
+        }
         for p in self.published.iter().filter(|p| !p.note.is_empty()) {
             md += &format!("- {}: {}\n", p.source, p.note);
         }
         md += &format!(
-            "- Mean ± standard deviation over seeds; Δ against our own dense model of the same seed; \
-             energy where the device meters it (NVML, RAPL; docs/metrics.md), else `–`.\n\n**Verdict:** {}\n",
+            "- Mean ± standard deviation over seeds; Δ against our own dense model of the same seed and \
+             architecture; inference speed-up: the dense and the pruned model timed in one process, in turn \
+             (median of the per-round ratios); training speed-up: the dense model's training time over the \
+             row's, for rows that train the whole budget; energy where the device meters it (NVML, RAPL; \
+             docs/metrics.md), else `–`.\n\n**Verdict:** {}\n",
             self.verdict
         );
         md

@@ -45,7 +45,10 @@ fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
         config.prune.options.finetune_epochs = Some(e);
     }
     let mut options = serde_json::to_value(&config.prune.options).expect("plain data");
-    let known = options.clone();
+    // Every method's table is known, whether or not a config file's
+    // `[prune]` named it (such a file's options hold only the tables it sets).
+    let mut known = serde_json::to_value(prune::PruneOptions::default()).expect("plain data");
+    prunelab::prune::options::merge(&mut known, &options);
     for s in &args.set {
         let over = setting(s)?;
         prunelab::config::check_known_keys(&over, &known, "set")?;
@@ -112,6 +115,11 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         &config,
         &opened,
     ))?;
+    let reference = experiment::Dense {
+        model: start.deep_fork(),
+        result: dense,
+    };
+    let dense = &reference.result;
     let (outcome, result) = block_on(experiment::run_method(
         &config,
         &config.prune.method,
@@ -119,7 +127,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         &config.prune.method,
         config.prune.options.clone(),
         start,
-        &dense,
+        &reference,
         &opened,
         &split,
         &mut progress,
