@@ -6,8 +6,10 @@
 //! ignored), channel for channel.
 //!
 //! The fixture `tests/torch_pruning/fixtures/resnet20b.json` is written by the
-//! hand-run `tests/torch_pruning/make.py` (torch 2.5.1, torch-pruning 1.6.1)
-//! and committed; its header documents the weight formula, repeated here.
+//! hand-run `tests/torch_pruning/make.py` (torch 2.5.1 and PyPI's
+//! torch-pruning 1.6.1, whose `tp.__version__` reads "1.6.0" — the string the
+//! fixture records) and committed; its header documents the weight formula,
+//! repeated here.
 //!
 //! Differences by design, none of which this plan reaches: prunelab keeps at
 //! least one unit per group (Torch-Pruning can empty one), and breaks score

@@ -36,10 +36,12 @@ pub async fn next_masks(model: &Model, masks: &WeightMasks, sparsity: f32) -> Re
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ImpRewind {
-    /// Frankle & Carbin: rewind weights to θ_k (k = `rewind_epoch`), restart the schedule.
+    /// Frankle & Carbin: rewind the weights to θ_k (k = `rewind_epoch`) and
+    /// replay the schedule from epoch k (from the start when k = 0).
     #[default]
     Weights,
-    /// Renda et al.: keep the trained weights, replay the learning-rate schedule.
+    /// Renda et al.: keep the trained weights and replay the learning-rate
+    /// schedule from epoch k.
     Lr,
 }
 

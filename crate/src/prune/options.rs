@@ -45,8 +45,10 @@ pub struct PruneOptions {
     /// Per-layer score normalisation before a global ranking (a method whose
     /// paper normalises, S3, always does).
     pub normalize: Normalize,
-    /// Iterative selection: share of units removed per round, with the
-    /// survivors renormalised between rounds. `None`: one shot.
+    /// Iterative selection: the share of the *target measure* (MACs,
+    /// params, units) removed per round, the survivors' scores renormalised
+    /// between rounds. `None`: one shot (or the method's own: S3's
+    /// `energy.step`).
     pub step: Option<f32>,
     /// HRank-style fixed pruning rates, one per prunable layer (overrides `target`).
     pub rates: Option<Vec<f32>>,

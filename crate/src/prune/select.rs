@@ -50,7 +50,8 @@ pub struct SelectOptions {
     pub normalize: Normalize,
     /// How much each layer may lose, and the shapes kept.
     pub protect: Protection,
-    /// Remove this share of all units per round and renormalise the survivors
+    /// Remove this share of the target measure per round (MACs for a
+    /// `macs=` target, units for `sparsity=`) and renormalise the survivors
     /// between rounds (Yeom et al.'s iterative ranking); `None` = one shot.
     pub step: Option<f32>,
     /// Per-layer times for `latency=` targets (measured by the pipeline).
