@@ -3,19 +3,24 @@
 # it reaches no package registry — for bench/gpu-session.sh:
 #   out/gpu-kit/prunelab.xz        the release CLI, stripped and compressed (the carry
 #                                  limit is 64 MiB; stripped it is ~125 MB, compressed ~22)
-#   out/gpu-kit/conv_gemm.xz       the conv-path equivalence test (crate/tests/conv_gemm.rs),
+#   out/gpu-kit/conv_gemm.xz       the GPU tests (crate/tests/gpu: conv_gemm.rs, the conv-path equivalence),
 #                                  run first on the GPU: gemm must be right there before it is timed
 #   out/gpu-kit/debs/*.deb         Debian's Vulkan loader (libvulkan1), unpacked there
 #   out/gpu-kit/resnet56-pruned.plm  ResNet-56 physically pruned by L1 to ~half its MACs
 #                                  (its architecture is what the session measures)
-#   bench/gpu-kit.sh [KIT]         (default out/gpu-kit; ~3 min on 2 cores after a build)
+#   bench/gpu-kit.sh [KIT]         (default out/gpu-kit; ~25 min on 2 cores cold, ~3 after a build:
+#                                  both are built with `--features gpu-cache`, in target/gpu-kit)
 # Then, with a device: run(command="bench/gpu-session.sh out/gpu", carry=["out/gpu-kit"]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kit=${1:-out/gpu-kit}
-bin=${PRUNELAB_BIN:-target/release/prunelab}
 say() { printf '\n== %s\n' "$*" >&2; }
-[ -x "$bin" ] || { echo "no $bin: run cargo build --release -p prunelab --bin prunelab" >&2; exit 1; }
+# The GPU machine keeps autotune results on disk (`gpu-cache`); a target
+# directory of its own, so the CPU build and the test graph stay as they are.
+build="${CARGO_TARGET_DIR:-target}/gpu-kit"
+say "the CLI with the autotune cache (--features gpu-cache), in $build"
+CARGO_TARGET_DIR="$build" cargo build --release -p prunelab --bin prunelab --features gpu-cache
+bin=${PRUNELAB_BIN:-$build/release/prunelab}
 mkdir -p "$kit/debs"
 
 pack() { # FILE NAME: stripped, xz-compressed into the kit
@@ -26,11 +31,11 @@ pack() { # FILE NAME: stripped, xz-compressed into the kit
 }
 say "the CLI and the conv-path test, stripped and compressed"
 pack "$bin" prunelab
-cargo test --release -p prunelab --test conv_gemm --no-run --message-format=json > "$kit/.build.json"
+CARGO_TARGET_DIR="$build" cargo test --release -p prunelab --features gpu-cache --test gpu --no-run --message-format=json > "$kit/.build.json"
 test_bin=$(python3 -c 'import json,sys
 paths = {m["executable"] for m in map(json.loads, open(sys.argv[1]))
-         if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "conv_gemm"}
-if len(paths) != 1: sys.exit(f"expected one conv_gemm test binary, found {sorted(paths)}")
+         if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gpu"}
+if len(paths) != 1: sys.exit(f"expected one gpu test binary, found {sorted(paths)}")
 print(paths.pop())' "$kit/.build.json")
 rm -f "$kit/.build.json"
 pack "$test_bin" conv_gemm

@@ -74,7 +74,7 @@ log "GPU: $(tail -n +2 "$out/nvidia-smi.csv" | head -1); torch: $(cat "$out/torc
 
 # 1b. Is the gemm path right on this GPU? (seconds; its verdict goes in the table)
 if [ -x "$out/bin/conv_gemm" ]; then
-  if timeout 120 "$out/bin/conv_gemm" gemm_convolution_matches_burn_on_vulkan --nocapture > "$out/conv-check.log" 2>&1; then
+  if timeout 120 "$out/bin/conv_gemm" conv_gemm::gemm_convolution_matches_burn_on_vulkan --nocapture > "$out/conv-check.log" 2>&1; then
     log "conv check: gemm equals burn's convolution on this device ($(grep -m1 'conv shapes' "$out/conv-check.log"))"
   else
     log "conv check FAILED: gemm rows are not to be trusted (see conv-check.log)"

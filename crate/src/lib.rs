@@ -1,7 +1,7 @@
 //! prunelab: neural-network pruning you can see and reproduce.
 //!
 //! Data flows one way, and the modules are listed in that order — each uses
-//! only those above it (`tests/architecture.rs` checks): the foundations; the
+//! only those above it (`crate/tests/engine/architecture.rs` checks): the foundations; the
 //! [`data`] and the [`model`] (with what measures and stores it); the
 //! [`train`]ing loop; [`prune`] (criteria, selection, surgery, the methods,
 //! which train through `train`); the run file's top level ([`config`]);

@@ -506,7 +506,7 @@ const tests = {
       check(pruned.pruned.macs < pruned.dense.macs, `MACs ${pruned.dense.macs} → ${pruned.pruned.macs}`);
       // The pruned model leaves as ONNX and as safetensors; natively, the
       // safetensors (architecture in its metadata) exports the same ONNX bytes,
-      // the writer crate/tests/interop.rs checks against tract.
+      // the writer crate/tests/engine/interop.rs checks against tract.
       const onnx = await save('#cdownload-onnx', 'pruned.onnx');
       const st = await save('#cdownload-safetensors', 'pruned.safetensors');
       const native = path.join(dir, 'native.onnx');

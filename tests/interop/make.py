@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch-made models for prunelab's import/export tests (crate/tests/interop.rs).
+"""PyTorch-made models for prunelab's import/export tests (crate/tests/engine/interop.rs).
 
 Run BY HAND, never from CI (torch, onnx and onnxruntime are not dependencies
 of this repository; never commit them or a virtual environment):
@@ -7,7 +7,7 @@ of this repository; never commit them or a virtual environment):
     python3 -m venv /tmp/torchenv
     /tmp/torchenv/bin/pip install torch numpy safetensors onnx onnxruntime
     /tmp/torchenv/bin/python tests/interop/make.py            # writes fixtures/
-    cargo test --release -p prunelab --test interop           # Rust side
+    cargo test --release -p prunelab --test engine interop::           # Rust side
     /tmp/torchenv/bin/python tests/interop/make.py --check-onnx target/interop
 
 Nothing is trained. Each network is built in PyTorch with fixed random weights
@@ -28,7 +28,7 @@ the way PyTorch users save models, and run in eval mode on a fixed input:
 
 logits.json holds each network's logits for THE INPUT: N = 4 images 3x32x32,
 image n, flat index j = (c*32 + y)*32 + x:  x = sin(0.013 j (1 + 0.1 n) + 0.7 n)
-(float32; crate/tests/interop.rs builds the same input).
+(float32; crate/tests/engine/interop.rs builds the same input).
 
 --check-onnx DIR runs what the Rust test exported (DIR/*.onnx, each with a
 DIR/<name>.json of prunelab's own logits for its input) through onnx's checker
@@ -203,7 +203,7 @@ def check_onnx(folder):
     folder = pathlib.Path(folder)
     models = sorted(folder.glob("*.onnx"))
     if not models:
-        sys.exit(f"no .onnx files in {folder}: run `cargo test --release -p prunelab --test interop` first")
+        sys.exit(f"no .onnx files in {folder}: run `cargo test --release -p prunelab --test engine interop::` first")
     worst = 0.0
     for path in models:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)

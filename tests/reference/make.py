@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference fixtures for prunelab's differential test (crate/tests/reference.rs).
+"""PyTorch reference fixtures for prunelab's differential test (crate/tests/engine/reference.rs).
 
 Run BY HAND, never from CI (torch is not a dependency of this repository;
 never commit torch or a virtual environment):
@@ -11,7 +11,7 @@ never commit torch or a virtual environment):
 It rewrites the JSON files in tests/reference/fixtures/ (next to this file);
 commit them. Generated with torch 2.15.0 (+cu132 wheel, run on the CPU,
 float64), numpy 2.4.6, Python 3.11.7; it takes ~15 s. Then run
-`cargo test --release -p prunelab --test reference -- --nocapture`.
+`cargo test --release -p prunelab --test engine reference:: -- --nocapture`.
 
 Everything here is computed in float64 from float32 values: every weight,
 BatchNorm buffer and input pixel is given by a formula evaluated in float64,

@@ -9,7 +9,7 @@ Run by hand (not in CI): it needs PyTorch and torch-pruning from PyPI.
 It builds the CIFAR ResNet-20 with 1x1 projection shortcuts exactly as
 prunelab does (stem conv3x3-BN-ReLU; BasicBlocks conv-BN-ReLU-conv-BN, + the
 shortcut, ReLU; global average pool; fc), sets the weights by the formula
-below (the Rust test `crate/tests/torch_pruning.rs` sets the same ones), runs
+below (the Rust test `crate/tests/engine/torch_pruning.rs` sets the same ones), runs
 Torch-Pruning's global group-L2 magnitude pruning (MetaPruner with
 GroupMagnitudeImportance(p=2, group_reduction="mean", normalizer="mean"),
 global_pruning=True, fc ignored) at each ratio, and writes, per group in

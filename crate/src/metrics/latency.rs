@@ -141,7 +141,13 @@ pub async fn paired(
 /// Milliseconds of one forward pass of `x`, ended on a read.
 async fn one_pass(model: &Model, x: &Tensor<4>) -> Result<f64> {
     let start = crate::clock::now();
-    host::floats(model.forward(x.clone()).slice([0..1, 0..1]).flatten::<1>(0, 1)).await?;
+    host::floats(
+        model
+            .forward(x.clone())
+            .slice([0..1, 0..1])
+            .flatten::<1>(0, 1),
+    )
+    .await?;
     Ok(1000.0 * (crate::clock::now() - start))
 }
 

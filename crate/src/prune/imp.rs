@@ -16,7 +16,8 @@ use super::method::{CheckOptions, require};
 use super::pipeline::{train_from, weight_sparsity};
 use super::select::Scope;
 use super::{
-    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase, PruneOptions,
+    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
+    PruneOptions,
 };
 use serde::{Deserialize, Serialize};
 

@@ -333,7 +333,12 @@ impl Method for Lottery {
     /// (GraSP, SNIP, random) then removes the same blocks, and the row
     /// measures no criterion (ResNet-20 has 3 candidates under the paper's
     /// rule; `blocks=3` made GraSP, SNIP and random identical).
-    fn check_target(&self, options: &PruneOptions, spec: &ModelSpec, target: &Target) -> Result<()> {
+    fn check_target(
+        &self,
+        options: &PruneOptions,
+        spec: &ModelSpec,
+        target: &Target,
+    ) -> Result<()> {
         let Target::Blocks(p) = *target else {
             return Ok(());
         };

@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::PruneOptions;
 use super::method::{CheckOptions, require};
 use super::select::Scope;
 use super::slimming::{penalise_then_cut, scores};
@@ -24,7 +25,6 @@ use super::{
     BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
     Scores, Scoring,
 };
-use super::PruneOptions;
 use crate::error::Result;
 use crate::train::optim::{Optimizer, Polar as Penalty};
 

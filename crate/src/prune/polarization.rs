@@ -55,7 +55,8 @@ use super::plan::Plan;
 use super::surgery;
 use super::target::Target;
 use super::{
-    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase, PruneOptions,
+    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
+    PruneOptions,
 };
 use crate::data::Split;
 use crate::data::loader::{Batch, Loader};
@@ -904,11 +905,7 @@ impl Method for Polarization {
     }
 
     /// One gated pass from θ₀; no fine-tuning.
-    fn stages(
-        &self,
-        options: &PruneOptions,
-        train: &TrainConfig,
-    ) -> Vec<super::recipe::Stage> {
+    fn stages(&self, options: &PruneOptions, train: &TrainConfig) -> Vec<super::recipe::Stage> {
         let epochs = options
             .of::<PolarizationOptions>(INFO.name)
             .ok()

@@ -43,7 +43,11 @@ pub const SHARED: Finetune = Finetune {
 
 /// The fine-tuning an after-training method with `info` runs under
 /// `options`, from the training settings `train`.
-pub fn finetune_config(info: &MethodInfo, options: &PruneOptions, train: &TrainConfig) -> TrainConfig {
+pub fn finetune_config(
+    info: &MethodInfo,
+    options: &PruneOptions,
+    train: &TrainConfig,
+) -> TrainConfig {
     let f = match options.finetune_recipe {
         Recipe::Shared => SHARED,
         Recipe::Paper => info.finetune.unwrap_or(SHARED),
@@ -89,7 +93,15 @@ pub fn describe(stages: &[Stage]) -> String {
     stages
         .iter()
         .filter(|s| s.epochs > 0)
-        .map(|s| format!("{} {} ep @ {} {}", s.what, s.epochs, short(s.lr), s.schedule))
+        .map(|s| {
+            format!(
+                "{} {} ep @ {} {}",
+                s.what,
+                s.epochs,
+                short(s.lr),
+                s.schedule
+            )
+        })
         .collect::<Vec<_>>()
         .join(" + ")
 }
@@ -108,9 +120,16 @@ fn short(lr: f64) -> String {
 /// fine-tuning; at initialisation, the pruned network trained for the whole
 /// budget. Methods with a schedule of their own say theirs
 /// ([`Method::stages`]).
-pub fn default_stages(info: &MethodInfo, options: &PruneOptions, train: &TrainConfig) -> Vec<Stage> {
+pub fn default_stages(
+    info: &MethodInfo,
+    options: &PruneOptions,
+    train: &TrainConfig,
+) -> Vec<Stage> {
     match info.phase {
-        Phase::AfterTraining => vec![Stage::of("fine-tune", &finetune_config(info, options, train))],
+        Phase::AfterTraining => vec![Stage::of(
+            "fine-tune",
+            &finetune_config(info, options, train),
+        )],
         Phase::AtInit => vec![Stage::of("train from θ₀", train)],
         Phase::DuringTraining | Phase::Iterative => vec![Stage::of("own schedule", train)],
     }
@@ -174,6 +193,9 @@ mod tests {
             describe(&default_stages(info, &paper, &train)),
             "fine-tune 15 ep @ 2e-4 cosine"
         );
-        assert_eq!(describe(&[Stage::of("fine-tune", &TrainConfig { epochs: 0, ..train })]), "none");
+        assert_eq!(
+            describe(&[Stage::of("fine-tune", &TrainConfig { epochs: 0, ..train })]),
+            "none"
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::PruneOptions;
 use super::method::{CheckOptions, require};
 use super::pipeline::{Then, select_options, structured, train_configured};
 use super::select::{Scope, UnitScores};
@@ -18,7 +19,6 @@ use super::{
     BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
     Scores, Scoring,
 };
-use super::PruneOptions;
 use crate::error::{Error, Result};
 use crate::host;
 use crate::model::{Model, Net};

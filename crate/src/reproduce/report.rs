@@ -120,7 +120,9 @@ fn structure(members: &[&MethodResult]) -> Option<String> {
                 let mut parts = layer.split('.');
                 let stage = parts.next().unwrap_or_default();
                 let kind = layer.rsplit('.').next().unwrap_or_default();
-                let e = widths.entry(format!("{stage} {kind}")).or_insert((from, 0.0, 0));
+                let e = widths
+                    .entry(format!("{stage} {kind}"))
+                    .or_insert((from, 0.0, 0));
                 e.1 += to as f64;
                 e.2 += 1;
             }
@@ -136,7 +138,11 @@ fn structure(members: &[&MethodResult]) -> Option<String> {
         .iter()
         .map(|(k, (from, sum, n))| format!("{k} {from}→{:.1}", sum / *n as f64))
         .collect();
-    parts.extend(blocks.iter().map(|(s, n)| format!("{s}: {n:.1} blocks removed")));
+    parts.extend(
+        blocks
+            .iter()
+            .map(|(s, n)| format!("{s}: {n:.1} blocks removed")),
+    );
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
@@ -195,8 +201,7 @@ pub fn build(seed: Seed, budget: Budget, records: &[RunRecord], missing: usize) 
     // One dense model per (architecture, seed); rows by label.
     let mut dense: BTreeMap<(String, u64), &MethodResult> = BTreeMap::new();
     // Rows by (label, target): a label may run several targets (S4's p = 1…5).
-    let mut groups: BTreeMap<(String, String), Vec<(&MethodResult, String, u64)>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Vec<(&MethodResult, String, u64)>> = BTreeMap::new();
     let mut order = Vec::new();
     let mut models = Vec::new();
     for r in records {
@@ -230,8 +235,10 @@ pub fn build(seed: Seed, budget: Budget, records: &[RunRecord], missing: usize) 
         .map(|key| {
             let rows = &groups[key];
             let members: Vec<&MethodResult> = rows.iter().map(|(m, _, _)| *m).collect();
-            let dense_secs: Vec<Option<f64>> =
-                rows.iter().map(|(_, model, s)| dense_train(model, *s)).collect();
+            let dense_secs: Vec<Option<f64>> = rows
+                .iter()
+                .map(|(_, model, s)| dense_train(model, *s))
+                .collect();
             let mut o = summarise(&key.0, &members, &dense_secs);
             o.model = rows[0].1.clone();
             o
@@ -337,7 +344,12 @@ fn s2_saving(records: &[RunRecord]) -> Option<(Stat, Stat, Stat)> {
         .map(|(f, m)| 1.0 - f.bytes as f64 / m.bytes.max(1) as f64)
         .collect();
     let acc = |pick: &dyn Fn(&(&MethodResult, &MethodResult)) -> f32| {
-        Stat::of(&pairs.iter().map(|p| 100.0 * pick(p) as f64).collect::<Vec<_>>())
+        Stat::of(
+            &pairs
+                .iter()
+                .map(|p| 100.0 * pick(p) as f64)
+                .collect::<Vec<_>>(),
+        )
     };
     Some((
         Stat::of(&saving)?,
@@ -354,7 +366,10 @@ fn s2_grid(main: &Ours) -> String {
     };
     let list = |v: &serde_json::Value| {
         v.as_array().map_or(String::new(), |a| {
-            a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+            a.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         })
     };
     let chosen = d["selected"]["bytes"].as_f64().unwrap_or(f64::NAN);
@@ -372,7 +387,11 @@ fn s2_grid(main: &Ours) -> String {
         " The grid: δ ∈ {{{}}}, factors {{{}}}; one factor step from the choice ships {}.",
         list(&d["grid"]["deltas"]),
         list(&d["grid"]["factors"]),
-        if steps.is_empty() { "–".into() } else { steps.join(" / ") }
+        if steps.is_empty() {
+            "–".into()
+        } else {
+            steps.join(" / ")
+        }
     )
 }
 
@@ -445,10 +464,11 @@ fn verdict(
              the paper: accuracy ≥ dense at −45% FLOPs, 2.03× faster training",
             loses(main.delta.mean),
             pct(main.flops_removed.mean),
-            main.train_speedup.map_or("time not measured".into(), |f| format!(
-                "{:.2}× faster than the dense model",
-                f.mean
-            ))
+            main.train_speedup
+                .map_or("time not measured".into(), |f| format!(
+                    "{:.2}× faster than the dense model",
+                    f.mean
+                ))
         ),
     }
 }
@@ -489,7 +509,11 @@ impl Report {
                 },
                 cell(Some(o.params_removed), &share),
                 cell(Some(o.flops_removed), &share),
-                if dense { "–".into() } else { cell(o.speedup, &times) },
+                if dense {
+                    "–".into()
+                } else {
+                    cell(o.speedup, &times)
+                },
                 cell(o.train_speedup, &times),
                 cell(Some(o.train_seconds), &secs),
                 cell(o.energy_joules, &|j| format!("{j:.0} J")),

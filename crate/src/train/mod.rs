@@ -100,7 +100,7 @@ pub struct Trainer<M: Trainable> {
 /// When the training loop reads figures back from the device. A GPU stalls
 /// on every read back, so the page's WebGPU frames batch them; the result —
 /// events, sums, history, weights — is the same run in every mode
-/// (`crate/tests/training.rs`). A non-finite loss stops the run at the read
+/// (`crate/tests/engine/training.rs`). A non-finite loss stops the run at the read
 /// that sees it, naming its step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReadBacks {

@@ -1,4 +1,4 @@
-//! `onnx-check DIR`: every `NAME.onnx` that `crate/tests/interop.rs` left in
+//! `onnx-check DIR`: every `NAME.onnx` that `crate/tests/engine/interop.rs` left in
 //! DIR (`target/interop`) runs in tract on the input in `NAME.json`, and its
 //! logits must be prunelab's (in the same JSON) within 1e-4. Exit status 1
 //! on any difference, on a missing file, or on an empty folder, so
@@ -20,7 +20,9 @@ fn main() -> ExitCode {
     let dir = match std::env::args_os().nth(1) {
         Some(d) => PathBuf::from(d),
         None => {
-            eprintln!("usage: onnx-check DIR (run `cargo test --release -p prunelab --test interop` first; it writes target/interop)");
+            eprintln!(
+                "usage: onnx-check DIR (run `cargo test --release -p prunelab --test engine interop::` first; it writes target/interop)"
+            );
             return ExitCode::from(2);
         }
     };
@@ -35,7 +37,12 @@ fn main() -> ExitCode {
 
 fn check(dir: &Path) -> Result<(), String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e} (run `cargo test --release -p prunelab --test interop` first)", dir.display()))?
+        .map_err(|e| {
+            format!(
+                "{}: {e} (run `cargo test --release -p prunelab --test engine interop::` first)",
+                dir.display()
+            )
+        })?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
@@ -58,9 +65,14 @@ fn check(dir: &Path) -> Result<(), String> {
         worst = worst.max(diff);
     }
     if !(worst <= TOL) {
-        return Err(format!("an ONNX export differs from prunelab by {worst} (tolerance {TOL})"));
+        return Err(format!(
+            "an ONNX export differs from prunelab by {worst} (tolerance {TOL})"
+        ));
     }
-    println!("{} ONNX exports run in tract as in prunelab (worst {worst:.2e})", names.len());
+    println!(
+        "{} ONNX exports run in tract as in prunelab (worst {worst:.2e})",
+        names.len()
+    );
     Ok(())
 }
 
@@ -71,13 +83,19 @@ fn compare(dir: &Path, name: &str) -> Result<f32, String> {
     let onnx_path = dir.join(format!("{name}.onnx"));
     let json: Value = std::fs::read_to_string(&json_path)
         .map_err(|e| format!("{}: {e}", json_path.display()))
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{}: {e}", json_path.display())))?;
+        .and_then(|t| {
+            serde_json::from_str(&t).map_err(|e| format!("{}: {e}", json_path.display()))
+        })?;
     let floats = |key: &str| -> Result<Vec<f32>, String> {
         json[key]
             .as_array()
             .ok_or_else(|| format!("{}: no `{key}` array", json_path.display()))?
             .iter()
-            .map(|v| v.as_f64().map(|x| x as f32).ok_or_else(|| format!("{}: `{key}` holds a non-number", json_path.display())))
+            .map(|v| {
+                v.as_f64()
+                    .map(|x| x as f32)
+                    .ok_or_else(|| format!("{}: `{key}` holds a non-number", json_path.display()))
+            })
             .collect()
     };
     let shape: Vec<usize> = json["input_shape"]
@@ -88,15 +106,26 @@ fn compare(dir: &Path, name: &str) -> Result<f32, String> {
         .collect();
     let (input, ours) = (floats("input")?, floats("logits")?);
     let bytes = std::fs::read(&onnx_path).map_err(|e| format!("{}: {e}", onnx_path.display()))?;
-    let theirs = run(&bytes, &input, &shape).map_err(|e| format!("{}: tract: {e:#}", onnx_path.display()))?;
+    let theirs = run(&bytes, &input, &shape)
+        .map_err(|e| format!("{}: tract: {e:#}", onnx_path.display()))?;
     if theirs.len() != ours.len() {
-        return Err(format!("{name}: tract gave {} logits, prunelab {}", theirs.len(), ours.len()));
+        return Err(format!(
+            "{name}: tract gave {} logits, prunelab {}",
+            theirs.len(),
+            ours.len()
+        ));
     }
     Ok(ours
         .iter()
         .zip(&theirs)
         .map(|(a, b)| (a - b).abs())
-        .fold(0f32, |m, d| if m.is_nan() || d.is_nan() { f32::NAN } else { m.max(d) }))
+        .fold(0f32, |m, d| {
+            if m.is_nan() || d.is_nan() {
+                f32::NAN
+            } else {
+                m.max(d)
+            }
+        }))
 }
 
 fn run(onnx: &[u8], x: &[f32], shape: &[usize]) -> TractResult<Vec<f32>> {
@@ -107,5 +136,9 @@ fn run(onnx: &[u8], x: &[f32], shape: &[usize]) -> TractResult<Vec<f32>> {
         .into_runnable()?;
     let input = tract_ndarray::ArrayD::from_shape_vec(shape, x.to_vec())?;
     let out = model.run(tvec!(input.into_tensor().into()))?;
-    Ok(out[0].to_plain_array_view::<f32>()?.iter().copied().collect())
+    Ok(out[0]
+        .to_plain_array_view::<f32>()?
+        .iter()
+        .copied()
+        .collect())
 }

@@ -8,13 +8,11 @@
 //! is driven by `loss = Σ out ⊙ r` with a random `r`, so every output
 //! position's gradient differs.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::common::*;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
-use common::*;
 use prunelab::device::{self, DeviceChoice};
 use prunelab::host::{block_on, floats};
 use prunelab::model::conv::conv2d_gemm;

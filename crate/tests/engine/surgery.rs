@@ -1,11 +1,9 @@
 //! Physical surgery computes exactly what the masked model computes, and the
 //! cut model has exactly the params and MACs the counter predicts.
 
-mod common;
-
+use crate::common::*;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
-use common::*;
 use prunelab::host::{block_on, floats};
 use prunelab::metrics::count::count;
 use prunelab::model::spec::{ModelOptions, ModelSpec, Shortcut};
@@ -44,13 +42,8 @@ fn warmed(spec: &ModelSpec, seed: u64) -> Model {
     model.valid()
 }
 
-/// A random plan: each group keeps a random non-empty subset; ResNets also
-/// lose some removable blocks.
-fn random_plan(spec: &ModelSpec, seed: u64) -> Plan {
-    random_plan_of(spec, seed, false)
-}
-
-/// [`random_plan`], over the residual streams too when `streams`.
+/// A random plan: each group keeps a random non-empty subset (the residual
+/// streams too when `streams`); ResNets also lose some removable blocks.
 fn random_plan_of(spec: &ModelSpec, seed: u64, streams: bool) -> Plan {
     let mut rng = prunelab::rng::stream(seed, "test-plan", 0);
     let mut plan = Plan::default();
@@ -98,7 +91,7 @@ fn check_equivalence_of(name: &str, shortcut: Shortcut, streams: bool, plans: u6
         assert_eq!(count(&smaller.spec), predicted);
         assert_eq!(
             smaller.num_params(),
-            predicted.params as usize + common::bn_buffers(&smaller.spec),
+            predicted.params as usize + crate::common::bn_buffers(&smaller.spec),
             "{name}: built params"
         );
         assert!(

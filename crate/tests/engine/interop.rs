@@ -14,13 +14,11 @@
 //! The same files serve `make.py --check-onnx` (ONNX Runtime, by hand).
 //! The fixtures are committed: a missing one is a failure, never a skip.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use common::*;
 use prunelab::host::{block_on, floats};
 use prunelab::interop::{self, Format, StateDict};
 use prunelab::model::masks::WeightMasks;
@@ -183,7 +181,11 @@ fn export_onnx(
     shape: [usize; 4],
 ) {
     let bytes = block_on(interop::export(model, masks, Value::Null, Format::Onnx)).unwrap();
-    assert_eq!(&bytes[..2], &[0x08, 0x07], "{name}: an ONNX model of IR version 7");
+    assert_eq!(
+        &bytes[..2],
+        &[0x08, 0x07],
+        "{name}: an ONNX model of IR version 7"
+    );
     let ours = logits(&masks.map_or(model.clone(), |m| m.apply(model)), x, shape);
     assert!(
         ours.iter().all(|v| v.is_finite()),

@@ -1,11 +1,9 @@
 //! Models: output shapes, parameter counts that match the counter, and the
 //! model file format (round trip and corruption).
 
-mod common;
-
+use crate::common::*;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
-use common::*;
 use prunelab::host::block_on;
 use prunelab::io::{model_file, pack::Pack};
 use prunelab::metrics::count::count;
@@ -45,7 +43,7 @@ fn every_model_maps_a_batch_to_logits_and_has_the_counted_parameters() {
         );
         assert_eq!(
             model.num_params(),
-            count(&spec).params as usize + common::bn_buffers(&spec),
+            count(&spec).params as usize + crate::common::bn_buffers(&spec),
             "{name} {shortcut:?}: built model and counter agree"
         );
     }
@@ -96,7 +94,7 @@ fn damaged_model_files_are_refused_with_a_reason() {
     assert!(err(&newer).contains("newer prunelab"), "{}", err(&newer));
 
     // A file for another architecture names the tensor that does not fit.
-    let other = common::model(&mlp_spec(&[5]), 1, &device);
+    let other = crate::common::model(&mlp_spec(&[5]), 1, &device);
     let other = block_on(model_file::to_bytes(&other, serde_json::Value::Null)).unwrap();
     let mut pack = Pack::from_bytes(&other, path).unwrap();
     pack.meta["spec"] = serde_json::to_value(mlp_spec(&[4])).unwrap();

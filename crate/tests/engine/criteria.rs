@@ -1,13 +1,11 @@
 //! The math of the criteria and the pruner, on fixtures small enough to check
 //! by hand.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use burn::module::{Module, Param};
 use burn::tensor::{Tensor, TensorData};
-use common::*;
 use prunelab::host::{block_on, floats};
 use prunelab::metrics::count::count;
 use prunelab::model::spec::{ModelOptions, ModelSpec};
@@ -302,7 +300,7 @@ fn weight_masks_global_per_layer_and_never_empty() {
 #[test]
 fn l1_scores_are_filter_norms() {
     let device = cpu();
-    let mut model = common::model(
+    let mut model = crate::common::model(
         &ModelSpec::named("cnn", &ModelOptions::default()).unwrap(),
         1,
         &device,
@@ -396,7 +394,7 @@ fn gate_cost_equals_the_count_of_the_gated_network() {
 fn lrp_conserves_relevance_without_biases() {
     let device = cpu().autodiff();
     let spec = mlp(&[8, 6]);
-    let model = common::model(&spec, 3, &device);
+    let model = crate::common::model(&spec, 3, &device);
     let model = zero_biases(model);
     let x = Tensor::<4>::from_data(
         TensorData::new(vec![0.7f32, -1.2, 0.3, 0.9], [2, 2, 1, 1]),
@@ -478,7 +476,7 @@ fn flexrel_blends_magnitude_and_relevance() {
 fn block_scores_aggregate_their_convs() {
     let device = cpu();
     let spec = ModelSpec::named("resnet20", &ModelOptions::default()).unwrap();
-    let model = common::model(&spec, 1, &device);
+    let model = crate::common::model(&spec, 1, &device);
     let weights: Vec<LayerScores> = model
         .prunable_weights()
         .into_iter()
@@ -520,7 +518,7 @@ fn block_scores_aggregate_their_convs() {
 fn snip_scores_are_weight_times_gradient() {
     let split = toy("gaussians", 64, 1);
     let device = cpu().autodiff();
-    let model = common::model(&mlp(&[4]), 2, &device);
+    let model = crate::common::model(&mlp(&[4]), 2, &device);
     let sampling = Sampling {
         batches: 1,
         batch_size: 64,
@@ -603,7 +601,7 @@ fn shift_weight(model: Model, layer: usize, index: usize, delta: f32) -> Model {
 fn grasp_hessian_gradient_product_matches_the_loss_curvature() {
     let split = toy("moons", 64, 2);
     let device = cpu().autodiff();
-    let model = common::model(&mlp(&[6]), 4, &device);
+    let model = crate::common::model(&mlp(&[6]), 4, &device);
     let sampling = Sampling {
         batches: 1,
         batch_size: 64,

@@ -2,15 +2,13 @@
 //! probe's H2, M7, M8 and L5): it keeps serving, answers only GET and HEAD on
 //! its own names, and serves nothing outside what it was asked to.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::bin;
+use crate::support::bin;
 
 /// A running server on a free port, stopped on drop.
 struct Server {

@@ -2,9 +2,7 @@
 //! what it says, and it is why the toy lab learns Playground's spiral in a
 //! few hundred epochs where the default start stalls (docs/benchmarks.md).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use prunelab::data::toy::{self, ToySpec};
 use prunelab::host::block_on;
 use prunelab::model::Net;

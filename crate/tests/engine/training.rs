@@ -1,9 +1,7 @@
 //! The training loop on CPU: it learns, it is reproducible, it resumes exactly,
 //! and it stops on a non-finite loss.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use prunelab::data::{Features, Split};
 use prunelab::host::block_on;
 use prunelab::train::{ReadBacks, Trainer, checkpoint};

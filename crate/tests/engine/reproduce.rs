@@ -142,7 +142,8 @@ fn the_report_averages_over_seeds_leads_with_the_papers_method_and_says_how_far_
     assert!(
         r.verdict
             .starts_with("at the cpu budget S3 loses 3.00 pts at −40.0% FLOPs")
-            && r.verdict.contains("vs l1 +1.00 pts (spread 2.83: within the spread)")
+            && r.verdict
+                .contains("vs l1 +1.00 pts (spread 2.83: within the spread)")
             && r.verdict.contains("94.13%"),
         "{}",
         r.verdict
@@ -152,7 +153,10 @@ fn the_report_averages_over_seeds_leads_with_the_papers_method_and_says_how_far_
         .lines()
         .find(|l| l.starts_with("| energy (macs=0.404) |"))
         .expect("the energy row");
-    assert!(energy_row.contains("| 87.00 ± 1.41 | -3.00 ± 1.41 |"), "{md}");
+    assert!(
+        energy_row.contains("| 87.00 ± 1.41 | -3.00 ± 1.41 |"),
+        "{md}"
+    );
     assert!(
         md.contains("| ResNet-56, CIFAR-10 | S3: Yeom et al. (abstract) | – | – | 94.13 |"),
         "{md}"

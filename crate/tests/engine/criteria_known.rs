@@ -5,11 +5,9 @@
 //! IMP masks that nest across rounds. Each of these fails for `random`
 //! scores and for the broken variants named beside it.
 
-mod common;
-
+use crate::common::*;
 use burn::module::{Module, Param};
 use burn::tensor::{Tensor, TensorData};
-use common::*;
 use prunelab::data::{Dataset, Features, Split};
 use prunelab::host::{block_on, floats};
 use prunelab::model::spec::{ModelOptions, ModelSpec};
@@ -69,7 +67,7 @@ fn planted() -> (Dataset, [f64; 3], [f64; 3]) {
 fn copying_cnn() -> Model {
     let device = cpu();
     let spec = ModelSpec::named("cnn", &ModelOptions::default()).unwrap();
-    let mut model = common::model(&spec, 1, &device);
+    let mut model = crate::common::model(&spec, 1, &device);
     let Net::Plain(p) = &mut model.net else {
         unreachable!()
     };
@@ -173,7 +171,10 @@ fn s3_reads_the_map_before_the_relu_and_hrank_after_it() {
     for c in 0..3 {
         let want = nuclear[c] / BN / B as f64;
         let got = s3["conv1"][c] as f64;
-        assert!((got - want).abs() <= 1e-4 * want, "S3 channel {c}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-4 * want,
+            "S3 channel {c}: {got} vs {want}"
+        );
         let got = hrank["conv1"][c] as f64;
         assert!(
             got == 0.0 && ranks[c] > 0.0,
@@ -307,7 +308,7 @@ fn grasp_hessian_gradient_matches_the_analytic_softmax_regression() {
         },
     )
     .unwrap();
-    let model = common::model(&spec, 9, &device);
+    let model = crate::common::model(&spec, 9, &device);
     let sampling = Sampling {
         batches: 1,
         batch_size: 64,
@@ -423,7 +424,7 @@ fn snip_matches_finite_differences_on_weights_of_every_layer() {
         },
     )
     .unwrap();
-    let model = common::model(&spec, 6, &device);
+    let model = crate::common::model(&spec, 6, &device);
     let sampling = Sampling {
         batches: 1,
         batch_size: 64,
@@ -474,7 +475,7 @@ fn imp_masks_nest_even_when_removed_weights_are_large() {
     use prunelab::prune::masks::masks_from_scores;
     use prunelab::prune::select::Scope;
     let device = cpu().autodiff();
-    let model = common::model(&mlp_spec(&[8, 8]), 2, &device);
+    let model = crate::common::model(&mlp_spec(&[8, 8]), 2, &device);
     // An adversarial first round: it removed the *largest* weights, which
     // the model still holds (weights only become zero when masks apply).
     let mags = block_on(prunelab::prune::magnitude::scores(&model)).unwrap();
@@ -509,7 +510,7 @@ fn imp_masks_nest_even_when_removed_weights_are_large() {
 /// weights 1, 2, 3 (from unit 0, 1, 2 to class 0) and 10, 0.5, 0 (to class 1).
 fn hand_mlp() -> Model {
     let device = cpu();
-    let mut model = common::model(&mlp_spec(&[3]), 1, &device);
+    let mut model = crate::common::model(&mlp_spec(&[3]), 1, &device);
     let Net::Mlp(m) = &mut model.net else {
         unreachable!()
     };
@@ -651,7 +652,7 @@ fn taylor_scores_are_the_squared_first_order_change_of_removing_a_unit() {
         },
     )
     .unwrap();
-    let model = common::model(&spec, 6, &device);
+    let model = crate::common::model(&spec, 6, &device);
     let sampling = Sampling {
         batches: 1,
         batch_size: 64,
@@ -728,7 +729,7 @@ fn slimming_scores_bn_scales_and_penalises_exactly_them() {
         })
         .collect();
     let model = edit(
-        common::model(&spec, 2, &device),
+        crate::common::model(&spec, 2, &device),
         "net.Plain.convs.0.bn.gamma",
         &|v, _| v.copy_from_slice(&planted),
     );
@@ -747,7 +748,7 @@ fn slimming_scores_bn_scales_and_penalises_exactly_them() {
     let random = prunelab::prune::random::unit_scores(&spec.unit_groups(), 1);
     assert_ne!(random["conv1"], want);
 
-    let data = common::tiny_images(16, 10, 4);
+    let data = crate::common::tiny_images(16, 10, 4);
     let split = prunelab::data::Split::new(data.clone(), data, None, "tiny");
     let config = prunelab::train::TrainConfig {
         epochs: 1,
@@ -808,7 +809,7 @@ fn polar_pulls_each_scale_by_the_regulariser_gradient_and_clamps() {
     // and `γ̄`'s own term shows.
     let planted =
         |k: usize, i: usize| 0.1 + 0.8 * ((0.618 * (i + 7 * k) as f64).fract().powi(2)) as f32;
-    let mut model = common::model(&spec, 2, &device);
+    let mut model = crate::common::model(&spec, 2, &device);
     for (k, &n) in widths.iter().enumerate() {
         let values: Vec<f32> = (0..n).map(|i| planted(k, i)).collect();
         model = edit(model, &format!("net.Plain.convs.{k}.bn.gamma"), &|v, _| {
@@ -837,7 +838,7 @@ fn polar_pulls_each_scale_by_the_regulariser_gradient_and_clamps() {
         "the planted scales are skewed: {sign_mean}"
     );
 
-    let data = common::tiny_images(16, 10, 4);
+    let data = crate::common::tiny_images(16, 10, 4);
     let split = prunelab::data::Split::new(data.clone(), data, None, "tiny");
     let config = prunelab::train::TrainConfig {
         epochs: 1,

@@ -3,14 +3,12 @@
 //! and foreign files, an out-of-memory panic — and checks what survives.
 //! The faults come from the test-only hook `PRUNELAB_TEST_FAULT` (fault.rs).
 
-mod support;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{bin, fails, json, ok};
+use crate::support::{bin, fails, json, ok};
 
 /// A small CPU run: 4 epochs of 6 batches (300 points, batch 50).
 fn train_args(dir: &Path, tag: &str) -> Vec<String> {
@@ -724,7 +722,7 @@ fn unwritable_outputs_are_refused_before_training() {
 /// mid-way through that training resumes it from its last epoch.
 #[test]
 fn a_sweeps_shared_dense_model_resumes_and_matches_a_comparison_that_trains_its_own() {
-    let Some(data) = support::cifar_dir() else {
+    let Some(data) = crate::support::cifar_dir() else {
         return;
     };
     let root = tempfile::tempdir().unwrap();

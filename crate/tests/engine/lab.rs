@@ -1,7 +1,5 @@
 //! The playground's engine, driven natively: the same calls the page makes.
 
-mod common;
-
 use prunelab::config::RunConfig;
 use prunelab::device::OpenDevice;
 use prunelab::host::block_on;
@@ -14,7 +12,7 @@ fn lab(model: &str, hidden: &[usize]) -> Lab {
     c.model.name = model.into();
     c.model.hidden = hidden.to_vec();
     c.data.dataset = "gaussians".into();
-    c.train = common::adam(6, 0.03);
+    c.train = crate::common::adam(6, 0.03);
     c.train.batch_size = 40;
     let split = c.data.load(c.seed).unwrap();
     Lab::new(c, OpenDevice::cpu("cpu"), split).unwrap()
@@ -48,7 +46,7 @@ fn train_then_slide_the_pruning_amount_then_fine_tune() {
     let b_heavy = block_on(lab.boundary(16, 1.5)).unwrap();
     block_on(lab.prune(0.0)).unwrap();
     let b_none = block_on(lab.boundary(16, 1.5)).unwrap();
-    assert!(common::max_abs_diff(&b_heavy, &b_none) > 1e-3);
+    assert!(crate::common::max_abs_diff(&b_heavy, &b_none) > 1e-3);
     // Weight-level: masks, and bytes that shrink.
     block_on(lab.score("magnitude", &PruneOptions::default())).unwrap();
     let w = block_on(lab.prune(0.5)).unwrap();
@@ -61,7 +59,7 @@ fn train_then_slide_the_pruning_amount_then_fine_tune() {
     let (m, _) = prunelab::io::model_file::from_bytes(
         &bytes,
         std::path::Path::new("page.plm"),
-        &common::cpu(),
+        &crate::common::cpu(),
     )
     .unwrap();
     assert_eq!(m.spec.name(), "mlp-12-8");
@@ -220,9 +218,9 @@ fn latency_lists_each_layer_of_the_dense_and_the_pruned_model() {
     let mut c = RunConfig::default();
     c.model.name = "cnn".into();
     c.data.dataset = "cifar10".into();
-    c.train = common::adam(1, 0.01);
+    c.train = crate::common::adam(1, 0.01);
     c.train.batch_size = 16;
-    let data = common::tiny_images(32, 10, 5);
+    let data = crate::common::tiny_images(32, 10, 5);
     let split = prunelab::data::Split::new(data.clone(), data, None, "tiny");
     let mut lab = Lab::new(c, OpenDevice::cpu("cpu"), split).unwrap();
     let per_epoch = lab.steps_per_epoch();

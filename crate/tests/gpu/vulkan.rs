@@ -18,12 +18,10 @@
 //! also checked end to end in the browser tests, where WebGPU (WGSL on the
 //! same SwiftShader) and the CPU train the toy MLP to the same losses.
 
-mod common;
-
+use crate::common::*;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use common::*;
 use prunelab::device::{self, DeviceChoice};
 use prunelab::host::{block_on, floats};
 use prunelab::model::Model;
@@ -102,7 +100,7 @@ fn cpu_and_vulkan_agree_on_forward_and_backward() {
         };
         let spec = ModelSpec::named(name, &options).unwrap();
         let cpu_dev = cpu().autodiff();
-        let model = common::model(&spec, 7, &cpu_dev);
+        let model = crate::common::model(&spec, 7, &cpu_dev);
         let [c, h, w] = spec.input_shape();
         let x = Tensor::<4>::random([4, c, h, w], Distribution::Normal(0.0, 1.0), &cpu_dev);
         let x_host = block_on(floats(x.clone())).unwrap();

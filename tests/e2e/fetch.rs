@@ -2,15 +2,13 @@
 //! generated archive in the official layout: download, checksum, unpack,
 //! resume after a cut connection, and the refusals.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::support::{fails, ok};
 use sha2::Digest;
-use support::{fails, ok};
 
 /// A `.tar.gz` holding `cifar-10-batches-bin/` with two records per file,
 /// plus `extra` entries (name, bytes) written verbatim.

@@ -2,9 +2,7 @@
 //! each in seconds on a CPU: targets met, structure really removed, and each
 //! method's own promise kept.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use prunelab::config::RunConfig;
 use prunelab::device::OpenDevice;
 use prunelab::events::Quiet;
@@ -90,9 +88,10 @@ fn cnn_fixture() -> Fixture {
     config.train = adam(3, 0.01);
     config.train.batch_size = 20;
     config.seed = 4;
-    let split = prunelab::data::Split::new(tiny_images(80, 2, 1), tiny_images(40, 2, 2), None, "tiny")
-        .hold_out(0.25, 4)
-        .unwrap();
+    let split =
+        prunelab::data::Split::new(tiny_images(80, 2, 1), tiny_images(40, 2, 2), None, "tiny")
+            .hold_out(0.25, 4)
+            .unwrap();
     fixture_on(config, split, 0.0)
 }
 
@@ -144,7 +143,15 @@ fn run(
         f.theta0.deep_fork()
     };
     block_on(experiment::run_method(
-        &f.config, method, target, method, options, start, &f.reference(), &f.device, &f.split,
+        &f.config,
+        method,
+        target,
+        method,
+        options,
+        start,
+        &f.reference(),
+        &f.device,
+        &f.split,
         &mut Quiet,
     ))
     .unwrap()
@@ -486,7 +493,9 @@ fn unfit_targets_and_methods_are_refused_clearly() {
 /// method added to the registry is covered by these tests unedited.
 fn registry_case(m: &dyn Method) -> (String, bool, PruneOptions) {
     let mut o = finetune(1);
-    o.update("polarization", |p: &mut PolarizationOptions| p.epochs = Some(4));
+    o.update("polarization", |p: &mut PolarizationOptions| {
+        p.epochs = Some(4)
+    });
     o.update("imp", |i: &mut ImpOptions| {
         i.rounds = 1;
         i.epochs = Some(4);
@@ -510,7 +519,13 @@ fn registry_cases() -> Vec<(&'static str, String, String, bool, PruneOptions)> {
         let (target, trained, o) = registry_case(*m);
         cases.push((name, name.to_string(), target.clone(), trained, o.clone()));
         let mut variant = |label: &str, o: PruneOptions| {
-            cases.push((name, format!("{name} ({label})"), target.clone(), trained, o))
+            cases.push((
+                name,
+                format!("{name} ({label})"),
+                target.clone(),
+                trained,
+                o,
+            ))
         };
         match name {
             "flexrel" => {
@@ -573,19 +588,39 @@ fn no_method_reads_the_test_set_to_choose() {
     let (toy_other, cnn_other) = (toy.with_other_test(), cnn.with_other_test());
     let cases = registry_cases();
     for m in METHODS {
-        assert!(cases.iter().any(|c| c.0 == m.info().name), "{} is covered", m.info().name);
+        assert!(
+            cases.iter().any(|c| c.0 == m.info().name),
+            "{} is covered",
+            m.info().name
+        );
     }
     for (method, label, target, trained, options) in cases {
         let m = by_name(method).unwrap();
         let f = fixture_for(m, &toy, &cnn);
-        let other = if std::ptr::eq(f, &toy) { &toy_other } else { &cnn_other };
-        let start = if trained { f.trained.deep_fork() } else { f.theta0.deep_fork() };
+        let other = if std::ptr::eq(f, &toy) {
+            &toy_other
+        } else {
+            &cnn_other
+        };
+        let start = if trained {
+            f.trained.deep_fork()
+        } else {
+            f.theta0.deep_fork()
+        };
         let witness = start.clone();
         let before_bits = bits(&witness.deep_fork());
         let before = f.split.test_reads();
         let (o, r) = block_on(experiment::run_method(
-            &f.config, method, &target, method, options.clone(), start, &f.reference(),
-            &f.device, &f.split, &mut Quiet,
+            &f.config,
+            method,
+            &target,
+            method,
+            options.clone(),
+            start,
+            &f.reference(),
+            &f.device,
+            &f.split,
+            &mut Quiet,
         ))
         .unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(
@@ -616,14 +651,22 @@ fn a_methods_start_shares_no_batch_norm_state_with_the_model_it_came_from() {
     let (d0, t0) = (snapshot(&dense), snapshot(&theta0));
     let device = f.device.autodiff();
     let x = prunelab::metrics::latency::inputs(&f.split, 20, &device);
-    for phase in [Phase::AfterTraining, Phase::AtInit, Phase::DuringTraining, Phase::Iterative] {
+    for phase in [
+        Phase::AfterTraining,
+        Phase::AtInit,
+        Phase::DuringTraining,
+        Phase::Iterative,
+    ] {
         let start = experiment::start_for(phase, &dense, &theta0);
         // BN on an autodiff device runs in training mode: it updates its running statistics.
         for _ in 0..2 {
             let _ = start.forward(x.clone());
         }
     }
-    assert!(snapshot(&dense) == d0, "an after-training start shares BN state with the dense model");
+    assert!(
+        snapshot(&dense) == d0,
+        "an after-training start shares BN state with the dense model"
+    );
     assert!(snapshot(&theta0) == t0, "a start shares BN state with θ₀");
 }
 
@@ -637,7 +680,9 @@ fn weight_level_sizes_are_the_zeros_the_model_holds() {
         let name = m.info().name;
         for epochs in [0, 2] {
             let mut o = finetune(epochs);
-            o.update("random", |r: &mut RandomOptions| r.unit = RandomUnit::Weights);
+            o.update("random", |r: &mut RandomOptions| {
+                r.unit = RandomUnit::Weights
+            });
             o.update("imp", |i: &mut ImpOptions| {
                 i.rounds = 1;
                 i.epochs = Some(3);
@@ -647,11 +692,18 @@ fn weight_level_sizes_are_the_zeros_the_model_holds() {
             }
             let trained = m.info().phase == Phase::AfterTraining;
             let (outcome, r) = run(&f, name, "sparsity=0.5", o, trained);
-            let masks = outcome.masks.as_ref().unwrap_or_else(|| panic!("{name}: masks"));
+            let masks = outcome
+                .masks
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}: masks"));
             let zeros = zeros_of(&outcome.model);
             for (l, z) in masks.layers.iter().zip(&zeros) {
                 let alive = l.keep.iter().zip(z).filter(|(k, z)| !**k && !**z).count();
-                assert_eq!(alive, 0, "{name} ({epochs} epochs): {} holds {alive} pruned weights", l.layer);
+                assert_eq!(
+                    alive, 0,
+                    "{name} ({epochs} epochs): {} holds {alive} pruned weights",
+                    l.layer
+                );
             }
             let held = held_masks(&outcome.model, masks);
             let sized = prunelab::metrics::bytes::size(&outcome.model.spec, Some(&held));
@@ -671,7 +723,10 @@ fn weight_level_sizes_are_the_zeros_the_model_holds() {
         &f.device.device,
     ))
     .unwrap();
-    assert_eq!(lost.nonzero_params, f.dense.nonzero_params, "sizes come from the weights");
+    assert_eq!(
+        lost.nonzero_params, f.dense.nonzero_params,
+        "sizes come from the weights"
+    );
 }
 
 /// Per prunable layer, which weights `model` holds at exactly 0.
@@ -898,7 +953,9 @@ fn s1_polarizer_decides_the_gates_sooner() {
     let f = fixture();
     let on = finetune(0);
     let mut off = on.clone();
-    off.update("polarization", |p: &mut PolarizationOptions| p.lambda_pol = 0.0);
+    off.update("polarization", |p: &mut PolarizationOptions| {
+        p.lambda_pol = 0.0
+    });
     let (a_on, _) = run(&f, "polarization", "macs=0.5", on, false);
     let (a_off, _) = run(&f, "polarization", "macs=0.5", off, false);
     let (on, off) = (undecided_area(&a_on), undecided_area(&a_off));
@@ -946,7 +1003,10 @@ fn s1_dynamic_gate_heads_learn_gates_that_depend_on_the_sample() {
         .iter()
         .flat_map(|h| block_on(prunelab::host::floats(h.weight.val().flatten::<1>(0, 1))).unwrap())
         .fold(0f32, |a, v| a.max(v.abs()));
-    assert!(moved > 1e-6, "the gate heads never left W = 0: the dynamic gates are static");
+    assert!(
+        moved > 1e-6,
+        "the gate heads never left W = 0: the dynamic gates are static"
+    );
     let x = prunelab::metrics::latency::inputs(&f.split, 64, &f.device.device);
     let (_, v) = gated.valid().forward(x);
     let spread = v
@@ -975,7 +1035,8 @@ fn s4_grasp_removes_the_blocks_with_the_highest_s() {
     let f = fixture();
     let (outcome, _) = run(&f, "lottery", "blocks=2", finetune(0), false);
     let info = by_name("lottery").unwrap().info();
-    let sampling = prunelab::prune::capture::Sampling::new(&finetune(0), info, false, f.config.seed);
+    let sampling =
+        prunelab::prune::capture::Sampling::new(&finetune(0), info, false, f.config.seed);
     let (hg, _) = block_on(prunelab::prune::grasp::hessian_gradient(
         &f.theta0,
         &f.split,
@@ -990,8 +1051,11 @@ fn s4_grasp_removes_the_blocks_with_the_highest_s() {
         };
         let w = block_on(prunelab::host::floats(w.param.flat())).unwrap();
         let hg = block_on(prunelab::host::floats(hg.clone())).unwrap();
-        *s.entry(block.to_string()).or_default() -=
-            w.iter().zip(&hg).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>();
+        *s.entry(block.to_string()).or_default() -= w
+            .iter()
+            .zip(&hg)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum::<f64>();
     }
     let reported: BTreeMap<String, f64> = outcome.details["block_scores"]
         .as_array()
@@ -1019,4 +1083,3 @@ fn s4_grasp_removes_the_blocks_with_the_highest_s() {
     got.sort();
     assert_eq!(got, want, "GraSP removes the highest ΣS first");
 }
-

@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-mod support;
-use support::{cifar_dir, fails, json, ok};
+use crate::support::{cifar_dir, fails, json, ok};
 
 #[test]
 fn info_prints_the_published_model_sizes_as_json() {
@@ -173,7 +172,7 @@ fn a_model_and_data_that_do_not_match_are_named() {
 fn the_private_runtime_directory_is_removed_on_the_way_out() {
     let tmp = tempfile::tempdir().unwrap();
     for args in [&["methods"][..], &["--help"], &["train", "--lr", "-1"]] {
-        let _ = support::bin()
+        let _ = crate::support::bin()
             .args(args)
             .env_remove("XDG_RUNTIME_DIR")
             .env("TMPDIR", tmp.path())
@@ -379,7 +378,7 @@ fn the_probes_remaining_inputs_are_clear_errors_before_any_work() {
     let big = write("big.toml", &"# padding\n".repeat(200_000));
     clean(&["train", "--config", &big], "at most 1024 KiB");
     // L10: with --json-events, the end of the run is an event on stdout too.
-    let o = support::prunelab(&["train", "--config", &nan, "--json-events"]);
+    let o = crate::support::prunelab(&["train", "--config", &nan, "--json-events"]);
     assert!(!o.status.success());
     let last = String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -672,7 +671,11 @@ fn run_gives_every_method_the_same_result_whatever_runs_beside_it() {
     .unwrap();
     for m in METHODS {
         let name = m.info().name;
-        if blocks.iter().any(|b| b.contains(&format!("method = \"{name}\""))) || m.check_model(&spec).is_err() {
+        if blocks
+            .iter()
+            .any(|b| b.contains(&format!("method = \"{name}\"")))
+            || m.check_model(&spec).is_err()
+        {
             continue;
         }
         let target = match m.removes(&PruneOptions::default()).unwrap() {
@@ -681,7 +684,9 @@ fn run_gives_every_method_the_same_result_whatever_runs_beside_it() {
             Granularity::Blocks => "blocks=2",
             Granularity::Structure => "macs=0.5",
         };
-        blocks.push(format!("\n[[methods]]\nmethod = \"{name}\"\ntarget = \"{target}\"\n"));
+        blocks.push(format!(
+            "\n[[methods]]\nmethod = \"{name}\"\ntarget = \"{target}\"\n"
+        ));
     }
     let n = blocks.len();
     let dir = tempfile::tempdir().unwrap();
@@ -900,7 +905,10 @@ fn reproduce_smoke_runs_every_seed_paper_and_reports_the_paper_beside_ours() {
         let models = report["dense"].as_array().unwrap().len();
         assert_eq!(models, if seed == "s4" { 2 } else { 1 }, "{seed}");
         let dense = std::fs::read_dir(dir.path().join("dense")).unwrap().count();
-        assert_eq!(dense, models, "{seed}: one dense model file per architecture");
+        assert_eq!(
+            dense, models,
+            "{seed}: one dense model file per architecture"
+        );
         // The resolved sweep runs as any sweep: every run is already there.
         let sweep = dir.path().join("sweep.toml");
         let (_, stderr) = ok(&["sweep", sweep.to_str().unwrap(), "--out", out]);

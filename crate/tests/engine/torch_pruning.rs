@@ -18,13 +18,11 @@
 //! near empty. Option-A ResNets have no counterpart: Torch-Pruning cannot
 //! trace a zero-pad shortcut, prunelab re-points its index map.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
-use common::*;
 use prunelab::host::block_on;
 use prunelab::model::spec::{ModelOptions, ModelSpec, Shortcut};
 use prunelab::model::{Model, Net};
@@ -262,7 +260,8 @@ fn the_registered_method_ranks_as_torch_pruning_does() {
     let method = by_name("group-magnitude").unwrap();
     let mut options = PruneOptions::default();
     options.protect.residual_stream = true;
-    let split = prunelab::data::Split::new(tiny_images(2, 10, 1), tiny_images(2, 10, 2), None, "unused");
+    let split =
+        prunelab::data::Split::new(tiny_images(2, 10, 1), tiny_images(2, 10, 2), None, "unused");
     let device = OpenDevice::cpu("cpu");
     let scoring = Scoring {
         model: &model,
@@ -280,7 +279,10 @@ fn the_registered_method_ranks_as_torch_pruning_does() {
         let target = Target::Sparsity(ratio.parse().unwrap());
         let plan = select_units(&model.spec, &scores, &target, &ranking).unwrap();
         let diff = differences(&plan, tp);
-        assert!(diff.is_empty(), "ratio {ratio}: the registered method's plan differs: {diff:?}");
+        assert!(
+            diff.is_empty(),
+            "ratio {ratio}: the registered method's plan differs: {diff:?}"
+        );
     }
     // …and the comparison can tell: without the normaliser the plan differs.
     let raw = SelectOptions {
