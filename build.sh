@@ -198,7 +198,7 @@ serve_page() {
   wasm_package static/pkg web-bindings "$TARGET_DIR/cpu"
   # A WebGPU package older than the engine's sources would meet a newer page
   # and CPU package: put it away until the background build replaces it.
-  if [ -d static/pkg-gpu ] && [ -n "$(find crate/src crate/Cargo.toml Cargo.toml Cargo.lock patches \
+  if [ -d static/pkg-gpu ] && [ -n "$(find crate/src crate/Cargo.toml Cargo.toml Cargo.lock vendor \
       -newer static/pkg-gpu/prunelab_bg.wasm -print -quit 2>/dev/null)" ]; then
     rm -rf static/pkg-gpu
   fi

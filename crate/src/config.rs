@@ -135,13 +135,13 @@ impl RunConfig {
         self.train.validate()?;
         self.prune.options.check()?;
         self.data.source()?;
-        if !crate::model::spec::MODEL_NAMES.contains(&self.model.name.as_str()) {
+        if !crate::model::zoo::MODEL_NAMES.contains(&self.model.name.as_str()) {
             return Err(Error::config(
                 "model",
                 &self.model.name,
                 format!(
                     "choose one of {}",
-                    crate::model::spec::MODEL_NAMES.join(", ")
+                    crate::model::zoo::MODEL_NAMES.join(", ")
                 ),
             ));
         }
@@ -162,7 +162,7 @@ impl RunConfig {
                 format!("use fewer than {MAX_LAYERS} widths of 1 to {MAX_WIDTH}"),
             ));
         }
-        let image_model = !crate::model::spec::POINT_MODELS.contains(&self.model.name.as_str());
+        let image_model = !crate::model::zoo::POINT_MODELS.contains(&self.model.name.as_str());
         let image_data = self.data.dataset.starts_with("cifar");
         if image_model != image_data {
             return Err(Error::config(

@@ -663,7 +663,7 @@ fn run_gives_every_method_the_same_result_whatever_runs_beside_it() {
     // toy model has none, and they are refused up front).
     let spec = prunelab::model::ModelSpec::named(
         "resmlp",
-        &prunelab::model::spec::ModelOptions {
+        &prunelab::model::zoo::ModelOptions {
             hidden: vec![24; 4],
             ..Default::default()
         },

@@ -226,7 +226,8 @@ mod tests {
 
     use super::*;
     use crate::model::Model;
-    use crate::model::spec::{MODEL_NAMES, ModelOptions, Shortcut};
+    use crate::model::spec::Shortcut;
+    use crate::model::zoo::{MODEL_NAMES, ModelOptions};
 
     /// Every tensor of every zoo model has exactly one PyTorch name, under
     /// both namings, and no two tensors share one.

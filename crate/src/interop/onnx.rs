@@ -188,7 +188,7 @@ pub async fn write(
     masks: Option<&WeightMasks>,
     notes: serde_json::Value,
 ) -> Result<Vec<u8>> {
-    let pack = super::tensors(model, masks).await?;
+    let pack = super::state_dict::tensors(model, masks).await?;
     let mut g = Graph {
         pack: &pack,
         nodes: Vec::new(),

@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::tensor::{bf16, f16};
 use burn_store::pytorch::PytorchReader;
 
-use super::{Named, StateDict};
+use super::state_dict::{Named, StateDict};
 
 use burn_store::pytorch_reader::DType;
 

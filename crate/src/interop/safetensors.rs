@@ -12,7 +12,7 @@ use ::safetensors::tensor::{Dtype, View};
 use burn::tensor::{bf16, f16};
 
 use super::names::{self, Naming};
-use super::{Named, StateDict};
+use super::state_dict::{Named, StateDict};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::masks::WeightMasks;
@@ -92,7 +92,7 @@ pub async fn write(
     masks: Option<&WeightMasks>,
     notes: serde_json::Value,
 ) -> Result<Vec<u8>> {
-    let pack = super::tensors(model, masks).await?;
+    let pack = super::state_dict::tensors(model, masks).await?;
     let naming = Naming::default_for(&model.spec);
     let table = names::table(&model.spec, &naming);
     let mut tensors: Vec<(String, Raw)> = Vec::new();
@@ -103,7 +103,7 @@ pub async fn write(
         let (shape, values) = match key.transposed {
             true => (
                 vec![shape[1], shape[0]],
-                super::transpose(values, shape[0], shape[1]),
+                super::state_dict::transpose(values, shape[0], shape[1]),
             ),
             false => (shape.to_vec(), values.to_vec()),
         };

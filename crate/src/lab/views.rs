@@ -285,7 +285,7 @@ impl Lab {
 
     /// The dense model's coupled groups (the residual streams included):
     /// what the page highlights when a unit is pointed at.
-    pub fn groups(&self) -> Vec<crate::model::spec::UnitGroup> {
+    pub fn groups(&self) -> Vec<crate::model::groups::UnitGroup> {
         self.dense
             .as_ref()
             .unwrap_or(&self.trainer.model)

@@ -13,7 +13,8 @@
 
 use serde::Serialize;
 
-use crate::model::spec::{LayerOp, ModelSpec};
+use crate::model::geometry::LayerOp;
+use crate::model::spec::ModelSpec;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LayerCount {
@@ -129,7 +130,8 @@ pub fn activation_floats(spec: &ModelSpec) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::spec::{ModelOptions, Shortcut};
+    use crate::model::spec::Shortcut;
+    use crate::model::zoo::ModelOptions;
 
     fn counted(name: &str, shortcut: Shortcut) -> ModelCount {
         count(

@@ -12,7 +12,8 @@ use crate::data::Split;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
-use crate::model::spec::{LayerOp, ModelSpec};
+use crate::model::geometry::LayerOp;
+use crate::model::spec::ModelSpec;
 
 /// Untimed passes first (kernel compilation, autotune, caches), then timed ones.
 pub const WARMUP: usize = 3;

@@ -3,13 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::ModelSpec;
-use super::spec::{Activation, Init, ModelOptions, Shortcut};
+use super::spec::{Activation, Init, Shortcut};
+use super::zoo::ModelOptions;
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelConfig {
-    /// One of [`crate::model::spec::MODEL_NAMES`].
+    /// One of [`crate::model::zoo::MODEL_NAMES`].
     pub name: String,
     /// MLP hidden widths.
     pub hidden: Vec<usize>,

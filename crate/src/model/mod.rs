@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod conv;
+pub mod geometry;
+pub mod groups;
 pub mod layers;
 pub mod masks;
 pub mod mlp;
@@ -11,6 +13,7 @@ pub mod plain;
 pub mod resnet;
 pub mod spec;
 pub mod weights;
+pub mod zoo;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

@@ -23,8 +23,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::model::geometry::LayerOp;
 use crate::model::layers::{GateHead, straight_through};
-use crate::model::spec::LayerOp;
 use crate::model::{Ctx, Model, ModelSpec};
 
 /// Where the gate logits come from.

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::host;
-use crate::model::spec::UnitGroup;
+use crate::model::groups::UnitGroup;
 use crate::model::{Model, Net};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

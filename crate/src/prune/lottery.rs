@@ -40,7 +40,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::metrics::count::count;
-use crate::model::spec::{BlockRef, ModelSpec};
+use crate::model::groups::BlockRef;
+use crate::model::spec::ModelSpec;
 use crate::train::Trainer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

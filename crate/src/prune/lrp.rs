@@ -27,7 +27,7 @@ use crate::data::Split;
 use crate::data::loader::Loader;
 use crate::device::OpenDevice;
 use crate::error::{Error, Result};
-use crate::model::spec::LayerOp;
+use crate::model::geometry::LayerOp;
 use crate::model::{Ctx, Model};
 use serde::{Deserialize, Serialize};
 

@@ -183,7 +183,7 @@ pub struct Job<'a> {
 
 impl Scoring<'_> {
     /// The groups this run may cut (the streams too with `residual_stream`).
-    pub fn groups(&self) -> Vec<crate::model::spec::UnitGroup> {
+    pub fn groups(&self) -> Vec<crate::model::groups::UnitGroup> {
         self.options.protect.groups(&self.model.spec)
     }
 
@@ -194,7 +194,7 @@ impl Scoring<'_> {
 }
 
 /// Every producing layer of `groups`, each once, in order.
-pub fn producers(groups: &[crate::model::spec::UnitGroup]) -> Vec<String> {
+pub fn producers(groups: &[crate::model::groups::UnitGroup]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in groups.iter().flat_map(|g| &g.producers) {
         if !out.contains(p) {

@@ -13,7 +13,7 @@ use super::{
     Scores, Scoring,
 };
 use crate::error::Result;
-use crate::model::spec::UnitGroup;
+use crate::model::groups::UnitGroup;
 use crate::model::{Model, ModelSpec};
 use crate::rng;
 

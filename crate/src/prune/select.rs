@@ -11,7 +11,7 @@ use super::target::Target;
 use crate::error::{Error, Result};
 use crate::metrics::count::count;
 use crate::model::ModelSpec;
-use crate::model::spec::UnitGroup;
+use crate::model::groups::UnitGroup;
 
 /// Slack when comparing achieved and wanted shares (f32 targets seen as f64).
 const TOLERANCE: f64 = 1e-6;

@@ -8,7 +8,10 @@
 //! it unchanged (docs/results.md, "Reproducing the seed papers").
 
 pub mod published;
+mod render;
 pub mod report;
+mod rows;
+mod verdict;
 
 use serde::{Deserialize, Serialize};
 

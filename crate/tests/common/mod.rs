@@ -5,7 +5,8 @@ use burn::tensor::Device;
 use prunelab::data::toy::{self, ToySpec};
 use prunelab::data::{Dataset, Features, Split};
 use prunelab::model::Model;
-use prunelab::model::spec::{ModelOptions, ModelSpec};
+use prunelab::model::spec::ModelSpec;
+use prunelab::model::zoo::ModelOptions;
 use prunelab::train::TrainConfig;
 use prunelab::train::optim::OptimizerKind;
 use prunelab::train::schedule::Schedule;
@@ -97,7 +98,7 @@ pub fn bn_buffers(spec: &ModelSpec) -> usize {
     spec.layers()
         .iter()
         .map(|l| match l.op {
-            prunelab::model::spec::LayerOp::BatchNorm { channels } => 2 * channels,
+            prunelab::model::geometry::LayerOp::BatchNorm { channels } => 2 * channels,
             _ => 0,
         })
         .sum()

@@ -1,5 +1,5 @@
 //! The CPU backend's 2-D convolution — burn-flex with prunelab's patch
-//! (`patches/burn-flex`, docs/operations.md) — forward and both gradients,
+//! (`vendor/burn-flex-0.22.1`, docs/operations.md) — forward and both gradients,
 //! against a direct float64 loop. `reference.rs` checks ResNet-20 against
 //! PyTorch (3×3, stride 1 and 2, padding 1); this covers what it does not
 //! reach: larger strides, dilation, asymmetric padding, groups, 1×1,

@@ -6,7 +6,8 @@ use crate::common::*;
 use prunelab::data::toy::{self, ToySpec};
 use prunelab::host::block_on;
 use prunelab::model::Net;
-use prunelab::model::spec::{Activation, Init, ModelOptions, ModelSpec, PLAYGROUND_SCALE};
+use prunelab::model::spec::{Activation, Init, ModelSpec, PLAYGROUND_SCALE};
+use prunelab::model::zoo::ModelOptions;
 use prunelab::train::Trainer;
 
 fn spec(init: Init) -> ModelSpec {

@@ -232,7 +232,7 @@ fn latency_lists_each_layer_of_the_dense_and_the_pruned_model() {
         .unwrap()
         .layers()
         .into_iter()
-        .filter(|g| !matches!(g.op, prunelab::model::spec::LayerOp::BatchNorm { .. }))
+        .filter(|g| !matches!(g.op, prunelab::model::geometry::LayerOp::BatchNorm { .. }))
         .map(|g| g.name)
         .collect();
     let names: Vec<&str> = l.layers.iter().map(|t| t.name.as_str()).collect();

@@ -35,9 +35,10 @@ use burn::tensor::{Tensor, TensorData};
 use prunelab::data::{Dataset, Features, Split};
 use prunelab::device::OpenDevice;
 use prunelab::host::{block_on, floats};
+use prunelab::model::geometry::LayerOp;
 use prunelab::model::layers::ConvBn;
 use prunelab::model::spec::{
-    BlockSpec, LayerOp, ModelSpec, PlainLayer, PlainSpec, ResNetSpec, Shortcut, StageSpec,
+    BlockSpec, ModelSpec, PlainLayer, PlainSpec, ResNetSpec, Shortcut, StageSpec,
 };
 use prunelab::model::{Model, Net};
 use prunelab::prune::lrp::Relevance;

@@ -7,7 +7,8 @@ use burn::tensor::{Distribution, Tensor};
 use prunelab::host::block_on;
 use prunelab::io::{model_file, pack::Pack};
 use prunelab::metrics::count::count;
-use prunelab::model::spec::{ModelOptions, ModelSpec, Shortcut};
+use prunelab::model::spec::{ModelSpec, Shortcut};
+use prunelab::model::zoo::ModelOptions;
 
 fn spec(name: &str, shortcut: Shortcut) -> ModelSpec {
     ModelSpec::named(

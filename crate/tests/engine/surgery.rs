@@ -6,7 +6,8 @@ use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
 use prunelab::host::{block_on, floats};
 use prunelab::metrics::count::count;
-use prunelab::model::spec::{ModelOptions, ModelSpec, Shortcut};
+use prunelab::model::spec::{ModelSpec, Shortcut};
+use prunelab::model::zoo::ModelOptions;
 use prunelab::model::{Ctx, Model};
 use prunelab::prune::plan::Plan;
 use prunelab::prune::surgery::cut;
@@ -210,7 +211,7 @@ fn stream_groups_are_derived_for_every_resnet() {
     let mut convs: Vec<String> = spec56
         .layers()
         .into_iter()
-        .filter(|l| matches!(l.op, prunelab::model::spec::LayerOp::Conv { .. }))
+        .filter(|l| matches!(l.op, prunelab::model::geometry::LayerOp::Conv { .. }))
         .map(|l| l.name)
         .collect();
     convs.sort();

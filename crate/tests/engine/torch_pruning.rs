@@ -24,7 +24,8 @@ use crate::common::*;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
 use prunelab::host::block_on;
-use prunelab::model::spec::{ModelOptions, ModelSpec, Shortcut};
+use prunelab::model::spec::{ModelSpec, Shortcut};
+use prunelab::model::zoo::ModelOptions;
 use prunelab::model::{Model, Net};
 use prunelab::prune::group_magnitude::{self, GroupMagnitudeOptions};
 use prunelab::prune::select::{

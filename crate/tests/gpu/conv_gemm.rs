@@ -16,7 +16,9 @@ use burn::tensor::{Device, Distribution, Tensor};
 use prunelab::device::{self, DeviceChoice};
 use prunelab::host::{block_on, floats};
 use prunelab::model::conv::conv2d_gemm;
-use prunelab::model::spec::{LayerOp, ModelOptions, ModelSpec, Shortcut};
+use prunelab::model::geometry::LayerOp;
+use prunelab::model::spec::{ModelSpec, Shortcut};
+use prunelab::model::zoo::ModelOptions;
 
 const TOL: f32 = 1e-4;
 const SWIFTSHADER: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";

@@ -25,7 +25,8 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use prunelab::device::{self, DeviceChoice};
 use prunelab::host::{block_on, floats};
 use prunelab::model::Model;
-use prunelab::model::spec::{ModelOptions, ModelSpec};
+use prunelab::model::spec::ModelSpec;
+use prunelab::model::zoo::ModelOptions;
 use prunelab::train::cross_entropy;
 use prunelab::train::optim::{Optimizer, OptimizerSettings};
 

@@ -8,7 +8,8 @@ use prunelab::error::{Error, Result};
 use prunelab::host::block_on;
 use prunelab::io::atomic;
 use prunelab::metrics::count::{activation_floats, count};
-use prunelab::model::spec::{ModelOptions, ModelSpec};
+use prunelab::model::spec::ModelSpec;
+use prunelab::model::zoo::ModelOptions;
 use prunelab::report::{count_table, human};
 use prunelab::train::{checkpoint, evaluate};
 use prunelab::training::{self, Resume};
@@ -265,7 +266,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 }
 
 pub fn info(args: InfoArgs) -> Result<()> {
-    let point_model = prunelab::model::spec::POINT_MODELS.contains(&args.model.as_str());
+    let point_model = prunelab::model::zoo::POINT_MODELS.contains(&args.model.as_str());
     if let (Some(hidden), false) = (&args.hidden, point_model) {
         return Err(Error::config(
             "hidden",
@@ -273,7 +274,7 @@ pub fn info(args: InfoArgs) -> Result<()> {
             format!(
                 "{} has fixed widths; --hidden is for {}",
                 args.model,
-                prunelab::model::spec::POINT_MODELS.join(" and ")
+                prunelab::model::zoo::POINT_MODELS.join(" and ")
             ),
         ));
     }

@@ -66,7 +66,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
     check_save_path(&args.to, "to")?;
     atomic::check_writable(&args.to)?;
     let config = run_config(&args.setup)?;
-    let inputs = match prunelab::model::spec::POINT_MODELS.contains(&config.model.name.as_str()) {
+    let inputs = match prunelab::model::zoo::POINT_MODELS.contains(&config.model.name.as_str()) {
         true => 2,
         false => 3,
     };

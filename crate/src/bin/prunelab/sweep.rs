@@ -49,7 +49,7 @@ pub fn run_shard(
     device: Option<&str>,
     json_events: bool,
 ) -> Result<()> {
-    atomic::check_writable(&out.join("sweep.json"))?;
+    atomic::check_writable(&sweep::Manifest::path(out))?;
     // The override picks where runs execute; it must not change their ids,
     // or shards started with different flags would disagree on the list.
     let device_choice = match device {
@@ -59,13 +59,10 @@ pub fn run_shard(
     let shard = Shard::parse(shard, &|k| std::env::var(k).ok())?;
     let runs = config.runs();
     // The whole list, so `--collect` can say which runs are still missing.
-    let manifest = serde_json::json!({
-        "name": config.name,
-        "runs": runs.iter().map(|r| serde_json::json!({
-            "id": r.id, "seed": r.seed, "method": r.method, "target": r.target, "label": r.label,
-        })).collect::<Vec<_>>(),
-    });
-    atomic::write_json(&out.join("sweep.json"), &manifest)?;
+    atomic::write_json(
+        &sweep::Manifest::path(out),
+        &sweep::Manifest::of(config, &runs),
+    )?;
     let mine = shard.select(&runs);
     let todo: Vec<_> = mine
         .iter()

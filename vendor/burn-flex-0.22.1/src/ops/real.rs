@@ -6,10 +6,32 @@
 use core::ops::{Add, AddAssign, Mul};
 
 use burn_backend::{DType, Element};
-use burn_std::{bf16, f16};
+use burn_std::{Bytes, bf16, f16};
+use bytemuck::Pod;
 
-use super::module::{cast_from_f32, cast_to_f32};
-use crate::FlexTensor;
+use crate::{FlexTensor, Layout};
+
+// Private copies of `module.rs`'s two converters (as upstream's
+// `attention.rs` keeps its own): importing them from `module` made a loop,
+// module → conv2d_nchw/batch_norm_nchw → real → module.
+
+/// A half-precision tensor widened to f32.
+fn cast_to_f32<E: Element + Pod + Copy>(tensor: FlexTensor, to_f32: fn(E) -> f32) -> FlexTensor {
+    let tensor = tensor.to_contiguous();
+    let shape = tensor.layout().shape().clone();
+    let data: &[E] = tensor.storage();
+    let f32_data: alloc::vec::Vec<f32> = data.iter().map(|&v| to_f32(v)).collect();
+    FlexTensor::new(Bytes::from_elems(f32_data), Layout::contiguous(shape), DType::F32)
+}
+
+/// An f32 tensor narrowed back to half precision `E`.
+fn cast_from_f32<E: Element + Pod + Copy>(tensor: FlexTensor, from_f32: fn(f32) -> E) -> FlexTensor {
+    let tensor = tensor.to_contiguous();
+    let shape = tensor.layout().shape().clone();
+    let data: &[f32] = tensor.storage();
+    let half_data: alloc::vec::Vec<E> = data.iter().map(|&v| from_f32(v)).collect();
+    FlexTensor::new(Bytes::from_elems(half_data), Layout::contiguous(shape), E::dtype())
+}
 
 /// The element types the kernels are written for (f16 and bf16 run through f32).
 pub(crate) trait Real:
