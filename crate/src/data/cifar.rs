@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::augment::Normalization;
-use super::{Dataset, Features, Split};
+use super::dataset::{Dataset, Features, Split};
 use crate::error::{Error, Result};
 
 pub const PIXELS: usize = 3 * 32 * 32;

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::cifar::Variant;
+use super::dataset::Split;
+use super::source::DataSource;
 use super::toy::{self, ToySpec};
-use super::{DataSource, Split};
 use crate::error::{Error, Result};
 
 /// The most points a generated (toy) data set may have: 10 million 2-D

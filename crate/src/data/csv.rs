@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Dataset, Features, Split};
+use super::dataset::{Dataset, Features, Split};
 use crate::error::{Error, Result};
 use crate::rng;
 

@@ -5,7 +5,7 @@
 use burn::tensor::{Device, Int, IntDType, Tensor, TensorData};
 
 use super::augment::{self, Normalization};
-use super::{Dataset, Features};
+use super::dataset::{Dataset, Features};
 use crate::rng;
 
 /// Inputs `[N, C, H, W]` and class labels `[N]` on a device.

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Dataset, Features, Split};
+use super::dataset::{Dataset, Features, Split};
 use crate::error::{Error, Result};
 use crate::rng::{self, Rand, normal, uniform};
 

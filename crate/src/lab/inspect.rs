@@ -4,7 +4,7 @@
 use burn::module::Module;
 use serde::Serialize;
 
-use super::{Lab, PruneReport};
+use super::session::{Lab, PruneReport};
 use crate::error::Result;
 use crate::host;
 use crate::metrics::count::count;

@@ -4,8 +4,9 @@
 use burn::module::Module;
 use serde::Serialize;
 
-use super::Lab;
+use super::session::{Lab, LabReport};
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::host;
 use crate::model::Ctx;
 
@@ -41,6 +42,37 @@ pub struct LayerView {
 }
 
 impl Lab {
+    /// One frame of the toy lab: `steps` of training, then what the page
+    /// draws ([`Lab::views`]). On WebGPU, a plain run's steps, the epochs
+    /// they close and the views are read back together, once: a GPU stalls
+    /// on each read. (S1's pass still reads its gates at each epoch's end.)
+    pub async fn frame(
+        &mut self,
+        steps: usize,
+        resolution: usize,
+        extent: f32,
+        unit_resolution: usize,
+        selected: Option<(&str, usize)>,
+    ) -> Result<(Option<LabReport>, FrameViews)> {
+        let mut report = match steps {
+            0 => None,
+            _ => Some(self.train_queued(steps).await?),
+        };
+        let mut reads = host::Reads::default();
+        let training = self.trainer.queue_flush(&mut reads);
+        let views = self
+            .queue_views(&mut reads, resolution, extent, unit_resolution, selected)
+            .await?;
+        let values = reads.read().await?;
+        let mut events = Vec::new();
+        self.trainer
+            .replay(training, &values, &mut |e: Event| events.push(e))?;
+        if let Some(r) = report.as_mut() {
+            r.events.extend(events);
+        }
+        Ok((report, views.finish(&values)?))
+    }
+
     /// The layers of a fully connected model (MLP, or resmlp's 1×1 convs)
     /// with what pruning removed, for the network drawing. Structured views
     /// draw the dense architecture with removed units greyed out.

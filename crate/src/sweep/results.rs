@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{SweepConfig, SweepRun};
+use super::config::{SweepConfig, SweepRun};
 use crate::error::{Error, Result};
 use crate::report::MethodResult;
 
