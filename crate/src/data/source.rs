@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(not(target_arch = "wasm32"))]
+use super::csv;
 use super::dataset::Split;
-use super::{cifar, csv, toy};
+use super::{cifar, toy};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::error::{Error, Result};
 

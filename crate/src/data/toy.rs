@@ -256,7 +256,7 @@ mod tests {
                 "{name}: other seed, other points"
             );
             assert_eq!(a.train.class_counts(), vec![100, 100], "{name}");
-            assert_eq!(a.test.len(), 50);
+            assert_eq!(a.test().len(), 50);
             assert!(
                 floats(&a.train).iter().all(|v| v.abs() < 1.6),
                 "{name} stays in the plot"

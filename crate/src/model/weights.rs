@@ -83,6 +83,14 @@ impl WeightParam<'_> {
 }
 
 impl Model {
+    /// The device its parameters live on (autodiff or not, as they are).
+    pub fn device(&self) -> burn::tensor::Device {
+        self.prunable_weights()
+            .first()
+            .map(|w| w.param.flat().device())
+            .expect("every model has weights")
+    }
+
     /// Every conv and linear weight, in forward order.
     pub fn prunable_weights(&self) -> Vec<PrunableWeight<'_>> {
         let mut out = Vec::new();

@@ -8,9 +8,22 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::select::{Normalize, Protection, Scope};
-use super::target::Target;
 use crate::error::{Error, Result};
+use crate::prune::pruner::select::{Normalize, Protection, Scope};
+use crate::prune::pruner::target::Target;
+
+/// Whose fine-tuning an after-training method gets when `finetune_epochs` and
+/// `finetune_lr` are not set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Recipe {
+    /// [`SHARED`] for every method: what a comparison needs.
+    #[default]
+    Shared,
+    /// Each method's paper's ([`MethodInfo::finetune`]): to reproduce one
+    /// paper's row on its own terms, not to rank methods.
+    Paper,
+}
 
 /// The share removed after step `k` of `n`, for a final share `t`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -61,7 +74,7 @@ pub struct PruneOptions {
     /// Where unset fine-tuning settings come from: one shared recipe for
     /// every method (the default: comparisons need it) or each method's
     /// paper's (`paper`; [`super::recipe`]).
-    pub finetune_recipe: super::recipe::Recipe,
+    pub finetune_recipe: Recipe,
     /// Batches used to score (S3's `limit`, SNIP/GraSP batches). Unset: the
     /// method's paper's.
     pub score_batches: Option<usize>,
@@ -91,7 +104,7 @@ impl PruneOptions {
             rates: None,
             finetune_epochs: None,
             finetune_lr: None,
-            finetune_recipe: super::recipe::Recipe::Shared,
+            finetune_recipe: Recipe::Shared,
             score_batches: None,
             score_batch_size: 128,
             iterative_steps: 1,
@@ -129,73 +142,6 @@ impl PruneOptions {
             name.to_string(),
             serde_json::to_value(options).expect("plain data"),
         );
-    }
-
-    /// Checks every method table against its method's options type.
-    pub fn check(&self) -> Result<()> {
-        // Shared ranges, so a typo fails at once and not after the dense training.
-        if let Some(e) = self.finetune_epochs
-            && e > 100_000
-        {
-            return Err(Error::config("finetune_epochs", e, "use 0 to 100000"));
-        }
-        if let Some(lr) = self.finetune_lr
-            && !(lr > 0.0 && lr <= 10.0)
-        {
-            return Err(Error::config(
-                "finetune_lr",
-                lr,
-                "use a rate in (0, 10], or leave it out for the method's default",
-            ));
-        }
-        if !(1..=65_536).contains(&self.score_batch_size) {
-            return Err(Error::config(
-                "score_batch_size",
-                self.score_batch_size,
-                "use 1 to 65536 examples per scoring batch",
-            ));
-        }
-        if let Some(n) = self.score_batches
-            && !(1..=100_000).contains(&n)
-        {
-            return Err(Error::config("score_batches", n, "use 1 to 100000"));
-        }
-        self.protect.check()?;
-        if !(1..=100).contains(&self.iterative_steps) {
-            return Err(Error::config(
-                "iterative_steps",
-                self.iterative_steps,
-                "use 1 (one shot) to 100",
-            ));
-        }
-        for (name, table) in &self.methods {
-            let method = super::by_name(name)?;
-            if let Some(spec) = method.info().options {
-                let mut value = (spec.defaults)();
-                merge(&mut value, table);
-                (spec.check)(&value).map_err(|e| match e {
-                    // A range check names its own field (`polarization.temperature`).
-                    Error::Config { ref field, .. } if field.starts_with(&format!("{name}.")) => e,
-                    e => Error::config(&format!("prune.{name}"), table, e.to_string()),
-                })?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Default for PruneOptions {
-    /// The shared defaults and every registered method's own table.
-    fn default() -> Self {
-        let mut options = PruneOptions::shared_defaults();
-        for m in super::METHODS {
-            if let Some(spec) = m.info().options {
-                options
-                    .methods
-                    .insert(m.info().name.to_string(), (spec.defaults)());
-            }
-        }
-        options
     }
 }
 

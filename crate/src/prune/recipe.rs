@@ -11,25 +11,13 @@
 //! own ranked the fine-tuning, not the criteria. Each result row carries its
 //! [`Stage`]s and its ranking scope, so a table shows both.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::method::{Finetune, Granularity, Method, MethodInfo, Phase};
-use super::options::PruneOptions;
-use super::select::Scope;
+use crate::prune::contract::{Finetune, Granularity, Method, MethodInfo, Phase, Stage};
+use crate::prune::options::PruneOptions;
+use crate::prune::options::Recipe;
+use crate::prune::pruner::select::Scope;
 use crate::train::TrainConfig;
-
-/// Whose fine-tuning an after-training method gets when `finetune_epochs` and
-/// `finetune_lr` are not set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Recipe {
-    /// [`SHARED`] for every method: what a comparison needs.
-    #[default]
-    Shared,
-    /// Each method's paper's ([`MethodInfo::finetune`]): to reproduce one
-    /// paper's row on its own terms, not to rank methods.
-    Paper,
-}
 
 /// The shared fine-tuning: a quarter of the training epochs at a tenth of
 /// the training rate, with the training schedule.
@@ -60,28 +48,6 @@ pub fn finetune_config(
         // A trained model at a fraction of the rate needs no warm-up.
         warmup_epochs: 0,
         ..train.clone()
-    }
-}
-
-/// One stretch of training a row did: what, how long, at what rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Stage {
-    /// `fine-tune`, `train from θ₀`, `gated pass`, `sparse pass`, `round`.
-    pub what: String,
-    pub epochs: usize,
-    pub lr: f64,
-    /// The rate schedule's name (`cosine`, `multistep`, `constant`).
-    pub schedule: String,
-}
-
-impl Stage {
-    pub fn of(what: &str, config: &TrainConfig) -> Stage {
-        Stage {
-            what: what.into(),
-            epochs: config.epochs,
-            lr: config.lr,
-            schedule: name(&config.schedule),
-        }
     }
 }
 
@@ -142,9 +108,9 @@ pub fn scope(method: &dyn Method, options: &PruneOptions) -> String {
     let info = method.info();
     match method.removes(options) {
         Ok(Granularity::Channels) => {
-            let s = super::pipeline::ranking(info, options);
+            let s = info.select_options(options);
             match s.normalize {
-                super::select::Normalize::None => name(&s.scope),
+                crate::prune::pruner::select::Normalize::None => name(&s.scope),
                 n => format!("{}, {}-normalised", name(&s.scope), name(&n)),
             }
         }
@@ -166,36 +132,4 @@ fn name<T: Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stages_read_as_people_write_them() {
-        let train = TrainConfig {
-            epochs: 60,
-            lr: 0.02,
-            ..TrainConfig::default()
-        };
-        let options = PruneOptions::default();
-        let info = crate::prune::by_name("l1").unwrap().info();
-        // Shared: a quarter of 60 epochs at a tenth of 0.02, whatever l1's paper says.
-        let stages = default_stages(info, &options, &train);
-        assert_eq!(describe(&stages), "fine-tune 15 ep @ 0.002 cosine");
-        // Li et al.'s own recipe, on request: 0.01× the rate.
-        let paper = PruneOptions {
-            finetune_recipe: Recipe::Paper,
-            ..PruneOptions::default()
-        };
-        assert_eq!(
-            describe(&default_stages(info, &paper, &train)),
-            "fine-tune 15 ep @ 2e-4 cosine"
-        );
-        assert_eq!(
-            describe(&[Stage::of("fine-tune", &TrainConfig { epochs: 0, ..train })]),
-            "none"
-        );
-    }
 }

@@ -92,7 +92,7 @@ pub struct MethodResult {
     #[serde(default)]
     pub recipe: String,
     #[serde(default)]
-    pub stages: Vec<crate::prune::recipe::Stage>,
+    pub stages: Vec<crate::prune::contract::Stage>,
     /// How the method ranked what it removed (`global`, `per-layer`,
     /// `global, l1-normalised`, `blocks`, `learned gates`).
     #[serde(default)]

@@ -1,6 +1,7 @@
 //! Unit tests of the sweep: ids, shards, records.
 
 use super::*;
+use std::collections::BTreeMap;
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: BTreeMap<String, String> = pairs

@@ -107,5 +107,5 @@ pub fn bn_buffers(spec: &ModelSpec) -> usize {
 /// The layers a unit criterion scores for `spec`'s free groups.
 #[allow(dead_code)]
 pub fn layers(spec: &prunelab::model::ModelSpec) -> Vec<String> {
-    prunelab::prune::method::producers(&spec.unit_groups())
+    prunelab::prune::contract::producers(&spec.unit_groups())
 }

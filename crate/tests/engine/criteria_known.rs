@@ -14,7 +14,7 @@ use prunelab::model::spec::ModelSpec;
 use prunelab::model::zoo::ModelOptions;
 use prunelab::model::{Model, Net};
 use prunelab::prune::capture::Sampling;
-use prunelab::prune::energy::{Criterion, Svd};
+use prunelab::prune::energy::{EnergyMeasure, Svd};
 
 const H: usize = 32;
 const B: usize = 8;
@@ -111,7 +111,7 @@ fn s3_scores_planted_channels_by_their_nuclear_norms_on_both_routes() {
             &split,
             one_batch(),
             svd,
-            Criterion::Nuclear,
+            EnergyMeasure::Nuclear,
             &layers(&model.spec),
         ))
         .unwrap();
@@ -734,7 +734,7 @@ fn slimming_scores_bn_scales_and_penalises_exactly_them() {
         "net.Plain.convs.0.bn.gamma",
         &|v, _| v.copy_from_slice(&planted),
     );
-    let scores = block_on(prunelab::prune::slimming::scores(
+    let scores = block_on(prunelab::prune::criteria::bn_scale::scores(
         &model,
         &layers(&model.spec),
     ))
@@ -763,7 +763,7 @@ fn slimming_scores_bn_scales_and_penalises_exactly_them() {
     let step = |penalised: bool| {
         let mut t = prunelab::train::Trainer::new(model.deep_fork(), config.clone(), 3);
         if penalised {
-            let paths = block_on(prunelab::prune::slimming::unit_scales(
+            let paths = block_on(prunelab::prune::criteria::bn_scale::unit_scales(
                 &model,
                 &layers(&model.spec),
             ))

@@ -62,8 +62,8 @@ use prunelab::host::{block_on, floats};
 use prunelab::model::spec::ModelSpec;
 use prunelab::model::zoo::ModelOptions;
 use prunelab::model::{Ctx, Model, Net};
-use prunelab::prune::capture::{Sampling, eval_device};
-use prunelab::prune::energy::{self, Criterion, Svd};
+use prunelab::prune::capture::Sampling;
+use prunelab::prune::energy::{self, EnergyMeasure, Svd};
 use prunelab::prune::lrp::Relevance;
 use serde_json::Value;
 
@@ -527,12 +527,12 @@ fn check_params(model: &Model) -> Errors {
 fn check_logits(model: &Model) -> (Errors, Errors) {
     let fx = fixture("forward.json");
     let eval = model.valid();
-    let (x, _) = batch(&eval_device(&eval));
+    let (x, _) = batch(&eval.device());
     let logits_eval = block_on(floats(eval.forward(x))).unwrap();
     // Training mode on a fork: BN uses batch statistics (and updates the
     // fork's running statistics, not the model's).
     let train = model.deep_fork();
-    let (x, _) = batch(&eval_device(&train));
+    let (x, _) = batch(&train.device());
     let logits_train = block_on(floats(train.forward(x))).unwrap();
     (
         compare_all("eval logits", &logits_eval, &nums(&fx["logits_eval"])),
@@ -543,7 +543,7 @@ fn check_logits(model: &Model) -> (Errors, Errors) {
 fn check_loss(model: &Model) -> Errors {
     let fx = fixture("gradients.json");
     let train = model.deep_fork();
-    let (x, y) = batch(&eval_device(&train));
+    let (x, y) = batch(&train.device());
     let loss = block_on(floats(prunelab::train::cross_entropy(train.forward(x), y))).unwrap()[0];
     let reference = num(&fx["loss"]);
     vec![(
@@ -629,7 +629,7 @@ fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
     let fx = fixture("energy.json");
     let layers = fx["layers"].as_object().expect("energy.json: layers");
     let eval = model.valid();
-    let (x, _) = batch(&eval_device(&eval));
+    let (x, _) = batch(&eval.device());
     let mut ctx = Ctx::capturing();
     let _ = eval.forward_ctx(x.clone(), &mut ctx);
     let Net::Resnet(resnet) = &eval.net else {
@@ -659,7 +659,7 @@ fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
             let e = block_on(energy::channel_energies(
                 fm.clone(),
                 svd,
-                Criterion::Nuclear,
+                EnergyMeasure::Nuclear,
             ))
             .unwrap();
             let e: Vec<f32> = e.iter().map(|&v| v as f32).collect();
@@ -679,8 +679,8 @@ fn check_energy(model: &Model, split: &Split) -> EnergyErrors {
             split,
             SAMPLING,
             svd,
-            Criterion::Nuclear,
-            &prunelab::prune::method::producers(&model.spec.unit_groups()),
+            EnergyMeasure::Nuclear,
+            &prunelab::prune::contract::producers(&model.spec.unit_groups()),
         ))
         .unwrap();
         assert_eq!(

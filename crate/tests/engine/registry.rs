@@ -98,3 +98,36 @@ fn the_catalog_is_what_the_page_lists() {
         "S1 runs its own pass"
     );
 }
+
+/// One shared fine-tuning recipe by default, each paper's on request, as
+/// the tables print them.
+#[test]
+fn stages_read_as_people_write_them() {
+    use prunelab::prune::contract::Stage;
+    use prunelab::prune::options::Recipe;
+    use prunelab::prune::recipe::{default_stages, describe};
+    use prunelab::train::TrainConfig;
+    let train = TrainConfig {
+        epochs: 60,
+        lr: 0.02,
+        ..TrainConfig::default()
+    };
+    let options = PruneOptions::default();
+    let info = prunelab::prune::by_name("l1").unwrap().info();
+    // Shared: a quarter of 60 epochs at a tenth of 0.02, whatever l1's paper says.
+    let stages = default_stages(info, &options, &train);
+    assert_eq!(describe(&stages), "fine-tune 15 ep @ 0.002 cosine");
+    // Li et al.'s own recipe, on request: 0.01× the rate.
+    let paper = PruneOptions {
+        finetune_recipe: Recipe::Paper,
+        ..PruneOptions::default()
+    };
+    assert_eq!(
+        describe(&default_stages(info, &paper, &train)),
+        "fine-tune 15 ep @ 2e-4 cosine"
+    );
+    assert_eq!(
+        describe(&[Stage::of("fine-tune", &TrainConfig { epochs: 0, ..train })]),
+        "none"
+    );
+}

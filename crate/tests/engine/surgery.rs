@@ -278,7 +278,7 @@ fn resnet56_cut_through_its_streams_runs_on_2_1x_fewer_macs() {
     use prunelab::prune::select::{Protection, SelectOptions, select_units};
     let spec = spec("resnet56", Shortcut::A);
     let model = warmed(&spec, 5);
-    let layers = prunelab::prune::method::producers(&spec.groups(true));
+    let layers = prunelab::prune::contract::producers(&spec.groups(true));
     let scores = block_on(prunelab::prune::l1::scores(&model, &layers)).unwrap();
     let target = prunelab::prune::Target::Macs(0.53);
     // L1's paper ranks per layer: every group, the streams included, loses the same share.

@@ -7,11 +7,14 @@
 //! empties a layer and sets each layer's sparsity by the shape of its
 //! magnitude distribution rather than by its scale.
 
-use super::masks::LayerScores;
-use super::select::Scope;
-use super::{BoxFuture, Finetune, Granularity, Method, MethodInfo, Phase, Scores, Scoring};
+use super::Criterion;
 use crate::error::Result;
 use crate::model::Model;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, MethodInfo, Phase, Scores, Scoring,
+};
+use crate::prune::pruner::masks::LayerScores;
+use crate::prune::pruner::select::Scope;
 
 /// LAMP scores of one layer's weights, from their magnitudes (ties in
 /// magnitude are ordered by index, so the result is deterministic).
@@ -29,7 +32,7 @@ pub fn layer_scores(magnitudes: &[f32]) -> Vec<f32> {
 }
 
 pub async fn scores(model: &Model) -> Result<Vec<LayerScores>> {
-    let mut layers = super::magnitude::scores(model).await?;
+    let mut layers = crate::prune::criteria::magnitude::scores(model).await?;
     for layer in &mut layers {
         layer.scores = layer_scores(&layer.scores);
     }
@@ -59,14 +62,9 @@ pub static INFO: MethodInfo = MethodInfo {
     knobs: &[],
 };
 
-pub struct Lamp;
-
-impl Method for Lamp {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move { Ok(Scores::Weights(scores(s.model).await?)) })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move { Ok(Scores::Weights(scores(s.model).await?)) })
 }
+
+pub static LAMP: Criterion = Criterion::new(&INFO, score);

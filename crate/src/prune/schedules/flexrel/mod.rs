@@ -3,7 +3,7 @@
 //!
 //! Each weight gets `s = (1 − δ)·norm(|w|) + δ·norm(R(w))`: training-time
 //! information (magnitude) blended with inference-time information (the
-//! relevance of the activations the weight connects, [`super::lrp`]). The
+//! relevance of the activations the weight connects, [`lrp`]). The
 //! lowest scores are pruned (unstructured). δ = 0 is magnitude pruning, δ = 1
 //! relevance-only pruning. `norm` is min-max over all layers by default, or
 //! per layer (`norm_scope`); the paper's normalisation is not public
@@ -25,21 +25,23 @@
 //! `details.grid` states the grid's resolution: the bytes one factor step
 //! either side of the chosen one would ship.
 
+pub mod lrp;
+
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
-use super::lrp::Relevance;
-use super::masks::{LayerScores, masks_for_sparsities};
-use super::method::{CheckOptions, require};
-use super::pipeline::{self, Then};
-use super::select::Scope;
-use super::{
-    BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
-    Scores, Scoring,
-};
 use crate::error::{Error, Result};
 use crate::host;
 use crate::metrics::bytes::size;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
+    Scores, Scoring,
+};
+use crate::prune::contract::{CheckOptions, require};
+use crate::prune::pipeline::{self, Then};
+use crate::prune::pruner::masks::{LayerScores, masks_for_sparsities};
+use crate::prune::pruner::select::Scope;
+use crate::prune::schedules::flexrel::lrp::Relevance;
 use crate::train::evaluate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -296,8 +298,8 @@ async fn components(
     s: &Scoring<'_>,
     o: &FlexRelOptions,
 ) -> Result<(Vec<LayerScores>, Vec<Vec<f32>>)> {
-    let magnitude = super::magnitude::scores(s.model).await?;
-    let relevance_t = super::lrp::weight_relevance(
+    let magnitude = crate::prune::criteria::magnitude::scores(s.model).await?;
+    let relevance_t = crate::prune::schedules::flexrel::lrp::weight_relevance(
         s.model,
         s.split,
         s.device,
@@ -316,6 +318,16 @@ async fn components(
 impl Method for FlexRel {
     fn info(&self) -> &'static MethodInfo {
         &INFO
+    }
+
+    /// Fine-tuning, as every after-training criterion (with or without the
+    /// choice of δ and factor before it).
+    fn stages(
+        &self,
+        options: &crate::prune::options::PruneOptions,
+        train: &crate::train::TrainConfig,
+    ) -> Vec<crate::prune::contract::Stage> {
+        crate::prune::recipe::default_stages(&INFO, options, train)
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
@@ -363,7 +375,10 @@ impl Method for FlexRel {
             })?;
             let sparsity = chosen.sparsity.expect("selected points meet the target");
             let scores = combine(&magnitude, &relevance, chosen.delta, o.norm_scope);
-            let scope = job.options.scope.unwrap_or(super::select::Scope::Global);
+            let scope = job
+                .options
+                .scope
+                .unwrap_or(crate::prune::pruner::select::Scope::Global);
             let masks = masks_for_sparsities(&scores, &[sparsity], scope)?.remove(0);
             let holdout_accuracy = match &holdout {
                 Some(h) => Some(accuracy(&job, &masks.apply(&job.model), h).await?),
@@ -382,7 +397,7 @@ impl Method for FlexRel {
                 "holdout_examples": holdout.as_ref().map_or(0, |h| h.len()),
             });
             let mut job = job;
-            job.target = super::Target::Sparsity(sparsity);
+            job.target = crate::prune::pruner::target::Target::Sparsity(sparsity);
             pipeline::weight_level(job, scores, Then::Finetune, details).await
         })
     }
@@ -485,7 +500,9 @@ async fn sweep(
         let all = masks_for_sparsities(
             &scores,
             &o.factors,
-            job.options.scope.unwrap_or(super::select::Scope::Global),
+            job.options
+                .scope
+                .unwrap_or(crate::prune::pruner::select::Scope::Global),
         )?;
         for (&sparsity, masks) in o.factors.iter().zip(all) {
             let model = masks.apply(&job.model);

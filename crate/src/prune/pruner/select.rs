@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::Plan;
-use super::target::Target;
 use crate::error::{Error, Result};
 use crate::metrics::count::count;
 use crate::model::ModelSpec;
 use crate::model::groups::UnitGroup;
+use crate::prune::pruner::plan::Plan;
+use crate::prune::pruner::target::Target;
 
 /// Slack when comparing achieved and wanted shares (f32 targets seen as f64).
 const TOLERANCE: f64 = 1e-6;

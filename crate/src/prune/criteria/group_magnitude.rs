@@ -13,15 +13,16 @@ use std::collections::BTreeMap;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::method::{CheckOptions, require};
-use super::select::{GroupReduction, Normalize, Scope, UnitScores, reduce};
-use super::{
-    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
-};
+use super::Criterion;
 use crate::error::{Error, Result};
 use crate::host;
 use crate::model::groups::UnitGroup;
 use crate::model::{Model, Net};
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, Knob, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
+};
+use crate::prune::contract::{CheckOptions, require};
+use crate::prune::pruner::select::{GroupReduction, Normalize, Scope, UnitScores, reduce};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -75,11 +76,14 @@ pub async fn scores(
     let gammas: BTreeMap<String, Vec<f32>> = match &model.net {
         Net::Mlp(_) => BTreeMap::new(),
         _ if !options.bn => BTreeMap::new(),
-        _ => super::slimming::unit_scales(model, &super::method::producers(groups))
-            .await?
-            .into_iter()
-            .map(|(layer, _, g)| (layer, g))
-            .collect(),
+        _ => crate::prune::criteria::bn_scale::unit_scales(
+            model,
+            &crate::prune::contract::producers(groups),
+        )
+        .await?
+        .into_iter()
+        .map(|(layer, _, g)| (layer, g))
+        .collect(),
     };
     let mut out = UnitScores::new();
     for group in groups {
@@ -143,18 +147,13 @@ pub static INFO: MethodInfo = MethodInfo {
     ],
 };
 
-pub struct GroupMagnitude;
-
-impl Method for GroupMagnitude {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move {
-            let o: GroupMagnitudeOptions = s.options.of(INFO.name)?;
-            let how = s.options.protect.group_reduction;
-            Ok(Scores::Units(scores(s.model, &s.groups(), &o, how).await?))
-        })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move {
+        let o: GroupMagnitudeOptions = s.options.of(INFO.name)?;
+        let how = s.options.protect.group_reduction;
+        Ok(Scores::Units(scores(s.model, &s.groups(), &o, how).await?))
+    })
 }
+
+pub static GROUP_MAGNITUDE: Criterion = Criterion::new(&INFO, score);

@@ -4,15 +4,18 @@
 //! the activation (ReLU), as in the authors' hooks. Rank = the number of
 //! singular values above `max(H, W) · σ_max · ε_f32` (numpy's default).
 
-use super::capture::{self, Sampling};
-use super::energy::singular_values;
-use super::select::Scope;
-use super::select::UnitScores;
-use super::{BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, Phase, Scores, Scoring};
+use super::Criterion;
 use crate::data::Split;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, Knob, MethodInfo, Phase, Scores, Scoring,
+};
+use crate::prune::criteria::capture::{self, Sampling};
+use crate::prune::criteria::energy::singular_values;
+use crate::prune::pruner::select::Scope;
+use crate::prune::pruner::select::UnitScores;
 
 /// The numerical rank of a row-major `rows × cols` matrix.
 pub fn rank(rows: usize, cols: usize, values: &[f32]) -> Result<usize> {
@@ -72,22 +75,17 @@ pub static INFO: MethodInfo = MethodInfo {
     }],
 };
 
-pub struct HRank;
-
-impl Method for HRank {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move {
-            let sampling = Sampling::new(s.options, &INFO, s.augment, s.seed);
-            Ok(Scores::Units(
-                scores(s.model, s.split, sampling, &s.layers()).await?,
-            ))
-        })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move {
+        let sampling = Sampling::new(s.options, &INFO, s.augment, s.seed);
+        Ok(Scores::Units(
+            scores(s.model, s.split, sampling, &s.layers()).await?,
+        ))
+    })
 }
+
+pub static HRANK: Criterion = Criterion::new(&INFO, score);
 
 #[cfg(test)]
 mod tests {

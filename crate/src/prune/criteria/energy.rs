@@ -31,18 +31,19 @@
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-use super::capture::{self, Sampling};
-use super::method::CheckOptions;
-use super::select::Normalize;
-use super::select::Scope;
-use super::select::UnitScores;
-use super::{
-    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
-};
+use super::Criterion;
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::host;
 use crate::model::Model;
+use crate::prune::contract::CheckOptions;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, Knob, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
+};
+use crate::prune::criteria::capture::{self, Sampling};
+use crate::prune::pruner::select::Normalize;
+use crate::prune::pruner::select::Scope;
+use crate::prune::pruner::select::UnitScores;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -56,7 +57,7 @@ pub enum Svd {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Criterion {
+pub enum EnergyMeasure {
     /// Σσ, the paper's criterion.
     #[default]
     Nuclear,
@@ -132,10 +133,10 @@ pub fn singular_values_from_gram(n: usize, gram: &[f32]) -> Vec<f64> {
 }
 
 /// The criterion's value for one set of singular values.
-pub fn energy(sigma: &[f64], kind: Criterion) -> f64 {
+pub fn energy(sigma: &[f64], kind: EnergyMeasure) -> f64 {
     match kind {
-        Criterion::Nuclear => sigma.iter().sum(),
-        Criterion::Entropy => {
+        EnergyMeasure::Nuclear => sigma.iter().sum(),
+        EnergyMeasure::Entropy => {
             let power: Vec<f64> = sigma.iter().map(|s| s * s).filter(|&p| p > 1e-12).collect();
             let total: f64 = power.iter().sum();
             if power.len() < 2 || total <= 0.0 {
@@ -155,7 +156,7 @@ pub fn energy(sigma: &[f64], kind: Criterion) -> f64 {
 pub async fn channel_energies(
     fm: burn::tensor::Tensor<4>,
     svd: Svd,
-    kind: Criterion,
+    kind: EnergyMeasure,
 ) -> Result<Vec<f64>> {
     let [b, c, h, w] = fm.dims();
     let per_channel = fm.reshape([b, c, h * w]).swap_dims(0, 1); // [C, B, HW]
@@ -184,7 +185,7 @@ pub async fn scores(
     split: &Split,
     sampling: Sampling,
     svd: Svd,
-    kind: Criterion,
+    kind: EnergyMeasure,
     layers: &[String],
 ) -> Result<UnitScores> {
     let mut sums: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
@@ -227,7 +228,7 @@ pub enum Allocation {
 #[serde(default, deny_unknown_fields)]
 pub struct EnergyOptions {
     pub svd: Svd,
-    pub criterion: Criterion,
+    pub criterion: EnergyMeasure,
     pub allocation: Allocation,
     /// The share of the target measure removed per step of the iterative
     /// allocation (a shared `step` in `[prune]` takes precedence).
@@ -236,7 +237,7 @@ pub struct EnergyOptions {
 
 impl CheckOptions for EnergyOptions {
     fn check(&self) -> Result<()> {
-        super::method::require(
+        crate::prune::contract::require(
             self.step > 0.0 && self.step < 1.0,
             "energy.step",
             self.step,
@@ -249,7 +250,7 @@ impl Default for EnergyOptions {
     fn default() -> Self {
         EnergyOptions {
             svd: Svd::Full,
-            criterion: Criterion::Nuclear,
+            criterion: EnergyMeasure::Nuclear,
             allocation: Allocation::Iterative,
             step: 0.05,
         }
@@ -257,7 +258,10 @@ impl Default for EnergyOptions {
 }
 
 /// The selection S3's `allocation` asks for ([`MethodInfo::ranking`]).
-fn allocate(options: &super::PruneOptions, select: &mut super::select::SelectOptions) {
+fn allocate(
+    options: &crate::prune::options::PruneOptions,
+    select: &mut crate::prune::pruner::select::SelectOptions,
+) {
     let o: EnergyOptions = options.of(INFO.name).unwrap_or_default();
     match o.allocation {
         Allocation::OneShot => {}
@@ -313,24 +317,19 @@ pub static INFO: MethodInfo = MethodInfo {
     ],
 };
 
-pub struct Energy;
-
-impl Method for Energy {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move {
-            // The authors score on augmented training batches, model in eval mode.
-            let sampling = Sampling::new(s.options, &INFO, true, s.seed);
-            let o: EnergyOptions = s.options.of(INFO.name)?;
-            Ok(Scores::Units(
-                scores(s.model, s.split, sampling, o.svd, o.criterion, &s.layers()).await?,
-            ))
-        })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move {
+        // The authors score on augmented training batches, model in eval mode.
+        let sampling = Sampling::new(s.options, &INFO, true, s.seed);
+        let o: EnergyOptions = s.options.of(INFO.name)?;
+        Ok(Scores::Units(
+            scores(s.model, s.split, sampling, o.svd, o.criterion, &s.layers()).await?,
+        ))
+    })
 }
+
+pub static ENERGY: Criterion = Criterion::new(&INFO, score);
 
 #[cfg(test)]
 mod tests {
@@ -400,8 +399,8 @@ mod tests {
 
     #[test]
     fn spectral_entropy_is_one_for_a_flat_spectrum_and_zero_for_rank_one() {
-        assert!((energy(&[2.0, 2.0, 2.0], Criterion::Entropy) - 1.0).abs() < 1e-12);
-        assert_eq!(energy(&[5.0, 0.0], Criterion::Entropy), 0.0);
-        assert_eq!(energy(&[1.0, 2.5], Criterion::Nuclear), 3.5);
+        assert!((energy(&[2.0, 2.0, 2.0], EnergyMeasure::Entropy) - 1.0).abs() < 1e-12);
+        assert_eq!(energy(&[5.0, 0.0], EnergyMeasure::Entropy), 0.0);
+        assert_eq!(energy(&[1.0, 2.5], EnergyMeasure::Nuclear), 3.5);
     }
 }

@@ -5,16 +5,17 @@ use rand::Rng;
 
 use serde::{Deserialize, Serialize};
 
-use super::masks::LayerScores;
-use super::method::CheckOptions;
-use super::select::{Scope, UnitScores};
-use super::{
-    BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, OptionsSpec, Phase, PruneOptions,
-    Scores, Scoring,
-};
+use super::Criterion;
 use crate::error::Result;
 use crate::model::groups::UnitGroup;
 use crate::model::{Model, ModelSpec};
+use crate::prune::contract::CheckOptions;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, Knob, MethodInfo, OptionsSpec, Phase, Scores, Scoring,
+};
+use crate::prune::options::PruneOptions;
+use crate::prune::pruner::masks::LayerScores;
+use crate::prune::pruner::select::{Scope, UnitScores};
 use crate::rng;
 
 /// One uniform score per unit of each group, by group name.
@@ -103,30 +104,29 @@ pub static INFO: MethodInfo = MethodInfo {
     }],
 };
 
-pub struct Random;
-
-impl Method for Random {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn removes(&self, options: &PruneOptions) -> Result<Granularity> {
-        let o: RandomOptions = options.of(INFO.name)?;
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move {
+        let o: RandomOptions = s.options.of(INFO.name)?;
         Ok(match o.unit {
-            RandomUnit::Channels => Granularity::Channels,
-            RandomUnit::Weights => Granularity::Weights,
-            RandomUnit::Blocks => Granularity::Blocks,
+            RandomUnit::Channels => Scores::Units(unit_scores(&s.groups(), s.seed)),
+            RandomUnit::Weights => Scores::Weights(weight_scores(s.model, s.seed)),
+            RandomUnit::Blocks => Scores::Blocks(block_scores(&s.model.spec, s.seed)),
         })
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move {
-            let o: RandomOptions = s.options.of(INFO.name)?;
-            Ok(match o.unit {
-                RandomUnit::Channels => Scores::Units(unit_scores(&s.groups(), s.seed)),
-                RandomUnit::Weights => Scores::Weights(weight_scores(s.model, s.seed)),
-                RandomUnit::Blocks => Scores::Blocks(block_scores(&s.model.spec, s.seed)),
-            })
-        })
-    }
+    })
 }
+
+/// What a run removes: random's `unit` option decides.
+fn removes(options: &PruneOptions) -> Result<Granularity> {
+    let o: RandomOptions = options.of(INFO.name)?;
+    Ok(match o.unit {
+        RandomUnit::Channels => Granularity::Channels,
+        RandomUnit::Weights => Granularity::Weights,
+        RandomUnit::Blocks => Granularity::Blocks,
+    })
+}
+
+pub static RANDOM: Criterion = Criterion {
+    removes: Some(removes),
+    ..Criterion::new(&INFO, score)
+};

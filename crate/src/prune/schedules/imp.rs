@@ -11,14 +11,14 @@
 //! keep the trained ones (`rewind = "lr"`), and retrain the last `E − k`
 //! epochs with the learning-rate schedule resumed at epoch k; repeat.
 
-use super::masks::{masks_from_scores, within};
-use super::method::{CheckOptions, require};
-use super::pipeline::{train_from, weight_sparsity};
-use super::select::Scope;
-use super::{
+use crate::prune::contract::{
     BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
-    PruneOptions,
 };
+use crate::prune::contract::{CheckOptions, require};
+use crate::prune::options::PruneOptions;
+use crate::prune::pipeline::{train_from, weight_sparsity};
+use crate::prune::pruner::masks::{masks_from_scores, within};
+use crate::prune::pruner::select::Scope;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -30,7 +30,7 @@ use crate::train::Trainer;
 /// The next round's masks: the smallest-magnitude survivors of `model` go
 /// (globally) until `sparsity` is reached; weights `masks` removed stay removed.
 pub async fn next_masks(model: &Model, masks: &WeightMasks, sparsity: f32) -> Result<WeightMasks> {
-    let scores = super::magnitude::scores(model).await?;
+    let scores = crate::prune::criteria::magnitude::scores(model).await?;
     masks_from_scores(&within(&scores, masks), sparsity, Scope::Global)
 }
 
@@ -136,7 +136,7 @@ impl Method for Imp {
         &self,
         options: &PruneOptions,
         train: &crate::train::TrainConfig,
-    ) -> Vec<super::recipe::Stage> {
+    ) -> Vec<crate::prune::contract::Stage> {
         let o: ImpOptions = options.of(INFO.name).unwrap_or_default();
         let config = crate::train::TrainConfig {
             epochs: o.epochs.unwrap_or(train.epochs),
@@ -147,8 +147,8 @@ impl Method for Imp {
             ..config.clone()
         };
         vec![
-            super::recipe::Stage::of("train", &config),
-            super::recipe::Stage::of(&format!("retrain ({} rounds)", o.rounds), &retrain),
+            crate::prune::contract::Stage::of("train", &config),
+            crate::prune::contract::Stage::of(&format!("retrain ({} rounds)", o.rounds), &retrain),
         ]
     }
 

@@ -3,11 +3,11 @@
 
 use burn::tensor::Tensor;
 
-use super::capture::Sampling;
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::model::layers::{Kink, Kinks};
 use crate::model::{Ctx, Model};
+use crate::prune::criteria::capture::Sampling;
 use crate::train::cross_entropy;
 
 /// `Σ_batches ∂L/∂w` for each prunable weight (flattened, in

@@ -7,14 +7,17 @@
 //! This is the paper's "Taylor FO on weights"; its variant on BN scales
 //! needs a gate per unit and is not here.
 
-use super::capture::Sampling;
-use super::gradients::{Pattern, each_batch_grads};
-use super::select::{Scope, UnitScores};
-use super::{BoxFuture, Finetune, Granularity, Knob, Method, MethodInfo, Phase, Scores, Scoring};
+use super::Criterion;
 use crate::data::Split;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, Knob, MethodInfo, Phase, Scores, Scoring,
+};
+use crate::prune::criteria::capture::Sampling;
+use crate::prune::criteria::gradients::{Pattern, each_batch_grads};
+use crate::prune::pruner::select::{Scope, UnitScores};
 
 pub async fn scores(
     model: &Model,
@@ -82,19 +85,14 @@ pub static INFO: MethodInfo = MethodInfo {
     }],
 };
 
-pub struct Taylor;
-
-impl Method for Taylor {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move {
-            let sampling = Sampling::new(s.options, &INFO, false, s.seed);
-            Ok(Scores::Units(
-                scores(s.model, s.split, sampling, &s.layers()).await?,
-            ))
-        })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move {
+        let sampling = Sampling::new(s.options, &INFO, false, s.seed);
+        Ok(Scores::Units(
+            scores(s.model, s.split, sampling, &s.layers()).await?,
+        ))
+    })
 }
+
+pub static TAYLOR: Criterion = Criterion::new(&INFO, score);

@@ -17,15 +17,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::PruneOptions;
-use super::method::{CheckOptions, require};
-use super::select::Scope;
-use super::slimming::{penalise_then_cut, scores};
-use super::{
+use crate::error::Result;
+use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
     Scores, Scoring,
 };
-use crate::error::Result;
+use crate::prune::contract::{CheckOptions, require};
+use crate::prune::criteria::bn_scale::scores;
+use crate::prune::options::PruneOptions;
+use crate::prune::pruner::select::Scope;
+use crate::prune::schedules::slimming::penalise_then_cut;
 use crate::train::optim::{Optimizer, Polar as Penalty};
 
 /// Polar's own options.
@@ -115,8 +116,8 @@ impl Method for PolarMethod {
         &self,
         options: &PruneOptions,
         train: &crate::train::TrainConfig,
-    ) -> Vec<super::recipe::Stage> {
-        super::slimming::penalised_stages(&INFO, options, train)
+    ) -> Vec<crate::prune::contract::Stage> {
+        crate::prune::schedules::slimming::penalised_stages(&INFO, options, train)
     }
 
     fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
@@ -124,7 +125,7 @@ impl Method for PolarMethod {
     }
 
     fn check_model(&self, spec: &crate::model::ModelSpec) -> Result<()> {
-        super::slimming::Slimming.check_model(spec)
+        crate::prune::schedules::slimming::Slimming.check_model(spec)
     }
 
     fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {

@@ -7,11 +7,14 @@
 //! hidden neuron the "filter" is its vector of incoming weights. Unlike
 //! `l1`, a large filter in a crowd is pruned and a small odd one kept.
 
-use super::select::{Scope, UnitScores};
-use super::{BoxFuture, Finetune, Granularity, Method, MethodInfo, Phase, Scores, Scoring};
+use super::Criterion;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, MethodInfo, Phase, Scores, Scoring,
+};
+use crate::prune::pruner::select::{Scope, UnitScores};
 
 /// `s_i = Σ_j ‖F_i − F_j‖₂` over the `n` rows of `rows` (each `d` long).
 pub fn distance_sums(rows: &[f32], n: usize, d: usize) -> Vec<f32> {
@@ -69,14 +72,9 @@ pub static INFO: MethodInfo = MethodInfo {
     knobs: &[],
 };
 
-pub struct Fpgm;
-
-impl Method for Fpgm {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move { Ok(Scores::Units(scores(s.model, &s.layers()).await?)) })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move { Ok(Scores::Units(scores(s.model, &s.layers()).await?)) })
 }
+
+pub static FPGM: Criterion = Criterion::new(&INFO, score);

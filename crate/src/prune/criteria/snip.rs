@@ -2,14 +2,15 @@
 //! Sensitivity", ICLR 2019, arXiv 1810.02340): a weight's importance is
 //! |w · ∂L/∂w| on a few batches of training data, usually at initialisation.
 
-use super::capture::Sampling;
-use super::gradients::weight_grads;
-use super::magnitude::per_weight;
-use super::masks::LayerScores;
-use super::{BoxFuture, Granularity, Knob, Method, MethodInfo, Phase, Scores, Scoring};
+use super::Criterion;
 use crate::data::Split;
 use crate::error::Result;
 use crate::model::Model;
+use crate::prune::contract::{BoxFuture, Granularity, Knob, MethodInfo, Phase, Scores, Scoring};
+use crate::prune::criteria::capture::Sampling;
+use crate::prune::criteria::gradients::weight_grads;
+use crate::prune::criteria::magnitude::per_weight;
+use crate::prune::pruner::masks::LayerScores;
 
 pub async fn scores(model: &Model, split: &Split, sampling: Sampling) -> Result<Vec<LayerScores>> {
     let grads = weight_grads(model, split, sampling)?;
@@ -38,17 +39,12 @@ pub static INFO: MethodInfo = MethodInfo {
     }],
 };
 
-pub struct Snip;
-
-impl Method for Snip {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move {
-            let sampling = Sampling::new(s.options, &INFO, false, s.seed);
-            Ok(Scores::Weights(scores(s.model, s.split, sampling).await?))
-        })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move {
+        let sampling = Sampling::new(s.options, &INFO, false, s.seed);
+        Ok(Scores::Weights(scores(s.model, s.split, sampling).await?))
+    })
 }
+
+pub static SNIP: Criterion = Criterion::new(&INFO, score);

@@ -1,9 +1,9 @@
 //! Weight-level (unstructured) pruning: from per-weight scores to
 //! [`WeightMasks`] (the masks themselves are the model's, `model::masks`).
 
-use super::select::Scope;
 use crate::error::{Error, Result};
 use crate::model::masks::{LayerMask, WeightMasks};
+use crate::prune::pruner::select::Scope;
 
 /// Scores for every weight of one layer (higher = more important).
 #[derive(Debug, Clone)]

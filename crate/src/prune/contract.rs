@@ -1,22 +1,22 @@
 //! The contract every method meets: what it is ([`MethodInfo`]: name, paper,
 //! what it removes, when it acts, its defaults and its own options), what it
 //! measures ([`Method::score`]) and, only if its schedule is its own, how it
-//! runs ([`Method::run`]; by default [`super::pipeline::run`] does the rest:
+//! runs ([`Method::run`]; for a criterion the pipeline does the rest:
 //! select, cut or mask, fine-tune or train).
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use super::masks::LayerScores;
-use super::options::PruneOptions;
-use super::select::{Normalize, Scope, UnitScores};
-use super::target::Target;
 use crate::data::Split;
 use crate::device::OpenDevice;
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Sink};
 use crate::model::Model;
 use crate::model::masks::WeightMasks;
+use crate::prune::options::PruneOptions;
+use crate::prune::pruner::masks::LayerScores;
+use crate::prune::pruner::select::{Normalize, Scope, SelectOptions, UnitScores};
+use crate::prune::pruner::target::Target;
 use crate::train::TrainConfig;
 
 pub use crate::host::BoxFuture;
@@ -68,10 +68,10 @@ pub struct MethodInfo {
     /// allocation: one shot, iterative, width-scaled), applied after
     /// `scope` / `normalize` above.
     #[serde(skip)]
-    pub ranking: Option<fn(&PruneOptions, &mut super::select::SelectOptions)>,
+    pub ranking: Option<fn(&PruneOptions, &mut crate::prune::pruner::select::SelectOptions)>,
     /// Its paper's fine-tuning (after-training methods), used for unset
     /// `finetune_epochs` / `finetune_lr` only with `finetune_recipe = "paper"`
-    /// ([`super::recipe`]; comparisons share one recipe by default).
+    /// (`recipe`; comparisons share one recipe by default).
     pub finetune: Option<Finetune>,
     /// Its own options (`[prune.<name>]`), if it has any.
     #[serde(skip)]
@@ -79,6 +79,27 @@ pub struct MethodInfo {
     /// Its options, each with where its default comes from (the values are
     /// read from the defaults in code, so the two cannot drift).
     pub knobs: &'static [Knob],
+}
+
+impl MethodInfo {
+    /// How a run of this method ranks units under `options`: its paper's
+    /// scope and normalisation unless the options say otherwise (a
+    /// normalisation the paper prescribes always applies), then the
+    /// method's own say ([`MethodInfo::ranking`], S3's allocation).
+    pub fn select_options(&self, options: &PruneOptions) -> SelectOptions {
+        let default = self.scope.map_or(Scope::Global, |(s, _)| s);
+        let mut select = SelectOptions {
+            scope: options.scope.unwrap_or(default),
+            normalize: self.normalize.map_or(options.normalize, |(n, _)| n),
+            protect: options.protect.clone(),
+            step: options.step,
+            latency: None,
+        };
+        if let Some(own) = self.ranking {
+            own(options, &mut select);
+        }
+        select
+    }
 }
 
 /// Default fine-tuning after pruning: `share` of the training epochs
@@ -140,6 +161,31 @@ fn check_as<T: DeserializeOwned + CheckOptions>(value: &serde_json::Value) -> Re
     serde_json::from_value::<T>(value.clone())
         .map_err(|e| Error::config("prune options", value, e.to_string()))?
         .check()
+}
+
+/// One stretch of training a row did: what, how long, at what rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    /// `fine-tune`, `train from θ₀`, `gated pass`, `sparse pass`, `round`.
+    pub what: String,
+    pub epochs: usize,
+    pub lr: f64,
+    /// The rate schedule's name (`cosine`, `multistep`, `constant`).
+    pub schedule: String,
+}
+
+impl Stage {
+    pub fn of(what: &str, config: &TrainConfig) -> Stage {
+        Stage {
+            what: what.into(),
+            epochs: config.epochs,
+            lr: config.lr,
+            schedule: serde_json::to_value(&config.schedule)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// What a criterion measures: one score per unit, per weight or per
@@ -223,7 +269,7 @@ impl Job<'_> {
 pub struct Outcome {
     /// Physically smaller for structured methods; masked for weight-level ones.
     pub model: Model,
-    pub plan: Option<super::plan::Plan>,
+    pub plan: Option<crate::prune::pruner::plan::Plan>,
     pub masks: Option<WeightMasks>,
     /// Epochs the method trained (retraining, fine-tuning, the gated pass).
     pub history: Vec<EpochMetrics>,
@@ -275,19 +321,15 @@ pub trait Method: Sync {
         Ok(self.info().granularity)
     }
 
-    /// The method, start to end: by default its scores through the pipeline
-    /// for its phase (select, cut or mask, then fine-tune or train).
-    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        super::pipeline::run(self, job)
-    }
+    /// The method, start to end. A criterion's is the pipeline for its
+    /// phase (select, cut or mask, then fine-tune or train:
+    /// `criteria::Criterion`); a schedule runs its own.
+    fn run<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<Outcome>>;
 
     /// What the run trains, stage by stage, under `options` and the
-    /// training settings `train` (the report's recipe column). By default
-    /// from the phase ([`super::recipe::default_stages`]); a method with a
-    /// schedule of its own says it.
-    fn stages(&self, options: &PruneOptions, train: &TrainConfig) -> Vec<super::recipe::Stage> {
-        super::recipe::default_stages(self.info(), options, train)
-    }
+    /// training settings `train` (the report's recipe column): for a
+    /// criterion, `recipe::default_stages` by its phase; a schedule says its own.
+    fn stages(&self, options: &PruneOptions, train: &TrainConfig) -> Vec<Stage>;
 
     /// A method's own judgement of a finished result against the dense
     /// model (S4's winning-ticket test), from the reported accuracies.
@@ -299,128 +341,4 @@ pub trait Method: Sync {
     ) -> Option<serde_json::Value> {
         None
     }
-}
-
-/// One stated default, for `prunelab methods`, the page and the docs.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatedDefault {
-    pub key: String,
-    pub value: String,
-    pub source: String,
-}
-
-/// Every default `info`'s method runs with, and where each comes from.
-pub fn defaults(info: &MethodInfo) -> Vec<StatedDefault> {
-    let mut out = Vec::new();
-    let mut push = |key: &str, value: String, source: &str| {
-        out.push(StatedDefault {
-            key: key.into(),
-            value,
-            source: source.into(),
-        })
-    };
-    let word = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    if let Some((scope, source)) = info.scope {
-        push(
-            "scope",
-            word(serde_json::to_value(scope).expect("plain data")),
-            source,
-        );
-    }
-    if let Some((normalize, source)) = info.normalize {
-        push(
-            "normalize",
-            word(serde_json::to_value(normalize).expect("plain data")),
-            source,
-        );
-    }
-    if let Some((n, source)) = info.score_batches {
-        push("score_batches", n.to_string(), source);
-    }
-    let recipe = |f: Finetune| {
-        format!(
-            "{:.0}% of the training epochs at {}× the training rate",
-            100.0 * f.share,
-            f.lr_factor
-        )
-    };
-    match info.finetune {
-        Some(f) => {
-            push(
-                "finetune_epochs",
-                recipe(super::recipe::SHARED),
-                super::recipe::SHARED.source,
-            );
-            push("finetune_recipe = \"paper\"", recipe(f), f.source);
-        }
-        None => push(
-            "finetune_epochs",
-            "none".into(),
-            "the method trains the pruned network itself",
-        ),
-    }
-    let shared = serde_json::to_value(PruneOptions::shared_defaults()).expect("plain data");
-    let own = info.options.map(|o| (o.defaults)());
-    for knob in info.knobs {
-        let value = match knob.key.split_once('.') {
-            Some((section, rest)) if section == info.name => own
-                .as_ref()
-                .and_then(|v| rest.split('.').try_fold(v, |v, k| v.get(k))),
-            _ => knob.key.split('.').try_fold(&shared, |v, k| v.get(k)),
-        }
-        .map(shown)
-        .unwrap_or_else(|| "(unset)".into());
-        push(knob.key, value, knob.source);
-    }
-    out
-}
-
-/// A default as a person would write it: options are mostly `f32`, which
-/// JSON widens (0.05 → 0.05000000074505806), so a number that is exactly an
-/// `f32` is printed at `f32` precision.
-fn shown(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Number(n) => match n.as_f64() {
-            Some(x) if !n.is_i64() && !n.is_u64() && f64::from(x as f32) == x => {
-                (x as f32).to_string()
-            }
-            _ => n.to_string(),
-        },
-        serde_json::Value::Array(items) => {
-            format!(
-                "[{}]",
-                items.iter().map(shown).collect::<Vec<_>>().join(",")
-            )
-        }
-        other => other.to_string(),
-    }
-}
-
-/// One registry entry as the page and `prunelab methods --json` see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Described {
-    #[serde(flatten)]
-    pub info: &'static MethodInfo,
-    /// Whether it ranks a trained model by scores (the page's slider);
-    /// S1 and IMP run their own schedules instead.
-    pub slider: bool,
-    pub defaults: Vec<StatedDefault>,
-    /// Its own options' defaults (`[prune.<name>]`).
-    pub options: Option<serde_json::Value>,
-}
-
-/// Every registered method, described.
-pub fn catalog() -> Vec<Described> {
-    super::METHODS
-        .iter()
-        .map(|m| {
-            let info = m.info();
-            Described {
-                info,
-                slider: !matches!(info.phase, Phase::DuringTraining | Phase::Iterative),
-                defaults: defaults(info),
-                options: info.options.map(|o| (o.defaults)()),
-            }
-        })
-        .collect()
 }

@@ -71,7 +71,7 @@ pub fn batches<'a>(
     layers: &[String],
 ) -> Captures<'a> {
     let eval = model.valid();
-    let device = eval_device(&eval);
+    let device = eval.device();
     let loader = sampling.loader(split, 0x5c0e);
     let order = loader.order(0);
     let batches = sampling.batches.min(loader.batches_per_epoch());
@@ -100,13 +100,4 @@ impl Captures<'_> {
         maps.retain(|(name, _)| self.layers.contains(name));
         Some((batch.len, maps))
     }
-}
-
-/// The device a model's parameters live on.
-pub fn eval_device(model: &Model) -> Device {
-    model
-        .prunable_weights()
-        .first()
-        .map(|w| w.param.flat().device())
-        .expect("every model has weights")
 }

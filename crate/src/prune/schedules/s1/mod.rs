@@ -2,7 +2,7 @@
 //! (Zhi et al., "Learning a Consensus Sub-Network with Polarization
 //! Regularization and One Pass Training", arXiv 2302.10798).
 //!
-//! Binary gates ([`super::gates`], static or input-conditioned) sit on every
+//! Binary gates ([`gates`], static or input-conditioned) sit on every
 //! prunable channel group and on every removable residual block. One
 //! training pass minimises
 //!
@@ -45,19 +45,12 @@
 //! no fine-tuning. The paper's exact formulas are not public; these are our
 //! reading of its abstract, every coefficient an option (docs/methods.md).
 
+pub mod gates;
+
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::gates::{Cost, GateKind, GateValues, GatedModel, Gates, Measure};
-use super::method::{CheckOptions, require};
-use super::plan::Plan;
-use super::surgery;
-use super::target::Target;
-use super::{
-    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
-    PruneOptions,
-};
 use crate::data::Split;
 use crate::data::loader::{Batch, Loader};
 use crate::error::{Error, Result};
@@ -65,6 +58,15 @@ use crate::events::{EpochMetrics, Event, Sink};
 use crate::host;
 use crate::metrics::count::count;
 use crate::model::{Model, ModelSpec};
+use crate::prune::contract::{
+    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
+};
+use crate::prune::contract::{CheckOptions, require};
+use crate::prune::options::PruneOptions;
+use crate::prune::pruner::plan::Plan;
+use crate::prune::pruner::surgery;
+use crate::prune::pruner::target::Target;
+use crate::prune::schedules::s1::gates::{Cost, GateKind, GateValues, GatedModel, Gates, Measure};
 use crate::train::TrainConfig;
 use crate::train::{StepStats, Stepper, Trainable, Trainer, Until, advance, cross_entropy};
 
@@ -433,7 +435,7 @@ pub async fn gate_state(
         });
     }
     let eval = gated.valid();
-    let device = crate::prune::capture::eval_device(&eval.model);
+    let device = eval.model.device();
     let loader = Loader::sequential(&split.train, split.norm, batch.max(1));
     let order = loader.order(0);
     let batches = samples
@@ -905,13 +907,17 @@ impl Method for Polarization {
     }
 
     /// One gated pass from θ₀; no fine-tuning.
-    fn stages(&self, options: &PruneOptions, train: &TrainConfig) -> Vec<super::recipe::Stage> {
+    fn stages(
+        &self,
+        options: &PruneOptions,
+        train: &TrainConfig,
+    ) -> Vec<crate::prune::contract::Stage> {
         let epochs = options
             .of::<PolarizationOptions>(INFO.name)
             .ok()
             .and_then(|o| o.epochs)
             .unwrap_or(train.epochs);
-        vec![super::recipe::Stage::of(
+        vec![crate::prune::contract::Stage::of(
             "gated pass from θ₀",
             &TrainConfig {
                 epochs,

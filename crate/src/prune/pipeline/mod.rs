@@ -3,18 +3,21 @@
 //! blocks → train, and training a model for some epochs inside a method.
 //! [`run`] is every method's run unless its schedule is its own.
 
-use super::masks::{LayerScores, masks_from_scores};
-use super::plan::Plan;
-use super::select::select_blocks;
-use super::select::{Scope, SelectOptions, UnitScores, select_by_rates, select_units};
-use super::surgery::cut;
-use super::target::Target;
-use super::{BoxFuture, Job, Method, MethodInfo, Outcome, Phase, PruneOptions, Scores};
 use crate::error::{Error, Result};
 use crate::events::{EpochMetrics, Event};
 use crate::metrics::count::count;
 use crate::model::masks::WeightMasks;
 use crate::model::{Model, ModelSpec};
+use crate::prune::contract::{BoxFuture, Job, Method, MethodInfo, Outcome, Phase, Scores};
+use crate::prune::options::PruneOptions;
+use crate::prune::pruner::masks::{LayerScores, masks_from_scores};
+use crate::prune::pruner::plan::Plan;
+use crate::prune::pruner::select::select_blocks;
+use crate::prune::pruner::select::{
+    Scope, SelectOptions, UnitScores, select_by_rates, select_units,
+};
+use crate::prune::pruner::surgery::cut;
+use crate::prune::pruner::target::Target;
 use crate::train::TrainConfig;
 use crate::train::Trainer;
 use burn::module::Module;
@@ -73,11 +76,11 @@ pub async fn train_configured(
     Ok((trainer.model, trainer.progress.history))
 }
 
-/// The training settings for fine-tuning ([`super::recipe::finetune_config`]:
+/// The training settings for fine-tuning ([`crate::prune::recipe::finetune_config`]:
 /// `finetune_epochs` at `finetune_lr`, unset ones from the shared recipe or,
 /// with `finetune_recipe = "paper"`, the method's own).
 pub fn finetune_config(job: &Job<'_>) -> TrainConfig {
-    super::recipe::finetune_config(job.info, &job.options, &job.train)
+    crate::prune::recipe::finetune_config(job.info, &job.options, &job.train)
 }
 
 /// The default run: the method's scores, then by what they score — units:
@@ -220,20 +223,9 @@ pub fn select_options(job: &Job<'_>) -> SelectOptions {
 }
 
 /// [`select_options`] for a method and options alone (the lab's slider
-/// ranks exactly as a run does).
+/// ranks exactly as a run does): [`MethodInfo::select_options`].
 pub fn ranking(info: &MethodInfo, options: &PruneOptions) -> SelectOptions {
-    let default = info.scope.map_or(Scope::Global, |(s, _)| s);
-    let mut select = SelectOptions {
-        scope: options.scope.unwrap_or(default),
-        normalize: info.normalize.map_or(options.normalize, |(n, _)| n),
-        protect: options.protect.clone(),
-        step: options.step,
-        latency: None,
-    };
-    if let Some(own) = info.ranking {
-        own(options, &mut select);
-    }
-    select
+    info.select_options(options)
 }
 
 /// Structured pruning from unit scores: select for the target (or the fixed
@@ -261,7 +253,7 @@ pub async fn structured(
     };
     if let Some(table) = &options.latency {
         details["predicted_latency_reduction"] = serde_json::json!(
-            super::select::predicted_latency_reduction(&spec, &plan, table)
+            crate::prune::pruner::select::predicted_latency_reduction(&spec, &plan, table)
         );
     }
     let pruned = cut(&job.model, &plan)?;
@@ -289,10 +281,11 @@ pub async fn latency_table(
     batch: usize,
     device: &crate::device::OpenDevice,
     cache: Option<&std::path::Path>,
-) -> Result<super::select::LatencyTable> {
+) -> Result<crate::prune::pruner::select::LatencyTable> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static MEMORY: OnceLock<Mutex<HashMap<String, super::select::LatencyTable>>> = OnceLock::new();
+    static MEMORY: OnceLock<Mutex<HashMap<String, crate::prune::pruner::select::LatencyTable>>> =
+        OnceLock::new();
     let key = latency_key(spec, batch, device);
     let memory = MEMORY.get_or_init(Default::default);
     if let Some(table) = memory.lock().expect("not poisoned").get(&key) {
@@ -302,7 +295,7 @@ pub async fn latency_table(
         Some(table) => table,
         None => {
             let times = crate::metrics::latency::per_layer(spec, batch, &device.device, 10).await?;
-            let table: super::select::LatencyTable =
+            let table: crate::prune::pruner::select::LatencyTable =
                 times.into_iter().map(|t| (t.name, t.ms)).collect();
             to_disk(cache, &key, &table);
             table
@@ -316,7 +309,10 @@ pub async fn latency_table(
 }
 
 /// The table the on-disk cache holds for `key` (never, in the browser).
-fn from_disk(cache: Option<&std::path::Path>, key: &str) -> Option<super::select::LatencyTable> {
+fn from_disk(
+    cache: Option<&std::path::Path>,
+    key: &str,
+) -> Option<crate::prune::pruner::select::LatencyTable> {
     #[cfg(not(target_arch = "wasm32"))]
     return cache.and_then(|dir| crate::io::cache::read(dir, "latency", key));
     #[cfg(target_arch = "wasm32")]
@@ -327,7 +323,11 @@ fn from_disk(cache: Option<&std::path::Path>, key: &str) -> Option<super::select
 }
 
 /// Keeps `table` in the on-disk cache (nowhere, in the browser).
-fn to_disk(cache: Option<&std::path::Path>, key: &str, table: &super::select::LatencyTable) {
+fn to_disk(
+    cache: Option<&std::path::Path>,
+    key: &str,
+    table: &crate::prune::pruner::select::LatencyTable,
+) {
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(dir) = cache {
         crate::io::cache::write(dir, "latency", key, table);
@@ -371,7 +371,7 @@ async fn calibrated(
 ) -> Result<Plan> {
     let spec = &job.model.spec;
     let dense = job.model.valid();
-    let device = super::capture::eval_device(&dense);
+    let device = dense.device();
     let x = crate::metrics::latency::inputs(job.split, job.train.batch_size, &device);
     let dense_ms = crate::metrics::latency::forward_ms(&dense, x.clone(), 2, 5).await?;
     let table = options
@@ -391,7 +391,7 @@ async fn calibrated(
         let measured = 1.0 - ms / dense_ms;
         rounds.push(serde_json::json!({
             "aim": aim,
-            "predicted": super::select::predicted_latency_reduction(spec, &plan, table),
+            "predicted": crate::prune::pruner::select::predicted_latency_reduction(spec, &plan, table),
             "measured": measured,
         }));
         best = Some(plan);

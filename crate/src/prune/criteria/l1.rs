@@ -4,13 +4,16 @@
 
 use burn::tensor::Tensor;
 
-use super::select::Scope;
-use super::select::UnitScores;
-use super::{BoxFuture, Finetune, Granularity, Method, MethodInfo, Phase, Scores, Scoring};
+use super::Criterion;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
 use crate::model::weights::WeightParam;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, MethodInfo, Phase, Scores, Scoring,
+};
+use crate::prune::pruner::select::Scope;
+use crate::prune::pruner::select::UnitScores;
 
 /// The L1 norm of each output unit of every layer in `layers`.
 pub async fn scores(model: &Model, layers: &[String]) -> Result<UnitScores> {
@@ -48,14 +51,9 @@ pub static INFO: MethodInfo = MethodInfo {
     knobs: &[],
 };
 
-pub struct L1;
-
-impl Method for L1 {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move { Ok(Scores::Units(scores(s.model, &s.layers()).await?)) })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move { Ok(Scores::Units(scores(s.model, &s.layers()).await?)) })
 }
+
+pub static L1: Criterion = Criterion::new(&INFO, score);

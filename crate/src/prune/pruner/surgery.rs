@@ -26,13 +26,13 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use std::collections::HashMap;
 
-use super::plan::Plan;
 use crate::error::Result;
 use crate::model::layers::ConvBn;
 use crate::model::mlp::Mlp;
 use crate::model::plain::PlainNet;
 use crate::model::resnet::ResNet;
 use crate::model::{Model, Net};
+use crate::prune::pruner::plan::Plan;
 
 /// The model `plan` describes, with the surviving weights of `model`.
 pub fn cut(model: &Model, plan: &Plan) -> Result<Model> {

@@ -14,14 +14,14 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Tensor;
 
-use super::capture::Sampling;
-use super::gradients::{Pattern, weight_grads_with};
-use super::magnitude::per_weight;
-use super::masks::LayerScores;
 use crate::data::Split;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
+use crate::prune::criteria::capture::Sampling;
+use crate::prune::criteria::gradients::{Pattern, weight_grads_with};
+use crate::prune::criteria::magnitude::per_weight;
+use crate::prune::pruner::masks::LayerScores;
 
 /// Default relative step ε: the central difference's truncation error falls
 /// as ε² and f32 rounding grows as 1/ε; against PyTorch's double backward on

@@ -11,86 +11,18 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::PruneOptions;
-use super::method::{CheckOptions, require};
-use super::pipeline::{Then, select_options, structured, train_configured};
-use super::select::{Scope, UnitScores};
-use super::{
+use crate::error::{Error, Result};
+use crate::model::Net;
+use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
     Scores, Scoring,
 };
-use crate::error::{Error, Result};
-use crate::host;
-use crate::model::{Model, Net};
+use crate::prune::contract::{CheckOptions, require};
+use crate::prune::criteria::bn_scale::{scores, unit_scales};
+use crate::prune::options::PruneOptions;
+use crate::prune::pipeline::{Then, select_options, structured, train_configured};
+use crate::prune::pruner::select::Scope;
 use crate::train::optim::Optimizer;
-
-/// The BN scale of each layer in `layers` that has one: `(layer, parameter
-/// path, |γ|)`, in forward order.
-pub async fn unit_scales(
-    model: &Model,
-    layers: &[String],
-) -> Result<Vec<(String, String, Vec<f32>)>> {
-    let bn = |layer: String, path: String, c: &crate::model::layers::ConvBn| {
-        (layer, format!("{path}.bn.gamma"), c.bn.gamma.val())
-    };
-    let scales: Vec<(String, String, burn::tensor::Tensor<1>)> = match &model.net {
-        Net::Plain(p) => p
-            .convs
-            .iter()
-            .enumerate()
-            .map(|(k, c)| bn(format!("conv{}", k + 1), format!("net.Plain.convs.{k}"), c))
-            .collect(),
-        Net::Resnet(r) => {
-            let mut out = vec![bn("stem".into(), "net.Resnet.stem".into(), &r.stem)];
-            for (k, b) in r.blocks.iter().enumerate() {
-                let base = format!("net.Resnet.blocks.{k}");
-                out.push(bn(
-                    format!("{}.conv1", b.name),
-                    format!("{base}.conv1"),
-                    &b.conv1,
-                ));
-                out.push(bn(
-                    format!("{}.conv2", b.name),
-                    format!("{base}.conv2"),
-                    &b.conv2,
-                ));
-                if let Some(p) = &b.projection {
-                    out.push(bn(
-                        format!("{}.shortcut", b.name),
-                        format!("{base}.projection"),
-                        p,
-                    ));
-                }
-            }
-            out
-        }
-        Net::Mlp(_) => {
-            return Err(Error::config(
-                "method",
-                INFO.name,
-                format!(
-                    "it ranks BN scales; {} has no batch norm (use a CNN or a ResNet)",
-                    model.spec.name()
-                ),
-            ));
-        }
-    };
-    let mut out = Vec::new();
-    for (layer, path, gamma) in scales {
-        if layers.contains(&layer) {
-            out.push((layer, path, host::floats(gamma.abs()).await?));
-        }
-    }
-    Ok(out)
-}
-
-pub async fn scores(model: &Model, layers: &[String]) -> Result<UnitScores> {
-    Ok(unit_scales(model, layers)
-        .await?
-        .into_iter()
-        .map(|(layer, _, s)| (layer, s))
-        .collect())
-}
 
 /// Network slimming's own options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -144,7 +76,7 @@ impl Method for Slimming {
         &self,
         options: &PruneOptions,
         train: &crate::train::TrainConfig,
-    ) -> Vec<super::recipe::Stage> {
+    ) -> Vec<crate::prune::contract::Stage> {
         penalised_stages(&INFO, options, train)
     }
 
@@ -190,12 +122,12 @@ pub fn penalised_stages(
     info: &MethodInfo,
     options: &PruneOptions,
     train: &crate::train::TrainConfig,
-) -> Vec<super::recipe::Stage> {
+) -> Vec<crate::prune::contract::Stage> {
     vec![
-        super::recipe::Stage::of("sparse pass from θ₀", train),
-        super::recipe::Stage::of(
+        crate::prune::contract::Stage::of("sparse pass from θ₀", train),
+        crate::prune::contract::Stage::of(
             "fine-tune",
-            &super::recipe::finetune_config(info, options, train),
+            &crate::prune::recipe::finetune_config(info, options, train),
         ),
     ]
 }

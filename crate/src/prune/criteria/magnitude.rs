@@ -3,12 +3,15 @@
 //! importance is |w|. With a global scope this is "global magnitude"; it is
 //! also FlexRel with δ = 0 and the criterion of iterative magnitude pruning.
 
-use super::masks::LayerScores;
-use super::select::Scope;
-use super::{BoxFuture, Finetune, Granularity, Method, MethodInfo, Phase, Scores, Scoring};
+use super::Criterion;
 use crate::error::Result;
 use crate::host;
 use crate::model::Model;
+use crate::prune::contract::{
+    BoxFuture, Finetune, Granularity, MethodInfo, Phase, Scores, Scoring,
+};
+use crate::prune::pruner::masks::LayerScores;
+use crate::prune::pruner::select::Scope;
 
 /// `f(w, i)` for each prunable weight `w` (index `i` in forward order).
 pub async fn per_weight<F>(model: &Model, mut f: F) -> Result<Vec<LayerScores>>
@@ -53,14 +56,9 @@ pub static INFO: MethodInfo = MethodInfo {
     knobs: &[],
 };
 
-pub struct Magnitude;
-
-impl Method for Magnitude {
-    fn info(&self) -> &'static MethodInfo {
-        &INFO
-    }
-
-    fn score<'a>(&'a self, s: Scoring<'a>) -> BoxFuture<'a, Result<Scores>> {
-        Box::pin(async move { Ok(Scores::Weights(scores(s.model).await?)) })
-    }
+/// The formula, as a run calls it.
+fn score(s: Scoring<'_>) -> BoxFuture<'_, Result<Scores>> {
+    Box::pin(async move { Ok(Scores::Weights(scores(s.model).await?)) })
 }
+
+pub static MAGNITUDE: Criterion = Criterion::new(&INFO, score);

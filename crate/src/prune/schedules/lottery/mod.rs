@@ -23,25 +23,28 @@
 //! The winning-ticket test (Eq. 1), `Acc(F′) + ξ ≥ Acc(F)`, is judged on the
 //! reported accuracies (`verdict`, with `xi`).
 
+pub mod grasp;
+
 use serde::{Deserialize, Serialize};
 
-use super::capture::Sampling;
-use super::masks::LayerScores;
-use super::method::{CheckOptions, require};
-use super::options::PruneOptions;
-use super::pipeline::train_from;
-use super::plan::Plan;
-use super::select::select_blocks;
-use super::target::Target;
-use super::{
-    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase, Scores,
-    Scoring, surgery,
-};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::metrics::count::count;
 use crate::model::groups::BlockRef;
 use crate::model::spec::ModelSpec;
+use crate::prune::contract::{
+    BoxFuture, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase, Scores,
+    Scoring,
+};
+use crate::prune::contract::{CheckOptions, require};
+use crate::prune::criteria::capture::Sampling;
+use crate::prune::options::PruneOptions;
+use crate::prune::pipeline::train_from;
+use crate::prune::pruner::masks::LayerScores;
+use crate::prune::pruner::plan::Plan;
+use crate::prune::pruner::select::select_blocks;
+use crate::prune::pruner::surgery;
+use crate::prune::pruner::target::Target;
 use crate::train::Trainer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -137,7 +140,7 @@ impl Default for LotteryOptions {
             grasp_flip: false,
             rewind: Rewind::Init,
             rewind_epoch: 0,
-            grasp_epsilon: super::grasp::EPSILON,
+            grasp_epsilon: crate::prune::schedules::lottery::grasp::EPSILON,
             xi: 0.01,
         }
     }
@@ -276,18 +279,24 @@ async fn score_blocks(s: &Scoring<'_>, o: &LotteryOptions) -> Result<Vec<(String
     let blocks = candidates(&model.spec, o.candidates);
     Ok(match o.criterion {
         BlockCriterion::Random => {
-            let all = super::random::block_scores(&model.spec, s.seed);
+            let all = crate::prune::criteria::random::block_scores(&model.spec, s.seed);
             all.into_iter()
                 .filter(|(b, _)| blocks.iter().any(|c| c.name == *b))
                 .collect()
         }
         BlockCriterion::Snip => block_scores(
             &blocks,
-            &super::snip::scores(model, s.split, sampling).await?,
+            &crate::prune::criteria::snip::scores(model, s.split, sampling).await?,
             o.aggregate,
         ),
         BlockCriterion::Grasp => {
-            let w = super::grasp::scores(model, s.split, sampling, o.grasp_epsilon).await?;
+            let w = crate::prune::schedules::lottery::grasp::scores(
+                model,
+                s.split,
+                sampling,
+                o.grasp_epsilon,
+            )
+            .await?;
             grasp_importance(block_scores(&blocks, &w, o.aggregate), o.grasp_flip)
         }
     })
@@ -306,13 +315,13 @@ impl Method for Lottery {
         &self,
         options: &PruneOptions,
         train: &crate::train::TrainConfig,
-    ) -> Vec<super::recipe::Stage> {
+    ) -> Vec<crate::prune::contract::Stage> {
         let o: LotteryOptions = options.of(INFO.name).unwrap_or_default();
         match o.rewind {
-            Rewind::Init => vec![super::recipe::Stage::of("train from θ₀", train)],
+            Rewind::Init => vec![crate::prune::contract::Stage::of("train from θ₀", train)],
             Rewind::Epoch => vec![
-                super::recipe::Stage::of("train", train),
-                super::recipe::Stage::of(
+                crate::prune::contract::Stage::of("train", train),
+                crate::prune::contract::Stage::of(
                     &format!("retrain from epoch {}", o.rewind_epoch),
                     &crate::train::TrainConfig {
                         epochs: train.epochs.saturating_sub(o.rewind_epoch),
