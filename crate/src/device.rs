@@ -121,10 +121,7 @@ mod native {
         if choice != DeviceChoice::Cpu
             && std::env::var("PRUNELAB_FUSION").is_ok_and(|v| v == "0" || v == "off")
         {
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            let mut result = Ok(());
-            ONCE.call_once(|| result = super::disable_fusion());
-            result?;
+            super::disable_fusion()?;
         }
         match choice {
             DeviceChoice::Cpu => Ok(OpenDevice::cpu("cpu (burn flex)")),
@@ -196,6 +193,14 @@ pub fn open(choice: DeviceChoice) -> Result<OpenDevice> {
 /// speed on real GPUs. `PRUNELAB_FUSION=0` does the same from outside.
 #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 pub fn disable_fusion() -> Result<()> {
+    // Idempotent: a second call (another test of the same binary, or
+    // `PRUNELAB_FUSION=0` plus an explicit call) must not fail because the
+    // first one's GPU work has started the fusion service since.
+    static DISABLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut disabled = DISABLED.lock().unwrap_or_else(|e| e.into_inner());
+    if *disabled {
+        return Ok(());
+    }
     for name in burn_cubecl::fusion::BUILTIN_NAMES {
         burn_cubecl::fusion::remove(name).map_err(|e| Error::Device {
             device: "vulkan".into(),
@@ -203,6 +208,7 @@ pub fn disable_fusion() -> Result<()> {
             fix: "switch it off before the first GPU operation (PRUNELAB_FUSION=0)".into(),
         })?;
     }
+    *disabled = true;
     Ok(())
 }
 

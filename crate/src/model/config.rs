@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ModelSpec;
+use super::spec::ModelSpec;
 use super::spec::{Activation, Init, Shortcut};
 use super::zoo::ModelOptions;
 use crate::error::Result;

@@ -46,7 +46,7 @@ bytes is the smallest of dense, bitmap and CSR per layer; latency is the median 
 device at batch 1 and at the training batch, and speed-up the dense row's over this row's at the training batch, \
 timed in the same process as this row's model, one pass each in turn (median ratio, interquartile range in brackets), \
 beside what the MACs predict (docs/metrics.md). Every row fine-tunes with the same recipe unless its \"trained after pruning\" \
-cell says otherwise (docs/results.md, \"One recipe per comparison\").\n";
+cell says otherwise (docs/methods.md, \"One recipe per comparison\").\n";
     out
 }
 

@@ -3,7 +3,8 @@
 //! [`evaluate`] on a data set.
 
 use super::readback::ReadBacks;
-use super::{StepStats, Trainable, Trainer};
+use super::step::{StepStats, Trainable};
+use super::trainer::Trainer;
 use crate::data::Split;
 use crate::data::loader::Loader;
 use crate::error::{Error, Result};

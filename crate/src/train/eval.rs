@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor};
 
-use super::{Trainable, correct, cross_entropy};
+use super::step::{Trainable, correct, cross_entropy};
 use crate::data::Dataset;
 use crate::data::augment::Normalization;
 use crate::data::loader::Loader;

@@ -5,7 +5,7 @@ use super::config::TrainConfig;
 use super::eval::{evaluate, evaluation_totals};
 use super::optim::Optimizer;
 use super::readback::{Pending, ReadBacks};
-use super::{Progress, StepStats, Trainable, correct, cross_entropy};
+use super::step::{Progress, StepStats, Trainable, correct, cross_entropy};
 use crate::clock;
 use crate::data::augment::Normalization;
 use crate::data::loader::Loader;

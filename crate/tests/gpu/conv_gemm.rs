@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use crate::common::*;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
-use prunelab::device::{self, DeviceChoice};
 use prunelab::host::{block_on, floats};
 use prunelab::model::conv::conv2d_gemm;
 use prunelab::model::geometry::LayerOp;
@@ -21,7 +20,6 @@ use prunelab::model::spec::{ModelSpec, Shortcut};
 use prunelab::model::zoo::ModelOptions;
 
 const TOL: f32 = 1e-4;
-const SWIFTSHADER: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
 
 /// Every distinct conv in the zoo: (c_in, c_out, kernel, stride, input size).
 fn zoo_convs() -> BTreeSet<(usize, usize, usize, usize, usize)> {
@@ -252,23 +250,9 @@ fn gemm_convolution_matches_burn_on_the_cpu() {
 
 #[test]
 fn gemm_convolution_matches_burn_on_vulkan() {
-    if std::env::var_os("VK_ICD_FILENAMES").is_none() && std::path::Path::new(SWIFTSHADER).exists()
-    {
-        // SAFETY: set before any thread of this test binary touches Vulkan.
-        unsafe { std::env::set_var("VK_ICD_FILENAMES", SWIFTSHADER) };
-    }
-    if std::env::var("VK_ICD_FILENAMES").is_ok_and(|f| f.contains("swiftshader")) {
-        // SwiftShader miscompiles burn's fused kernels (vulkan.rs).
-        device::disable_fusion().expect("before any GPU work");
-    }
-    let vulkan = match device::open(DeviceChoice::Vulkan) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!(
-                "SKIPPED: no usable Vulkan device ({e}); install chromium and libvulkan1 for SwiftShader"
-            );
-            return;
-        }
+    // SwiftShader where no GPU is, fusion off there (vulkan.rs says why).
+    let Some(vulkan) = crate::vulkan::open_vulkan() else {
+        return;
     };
     check_all(&vulkan.device, &vulkan.description);
 }

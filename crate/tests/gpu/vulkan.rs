@@ -32,7 +32,9 @@ use prunelab::train::optim::{Optimizer, OptimizerSettings};
 
 const SWIFTSHADER: &str = "/usr/lib/chromium/vk_swiftshader_icd.json";
 
-fn open_vulkan() -> Option<device::OpenDevice> {
+/// Vulkan for this binary's tests: SwiftShader where no GPU driver is set,
+/// fusion off on SwiftShader (idempotent, so every test may call this).
+pub(crate) fn open_vulkan() -> Option<device::OpenDevice> {
     if std::env::var_os("VK_ICD_FILENAMES").is_none() && std::path::Path::new(SWIFTSHADER).exists()
     {
         // SAFETY: set before any thread of this test binary touches Vulkan.

@@ -11,7 +11,7 @@ use prunelab::data::cifar::{Archive, Variant};
 use prunelab::error::{Error, Result};
 use sha2::{Digest, Sha256};
 
-use crate::FetchArgs;
+use crate::cli::FetchArgs;
 
 /// Where fetched data goes unless `--dir` says otherwise: `$PRUNELAB_DATA`,
 /// else `data/` under the current directory (what `prunelab serve` looks in).

@@ -12,8 +12,8 @@ use prunelab::io::{atomic, model_file};
 use prunelab::model::masks::WeightMasks;
 use prunelab::model::{Model, ModelSpec};
 
-use crate::ExportArgs;
-use crate::commands::run_config;
+use crate::cli::ExportArgs;
+use crate::setup::run_config;
 
 /// Reads the model at `path`; a foreign file without prunelab's metadata is
 /// read as `configured` (or as the CIFAR ResNet its keys describe).

@@ -10,9 +10,9 @@ use prunelab::model::init_model;
 use prunelab::prune::{self, Phase};
 use prunelab::report::{human, plot, table};
 
-use crate::commands::run_config;
+use crate::cli::{CompareArgs, PruneArgs};
 use crate::progress::Progress;
-use crate::{CompareArgs, PruneArgs};
+use crate::setup::run_config;
 
 /// `key=value` with a TOML value, as nested JSON: `a.b=1` → `{"a": {"b": 1}}`.
 fn setting(text: &str) -> Result<serde_json::Value> {
@@ -178,7 +178,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
 }
 
 pub fn run(args: CompareArgs) -> Result<()> {
-    let text = crate::commands::read_config_file(&args.experiment)?;
+    let text = crate::setup::read_config_file(&args.experiment)?;
     let mut config = ExperimentConfig::from_toml(&text, &args.experiment.display().to_string())?;
     if let Some(d) = &args.device {
         config.base.device = d.parse()?;

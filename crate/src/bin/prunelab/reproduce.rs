@@ -8,7 +8,7 @@ use prunelab::io::atomic;
 use prunelab::reproduce::{self, Budget, DATA_VARIABLE, Seed, report};
 use prunelab::sweep;
 
-use crate::ReproduceArgs;
+use crate::cli::ReproduceArgs;
 
 pub fn reproduce(args: ReproduceArgs) -> Result<()> {
     let seed: Seed = args.seed.parse()?;

@@ -34,7 +34,7 @@ use tokio_util::io::ReaderStream;
 
 use prunelab::error::{Error, Result};
 
-use crate::ServeArgs;
+use crate::cli::ServeArgs;
 
 /// Scripts and wasm from this origin only; no network access elsewhere.
 /// `frame-ancestors *` is deliberate: tutorials embed the page (embed.html).

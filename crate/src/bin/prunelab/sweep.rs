@@ -15,7 +15,7 @@ use prunelab::sweep::{self, RunRecord, Shard, SweepConfig};
 use prunelab::train::checkpoint;
 use prunelab::training::Resume;
 
-use crate::SweepArgs;
+use crate::cli::SweepArgs;
 use crate::progress::Progress;
 
 pub fn sweep(args: SweepArgs) -> Result<()> {
@@ -29,7 +29,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             "give a sweep file and --out DIR (or --collect DIR to merge results)",
         ));
     };
-    let text = crate::commands::read_config_file(file)?;
+    let text = crate::setup::read_config_file(file)?;
     let config = SweepConfig::from_toml(&text, &file.display().to_string())?;
     run_shard(
         &config,

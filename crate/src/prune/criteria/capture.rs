@@ -22,8 +22,8 @@ pub struct Sampling {
 impl Sampling {
     /// The scoring batches `options` ask for (`info`'s default when unset).
     pub fn new(
-        options: &crate::prune::PruneOptions,
-        info: &crate::prune::MethodInfo,
+        options: &crate::prune::options::PruneOptions,
+        info: &crate::prune::contract::MethodInfo,
         augment: bool,
         seed: u64,
     ) -> Self {

@@ -5,6 +5,8 @@
 
 pub mod masks;
 pub mod plan;
+pub mod protect;
 pub mod select;
+pub mod share;
 pub mod surgery;
 pub mod target;
