@@ -9,7 +9,7 @@
 //     Playground's spiral (tfp-spiral, no noise) with 2 hidden layers 8,8
 //     relu, batch 10, 250 training points, the page's default optimizer and
 //     initialisation, for seeds 1..seeds; a third argument adds settings,
-//     e.g. `init=default&lr=0.03` (the defaults before issue 15);
+//     e.g. `init=default&lr=0.03` (the page's earlier defaults);
 //   ... --after S
 //     press Train S seconds after the page is ready instead of at once.
 import { browser, open, serve } from '../tests/browser/harness.mjs';

@@ -39,8 +39,8 @@ unsafe extern "C" {
 /// How many times the module's static constructors have run. They must run
 /// exactly once: wasm-ld re-runs them at the top of *every* export when the
 /// module never calls `__wasm_call_ctors` itself (dtolnay/inventory#76), and
-/// cubecl registers ~2,300 of them (issue 15's profile) — that made each call from JavaScript
-/// cost milliseconds. The page's tests hold this at 1.
+/// cubecl registers ~2,300 of them (counted in a profile of the page) — that
+/// made each call from JavaScript cost milliseconds. The page's tests hold this at 1.
 #[wasm_bindgen(js_name = constructorRuns)]
 pub fn constructor_runs() -> u32 {
     CONSTRUCTOR_RUNS.load(std::sync::atomic::Ordering::Relaxed)

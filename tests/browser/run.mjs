@@ -53,7 +53,7 @@ const canvasData = (page, id) => page.evaluate((i) => document.getElementById(i)
 const tests = {
   async 'the wasm modules run their static constructors once, not on every call'() {
     // wasm-ld re-runs them at the top of every export unless the module
-    // calls them itself; cubecl has ~2,300 (issue 15's profile), which made each call from the
+    // calls them itself; cubecl has ~2,300 (counted in a profile of the page), which made each call from the
     // page cost milliseconds (the toy lab trained 8.5x slower).
     const { readFileSync } = await import('node:fs');
     const counts = [];

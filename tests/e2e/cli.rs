@@ -116,7 +116,7 @@ fn bad_values_get_clear_errors() {
     assert!(e.contains("--data DIR"), "{e}");
 }
 
-/// The probe's M3: a model whose classes or inputs differ from the data
+/// A model whose classes or inputs differ from the data
 /// used to panic inside burn.
 #[test]
 fn a_model_and_data_that_do_not_match_are_named() {
@@ -166,7 +166,7 @@ fn a_model_and_data_that_do_not_match_are_named() {
     );
 }
 
-/// The probe's L6: every run without XDG_RUNTIME_DIR used to leave an empty
+/// Every run without XDG_RUNTIME_DIR used to leave an empty
 /// world-readable `prunelab-runtime-<pid>` behind.
 #[test]
 fn the_private_runtime_directory_is_removed_on_the_way_out() {
@@ -183,7 +183,7 @@ fn the_private_runtime_directory_is_removed_on_the_way_out() {
     }
 }
 
-/// The reliability probe's M2 and M10: sizes that would not fit in memory,
+/// Sizes that would not fit in memory,
 /// and prune options that would fail after the dense training, are refused
 /// up front by name (they used to abort with 134 or run for ever).
 #[test]
@@ -257,7 +257,7 @@ fn sizes_and_prune_options_out_of_range_are_refused_before_any_work() {
     assert!(e.contains("option"), "{e}");
 }
 
-/// The probe's M10, L2, L3, L8 and L10, rerun: each is a clear error before
+/// Each is a clear error before
 /// any training (no "engine stopped", no made-up metrics, no abort).
 #[test]
 fn the_probes_remaining_inputs_are_clear_errors_before_any_work() {

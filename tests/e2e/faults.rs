@@ -106,7 +106,7 @@ fn killed_mid_epoch_then_resumed_equals_an_uninterrupted_run_exactly() {
     assert_eq!(metrics(&a), metrics(&b), "same sample order, same numbers");
 }
 
-/// The probe's L11: the fault hook ships in release binaries, so a stray
+/// The fault hook ships in release binaries, so a stray
 /// variable (no `until=`, an old one, one far ahead) must not fire; it is
 /// named in a warning instead.
 #[test]
@@ -248,7 +248,7 @@ fn a_checkpoint_is_one_unit_and_foreign_versions_are_refused_by_name() {
     let e = eval(&with_version(0), "zero.ckpt");
     assert!(e.contains("format 0"), "{e}");
     // ...but one flipped bit in the version field is corruption (the
-    // probe's L8: the checksum is checked before the version).
+    // checksum is checked before the version).
     let mut flipped = ca;
     flipped[10] ^= 0x04;
     let e = eval(&flipped, "flipped.ckpt");
@@ -258,7 +258,7 @@ fn a_checkpoint_is_one_unit_and_foreign_versions_are_refused_by_name() {
     );
 }
 
-/// The probe's L8: the checksum proves a file is whole, not that its parts
+/// The checksum proves a file is whole, not that its parts
 /// agree. Forged checkpoints (checksums recomputed) whose optimizer state,
 /// masks or progress do not fit the run are refused by name, and a finished
 /// run says so instead of "resuming at epoch 41".
@@ -344,7 +344,7 @@ fn sigterm_saves_a_checkpoint_and_exits_for_requeue() {
     assert!(err.contains("resuming"), "{err}");
 }
 
-/// The probe's L7: a stop with nothing saved must not ask for a requeue
+/// A stop with nothing saved must not ask for a requeue
 /// (exit 75), which would only start the run over, forever.
 #[test]
 fn a_stop_with_nothing_saved_does_not_ask_for_a_requeue() {
@@ -639,7 +639,7 @@ fn shards_in_separate_pid_namespaces_do_not_share_temporary_files() {
     }
 }
 
-/// The probe's M5: leaving out `--resume` used to overwrite a finished run.
+/// Leaving out `--resume` used to overwrite a finished run.
 #[test]
 fn an_existing_checkpoint_needs_resume_or_overwrite() {
     let dir = tempfile::tempdir().unwrap();
@@ -675,7 +675,7 @@ fn an_existing_checkpoint_needs_resume_or_overwrite() {
     ok(&strs(&resumed));
 }
 
-/// The probe's M9: outputs that cannot be written are refused before any
+/// Outputs that cannot be written are refused before any
 /// training, not after it.
 #[test]
 fn unwritable_outputs_are_refused_before_training() {

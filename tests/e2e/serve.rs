@@ -1,6 +1,7 @@
-//! `prunelab serve` under careless and hostile clients (the reliability
-//! probe's H2, M7, M8 and L5): it keeps serving, answers only GET and HEAD on
-//! its own names, and serves nothing outside what it was asked to.
+//! `prunelab serve` under careless and hostile clients (stuck and flooding
+//! connections, other methods, paths outside its folders): it keeps
+//! serving, answers only GET and HEAD on its own names, and serves nothing
+//! outside what it was asked to.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -247,7 +248,7 @@ fn missing_folders_are_refused_at_start() {
     );
 }
 
-/// The probe's H2: at a low open-file limit, hundreds of clients that send a
+/// At a low open-file limit, hundreds of clients that send a
 /// request and never read (and some that never finish their headers) used to
 /// make the server exit 0. Now it keeps serving, and answers once they go.
 #[test]

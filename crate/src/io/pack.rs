@@ -11,12 +11,13 @@
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::host;
+use crate::model::params;
 
 const MAGIC: &[u8; 8] = b"PRUNELAB";
 /// Bumped when the layout changes; readers refuse newer versions by name.
@@ -198,112 +199,51 @@ impl Pack {
     }
 }
 
-/// Every float tensor of a module (parameters and running statistics), by path.
-struct Collector {
-    path: Vec<String>,
-    found: Vec<(String, Vec<usize>, Tensor<1>)>,
-}
-
-impl ModuleVisitor for Collector {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let tensor = param.val();
-        let shape = tensor.dims().to_vec();
-        self.found
-            .push((self.path.join("."), shape, tensor.flatten::<1>(0, D - 1)));
-    }
-}
-
 /// Every float tensor's shape in `module`, by path (nothing is read).
 pub fn shapes<M: Module>(module: &M) -> std::collections::HashMap<String, Vec<usize>> {
-    let mut collector = Collector {
-        path: Vec::new(),
-        found: Vec::new(),
-    };
-    module.visit(&mut collector);
-    collector
-        .found
-        .into_iter()
-        .map(|(name, shape, _)| (name, shape))
-        .collect()
+    let mut out = std::collections::HashMap::new();
+    params::visit(module, None, |path, shape, _, _| {
+        out.insert(path.to_string(), shape.to_vec());
+    });
+    out
 }
 
 /// Adds every float tensor of `module` to `pack`, each name prefixed by `prefix`.
 pub async fn push_module<M: Module>(pack: &mut Pack, prefix: &str, module: &M) -> Result<()> {
-    let mut collector = Collector {
-        path: Vec::new(),
-        found: Vec::new(),
-    };
-    module.visit(&mut collector);
-    for (name, shape, tensor) in collector.found {
+    let mut found = Vec::new();
+    params::visit(module, None, |path, shape, value, _| {
+        found.push((path.to_string(), shape.to_vec(), value));
+    });
+    for (name, shape, tensor) in found {
         let values = host::floats(tensor).await?;
         pack.push(format!("{prefix}{name}"), shape, &values);
     }
     Ok(())
 }
 
-struct Loader<'a> {
-    pack: &'a Pack,
-    prefix: &'a str,
-    path: Vec<String>,
-    error: Option<String>,
-}
-
-impl ModuleMapper for Loader<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, tensor, mapper) = param.consume();
-        let name = format!("{}{}", self.prefix, self.path.join("."));
-        let dims = tensor.dims();
-        let loaded = match self.pack.get(&name) {
-            None => Err(format!("tensor `{name}` is missing")),
-            Some((shape, _)) if shape != dims.as_slice() => Err(format!(
-                "tensor `{name}` has shape {shape:?}, the model expects {dims:?}"
-            )),
-            Some((_, values)) => Ok(values),
-        };
-        let tensor = match loaded {
-            Ok(values) => {
-                let require_grad = tensor.is_require_grad();
-                let mut t = Tensor::<D>::from_data(
-                    TensorData::new(values.to_vec(), dims),
-                    &tensor.device(),
-                );
-                if require_grad {
-                    t = t.require_grad();
-                }
-                t
-            }
-            Err(problem) => {
-                self.error.get_or_insert(problem);
-                tensor
-            }
-        };
-        Param::from_mapped_value(id, tensor, mapper)
-    }
-}
-
 /// Replaces every float tensor of `module` by the pack's tensor of the same
 /// path (under `prefix`); a missing tensor or a shape mismatch is an error.
 pub fn load_module<M: Module>(module: M, pack: &Pack, prefix: &str, path: &Path) -> Result<M> {
-    let mut loader = Loader {
-        pack,
-        prefix,
-        path: Vec::new(),
-        error: None,
-    };
-    let module = module.map(&mut loader);
-    match loader.error {
+    let mut error = None;
+    let module = params::map(module, None, |path, shape, value, _| {
+        let name = format!("{prefix}{path}");
+        let problem = match pack.get(&name) {
+            None => format!("tensor `{name}` is missing"),
+            Some((file, _)) if file != shape => {
+                format!("tensor `{name}` has shape {file:?}, the model expects {shape:?}")
+            }
+            Some((_, values)) => {
+                let n = values.len();
+                return Some(Tensor::from_data(
+                    TensorData::new(values.to_vec(), [n]),
+                    &value.device(),
+                ));
+            }
+        };
+        error.get_or_insert(problem);
+        None
+    });
+    match error {
         None => Ok(module),
         Some(problem) => Err(Error::BadCheckpoint {
             path: path.to_path_buf(),

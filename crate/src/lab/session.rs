@@ -10,12 +10,11 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::model::masks::WeightMasks;
 use crate::model::{Model, init_model};
-use crate::prune::masks::masks_from_scores;
 use crate::prune::pipeline::ranking;
 use crate::prune::plan::Plan;
 use crate::prune::polarization::{GateReport, PolarizationOptions, PolarizationRun};
-use crate::prune::select::{SelectOptions, select_blocks, select_units};
-use crate::prune::surgery::cut;
+use crate::prune::pruner::apply::{Applied, apply};
+use crate::prune::select::SelectOptions;
 use crate::prune::{Method, PruneOptions, Scores, Scoring, Target, by_name};
 use crate::report::measure;
 use crate::train::{ReadBacks, Trainer, Until, advance};
@@ -358,27 +357,13 @@ impl Lab {
             .as_ref()
             .ok_or_else(|| Error::config("prune", "(no scores)", "choose a method first"))?;
         let dense = self.dense.clone().expect("scored");
-        let (plan, masks, model) = match &ranked.scores {
-            Scores::Units(s) => {
-                let plan = select_units(&dense.spec, s, &Target::Sparsity(amount), &ranked.select)?;
-                let model = cut(&dense, &plan)?;
-                (Some(plan), None, model)
-            }
-            Scores::Weights(s) => {
-                let masks = masks_from_scores(s, amount, ranked.select.scope)?;
-                let model = masks.apply(&dense);
-                (None, Some(masks), model)
-            }
-            Scores::Blocks(b) => {
-                let n = (amount as f64 * b.len() as f64).round() as usize;
-                let plan = Plan {
-                    keep: Default::default(),
-                    remove_blocks: select_blocks(b, n)?,
-                };
-                let model = cut(&dense, &plan)?;
-                (Some(plan), None, model)
-            }
+        // The slider's share: of the units or weights, or of the candidate blocks.
+        let target = match &ranked.scores {
+            Scores::Blocks(b) => Target::Blocks((amount as f64 * b.len() as f64).round() as usize),
+            _ => Target::Sparsity(amount),
         };
+        let Applied { plan, masks, model } =
+            apply(&dense, &ranked.scores, &target, &ranked.select)?;
         let report = PruneReport {
             method: ranked.method.info().name.into(),
             amount,

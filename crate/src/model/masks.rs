@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::Model;
+use super::params;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerMask {
@@ -85,47 +85,20 @@ impl WeightMasks {
 
     /// A fork of `model` with the masked weights zeroed (the original is untouched).
     pub fn apply(&self, model: &Model) -> Model {
-        let mut mapper = MaskMapper {
-            masks: self
-                .layers
-                .iter()
-                .map(|l| (l.path.clone(), &l.keep))
-                .collect(),
-            path: Vec::new(),
-        };
-        model.deep_fork().map(&mut mapper)
+        let masks: HashMap<&str, &Vec<bool>> = self
+            .layers
+            .iter()
+            .map(|l| (l.path.as_str(), &l.keep))
+            .collect();
+        params::map(model.deep_fork(), None, |path, _, value, _| {
+            let keep = masks.get(path)?;
+            let mask = flat_mask(keep, &value.device());
+            Some(value * mask)
+        })
     }
 }
 
 fn flat_mask(keep: &[bool], device: &Device) -> Tensor<1> {
     let values: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
     Tensor::from_data(TensorData::new(values, [keep.len()]), device)
-}
-
-struct MaskMapper<'a> {
-    masks: HashMap<String, &'a Vec<bool>>,
-    path: Vec<String>,
-}
-
-impl ModuleMapper for MaskMapper<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(keep) = self.masks.get(&self.path.join(".")) else {
-            return param;
-        };
-        let (id, tensor, mapper) = param.consume();
-        let require_grad = tensor.is_require_grad();
-        let dims = tensor.dims();
-        let mask = flat_mask(keep, &tensor.device()).reshape(dims);
-        let mut masked = (tensor * mask).detach();
-        if require_grad {
-            masked = masked.require_grad();
-        }
-        Param::from_mapped_value(id, masked, mapper)
-    }
 }

@@ -9,6 +9,7 @@ pub mod groups;
 pub mod layers;
 pub mod masks;
 pub mod mlp;
+pub mod params;
 pub mod plain;
 pub mod resnet;
 pub mod spec;
@@ -25,8 +26,6 @@ use plain::PlainNet;
 use resnet::ResNet;
 pub use spec::ModelSpec;
 
-struct Initialise;
-
 /// A deep copy of any module: `valid()` rebuilds every `RunningState` (new
 /// storage, current value) and `train()` restores each parameter's autodiff
 /// and gradient state on an autodiff device. The copy is detached from any
@@ -35,12 +34,6 @@ pub fn deep_fork<M: Module>(module: &M) -> M {
     let autodiff = module.devices().iter().any(|d| d.is_autodiff());
     let copy = module.valid();
     if autodiff { copy.train() } else { copy }
-}
-
-impl burn::module::ModuleVisitor for Initialise {
-    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-        let _ = param.val();
-    }
 }
 
 // One per model, never in a collection: the size difference costs nothing.
@@ -76,7 +69,7 @@ impl Model {
         // device's RNG holds then; draw them all now, in a fixed order, so a
         // seed alone decides the weights (and moving the model to another
         // device moves these weights, not a fresh draw).
-        model.visit(&mut Initialise);
+        params::visit(&model, None, |_, _, _, _| {});
         model
     }
 
@@ -133,20 +126,9 @@ pub fn init_model(spec: &ModelSpec, seed: u64, device: &Device) -> Model {
 /// `to_device` between backends reads synchronously from the destination
 /// side, which the browser forbids; reading a flex tensor is a memory copy.
 pub fn from_cpu(model: Model, device: &Device) -> Model {
-    struct Upload<'a>(&'a Device);
-    impl burn::module::ModuleMapper for Upload<'_> {
-        fn map_float<const D: usize>(
-            &mut self,
-            param: burn::module::Param<burn::tensor::Tensor<D>>,
-        ) -> burn::module::Param<burn::tensor::Tensor<D>> {
-            let (id, tensor, mapper) = param.consume();
-            let require_grad = tensor.is_require_grad();
-            let mut moved = burn::tensor::Tensor::from_data(tensor.into_data(), self.0);
-            if require_grad {
-                moved = moved.require_grad();
-            }
-            burn::module::Param::from_mapped_value(id, moved, mapper)
-        }
-    }
-    model.map(&mut Upload(device))
+    // `into_data` of a flex tensor is a memory copy; the new tensor is
+    // made on `device` from host memory.
+    params::map(model, None, |_, _, value, _| {
+        Some(Tensor::from_data(value.into_data(), device))
+    })
 }

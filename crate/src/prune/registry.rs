@@ -58,7 +58,7 @@ pub fn by_name(name: &str) -> Result<&'static dyn Method> {
 /// meet `target` on `spec`: one that needs residual blocks on a model
 /// without them, a target of the wrong kind for what it removes, more
 /// blocks than the model has, or a share no plan reaches. Sweeps and
-/// experiments run it for every run up front (the probe's M10).
+/// experiments run it for every run up front.
 pub fn check_feasible(
     method: &dyn Method,
     options: &PruneOptions,

@@ -5,15 +5,21 @@
 //! rebuilding a model from a checkpoint and reads back asynchronously in the
 //! browser; and weight masks are applied inside the step, so a pruned weight
 //! stays exactly zero through fine-tuning.
+//!
+//! The optimizer knows no pruning method. A method that changes the step (a
+//! penalty's subgradient, a clamp, its own update rule for some parameters)
+//! gives it a [`StepHook`]: network slimming's L1, Polar's polarisation and
+//! S1's gate steps live in their methods' files.
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::params;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -59,51 +65,65 @@ impl Default for OptimizerSettings {
     }
 }
 
+/// A method's part in every optimizer step, by parameter path. Each step:
+/// [`begin`](StepHook::begin) once, with the parameters the hook
+/// [`watches`](StepHook::watches) (value and gradient, flat); then per
+/// parameter: [`gradient`](StepHook::gradient) (penalties add their
+/// subgradient), [`update`](StepHook::update) (a hook that owns this
+/// parameter's step returns it, and masks, weight decay and momentum are
+/// skipped), and [`after`](StepHook::after) (clamps).
+pub trait StepHook: Send {
+    /// Which parameters `begin` is shown.
+    fn watches(&self, _path: &str) -> bool {
+        false
+    }
+    /// Once per step, before any parameter moves.
+    fn begin(&mut self, _watched: &[Watched]) {}
+    /// The gradient of the parameter at `path` (value `p`), adjusted.
+    fn gradient(&self, _path: &str, _p: &Tensor<1>, g: Tensor<1>) -> Tensor<1> {
+        g
+    }
+    /// This parameter's new value, if the hook owns its step.
+    fn update(&self, _path: &str, _p: &Tensor<1>, _g: &Tensor<1>, _lr: f64) -> Option<Tensor<1>> {
+        None
+    }
+    /// The parameter after the update.
+    fn after(&self, _path: &str, p: Tensor<1>) -> Tensor<1> {
+        p
+    }
+}
+
+/// A watched parameter at the start of a step: its path, its value and its
+/// gradient (if it has one this step), flat, on the plain device.
+pub struct Watched {
+    pub path: String,
+    pub value: Tensor<1>,
+    pub grad: Option<Tensor<1>>,
+}
+
 /// Optimizer state: one flat buffer per parameter path (SGD: momentum;
-/// Adam: `m` and `v`), the step count, and optional weight masks.
-#[derive(Debug, Clone)]
+/// Adam: `m` and `v`), the step count, optional weight masks and the
+/// methods' step hooks.
 pub struct Optimizer {
     pub settings: OptimizerSettings,
     pub steps: u64,
     pub state: HashMap<String, Tensor<1>>,
     /// Flat 0/1 masks by parameter path: masked weights are re-zeroed after every step.
     pub masks: HashMap<String, Tensor<1>>,
-    /// Parameters whose path starts with a prefix here take normalised
-    /// gradient steps, `p −= rate · (lr/base_lr) · g / rms(G)`, whatever the
-    /// optimizer: `(prefix, rate, base_lr)`, where `G` is the gradient of
-    /// *every* parameter under the prefix together. S1's gate logits use it:
-    /// each gate moves by its pull relative to all the others (Adam's
-    /// per-weight normalisation, or one rms per tensor, would move a `[1]`
-    /// block gate by its sign alone and every layer at the same speed), and
-    /// the steps follow the learning-rate schedule.
-    pub normalized_steps: Vec<(String, f64, f64)>,
-    /// Per-element factors on a normalised parameter's gradient, by path
-    /// (flat, on the plain device): the step is `rate · (s⊙g) / rms(s⊙G)`.
-    /// S1 divides each gate's gradient by what the gate costs.
-    pub preconditioner: HashMap<String, Tensor<1>>,
-    /// This step's `rms(G)` per prefix (set at the start of each step).
-    group_rms: HashMap<String, Tensor<1>>,
-    /// An L1 penalty `λ·Σ|p|` on the parameters at these paths, as its
-    /// subgradient `λ·sign(p)` added to their gradient (network slimming's
-    /// sparsity on BN scales, as its authors' code adds it).
-    pub l1: HashMap<String, f64>,
-    /// Zhuang et al.'s polarization penalty on a set of scales, if any.
-    pub polar: Option<Polar>,
-    /// This step's `(γ̄, mean sign(γ − αγ̄))` over the polarized scales.
-    polar_stats: Option<(Tensor<1>, Tensor<1>)>,
+    /// What pruning methods add to the step (their penalties and rules).
+    pub hooks: Vec<Box<dyn StepHook>>,
 }
 
-/// `λ·(t·Σ|γ| − Σ|γ − α·γ̄|)` over the scales at `paths`, `γ̄` their mean
-/// over all of them (Zhuang et al., NeurIPS 2020, Eq. 2), with the scales
-/// clamped to `[0, 1]` after every step as the authors' code does. Its
-/// gradient for `γ_k` is `λ·(t·sign(γ_k) − sign(γ_k − αγ̄) + α·mean_i
-/// sign(γ_i − αγ̄))`, the last term being `γ̄`'s own dependence on `γ_k`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Polar {
-    pub paths: Vec<String>,
-    pub lambda: f64,
-    pub t: f64,
-    pub alpha: f64,
+impl std::fmt::Debug for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Optimizer")
+            .field("settings", &self.settings)
+            .field("steps", &self.steps)
+            .field("state", &self.state.len())
+            .field("masks", &self.masks.len())
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
 }
 
 impl Optimizer {
@@ -113,57 +133,35 @@ impl Optimizer {
             steps: 0,
             state: HashMap::new(),
             masks: HashMap::new(),
-            normalized_steps: Vec::new(),
-            preconditioner: HashMap::new(),
-            group_rms: HashMap::new(),
-            l1: HashMap::new(),
-            polar: None,
-            polar_stats: None,
+            hooks: Vec::new(),
         }
     }
 
     /// One update of every parameter that has a gradient in `grads`.
     pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
         self.steps += 1;
-        self.group_rms.clear();
-        self.polar_stats = self.polar.as_ref().and_then(|r| {
-            let mut scales = Scales {
-                paths: &r.paths,
-                path: Vec::new(),
-                found: Vec::new(),
-            };
-            module.visit(&mut scales);
-            if scales.found.is_empty() {
-                return None;
-            }
-            let all = Tensor::cat(scales.found, 0);
-            let mean = all.clone().mean();
-            let [n] = all.dims();
-            let sign_mean = (all - mean.clone().expand([n]) * r.alpha).sign().mean();
-            Some((mean, sign_mean))
-        });
-        for (prefix, _, _) in &self.normalized_steps {
-            let mut sums = GroupSquares {
-                prefix,
-                preconditioner: &self.preconditioner,
-                grads: &grads,
-                path: Vec::new(),
-                sum: None,
-                count: 0,
-            };
-            module.visit(&mut sums);
-            if let Some(sum) = sums.sum {
-                let rms = (sum / sums.count.max(1) as f64).sqrt().clamp_min(1e-12);
-                self.group_rms.insert(prefix.clone(), rms);
+        if !self.hooks.is_empty() {
+            let mut found: Vec<Vec<Watched>> = self.hooks.iter().map(|_| Vec::new()).collect();
+            params::visit(&module, Some(&grads), |path, _, value, grad| {
+                for (k, hook) in self.hooks.iter().enumerate() {
+                    if hook.watches(path) {
+                        found[k].push(Watched {
+                            path: path.to_string(),
+                            value: value.clone().inner(),
+                            grad: grad.clone(),
+                        });
+                    }
+                }
+            });
+            for (hook, watched) in self.hooks.iter_mut().zip(found) {
+                hook.begin(&watched);
             }
         }
-        let mut mapper = StepMapper {
-            optimizer: self,
-            grads,
-            lr,
-            path: Vec::new(),
-        };
-        module.map(&mut mapper)
+        let mut grads = grads;
+        params::map(module, Some(&mut grads), |path, _, value, grad| {
+            let updated = self.update(path, value.inner(), grad?, lr);
+            Some(Tensor::from_inner(updated))
+        })
     }
 
     /// Moves state and masks to `device` (after loading a checkpoint).
@@ -173,44 +171,25 @@ impl Optimizer {
         }
     }
 
-    /// The penalties on top of the loss's gradient, the update, then the
-    /// polarized scales' clamp.
+    /// The hooks' gradient terms, the update (a hook's own, or the
+    /// optimizer's), then the hooks' `after`.
     fn update(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
-        let g = match self.l1.get(path) {
-            Some(&lambda) => g + p.clone().sign() * lambda,
-            None => g,
+        let g = self
+            .hooks
+            .iter()
+            .fold(g, |g, hook| hook.gradient(path, &p, g));
+        let owned = self
+            .hooks
+            .iter()
+            .find_map(|hook| hook.update(path, &p, &g, lr));
+        let p = match owned {
+            Some(p) => p,
+            None => self.update_plain(path, p, g, lr),
         };
-        let polar = match (&self.polar, &self.polar_stats) {
-            (Some(r), Some((mean, sign_mean))) if r.paths.iter().any(|q| q == path) => {
-                Some((r.clone(), mean.clone(), sign_mean.clone()))
-            }
-            _ => None,
-        };
-        let Some((r, mean, sign_mean)) = polar else {
-            return self.update_plain(path, p, g, lr);
-        };
-        let [n] = p.dims();
-        let centre = mean.expand([n]) * r.alpha;
-        let pull =
-            p.clone().sign() * r.t - (p.clone() - centre).sign() + sign_mean.expand([n]) * r.alpha;
-        self.update_plain(path, p, g + pull * r.lambda, lr)
-            .clamp(0.0, 1.0)
+        self.hooks.iter().fold(p, |p, hook| hook.after(path, p))
     }
 
     fn update_plain(&mut self, path: &str, p: Tensor<1>, g: Tensor<1>, lr: f64) -> Tensor<1> {
-        if let Some((prefix, rate, base)) = self
-            .normalized_steps
-            .iter()
-            .find(|(prefix, _, _)| path.starts_with(prefix.as_str()))
-        {
-            let rms = self.group_rms[prefix].clone();
-            let [n] = g.dims();
-            let g = match self.preconditioner.get(path) {
-                Some(s) => g * s.clone(),
-                None => g,
-            };
-            return p - g / rms.expand([n]) * (*rate * lr / base.max(1e-12));
-        }
         let s = self.settings.clone();
         let mask = self.masks.get(path).cloned();
         let g = match &mask {
@@ -263,108 +242,6 @@ impl Optimizer {
             Some(m) => p * m,
             None => p,
         }
-    }
-}
-
-/// The values of the parameters at `paths`, flat, on the plain device.
-struct Scales<'a> {
-    paths: &'a [String],
-    path: Vec<String>,
-    found: Vec<Tensor<1>>,
-}
-
-impl burn::module::ModuleVisitor for Scales<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let at = self.path.join(".");
-        if self.paths.contains(&at) {
-            self.found.push(param.val().inner().flatten(0, D - 1));
-        }
-    }
-}
-
-/// Σg² and the element count over every parameter under `prefix` that has a gradient.
-struct GroupSquares<'a> {
-    prefix: &'a str,
-    preconditioner: &'a HashMap<String, Tensor<1>>,
-    grads: &'a GradientsParams,
-    path: Vec<String>,
-    sum: Option<Tensor<1>>,
-    count: usize,
-}
-
-impl burn::module::ModuleVisitor for GroupSquares<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if !self.path.join(".").starts_with(self.prefix) {
-            return;
-        }
-        let Some(g) = self.grads.get::<D>(param.id) else {
-            return;
-        };
-        let g: Tensor<1> = g.flatten(0, D - 1);
-        let g = match self.preconditioner.get(&self.path.join(".")) {
-            Some(s) => g * s.clone(),
-            None => g,
-        };
-        self.count += g.dims()[0];
-        let squares = g.powi_scalar(2).sum();
-        self.sum = Some(match self.sum.take() {
-            Some(s) => s + squares,
-            None => squares,
-        });
-    }
-}
-
-struct StepMapper<'a> {
-    optimizer: &'a mut Optimizer,
-    grads: GradientsParams,
-    lr: f64,
-    path: Vec<String>,
-}
-
-impl ModuleMapper for StepMapper<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, tensor, mapper) = param.consume();
-        let Some(grad) = self.grads.remove::<D>(id) else {
-            return Param::from_mapped_value(id, tensor, mapper);
-        };
-        let path = self.path.join(".");
-        let require_grad = tensor.is_require_grad();
-        let shape = tensor.dims();
-        let flat = tensor.inner().flatten::<1>(0, D - 1);
-        let grad = grad.flatten::<1>(0, D - 1);
-        let updated = self
-            .optimizer
-            .update(&path, flat, grad, self.lr)
-            .reshape(shape);
-        let mut updated = Tensor::from_inner(updated);
-        if require_grad {
-            updated = updated.require_grad();
-        }
-        Param::from_mapped_value(id, updated, mapper)
     }
 }
 
@@ -469,37 +346,6 @@ mod tests {
         };
         // Bias-corrected m̂/√v̂ = sign(g) for a constant gradient: each step moves lr.
         close(&run(adam, [1.0, 1.0], [2.0, -3.0], 3, None), &[0.7, 1.3]);
-    }
-
-    #[derive(Module, Debug)]
-    struct Gates {
-        a: Param<Tensor<1>>,
-        b: Param<Tensor<1>>,
-    }
-
-    #[test]
-    fn normalised_steps_share_one_rms_over_the_whole_group() {
-        let device = Device::flex().autodiff();
-        let scalar = |v: f32| {
-            Param::from_tensor(
-                Tensor::from_data(TensorData::new(vec![v], [1]), &device).require_grad(),
-            )
-        };
-        let m = Gates {
-            a: scalar(0.0),
-            b: scalar(0.0),
-        };
-        let mut opt = Optimizer::new(OptimizerSettings::default());
-        opt.normalized_steps.push(("".into(), 1.0, 0.1));
-        // Gradients 3 and 4: one rms over both, √((9 + 16)/2); one rms per
-        // tensor would move each by exactly 1 (its sign).
-        let loss = m.a.val() * 3.0 + m.b.val() * 4.0;
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        let m = opt.step(0.1, m, grads);
-        let rms = (12.5f32).sqrt();
-        let a = block_on(floats(m.a.val())).unwrap()[0];
-        let b = block_on(floats(m.b.val())).unwrap()[0];
-        close(&[a, b], &[-3.0 / rms, -4.0 / rms]);
     }
 
     #[test]

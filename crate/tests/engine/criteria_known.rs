@@ -768,7 +768,11 @@ fn slimming_scores_bn_scales_and_penalises_exactly_them() {
                 &layers(&model.spec),
             ))
             .unwrap();
-            t.optim.l1 = paths.into_iter().map(|(_, p, _)| (p, lambda)).collect();
+            t.optim
+                .hooks
+                .push(Box::new(prunelab::prune::slimming::L1Penalty {
+                    lambda: paths.into_iter().map(|(_, p, _)| (p, lambda)).collect(),
+                }));
         }
         let loader = t.loader(&split.train, None, false);
         block_on(t.step(&loader, &device)).unwrap();
@@ -855,12 +859,14 @@ fn polar_pulls_each_scale_by_the_regulariser_gradient_and_clamps() {
     let step = |penalised: bool| {
         let mut tr = prunelab::train::Trainer::new(model.deep_fork(), config.clone(), 3);
         if penalised {
-            tr.optim.polar = Some(prunelab::train::optim::Polar {
-                paths: paths.clone(),
-                lambda,
-                t,
-                alpha,
-            });
+            tr.optim
+                .hooks
+                .push(Box::new(prunelab::prune::polar::PolarPenalty::new(
+                    paths.clone(),
+                    lambda,
+                    t,
+                    alpha,
+                )));
         }
         let loader = tr.loader(&split.train, None, false);
         block_on(tr.step(&loader, &device)).unwrap();
@@ -893,12 +899,11 @@ fn polar_pulls_each_scale_by_the_regulariser_gradient_and_clamps() {
         ..config.clone()
     };
     let mut tr = prunelab::train::Trainer::new(model.deep_fork(), big, 3);
-    tr.optim.polar = Some(prunelab::train::optim::Polar {
-        paths,
-        lambda,
-        t,
-        alpha,
-    });
+    tr.optim
+        .hooks
+        .push(Box::new(prunelab::prune::polar::PolarPenalty::new(
+            paths, lambda, t, alpha,
+        )));
     let loader = tr.loader(&split.train, None, false);
     block_on(tr.step(&loader, &device)).unwrap();
     let clamped = scales(&tr.model);

@@ -1083,3 +1083,51 @@ fn s4_grasp_removes_the_blocks_with_the_highest_s() {
     got.sort();
     assert_eq!(got, want, "GraSP removes the highest ΣS first");
 }
+
+/// The lab's slider prunes exactly as a run does: from the same trained
+/// model, scores and target, the same plan for unit criteria (per-layer and
+/// global) and the same zeros and bytes for a weight criterion — both go
+/// through `prune::pruner::apply`. Data-free criteria, so both score alike.
+#[test]
+fn the_labs_slider_prunes_as_a_run_does() {
+    let f = fixture();
+    let bytes = block_on(prunelab::io::model_file::to_bytes(
+        &f.trained,
+        serde_json::json!({}),
+    ))
+    .unwrap();
+    let mut lab =
+        prunelab::lab::Lab::new(f.config.clone(), f.device.clone(), f.split.clone()).unwrap();
+    lab.import(&bytes, "trained.plm").unwrap();
+    for (method, amount) in [("l1", 0.5f32), ("group-magnitude", 0.3), ("magnitude", 0.6)] {
+        let options = finetune(0);
+        let (outcome, row) = run(
+            &f,
+            method,
+            &format!("sparsity={amount}"),
+            options.clone(),
+            true,
+        );
+        block_on(lab.score(method, &options)).unwrap();
+        let slid = block_on(lab.prune(amount)).unwrap();
+        let planned = outcome
+            .plan
+            .as_ref()
+            .map(|p| p.describe(&f.trained.spec))
+            .unwrap_or_default();
+        assert!(
+            outcome.plan.is_some() || outcome.masks.is_some(),
+            "{method} pruned"
+        );
+        assert_eq!(slid.plan, planned, "{method}: the same plan");
+        assert_eq!(
+            (slid.pruned.params, slid.pruned.macs, slid.pruned.bytes),
+            (row.nonzero_params, row.macs, row.bytes),
+            "{method}: the same network"
+        );
+        assert!(
+            slid.pruned.params < slid.dense.params,
+            "{method} removed something"
+        );
+    }
+}

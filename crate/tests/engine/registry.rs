@@ -131,3 +131,45 @@ fn stages_read_as_people_write_them() {
         "none"
     );
 }
+
+/// The papers' fine-tuning table in `docs/methods.md` is the registry's, row
+/// for row: it is rendered here from each method's `INFO.finetune`, in the
+/// registry's order, and must appear in the docs verbatim. When a default
+/// changes, paste the printed table over the old one.
+#[test]
+fn the_docs_finetune_table_is_generated_from_the_registry() {
+    let mut rows = vec![
+        "| method | its paper's fine-tuning (`finetune_recipe = \"paper\"`) | source |".to_string(),
+        "|---|---|---|".to_string(),
+    ];
+    let mut own = Vec::new();
+    for m in METHODS {
+        let info = m.info();
+        match info.finetune {
+            Some(f) if f.share == 0.0 => {
+                rows.push(format!("| `{}` | none | {} |", info.name, f.source))
+            }
+            Some(f) => rows.push(format!(
+                "| `{}` | {}% of the training epochs at {}× | {} |",
+                info.name,
+                (f.share * 100.0).round(),
+                f.lr_factor,
+                f.source
+            )),
+            None => own.push(format!("`{}`", info.name)),
+        }
+    }
+    rows.push(format!(
+        "| {} | — | they train the pruned network themselves |",
+        own.join(", ")
+    ));
+    let table = rows.join("\n");
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/methods.md"),
+    )
+    .unwrap();
+    assert!(
+        docs.contains(&table),
+        "docs/methods.md's fine-tuning table differs from the registry; replace it with:\n{table}"
+    );
+}

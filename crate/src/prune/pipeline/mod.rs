@@ -10,13 +10,11 @@ use crate::model::masks::WeightMasks;
 use crate::model::{Model, ModelSpec};
 use crate::prune::contract::{BoxFuture, Job, Method, MethodInfo, Outcome, Phase, Scores};
 use crate::prune::options::PruneOptions;
-use crate::prune::pruner::masks::{LayerScores, masks_from_scores};
+pub use crate::prune::pruner::apply::weight_sparsity;
+use crate::prune::pruner::apply::{cut_to, cut_units, mask_weights, remove_blocks};
+use crate::prune::pruner::masks::LayerScores;
 use crate::prune::pruner::plan::Plan;
-use crate::prune::pruner::select::select_blocks;
-use crate::prune::pruner::select::{
-    Scope, SelectOptions, UnitScores, select_by_rates, select_units,
-};
-use crate::prune::pruner::surgery::cut;
+use crate::prune::pruner::select::{SelectOptions, UnitScores, select_by_rates};
 use crate::prune::pruner::target::Target;
 use crate::train::TrainConfig;
 use crate::train::Trainer;
@@ -176,8 +174,8 @@ async fn iterative<M: Method + ?Sized>(
             Target::Params(_) => Target::Params(share),
             _ => Target::Sparsity(share),
         };
-        let plan = select_units(&job.model.spec, &scores, &step_target, &options)?;
-        let cut_model = cut(&job.model, &plan)?;
+        let applied = cut_units(&job.model, &scores, &step_target, &options)?;
+        let (plan, cut_model) = (applied.plan.expect("a cut has a plan"), applied.model);
         total = total.then(&plan);
         aims.push(aim);
         let round = |k: usize| (budget.epochs as f64 * k as f64 / steps as f64).round() as usize;
@@ -248,19 +246,23 @@ pub async fn structured(
         details["latency_table_ms"] = serde_json::to_value(&table).expect("plain data");
         options.latency = Some(table);
     }
-    let plan = match (&job.options.rates, job.target) {
-        (Some(rates), _) => select_by_rates(&spec, &scores, rates, &options.protect)?,
-        (None, Target::Latency(want)) => {
-            calibrated(&job, &scores, &options, want as f64, &mut details).await?
-        }
-        (None, target) => select_units(&spec, &scores, &target, &options)?,
+    let applied = match (&job.options.rates, job.target) {
+        (Some(rates), _) => cut_to(
+            &job.model,
+            select_by_rates(&spec, &scores, rates, &options.protect)?,
+        )?,
+        (None, Target::Latency(want)) => cut_to(
+            &job.model,
+            calibrated(&job, &scores, &options, want as f64, &mut details).await?,
+        )?,
+        (None, target) => cut_units(&job.model, &scores, &target, &options)?,
     };
+    let (plan, pruned) = (applied.plan.expect("a cut has a plan"), applied.model);
     if let Some(table) = &options.latency {
         details["predicted_latency_reduction"] = serde_json::json!(
             crate::prune::pruner::select::predicted_latency_reduction(&spec, &plan, table)
         );
     }
-    let pruned = cut(&job.model, &plan)?;
     let (before, after) = (count(&spec), count(&pruned.spec));
     job.sink.emit(Event::Phase {
         name: "cut".into(),
@@ -305,38 +307,10 @@ pub async fn blocks(job: Job<'_>, scores: Vec<(String, f32)>, then: Then) -> Res
             format!("{} removes residual blocks: use blocks=N", job.info.name),
         ));
     };
-    let plan = Plan {
-        keep: Default::default(),
-        remove_blocks: select_blocks(&scores, n)?,
-    };
-    let pruned = cut(&job.model, &plan)?;
+    let applied = remove_blocks(&job.model, &scores, n)?;
+    let plan = applied.plan.expect("a cut has a plan");
     let details = serde_json::json!({ "block_scores": scores });
-    train_cut(job, pruned, plan, then, details).await
-}
-
-/// The weight sparsity a target asks for.
-pub fn weight_sparsity(target: &Target, spec: &ModelSpec) -> Result<f32> {
-    match *target {
-        Target::Sparsity(s) => Ok(s),
-        Target::Params(p) => {
-            let total = count(spec).params as f64;
-            let prunable = crate::metrics::count::prunable_weights(spec) as f64;
-            let s = p as f64 * total / prunable;
-            if s >= 1.0 {
-                return Err(Error::config(
-                    "target",
-                    target,
-                    "more than all prunable weights; lower it",
-                ));
-            }
-            Ok(s as f32)
-        }
-        _ => Err(Error::config(
-            "target",
-            target,
-            "weight-level methods zero weights and do not change the dense MACs; use sparsity=F or params=F",
-        )),
-    }
+    train_cut(job, applied.model, plan, then, details).await
 }
 
 /// What follows pruning.
@@ -363,16 +337,8 @@ pub async fn weight_level(
     then: Then,
     details: serde_json::Value,
 ) -> Result<Outcome> {
-    let sparsity = weight_sparsity(&job.target, &job.model.spec)?;
-    let masks = masks_from_scores(
-        &scores,
-        sparsity,
-        job.options
-            .scope
-            .or(job.info.scope.map(|(s, _)| s))
-            .unwrap_or(Scope::Global),
-    )?;
-    let model = masks.apply(&job.model);
+    let scope = select_options(&job).scope;
+    let (masks, model) = mask_weights(&job.model, &scores, &job.target, scope)?;
     job.sink.emit(Event::Phase {
         name: "mask".into(),
         detail: format!(

@@ -3,6 +3,7 @@
 //! that builds the smaller network — the same for every criterion, so
 //! methods differ only in what they measure.
 
+pub mod apply;
 pub mod masks;
 pub mod plan;
 pub mod protect;

@@ -58,16 +58,6 @@ pub struct SelectOptions {
     pub latency: Option<LatencyTable>,
 }
 
-/// Layer-collapse protection and shape control, the same for every
-/// structured method (Torch-Pruning's `max_pruning_ratio`,
-/// `ignored_layers`, `pruning_ratio_dict` and `round_to`). A global ranking
-/// can otherwise empty a layer whose scores run low (S3 and HRank on the
-/// small CNN left conv3 one channel). Layers are named as in
-/// [`ModelSpec::unit_groups`] (`conv3`, `stage2.block4.conv1`, `fc1`);
-/// patterns may use `*`.
-// Not `deny_unknown_fields`: it is flattened into `[prune]` beside the
-// method tables; `RunConfig::from_toml` checks unknown keys itself.
-
 fn normalized(scores: &[f32], how: Normalize) -> Vec<f32> {
     let denom = match how {
         Normalize::None => 1.0,

@@ -15,6 +15,7 @@
 //! threshold from the scales' histogram); BN scales start at burn's 1
 //! (theirs at 0.5).
 
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -27,7 +28,7 @@ use crate::prune::criteria::bn_scale::scores;
 use crate::prune::options::PruneOptions;
 use crate::prune::pruner::select::Scope;
 use crate::prune::schedules::slimming::penalise_then_cut;
-use crate::train::optim::{Optimizer, Polar as Penalty};
+use crate::train::optim::{Optimizer, StepHook, Watched};
 
 /// Polar's own options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,14 +134,74 @@ impl Method for PolarMethod {
             let o: PolarOptions = job.options.of(INFO.name)?;
             let details = serde_json::to_value(&o).expect("plain data");
             let penalty = move |optim: &mut Optimizer, paths: Vec<String>| {
-                optim.polar = Some(Penalty {
-                    paths,
-                    lambda: o.lambda,
-                    t: o.t,
-                    alpha: o.alpha,
-                });
+                optim
+                    .hooks
+                    .push(Box::new(PolarPenalty::new(paths, o.lambda, o.t, o.alpha)));
             };
             penalise_then_cut(job, penalty, details).await
         })
+    }
+}
+
+/// Polar's regulariser as a step hook: `λ·(t·Σ|γ| − Σ|γ − α·γ̄|)` over the
+/// scales at `paths`, `γ̄` their mean over all of them (Zhuang et al.,
+/// NeurIPS 2020, Eq. 2), with the scales clamped to `[0, 1]` after every
+/// step as the authors' code does. Its gradient for `γ_k` is
+/// `λ·(t·sign(γ_k) − sign(γ_k − αγ̄) + α·mean_i sign(γ_i − αγ̄))`, the last
+/// term being `γ̄`'s own dependence on `γ_k`.
+#[derive(Debug)]
+pub struct PolarPenalty {
+    pub paths: Vec<String>,
+    pub lambda: f64,
+    pub t: f64,
+    pub alpha: f64,
+    /// This step's `(γ̄, mean sign(γ − αγ̄))` over the scales.
+    stats: Option<(Tensor<1>, Tensor<1>)>,
+}
+
+impl PolarPenalty {
+    pub fn new(paths: Vec<String>, lambda: f64, t: f64, alpha: f64) -> Self {
+        PolarPenalty {
+            paths,
+            lambda,
+            t,
+            alpha,
+            stats: None,
+        }
+    }
+}
+
+impl StepHook for PolarPenalty {
+    fn watches(&self, path: &str) -> bool {
+        self.paths.iter().any(|q| q == path)
+    }
+
+    fn begin(&mut self, watched: &[Watched]) {
+        self.stats = (!watched.is_empty()).then(|| {
+            let all = Tensor::cat(watched.iter().map(|w| w.value.clone()).collect(), 0);
+            let mean = all.clone().mean();
+            let [n] = all.dims();
+            let sign_mean = (all - mean.clone().expand([n]) * self.alpha).sign().mean();
+            (mean, sign_mean)
+        });
+    }
+
+    fn gradient(&self, path: &str, p: &Tensor<1>, g: Tensor<1>) -> Tensor<1> {
+        let Some((mean, sign_mean)) = self.stats.as_ref().filter(|_| self.watches(path)) else {
+            return g;
+        };
+        let [n] = p.dims();
+        let centre = mean.clone().expand([n]) * self.alpha;
+        let pull = p.clone().sign() * self.t - (p.clone() - centre).sign()
+            + sign_mean.clone().expand([n]) * self.alpha;
+        g + pull * self.lambda
+    }
+
+    fn after(&self, path: &str, p: Tensor<1>) -> Tensor<1> {
+        if self.stats.is_some() && self.watches(path) {
+            p.clamp(0.0, 1.0)
+        } else {
+            p
+        }
     }
 }

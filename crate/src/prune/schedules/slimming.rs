@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -22,7 +23,7 @@ use crate::prune::criteria::bn_scale::{scores, unit_scales};
 use crate::prune::options::PruneOptions;
 use crate::prune::pipeline::{Then, select_options, structured, train_configured};
 use crate::prune::pruner::select::Scope;
-use crate::train::optim::Optimizer;
+use crate::train::optim::{Optimizer, StepHook};
 
 /// Network slimming's own options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -106,10 +107,9 @@ impl Method for Slimming {
             let is_resnet = matches!(job.model.net, Net::Resnet(_));
             let lambda = o.lambda.unwrap_or(if is_resnet { 1e-5 } else { 1e-4 });
             let penalty = move |optim: &mut Optimizer, paths: Vec<String>| {
-                optim.l1 = paths
-                    .into_iter()
-                    .map(|p| (p, lambda))
-                    .collect::<HashMap<_, _>>();
+                optim.hooks.push(Box::new(L1Penalty {
+                    lambda: paths.into_iter().map(|p| (p, lambda)).collect(),
+                }));
             };
             penalise_then_cut(job, penalty, serde_json::json!({ "lambda": lambda })).await
         })
@@ -161,4 +161,22 @@ pub async fn penalise_then_cut(
     history.append(&mut outcome.history);
     outcome.history = history;
     Ok(outcome)
+}
+
+/// Network slimming's penalty as a step hook: `λ·Σ|p|` on the parameters at
+/// these paths, as its subgradient `λ·sign(p)` added to their gradient, as
+/// its authors' code adds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct L1Penalty {
+    /// λ by parameter path.
+    pub lambda: HashMap<String, f64>,
+}
+
+impl StepHook for L1Penalty {
+    fn gradient(&self, path: &str, p: &Tensor<1>, g: Tensor<1>) -> Tensor<1> {
+        match self.lambda.get(path) {
+            Some(&lambda) => g + p.clone().sign() * lambda,
+            None => g,
+        }
+    }
 }

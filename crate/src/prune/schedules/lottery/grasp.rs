@@ -11,13 +11,12 @@
 //! backward). All gradients use the same batches, BN in training mode, on
 //! forks of the model.
 
-use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Tensor;
 
 use crate::data::Split;
 use crate::error::Result;
 use crate::host;
-use crate::model::Model;
+use crate::model::{Model, params};
 use crate::prune::criteria::capture::Sampling;
 use crate::prune::criteria::gradients::{Pattern, weight_grads_with};
 use crate::prune::criteria::magnitude::per_weight;
@@ -63,10 +62,9 @@ pub async fn hessian_gradient(
         .collect();
     let shifted = |sign: f64| {
         let step: Vec<Tensor<1>> = g.iter().map(|t| t.clone() * (sign * r / g_norm)).collect();
-        model.deep_fork().map(&mut Shift {
-            paths: &paths,
-            step: &step,
-            path: Vec::new(),
+        params::map(model.deep_fork(), None, |path, _, value, _| {
+            let i = paths.iter().position(|p| p == path)?;
+            Some(Tensor::from_inner(value.inner() + step[i].clone()))
         })
     };
     let ahead = weight_grads_with(&shifted(1.0), split, sampling, Pattern::Replay(&kinks))?;
@@ -88,30 +86,4 @@ pub async fn scores(
 ) -> Result<Vec<LayerScores>> {
     let (hg, _) = hessian_gradient(model, split, sampling, epsilon).await?;
     per_weight(model, |w, i| (w.param.flat().inner() * hg[i].clone()).neg()).await
-}
-
-/// Adds `step[i]` to the prunable weight at `paths[i]`.
-struct Shift<'a> {
-    paths: &'a [String],
-    step: &'a [Tensor<1>],
-    path: Vec<String>,
-}
-
-impl ModuleMapper for Shift<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let here = self.path.join(".");
-        let Some(i) = self.paths.iter().position(|p| *p == here) else {
-            return param;
-        };
-        let (id, tensor, mapper) = param.consume();
-        let dims = tensor.dims();
-        let moved = tensor.inner() + self.step[i].clone().reshape(dims);
-        Param::from_mapped_value(id, Tensor::from_inner(moved).require_grad(), mapper)
-    }
 }

@@ -52,6 +52,7 @@ pub mod loss;
 pub mod options;
 pub mod run;
 pub mod settle;
+pub mod steps;
 
 pub use consensus::{GateState, gate_state, plan_from_gates, plan_from_open};
 pub use cost::{Cost, Measure};

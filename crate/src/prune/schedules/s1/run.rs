@@ -22,6 +22,7 @@ use super::gates::{GateKind, GatedModel, Gates};
 use super::loss::Polarized;
 use super::options::PolarizationOptions;
 use super::settle::{Learned, Settled};
+use super::steps::GateSteps;
 
 /// One S1 pass in progress. The method drives it to the end in one go; the
 /// playground drives it step by step and draws the gates in between.
@@ -106,11 +107,13 @@ impl PolarizationRun {
         let gate_step = o.gate_step.unwrap_or(10.0 / total_steps.max(1) as f64);
         let consensus_batch = train.batch_size;
         let mut trainer = Trainer::new(polarized, train, seed);
-        trainer
-            .optim
-            .normalized_steps
-            .push(("gated.gates.".into(), gate_step, trainer.config.lr));
-        trainer.optim.preconditioner = preconditioner;
+        let lr = trainer.config.lr;
+        trainer.optim.hooks.push(Box::new(GateSteps::new(
+            "gated.gates.",
+            gate_step,
+            lr,
+            preconditioner,
+        )));
         let freeze_step =
             ((o.freeze_at as f64 * total_steps as f64).round() as u64).min(total_steps);
         Ok(PolarizationRun {
@@ -262,12 +265,7 @@ impl PolarizationRun {
             .clone()
             .fixed(&open_units, &open_blocks, device);
         // Fixed gates: no more gate steps, no regulariser; the weights train on.
-        self.trainer.optim.normalized_steps.clear();
-        self.trainer.optim.preconditioner.clear();
-        self.trainer
-            .optim
-            .normalized_steps
-            .push(("gated.gates.".into(), 0.0, 1.0));
+        self.trainer.optim.hooks = vec![Box::new(GateSteps::frozen("gated.gates."))];
         model.lambda_pol = 0.0;
         model.cost = None;
         Ok(())
