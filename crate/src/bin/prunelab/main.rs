@@ -3,12 +3,16 @@
 //! library.
 
 mod cli;
-mod commands;
+mod bench;
+mod compare;
+mod eval;
+mod info;
+mod prune;
+mod train;
 mod setup;
 mod fetch;
 mod models;
 mod progress;
-mod pruning;
 mod serve;
 mod reproduce;
 mod sweep;
@@ -104,14 +108,14 @@ fn run() -> ExitCode {
     let result = catch_device_panics(|| match cli.command {
         Command::Train(args) => {
             stop_on_signals();
-            commands::train(args)
+            train::train(args)
         }
-        Command::Eval(args) => commands::eval(args),
-        Command::Info(args) => commands::info(args),
-        Command::Prune(args) => pruning::prune(args),
+        Command::Eval(args) => eval::eval(args),
+        Command::Info(args) => info::info(args),
+        Command::Prune(args) => prune::prune(args),
         Command::Compare(args) => {
             stop_on_signals();
-            pruning::run(args)
+            compare::compare(args)
         }
         Command::Sweep(args) => {
             stop_on_signals();
@@ -121,8 +125,8 @@ fn run() -> ExitCode {
             stop_on_signals();
             reproduce::reproduce(args)
         }
-        Command::Methods => pruning::methods(),
-        Command::Bench(args) => commands::bench(args),
+        Command::Methods => compare::methods(),
+        Command::Bench(args) => bench::bench(args),
         Command::Serve(args) => serve::serve(args),
         Command::Data(DataArgs {
             command: DataCommand::Fetch(args),
