@@ -47,7 +47,7 @@ fn default_name() -> String {
 #[serde(deny_unknown_fields)]
 pub struct MethodEntry {
     pub method: String,
-    pub target: String,
+    pub target: Target,
     /// Name in the table (default: the method).
     #[serde(default)]
     pub label: Option<String>,
@@ -105,12 +105,11 @@ impl ExperimentConfig {
         let config = self;
         for m in &config.methods {
             let method = prune::by_name(&m.method)?;
-            let target = m.target.parse::<Target>()?;
             let options = config.options_for(m)?;
-            prune::check_feasible(method, &options, spec, &target).map_err(|e| {
+            prune::check_feasible(method, &options, spec, &m.target).map_err(|e| {
                 Error::config(
                     &format!("methods.{}", m.label.as_deref().unwrap_or(&m.method)),
-                    &m.target,
+                    m.target,
                     format!("{e} (on {})", spec.name()),
                 )
             })?;
@@ -147,7 +146,7 @@ impl ExperimentConfig {
 pub async fn run_method(
     config: &RunConfig,
     method: &str,
-    target: &str,
+    target: Target,
     label: &str,
     options: PruneOptions,
     start: Model,
@@ -159,10 +158,9 @@ pub async fn run_method(
     let dense = &reference.result;
     let method_name = method;
     let method = prune::by_name(method_name)?;
-    let target_v: Target = target.parse()?;
     let stages = method.stages(&options, &config.train);
     let scope = prune::recipe::scope(method, &options);
-    prune::check_feasible(method, &options, &start.spec, &target_v)?;
+    prune::check_feasible(method, &options, &start.spec, &target)?;
     sink.emit(Event::Phase {
         name: method_name.into(),
         detail: format!("{} ({target})", method.info().title),
@@ -180,7 +178,7 @@ pub async fn run_method(
             train: config.train.clone(),
             augment: config.data.augment,
             seed: config.seed,
-            target: target_v,
+            target: target,
             options,
             device: opened.clone(),
             sink: &mut *sink,
@@ -231,7 +229,7 @@ pub async fn run_method(
     let result = MethodResult {
         method: method_name.into(),
         label: label.into(),
-        target: target.into(),
+        target: target.to_string(),
         phase: serde_json::to_value(method.info().phase)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
@@ -466,7 +464,7 @@ pub async fn compare_from(
         let (_, result) = run_method(
             base,
             &entry.method,
-            &entry.target,
+            entry.target,
             &label,
             options,
             start,

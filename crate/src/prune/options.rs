@@ -165,8 +165,8 @@ pub fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
 pub struct PruneConfig {
     /// A name from `prunelab methods`.
     pub method: String,
-    /// `sparsity=F`, `macs=F`, `params=F` or `blocks=N`.
-    pub target: String,
+    /// `sparsity=F`, `macs=F`, `params=F`, `latency=F` or `blocks=N`.
+    pub target: Target,
     #[serde(flatten)]
     pub options: PruneOptions,
 }
@@ -175,14 +175,8 @@ impl Default for PruneConfig {
     fn default() -> Self {
         PruneConfig {
             method: "l1".into(),
-            target: "macs=0.5".into(),
+            target: Target::Macs(0.5),
             options: PruneOptions::default(),
         }
-    }
-}
-
-impl PruneConfig {
-    pub fn target(&self) -> Result<Target> {
-        self.target.parse()
     }
 }

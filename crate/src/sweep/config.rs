@@ -9,6 +9,7 @@ use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::experiment::{ExperimentConfig, MethodEntry};
 use crate::io::pack::fnv1a;
+use crate::prune::Target;
 
 /// The most runs one sweep file may expand to.
 pub const MAX_RUNS: usize = 10_000;
@@ -35,7 +36,7 @@ fn default_name() -> String {
 #[serde(deny_unknown_fields)]
 pub struct SweepMethod {
     pub method: String,
-    pub targets: Vec<String>,
+    pub targets: Vec<Target>,
     #[serde(default)]
     pub label: Option<String>,
     /// Another architecture than the base `[model]` for this entry's runs
@@ -53,7 +54,7 @@ pub struct SweepRun {
     pub id: String,
     pub seed: u64,
     pub method: String,
-    pub target: String,
+    pub target: Target,
     pub label: String,
     pub experiment: ExperimentConfig,
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{SweepConfig, SweepRun};
 use crate::error::{Error, Result};
+use crate::prune::Target;
 use crate::report::MethodResult;
 
 /// What `runs/<id>.json` holds.
@@ -39,7 +40,7 @@ pub struct ManifestRun {
     pub label: String,
     pub method: String,
     pub seed: u64,
-    pub target: String,
+    pub target: Target,
 }
 
 impl Manifest {
@@ -53,7 +54,7 @@ impl Manifest {
                     label: r.label.clone(),
                     method: r.method.clone(),
                     seed: r.seed,
-                    target: r.target.clone(),
+                    target: r.target,
                 })
                 .collect(),
         }

@@ -145,7 +145,7 @@ fn run(
     block_on(experiment::run_method(
         &f.config,
         method,
-        target,
+        target.parse().unwrap(),
         method,
         options,
         start,
@@ -421,7 +421,7 @@ fn unfit_targets_and_methods_are_refused_clearly() {
         block_on(experiment::run_method(
             &f.config,
             method,
-            target,
+            target.parse().unwrap(),
             method,
             finetune(0),
             start,
@@ -613,7 +613,7 @@ fn no_method_reads_the_test_set_to_choose() {
         let (o, r) = block_on(experiment::run_method(
             &f.config,
             method,
-            &target,
+            target.parse().unwrap(),
             method,
             options.clone(),
             start,
@@ -785,7 +785,7 @@ fn s4_algorithm_1_retrains_theta_i_with_the_schedule_resumed() {
     let (outcome, _) = block_on(experiment::run_method(
         &config,
         "lottery",
-        "blocks=1",
+        "blocks=1".parse().unwrap(),
         "lottery",
         o,
         f.theta0.deep_fork(),

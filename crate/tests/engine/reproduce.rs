@@ -8,7 +8,10 @@ use prunelab::sweep::RunRecord;
 fn methods(c: &prunelab::sweep::SweepConfig) -> Vec<(String, Vec<String>, Option<String>)> {
     c.methods
         .iter()
-        .map(|m| (m.method.clone(), m.targets.clone(), m.label.clone()))
+        .map(|m| {
+            let targets = m.targets.iter().map(|t| t.to_string()).collect();
+            (m.method.clone(), targets, m.label.clone())
+        })
         .collect()
 }
 

@@ -41,7 +41,8 @@ fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
         config.prune.method = m.clone();
     }
     if let Some(t) = &args.target {
-        config.prune.target = t.clone();
+        // The one parse of `--target`: typed from here to the result row.
+        config.prune.target = t.parse()?;
     }
     if let Some(e) = args.finetune_epochs {
         config.prune.options.finetune_epochs = Some(e);
@@ -59,7 +60,6 @@ fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
     config.prune.options = serde_json::from_value(options)
         .map_err(|e| Error::config("set", args.set.join(" "), e.to_string()))?;
     prune::by_name(&config.prune.method)?;
-    config.prune.target()?;
     // `--set` changed the options after run_config's checks: check again.
     config.prune.options.check()?;
     Ok(config)
@@ -125,7 +125,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     let (outcome, result) = block_on(experiment::run_method(
         &config,
         &config.prune.method,
-        &config.prune.target,
+        config.prune.target,
         &config.prune.method,
         config.prune.options.clone(),
         start,

@@ -3,12 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "kind", content = "value")]
+/// Parsed once, where it enters (a flag, a config file, a sweep list), and
+/// typed from there to the result row; written as people write it
+/// (`macs=0.4`), so configs and records read as before.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
     /// Fraction of the prunable units (or weights, for weight-level methods) removed.
     Sparsity(f32),
@@ -60,6 +62,19 @@ impl FromStr for Target {
     }
 }
 
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -75,6 +90,26 @@ impl fmt::Display for Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_is_written_and_read_as_people_write_it() {
+        for text in [
+            "sparsity=0.5",
+            "macs=0.404",
+            "params=0.25",
+            "blocks=3",
+            "latency=0.3",
+        ] {
+            let t: Target = text.parse().unwrap();
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<Target>(&json).unwrap(), t);
+        }
+        let e = serde_json::from_str::<Target>("\"macs=2\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[0, 1)"), "{e}");
+    }
 
     #[test]
     fn parses_every_form_and_rejects_out_of_range() {
