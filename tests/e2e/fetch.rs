@@ -239,3 +239,81 @@ fn fetch_refuses_a_bad_checksum_a_missing_file_and_entries_outside_the_folder() 
     assert!(!root.path().join("escaped.txt").exists());
     assert!(!Path::new("/tmp/absolute.txt").exists());
 }
+
+/// A published checkpoint (`interop::pretrained`) lands in `DIR/pretrained/`
+/// under its upstream name, with the upstream licence beside it; a second
+/// fetch finds it; a wrong hash is refused and leaves nothing; an unknown
+/// name lists the checkpoints.
+#[test]
+fn fetch_puts_a_pretrained_checkpoint_and_its_licence_in_place() {
+    let body: Vec<u8> = (0..30_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sha = sha256(&body);
+    let (base, _) = serve(body.clone(), Some(9000));
+    let url = format!("{base}/a.tar.gz");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let args = [
+        "data",
+        "fetch",
+        "resnet56-cifar10",
+        "--dir",
+        d,
+        "--url",
+        &url,
+        "--sha256",
+        &sha,
+    ];
+    // The first answer is cut: nothing is in place, the part is kept.
+    let err = fails(&args);
+    assert!(
+        err.contains("run the same command again to resume"),
+        "{err}"
+    );
+    let path = dir.path().join("pretrained/resnet56-4bfd9763.th");
+    assert!(!path.exists());
+    let (out, _) = ok(&args);
+    assert_eq!(std::fs::read(&path).unwrap(), body, "resumed and whole");
+    assert!(out.contains("resnet56-4bfd9763.th"), "{out}");
+    let licence =
+        std::fs::read_to_string(dir.path().join("pretrained/LICENSE-pytorch_resnet_cifar10"))
+            .unwrap();
+    assert!(licence.contains("Yerlan Idelbayev"), "{licence}");
+    let (_, again) = ok(&args);
+    assert!(again.contains("already in"), "{again}");
+
+    let other = tempfile::tempdir().unwrap();
+    let wrong = "0".repeat(64);
+    let err = fails(&[
+        "data",
+        "fetch",
+        "resnet20-cifar10",
+        "--dir",
+        other.path().to_str().unwrap(),
+        "--url",
+        &url,
+        "--sha256",
+        &wrong,
+    ]);
+    assert!(
+        err.contains("SHA-256") && err.contains("resnet20-12fca82f.th"),
+        "{err}"
+    );
+    assert!(
+        !other
+            .path()
+            .join("pretrained/resnet20-12fca82f.th")
+            .exists()
+    );
+    assert!(
+        !other
+            .path()
+            .join("pretrained/resnet20-12fca82f.th.part")
+            .exists()
+    );
+
+    let err = fails(&["data", "fetch", "resnet57-cifar10"]);
+    assert!(
+        err.contains("resnet56-cifar10") && err.contains("cifar10 or cifar100"),
+        "{err}"
+    );
+}

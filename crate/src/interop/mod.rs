@@ -19,6 +19,7 @@ mod import;
 mod state_dict;
 #[cfg(test)]
 mod tests;
+pub mod pretrained;
 
 use std::path::Path;
 

@@ -391,3 +391,27 @@ fn safetensors_exports_reload_as_the_same_network() {
     let line = interop::size_line(&a, Some(&masks));
     assert!(line.contains("sparse"), "{line}");
 }
+
+/// The pinned hashes are the bytes people have: the copies in
+/// `../shared/data/pretrained/` hash to what `interop::pretrained` pins
+/// (skipped, saying so, where that folder is absent).
+#[test]
+fn the_pinned_checkpoint_hashes_match_the_shared_copies() {
+    use sha2::Digest;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pretrained");
+    let mut checked = 0;
+    for c in prunelab::interop::pretrained::CHECKPOINTS {
+        let Ok(bytes) = std::fs::read(dir.join(c.file)) else {
+            continue;
+        };
+        let got: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, c.sha256, "{}", c.file);
+        checked += 1;
+    }
+    if checked == 0 {
+        eprintln!("SKIPPED: no pretrained checkpoint in {}", dir.display());
+    }
+}

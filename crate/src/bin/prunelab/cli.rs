@@ -49,7 +49,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve the playground (static/) on 127.0.0.1.
     Serve(ServeArgs),
-    /// Data sets: `data fetch cifar10|cifar100` downloads, checks and unpacks one.
+    /// Data sets and pretrained models: `data fetch cifar10|cifar100|resnet56-cifar10|…`
+    /// downloads, checks and unpacks one.
     Data(DataArgs),
     /// Convert a model: reads .plm, .safetensors and PyTorch .pt; writes
     /// .plm, .safetensors (PyTorch names) or .onnx (opset 13), by extension.
@@ -344,7 +345,8 @@ pub enum DataCommand {
 
 #[derive(Args)]
 pub struct FetchArgs {
-    /// cifar10 or cifar100.
+    /// cifar10 or cifar100, or a pretrained model: resnet20-cifar10,
+    /// resnet32-cifar10, resnet44-cifar10 or resnet56-cifar10.
     pub dataset: String,
     /// Where to put it (default: $PRUNELAB_DATA, else ./data).
     #[arg(long)]

@@ -2,6 +2,9 @@
 //! into `DIR/<archive>.part` (resumed with an HTTP range request when a
 //! download stopped), checked against its pinned SHA-256, and unpacked into
 //! `DIR/<folder>` only when whole: a folder that exists is always complete.
+//! `prunelab data fetch resnet56-cifar10` (and the other published
+//! checkpoints, `interop::pretrained`) the same way into `DIR/pretrained/`,
+//! with the upstream licence beside it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -9,6 +12,7 @@ use std::time::Duration;
 
 use prunelab::data::cifar::{Archive, Variant};
 use prunelab::error::{Error, Result};
+use prunelab::interop::pretrained::{self, Checkpoint};
 use sha2::{Digest, Sha256};
 
 use crate::cli::FetchArgs;
@@ -30,28 +34,23 @@ pub fn fetched(dir: &Path) -> Option<(Variant, PathBuf)> {
 }
 
 pub fn fetch(args: FetchArgs) -> Result<()> {
-    let variant = Variant::from_name(&args.dataset)
-        .ok_or_else(|| Error::config("dataset", &args.dataset, "choose cifar10 or cifar100"))?;
-    let official = variant.archive();
-    let (url, sha256) = match (&args.url, &args.sha256) {
-        (None, None) => (official.url.to_string(), official.sha256.to_string()),
-        (Some(url), Some(sha)) => (url.clone(), sha.to_ascii_lowercase()),
-        _ => {
-            return Err(Error::config(
-                "url",
-                args.url.as_deref().unwrap_or("(none)"),
-                "give --url and --sha256 together (a mirror and its archive's checksum), or neither",
-            ));
-        }
-    };
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::config(
-            "sha256",
-            &sha256,
-            "give the archive's SHA-256 as 64 hex digits",
-        ));
+    if let Some(checkpoint) = pretrained::by_name(&args.dataset) {
+        return fetch_checkpoint(&args, checkpoint);
     }
+    let variant = Variant::from_name(&args.dataset).ok_or_else(|| {
+        Error::config(
+            "dataset",
+            &args.dataset,
+            format!(
+                "choose cifar10 or cifar100, or a pretrained model: {}",
+                pretrained::names().join(", ")
+            ),
+        )
+    })?;
+    let official = variant.archive();
+    let (url, sha256) = source(&args, official.url.to_string(), official.sha256)?;
     let dir = args.dir.clone().unwrap_or_else(default_dir);
+
     let folder = dir.join(official.folder);
     if variant.check_layout(&folder).is_ok() {
         eprintln!(
@@ -246,4 +245,72 @@ fn unpack(archive: &Path, dir: &Path, official: Archive, variant: Variant) -> Re
 
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// The official URL and hash, or a mirror's (`--url` with `--sha256`).
+fn source(args: &FetchArgs, url: String, sha256: &str) -> Result<(String, String)> {
+    let (url, sha256) = match (&args.url, &args.sha256) {
+        (None, None) => (url, sha256.to_string()),
+        (Some(url), Some(sha)) => (url.clone(), sha.to_ascii_lowercase()),
+        _ => {
+            return Err(Error::config(
+                "url",
+                args.url.as_deref().unwrap_or("(none)"),
+                "give --url and --sha256 together (a mirror and its file's checksum), or neither",
+            ));
+        }
+    };
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::config(
+            "sha256",
+            &sha256,
+            "give the file's SHA-256 as 64 hex digits",
+        ));
+    }
+    Ok((url, sha256))
+}
+
+/// A published checkpoint into `DIR/pretrained/<file>`: downloaded beside
+/// it as `.part` (resumed), checked, renamed into place only when whole,
+/// with the upstream licence written next to it.
+fn fetch_checkpoint(args: &FetchArgs, checkpoint: &Checkpoint) -> Result<()> {
+    let official = format!("{}{}", pretrained::BASE_URL, checkpoint.file);
+    let (url, sha256) = source(args, official, checkpoint.sha256)?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(default_dir)
+        .join("pretrained");
+    let path = dir.join(checkpoint.file);
+    let license = dir.join("LICENSE-pytorch_resnet_cifar10");
+    if path.is_file() && sha256_of(&path)? == sha256 {
+        std::fs::write(&license, pretrained::LICENSE).map_err(|e| Error::io(&license, e))?;
+        eprintln!("{} is already in {}", checkpoint.name, path.display());
+        println!("{}", path.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let part = dir.join(format!("{}.part", checkpoint.file));
+    download(&url, &part)?;
+    let got = sha256_of(&part)?;
+    if got != sha256 {
+        let _ = std::fs::remove_file(&part);
+        return Err(Error::Execution(format!(
+            "the file from {url} has SHA-256 {got}, not the pinned {sha256}: it is damaged \
+             or not {} (the download was deleted; run the command again)",
+            checkpoint.file
+        )));
+    }
+    std::fs::write(&license, pretrained::LICENSE).map_err(|e| Error::io(&license, e))?;
+    std::fs::rename(&part, &path).map_err(|e| Error::io(&path, e))?;
+    eprintln!(
+        "{}: {} ({}, {:.2}% on the CIFAR-10 test set as published; BSD-2-Clause, licence in {})",
+        checkpoint.name,
+        path.display(),
+        checkpoint.model,
+        100.0 * checkpoint.accuracy,
+        license.display()
+    );
+    println!("{}", path.display());
+    Ok(())
 }
