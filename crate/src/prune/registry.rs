@@ -11,9 +11,8 @@ use super::criteria::{
     energy, fpgm, group_magnitude, hrank, l1, lamp, magnitude, random, snip, taylor,
 };
 use super::options::{PruneOptions, merge};
-use super::pipeline;
-use super::pruner::select;
 use super::pruner::target::Target;
+use super::pruner::{apply, select};
 use super::schedules::{flexrel, imp, lottery, polar, s1, slimming};
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
@@ -132,7 +131,7 @@ pub fn check_feasible(
             format!("{} removes residual blocks: use blocks=N", info.name),
         )),
         (Granularity::Channels, _) => select::check_reachable(spec, target, &options.protect),
-        (Granularity::Weights, _) => pipeline::weight_sparsity(target, spec).map(|_| ()),
+        (Granularity::Weights, _) => apply::weight_sparsity(target, spec).map(|_| ()),
         (Granularity::Structure, Target::Macs(_) | Target::Params(_)) => Ok(()),
         (Granularity::Structure, _) => Err(Error::config(
             "target",

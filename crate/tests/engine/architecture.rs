@@ -184,6 +184,20 @@ fn plain_code(text: &str) -> String {
             }
             continue;
         }
+        if !in_string && c == '\'' {
+            // A quote character literal (`'"'`, `'\"'`) opens no string.
+            let mut ahead = chars.clone();
+            let quote = match ahead.next() {
+                Some('"') => ahead.next() == Some('\''),
+                Some('\\') => ahead.next() == Some('"') && ahead.next() == Some('\''),
+                _ => false,
+            };
+            if quote {
+                chars = ahead;
+                out.push_str("' '");
+                continue;
+            }
+        }
         if in_string {
             match c {
                 '\\' => {
@@ -417,7 +431,7 @@ fn the_file_checker_sees_cycles_through_reexports_super_children_and_bare_paths(
         ("x.rs", "use crate::{y::{self, Thing as T}};"),
         (
             "y.rs",
-            "pub struct Thing;\nfn g() { crate::z::h(); } // crate::x",
+            "pub struct Thing;\nfn g() { let _ = ('\"', \"a\"); crate::z::h(); } // crate::x",
         ),
         (
             "z.rs",

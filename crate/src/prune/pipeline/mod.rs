@@ -10,7 +10,6 @@ use crate::model::masks::WeightMasks;
 use crate::model::{Model, ModelSpec};
 use crate::prune::contract::{BoxFuture, Job, Method, MethodInfo, Outcome, Phase, Scores};
 use crate::prune::options::PruneOptions;
-pub use crate::prune::pruner::apply::weight_sparsity;
 use crate::prune::pruner::apply::{cut_to, cut_units, mask_weights, remove_blocks};
 use crate::prune::pruner::masks::LayerScores;
 use crate::prune::pruner::plan::Plan;
@@ -174,8 +173,7 @@ async fn iterative<M: Method + ?Sized>(
             Target::Params(_) => Target::Params(share),
             _ => Target::Sparsity(share),
         };
-        let applied = cut_units(&job.model, &scores, &step_target, &options)?;
-        let (plan, cut_model) = (applied.plan.expect("a cut has a plan"), applied.model);
+        let (plan, cut_model) = cut_units(&job.model, &scores, &step_target, &options)?;
         total = total.then(&plan);
         aims.push(aim);
         let round = |k: usize| (budget.epochs as f64 * k as f64 / steps as f64).round() as usize;
@@ -246,7 +244,7 @@ pub async fn structured(
         details["latency_table_ms"] = serde_json::to_value(&table).expect("plain data");
         options.latency = Some(table);
     }
-    let applied = match (&job.options.rates, job.target) {
+    let (plan, pruned) = match (&job.options.rates, job.target) {
         (Some(rates), _) => cut_to(
             &job.model,
             select_by_rates(&spec, &scores, rates, &options.protect)?,
@@ -257,7 +255,6 @@ pub async fn structured(
         )?,
         (None, target) => cut_units(&job.model, &scores, &target, &options)?,
     };
-    let (plan, pruned) = (applied.plan.expect("a cut has a plan"), applied.model);
     if let Some(table) = &options.latency {
         details["predicted_latency_reduction"] = serde_json::json!(
             crate::prune::pruner::select::predicted_latency_reduction(&spec, &plan, table)
@@ -307,10 +304,9 @@ pub async fn blocks(job: Job<'_>, scores: Vec<(String, f32)>, then: Then) -> Res
             format!("{} removes residual blocks: use blocks=N", job.info.name),
         ));
     };
-    let applied = remove_blocks(&job.model, &scores, n)?;
-    let plan = applied.plan.expect("a cut has a plan");
+    let (plan, pruned) = remove_blocks(&job.model, &scores, n)?;
     let details = serde_json::json!({ "block_scores": scores });
-    train_cut(job, applied.model, plan, then, details).await
+    train_cut(job, pruned, plan, then, details).await
 }
 
 /// What follows pruning.

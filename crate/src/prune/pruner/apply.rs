@@ -30,7 +30,7 @@ pub fn apply(
     select: &SelectOptions,
 ) -> Result<Applied> {
     match scores {
-        Scores::Units(s) => cut_units(dense, s, target, select),
+        Scores::Units(s) => Ok(Applied::cut(cut_units(dense, s, target, select)?)),
         Scores::Weights(s) => {
             let (masks, model) = mask_weights(dense, s, target, select.scope)?;
             Ok(Applied {
@@ -47,23 +47,33 @@ pub fn apply(
                     "block scores remove residual blocks: use blocks=N",
                 ));
             };
-            remove_blocks(dense, b, n)
+            Ok(Applied::cut(remove_blocks(dense, b, n)?))
         }
     }
 }
 
-/// The plan `select_units` makes for `target`, cut.
+impl Applied {
+    fn cut((plan, model): (Plan, Model)) -> Self {
+        Applied {
+            plan: Some(plan),
+            masks: None,
+            model,
+        }
+    }
+}
+
+/// The plan `select_units` makes for `target`, and `dense` cut to it.
 pub fn cut_units(
     dense: &Model,
     scores: &UnitScores,
     target: &Target,
     select: &SelectOptions,
-) -> Result<Applied> {
+) -> Result<(Plan, Model)> {
     cut_to(dense, select_units(&dense.spec, scores, target, select)?)
 }
 
-/// The `n` lowest-scoring blocks removed.
-pub fn remove_blocks(dense: &Model, scores: &[(String, f32)], n: usize) -> Result<Applied> {
+/// The plan removing the `n` lowest-scoring blocks, and `dense` without them.
+pub fn remove_blocks(dense: &Model, scores: &[(String, f32)], n: usize) -> Result<(Plan, Model)> {
     let plan = Plan {
         keep: Default::default(),
         remove_blocks: select_blocks(scores, n)?,
@@ -71,14 +81,10 @@ pub fn remove_blocks(dense: &Model, scores: &[(String, f32)], n: usize) -> Resul
     cut_to(dense, plan)
 }
 
-/// `dense` cut to `plan`.
-pub fn cut_to(dense: &Model, plan: Plan) -> Result<Applied> {
+/// `plan`, and `dense` cut to it.
+pub fn cut_to(dense: &Model, plan: Plan) -> Result<(Plan, Model)> {
     let model = cut(dense, &plan)?;
-    Ok(Applied {
-        plan: Some(plan),
-        masks: None,
-        model,
-    })
+    Ok((plan, model))
 }
 
 /// Masks for the weight sparsity `target` asks for, and a fork of `dense`

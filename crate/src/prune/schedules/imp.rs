@@ -16,7 +16,8 @@ use crate::prune::contract::{
 };
 use crate::prune::contract::{CheckOptions, require};
 use crate::prune::options::PruneOptions;
-use crate::prune::pipeline::{train_from, weight_sparsity};
+use crate::prune::pipeline::train_from;
+use crate::prune::pruner::apply::weight_sparsity;
 use crate::prune::pruner::masks::{masks_from_scores, within};
 use crate::prune::pruner::select::Scope;
 use serde::{Deserialize, Serialize};
