@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::device::DeviceChoice;
+use crate::base::error::{Error, Result};
 use crate::data::DataConfig;
-use crate::device::DeviceChoice;
-use crate::error::{Error, Result};
 use crate::model::{ModelConfig, ModelSpec};
 use crate::prune::PruneConfig;
 use crate::train::TrainConfig;
@@ -83,7 +83,7 @@ fn file_error(origin: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
         Error::config(
             "config file",
             origin,
-            crate::error::clip_lines(&e.to_string()),
+            crate::base::error::clip_lines(&e.to_string()),
         )
     }
 }

@@ -1,24 +1,18 @@
 //! prunelab: neural-network pruning you can see and reproduce.
 //!
 //! Data flows one way, and the modules are listed in that order — each uses
-//! only those above it (`crate/tests/engine/architecture.rs` checks): the foundations; the
-//! [`data`] and the [`model`] (with what measures and stores it); the
-//! [`train`]ing loop; [`prune`] (criteria, selection, surgery, the methods,
-//! which train through `train`); the run file's top level ([`config`]);
-//! [`report`]s; and the front doors that compose them — a [`training`] run,
-//! a comparison ([`experiment`]), [`sweep`]s, [`bench`]marks and the page's
-//! [`lab`]. The engine never prints and never touches the DOM; it emits
-//! [`events`] that the CLI (`bin/`) and the page (`web`) render.
+//! only those above it (`crate/tests/engine/architecture.rs` checks): the
+//! foundations ([`base`]); the [`data`] and the [`model`] (with what
+//! measures and stores it); the [`train`]ing loop; [`prune`] (criteria,
+//! selection, surgery, the methods, which train through `train`); the run
+//! file's top level ([`config`]); [`report`]s; and the compositions
+//! ([`runs`]) — a training run, a comparison, sweeps, reproductions,
+//! benchmarks and the page's lab. The engine never prints and never touches
+//! the DOM; it emits [`base::events`] that the CLI (`bin/`) and the page
+//! (`web`) render.
 
 // Foundations.
-pub mod error;
-pub mod clock;
-pub mod rng;
-pub mod host;
-pub mod fault;
-pub mod interrupt;
-pub mod events;
-pub mod device;
+pub mod base;
 
 // What is trained and measured.
 pub mod data;
@@ -35,15 +29,11 @@ pub mod prune;
 pub mod config;
 pub mod report;
 
-// Compositions: a training run, a comparison, sweeps, benchmarks, the lab.
-pub mod training;
-pub mod experiment;
-pub mod sweep;
-pub mod reproduce;
-pub mod bench;
-pub mod lab;
+// Compositions: a training run, a comparison, sweeps, reproductions,
+// benchmarks, the lab.
+pub mod runs;
 
 #[cfg(feature = "web-bindings")]
 pub mod web;
 
-pub use error::{Error, Result};
+pub use base::error::{Error, Result};

@@ -12,14 +12,14 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+use crate::base::device::{DeviceChoice, OpenDevice};
+use crate::base::error::Error;
 use crate::config::RunConfig;
 use crate::data::cifar::{self, Variant};
 use crate::data::{Features, Split};
-use crate::device::{DeviceChoice, OpenDevice};
-use crate::error::Error;
-use crate::lab::Lab;
 use crate::metrics::count::count;
 use crate::prune::{PruneOptions, Target};
+use crate::runs::lab::Lab;
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -95,7 +95,7 @@ async fn open(choice: DeviceChoice) -> Result<OpenDevice, Error> {
     {
         return Ok(open);
     }
-    let open = crate::device::open_async(choice).await?;
+    let open = crate::base::device::open_async(choice).await?;
     if open.kind == DeviceChoice::Webgpu {
         GPU.with(|g| *g.borrow_mut() = Some(open.clone()));
     }
@@ -308,9 +308,9 @@ impl Session {
     ) -> Promise {
         #[derive(Serialize)]
         struct Frame {
-            report: Option<crate::lab::LabReport>,
+            report: Option<crate::runs::lab::LabReport>,
             #[serde(flatten)]
-            views: crate::lab::views::FrameViews,
+            views: crate::runs::lab::views::FrameViews,
         }
         promise(self.lab.clone(), move |lab| {
             Box::pin(async move {

@@ -2,8 +2,8 @@
 //! Run configs, experiment files and sweep files (TOML).
 use libfuzzer_sys::fuzz_target;
 use prunelab::config::RunConfig;
-use prunelab::experiment::ExperimentConfig;
-use prunelab::sweep::SweepConfig;
+use prunelab::runs::experiment::ExperimentConfig;
+use prunelab::runs::sweep::SweepConfig;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

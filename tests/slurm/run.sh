@@ -100,7 +100,7 @@ submit() { # extra sbatch flags...
 
 echo "== submission 1: 4 shards, shard 2 made to fail"
 set +e
-# The fault hook fires only with an `until=` in the next hour (crate/src/fault.rs).
+# The fault hook fires only with an `until=` in the next hour (crate/src/base/fault.rs).
 job=$(PRUNELAB="$bin" PRUNELAB_TEST_FAULT="until=$(($(date +%s) + 1800)),fail-shard=2" submit --array=0-3%2)
 status=$?
 set -e

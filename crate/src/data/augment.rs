@@ -4,7 +4,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::rng::Rand;
+use crate::base::rng::Rand;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
@@ -56,7 +56,7 @@ pub fn image_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng;
+    use crate::base::rng;
 
     const ID: Normalization = Normalization {
         mean: [0.0; 3],

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::augment::Normalization;
 use super::dataset::{Dataset, Features, Split};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 pub const PIXELS: usize = 3 * 32 * 32;
 

@@ -6,7 +6,7 @@ use super::cifar::Variant;
 use super::dataset::Split;
 use super::source::DataSource;
 use super::toy::{self, ToySpec};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// The most points a generated (toy) data set may have: 10 million 2-D
 /// points are 80 MB.

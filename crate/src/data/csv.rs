@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::dataset::{Dataset, Features, Split};
-use crate::error::{Error, Result};
-use crate::rng;
+use crate::base::error::{Error, Result};
+use crate::base::rng;
 
 fn bad(path: &Path, problem: String, expected: &str, found: String) -> Error {
     Error::BadDataFile {

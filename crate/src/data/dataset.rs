@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::augment;
-use crate::error::{Error, Result};
-use crate::rng;
+use crate::base::error::{Error, Result};
+use crate::base::rng;
 
 /// Feature storage: raw image bytes or ready floats (toy points).
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Int, IntDType, Tensor, TensorData};
 
 use super::augment::{self, Normalization};
 use super::dataset::{Dataset, Features};
-use crate::rng;
+use crate::base::rng;
 
 /// Inputs `[N, C, H, W]` and class labels `[N]` on a device.
 #[derive(Debug, Clone)]

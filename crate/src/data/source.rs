@@ -7,7 +7,7 @@ use super::csv;
 use super::dataset::Split;
 use super::{cifar, toy};
 #[cfg(not(target_arch = "wasm32"))]
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Where a run's data comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::dataset::{Dataset, Features, Split};
-use crate::error::{Error, Result};
-use crate::rng::{self, Rand, normal, uniform};
+use crate::base::error::{Error, Result};
+use crate::base::rng::{self, Rand, normal, uniform};
 
 type Points = (Vec<f32>, Vec<u16>);
 type Generator = fn(usize, f32, usize, &mut Rand) -> Points;

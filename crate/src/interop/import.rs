@@ -10,7 +10,7 @@ use burn::tensor::Device;
 
 use super::names::{self, Naming, Table};
 use super::state_dict::{Named, StateDict, transpose};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::io::pack::{self, Pack};
 use crate::model::spec::{ResNetSpec, Shortcut};
 use crate::model::{Model, ModelSpec};

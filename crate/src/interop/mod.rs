@@ -25,7 +25,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::model::masks::WeightMasks;
 use crate::model::{Model, ModelSpec};
 use import::bad_file;

@@ -12,7 +12,7 @@
 use burn::nn::conv::Conv2d;
 
 use super::proto::Msg;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::io::pack::Pack;
 use crate::model::layers::ConvBn;
 use crate::model::masks::WeightMasks;

@@ -13,7 +13,7 @@ use burn::tensor::{bf16, f16};
 
 use super::names::{self, Naming};
 use super::state_dict::{Named, StateDict};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::model::Model;
 use crate::model::masks::WeightMasks;
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::Result;
+use crate::base::error::Result;
 use crate::io::pack::{self, Pack};
 use crate::model::Model;
 use crate::model::masks::WeightMasks;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
-use crate::fault;
+use crate::base::error::{Error, Result};
+use crate::base::fault;
 
 /// Writes `bytes` to `path` via a temporary file in the same directory,
 /// `fsync`, then `rename` over the old file (and `fsync` of the directory so

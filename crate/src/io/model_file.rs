@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::pack::{self, Pack};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::model::{Model, ModelSpec};
 
 pub const KIND: &str = "model";

@@ -15,8 +15,8 @@ use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::host;
+use crate::base::error::{Error, Result};
+use crate::base::host;
 use crate::model::params;
 
 const MAGIC: &[u8; 8] = b"PRUNELAB";

@@ -166,8 +166,8 @@ fn cpu_counter() -> Counter {
 
 /// Opens the meter for `device` (NVML for a GPU, RAPL for the CPU), unless
 /// it is open already: what the engine's runs call before they charge.
-pub fn follow(device: &crate::device::OpenDevice) {
-    open(device.kind != crate::device::DeviceChoice::Cpu);
+pub fn follow(device: &crate::base::device::OpenDevice) {
+    open(device.kind != crate::base::device::DeviceChoice::Cpu);
 }
 
 /// Sets the grid's carbon intensity (gCO₂e/kWh) used for `co2_g`.
@@ -204,11 +204,6 @@ pub fn charge(phase: &str, mark: Option<f64>) {
 /// Adds `joules` to `phase` (a share worked out by the caller).
 pub fn add(phase: &str, joules: f64) {
     with(|m| *m.phases.entry(phase.to_string()).or_default() += joules.max(0.0));
-}
-
-/// Joules charged to `phase` so far.
-pub fn phase_total(phase: &str) -> f64 {
-    with(|m| m.phases.get(phase).copied().unwrap_or(0.0)).unwrap_or(0.0)
 }
 
 /// CO₂e for `joules` at the meter's grid intensity.

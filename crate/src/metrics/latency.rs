@@ -8,9 +8,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::base::error::Result;
+use crate::base::host;
 use crate::data::Split;
-use crate::error::Result;
-use crate::host;
 use crate::model::Model;
 use crate::model::geometry::LayerOp;
 use crate::model::spec::ModelSpec;
@@ -141,7 +141,7 @@ pub async fn paired(
 
 /// Milliseconds of one forward pass of `x`, ended on a read.
 async fn one_pass(model: &Model, x: &Tensor<4>) -> Result<f64> {
-    let start = crate::clock::now();
+    let start = crate::base::clock::now();
     host::floats(
         model
             .forward(x.clone())
@@ -149,7 +149,7 @@ async fn one_pass(model: &Model, x: &Tensor<4>) -> Result<f64> {
             .flatten::<1>(0, 1),
     )
     .await?;
-    Ok(1000.0 * (crate::clock::now() - start))
+    Ok(1000.0 * (crate::base::clock::now() - start))
 }
 
 /// One parameterised layer's forward time, measured alone.
@@ -224,9 +224,9 @@ where
     run().await?;
     let mut times = Vec::with_capacity(repeats.max(1));
     for _ in 0..repeats.max(1) {
-        let start = crate::clock::now();
+        let start = crate::base::clock::now();
         run().await?;
-        times.push(1000.0 * (crate::clock::now() - start));
+        times.push(1000.0 * (crate::base::clock::now() - start));
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])

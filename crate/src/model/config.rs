@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::spec::ModelSpec;
 use super::spec::{Activation, Init, Shortcut};
 use super::zoo::ModelOptions;
-use crate::error::Result;
+use crate::base::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

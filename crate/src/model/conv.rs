@@ -28,7 +28,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor, s};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -50,10 +50,10 @@ impl WeightMasks {
     /// weights (non-zero = kept). Sizes are counted from this, not from a
     /// mask a method says it applied: a method that loses its mask on the way
     /// is then measured as the model it returns.
-    pub async fn held_by(model: &Model) -> crate::error::Result<Self> {
+    pub async fn held_by(model: &Model) -> crate::base::error::Result<Self> {
         let mut masks = WeightMasks::dense(model);
         for (layer, w) in masks.layers.iter_mut().zip(model.prunable_weights()) {
-            let values = crate::host::floats(w.param.flat()).await?;
+            let values = crate::base::host::floats(w.param.flat()).await?;
             layer.keep = values.iter().map(|&v| v != 0.0).collect();
         }
         Ok(masks)

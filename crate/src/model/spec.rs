@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Upper bounds on what a spec may declare. Model files and configs are
 /// checked against them before anything is allocated, so a hand-made 2 KB

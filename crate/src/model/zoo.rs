@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::spec::*;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// The model names the CLI, configs and the page accept.
 pub const MODEL_NAMES: &[&str] = &[

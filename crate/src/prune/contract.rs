@@ -7,10 +7,10 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::base::device::OpenDevice;
+use crate::base::error::{Error, Result};
+use crate::base::events::{EpochMetrics, Sink};
 use crate::data::Split;
-use crate::device::OpenDevice;
-use crate::error::{Error, Result};
-use crate::events::{EpochMetrics, Sink};
 use crate::model::Model;
 use crate::model::masks::WeightMasks;
 use crate::prune::options::PruneOptions;
@@ -19,7 +19,7 @@ use crate::prune::pruner::select::{Normalize, Scope, SelectOptions, UnitScores};
 use crate::prune::pruner::target::Target;
 use crate::train::TrainConfig;
 
-pub use crate::host::BoxFuture;
+pub use crate::base::host::BoxFuture;
 
 /// When a method acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +54,10 @@ pub struct MethodInfo {
     pub title: &'static str,
     /// The paper, with its arXiv id.
     pub source: &'static str,
+    /// What it scores and how it cuts, in a sentence (markdown): the "what"
+    /// column of `docs/methods.md`'s baselines table, which is generated
+    /// from it.
+    pub summary: &'static str,
     pub phase: Phase,
     pub granularity: Granularity,
     /// Whether it needs residual blocks (ResNets).

@@ -35,7 +35,7 @@ pub use criteria::{
     taylor,
 };
 pub use options::{IterativeSchedule, PruneConfig, PruneOptions};
-pub use pruner::target::Target;
+pub use pruner::target::{RowTarget, Target};
 pub use pruner::{masks, plan, select, surgery, target};
 pub use registry::{METHODS, StatedDefault, by_name, catalog, check_feasible, defaults};
 pub use schedules::flexrel::lrp;

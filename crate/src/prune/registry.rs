@@ -14,7 +14,7 @@ use super::options::{PruneOptions, merge};
 use super::pruner::target::Target;
 use super::pruner::{apply, select};
 use super::schedules::{flexrel, imp, lottery, polar, s1, slimming};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::model::ModelSpec;
 
 /// Every method, seed methods first: the registry.
@@ -36,6 +36,16 @@ pub static METHODS: &[&dyn Method] = &[
     &polar::PolarMethod,
     &group_magnitude::GROUP_MAGNITUDE,
 ];
+
+/// The methods that remove channels under their default options.
+fn channel_methods() -> Vec<&'static str> {
+    let defaults = PruneOptions::default();
+    METHODS
+        .iter()
+        .filter(|m| m.removes(&defaults).ok() == Some(Granularity::Channels))
+        .map(|m| m.info().name)
+        .collect()
+}
 
 /// The method called `name`.
 pub fn by_name(name: &str) -> Result<&'static dyn Method> {
@@ -90,8 +100,9 @@ pub fn check_feasible(
                 true,
                 format!(
                     "{} does not rank channels by scores; the streams are pruned by channel \
-                     criteria (l1, taylor, fpgm, hrank, energy, slimming, polar, random)",
-                    info.name
+                     criteria ({})",
+                    info.name,
+                    channel_methods().join(", ")
                 ),
             ));
         }

@@ -2,8 +2,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::error::Error;
-use crate::host;
+use crate::base::error::Error;
+use crate::base::host;
 use crate::model::Model;
 
 /// Softmax probabilities of `model` over a square grid of 2-D points.

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use burn::module::Module;
 use burn::tensor::Device;
 
+use crate::base::error::Result;
+use crate::base::events::EpochMetrics;
 use crate::config::RunConfig;
 use crate::data::Split;
-use crate::error::Result;
-use crate::events::EpochMetrics;
 use crate::metrics::bytes::size;
 use crate::metrics::count::{ModelCount, count};
 pub use crate::metrics::latency::Latency;
@@ -52,7 +52,8 @@ pub struct TrainResult {
 pub struct MethodResult {
     pub method: String,
     pub label: String,
-    pub target: String,
+    /// The method's target; none (`-`) on the dense row.
+    pub target: crate::prune::RowTarget,
     pub phase: String,
     /// Test accuracy, 0..1.
     pub test_accuracy: f32,

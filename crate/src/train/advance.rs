@@ -5,11 +5,11 @@
 use super::readback::ReadBacks;
 use super::step::{StepStats, Trainable};
 use super::trainer::Trainer;
+use crate::base::error::{Error, Result};
+use crate::base::events::{EpochMetrics, Sink};
+use crate::base::host::BoxFuture;
 use crate::data::Split;
 use crate::data::loader::Loader;
-use crate::error::{Error, Result};
-use crate::events::{EpochMetrics, Sink};
-use crate::host::BoxFuture;
 use burn::tensor::Device;
 
 /// What takes a training run one step further: a plain [`Trainer`], or a

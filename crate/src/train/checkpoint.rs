@@ -8,8 +8,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::{Progress, Trainable, Trainer};
-use crate::error::{Error, Result};
-use crate::host;
+use crate::base::error::{Error, Result};
+use crate::base::host;
 use crate::io::pack::{self, Pack};
 use crate::model::ModelSpec;
 

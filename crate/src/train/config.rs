@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::{OptimizerKind, OptimizerSettings};
 use super::schedule::Schedule;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// The most epochs a run (or a checkpoint's progress) may have.
 pub const MAX_EPOCHS: usize = 100_000;

@@ -3,11 +3,11 @@
 use burn::tensor::{Device, Tensor};
 
 use super::step::{Trainable, correct, cross_entropy};
+use crate::base::error::Result;
+use crate::base::host;
 use crate::data::Dataset;
 use crate::data::augment::Normalization;
 use crate::data::loader::Loader;
-use crate::error::Result;
-use crate::host;
 
 /// Mean loss and accuracy of `model` on `data` (no gradients, BN in eval mode).
 pub async fn evaluate<M: Trainable>(

@@ -4,10 +4,10 @@
 
 use super::readback::{Pending, QueuedFlush};
 use super::{Trainable, Trainer};
-use crate::clock;
-use crate::error::{Error, Result};
-use crate::events::{Event, Sink};
-use crate::host::{self};
+use crate::base::clock;
+use crate::base::error::{Error, Result};
+use crate::base::events::{Event, Sink};
+use crate::base::host::{self};
 use burn::tensor::Tensor;
 
 impl<M: Trainable> Trainer<M> {

@@ -6,8 +6,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::base::events::EpochMetrics;
 use crate::data::loader::Batch;
-use crate::events::EpochMetrics;
 use crate::model::Model;
 
 /// What the loop needs from a model: a training loss and an inference forward.

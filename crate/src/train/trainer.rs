@@ -6,14 +6,14 @@ use super::eval::{evaluate, evaluation_totals};
 use super::optim::Optimizer;
 use super::readback::{Pending, ReadBacks};
 use super::step::{Progress, StepStats, Trainable, correct, cross_entropy};
-use crate::clock;
+use crate::base::clock;
+use crate::base::error::{Error, Result};
+use crate::base::events::{EpochMetrics, Event, Sink};
+use crate::base::host::{self};
+use crate::base::interrupt;
 use crate::data::augment::Normalization;
 use crate::data::loader::Loader;
 use crate::data::{Dataset, Split};
-use crate::error::{Error, Result};
-use crate::events::{EpochMetrics, Event, Sink};
-use crate::host::{self};
-use crate::interrupt;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
@@ -27,6 +27,9 @@ pub struct Trainer<M: Trainable> {
     pub reads: ReadBacks,
     pub(super) pending: Vec<Pending>,
     order: Option<(usize, Vec<usize>)>,
+    /// The energy counter when this epoch's first step began
+    /// ([`EpochMetrics::joules`]); `None` between epochs.
+    epoch_energy: Option<Option<f64>>,
 }
 
 impl<M: Trainable> Trainer<M> {
@@ -41,6 +44,7 @@ impl<M: Trainable> Trainer<M> {
             reads: ReadBacks::EachStep,
             pending: Vec::new(),
             order: None,
+            epoch_energy: None,
         }
     }
 
@@ -88,6 +92,8 @@ impl<M: Trainable> Trainer<M> {
             self.order = Some((epoch, loader.order(epoch)));
         }
         let start = clock::now();
+        self.epoch_energy
+            .get_or_insert_with(crate::metrics::energy::mark);
         let batch = loader.batch(&self.order.as_ref().unwrap().1, epoch, index, device);
         let lr = self.config.lr_at(epoch, index, steps);
         let (loss, logits) = self.model.loss(&batch);
@@ -195,6 +201,10 @@ impl<M: Trainable> Trainer<M> {
             test_accuracy,
             lr,
             seconds: p.epoch_seconds,
+            joules: self
+                .epoch_energy
+                .take()
+                .and_then(crate::metrics::energy::since),
         };
         p.history.push(metrics.clone());
         p.loss_sum = 0.0;

@@ -81,7 +81,7 @@ pub fn tiny_images(n: usize, classes: usize, seed: u64) -> Dataset {
 /// All float tensors of a module, flattened, for comparisons.
 pub fn weights(model: &Model) -> Vec<f32> {
     let mut pack = prunelab::io::pack::Pack::default();
-    prunelab::host::block_on(prunelab::io::pack::push_module(&mut pack, "", model)).unwrap();
+    prunelab::base::host::block_on(prunelab::io::pack::push_module(&mut pack, "", model)).unwrap();
     pack.data
 }
 

@@ -1,7 +1,10 @@
 //! The engine's layering, checked: data flows one way. Every top-level module
 //! of `crate/src` may use only modules that `lib.rs` declares before it, so
 //! there is no import cycle and `lib.rs` lists the modules in their true
-//! order. The dependencies are read from the sources (`crate::x` paths and
+//! order. The two layer folders, `base` (foundations) and `runs`
+//! (compositions), count as their modules in the order their `mod.rs`
+//! declares them: `base::error` comes before `base::device`, and `runs`
+//! after everything else. The dependencies are read from the sources (`crate::x` paths and
 //! `use crate::{x, …}` groups); comments do not count. Below that, the same
 //! for every file: no two source files of the library or the binary depend
 //! on each other, directly or through a chain.
@@ -33,28 +36,56 @@ fn code(text: &str) -> String {
         .join("\n")
 }
 
-/// The top-level modules a source file refers to.
-fn uses(text: &str) -> BTreeSet<String> {
-    let text = code(text);
+/// The folders whose modules are layers of their own (`base::error`, …).
+const LAYER_FOLDERS: [&str; 2] = ["base", "runs"];
+
+/// The module a path after `crate::` names: its first segment, or its first
+/// two inside a layer folder (`base::host`).
+fn layer_module(path: &str) -> String {
     let ident = |s: &str| -> String {
         s.chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect()
     };
+    let first = ident(path);
+    match path[first.len()..].strip_prefix("::") {
+        Some(rest) if LAYER_FOLDERS.contains(&first.as_str()) => {
+            let second = ident(rest.trim_start_matches('{'));
+            if second.is_empty() {
+                first
+            } else {
+                format!("{first}::{second}")
+            }
+        }
+        _ => first,
+    }
+}
+
+/// The top-level modules a source file refers to.
+fn uses(text: &str) -> BTreeSet<String> {
+    let text = code(text);
     let mut out = BTreeSet::new();
     let mut rest = text.as_str();
     while let Some(i) = rest.find("crate::") {
         rest = &rest[i + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
+        // A group inside a layer folder: `crate::base::{host, rng}`.
+        let folder = LAYER_FOLDERS
+            .iter()
+            .find(|f| rest.starts_with(&format!("{f}::{{")));
+        let (prefix, after) = match folder {
+            Some(f) => (format!("{f}::"), &rest[f.len() + 2..]),
+            None => (String::new(), rest),
+        };
+        if let Some(group) = after.strip_prefix('{') {
             let end = group.find('}').unwrap_or(group.len());
             for item in group[..end].split(',') {
-                let name = ident(item.trim());
-                if !name.is_empty() {
+                let name = layer_module(&format!("{prefix}{}", item.trim()));
+                if !name.is_empty() && name != prefix.trim_end_matches(':') {
                     out.insert(name);
                 }
             }
         } else {
-            out.insert(ident(rest));
+            out.insert(layer_module(rest));
         }
     }
     out
@@ -68,17 +99,23 @@ fn graph() -> (BTreeMap<String, BTreeSet<String>>, Vec<String>) {
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in files {
         let relative = file.strip_prefix(&src).unwrap();
-        let top = relative
+        let parts: Vec<String> = relative
             .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_string();
-        if top == "lib" {
-            continue;
-        }
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .collect();
+        let top = match parts.as_slice() {
+            [only] if only == "lib" => continue,
+            // A layer folder's mod.rs only declares its modules.
+            [folder, m] if LAYER_FOLDERS.contains(&folder.as_str()) && m == "mod" => continue,
+            [folder, m, ..] if LAYER_FOLDERS.contains(&folder.as_str()) => format!("{folder}::{m}"),
+            [first, ..] => first.clone(),
+            [] => continue,
+        };
         let text = std::fs::read_to_string(&file).unwrap();
         let entry = deps.entry(top.clone()).or_default();
         for used in uses(&text) {
@@ -87,12 +124,27 @@ fn graph() -> (BTreeMap<String, BTreeSet<String>>, Vec<String>) {
             }
         }
     }
+    let declared = |text: &str| -> Vec<String> {
+        code(text)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub mod "))
+            .map(|m| m.trim_end_matches(';').to_string())
+            .collect()
+    };
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
-    let order: Vec<String> = code(&lib)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub mod "))
-        .map(|m| m.trim_end_matches(';').to_string())
-        .collect();
+    let mut order = Vec::new();
+    for m in declared(&lib) {
+        if LAYER_FOLDERS.contains(&m.as_str()) {
+            let text = std::fs::read_to_string(src.join(&m).join("mod.rs")).unwrap();
+            order.extend(
+                declared(&text)
+                    .into_iter()
+                    .map(|inner| format!("{m}::{inner}")),
+            );
+        } else {
+            order.push(m);
+        }
+    }
     (deps, order)
 }
 
@@ -132,6 +184,12 @@ fn the_checker_sees_a_cycle() {
     assert_eq!(
         found.into_iter().collect::<Vec<_>>(),
         ["prune", "report", "train"]
+    );
+    // Inside a layer folder the module is the folder's child.
+    let found = uses("use crate::base::{host, rng};\nuse crate::{base::error::E, runs::lab};");
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        ["base::error", "base::host", "base::rng", "runs::lab"]
     );
 }
 

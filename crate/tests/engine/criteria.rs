@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::common::*;
 use burn::module::{Module, Param};
 use burn::tensor::{Tensor, TensorData};
-use prunelab::host::{block_on, floats};
+use prunelab::base::host::{block_on, floats};
 use prunelab::metrics::count::count;
 use prunelab::model::spec::ModelSpec;
 use prunelab::model::zoo::ModelOptions;
@@ -83,7 +83,7 @@ fn l1_normalisation_compares_layers_by_share() {
 #[test]
 fn macs_targets_are_met_by_the_shortest_removal() {
     let spec = ModelSpec::named("resnet20", &ModelOptions::default()).unwrap();
-    let mut rng = prunelab::rng::stream(1, "t", 0);
+    let mut rng = prunelab::base::rng::stream(1, "t", 0);
     let s: UnitScores = spec
         .unit_groups()
         .into_iter()
@@ -347,7 +347,7 @@ fn gate_cost_equals_the_count_of_the_gated_network() {
             true,
             &device,
         );
-        let mut rng = prunelab::rng::stream(7, name, 0);
+        let mut rng = prunelab::base::rng::stream(7, name, 0);
         for _ in 0..4 {
             let units: Vec<Vec<f32>> = spec
                 .unit_groups()
@@ -751,5 +751,9 @@ fn residual_stream_is_refused_where_there_is_no_stream_or_no_unit_ranking() {
     let err =
         check_feasible(by_name("magnitude").unwrap(), &options, &resnet, &target).unwrap_err();
     assert!(err.to_string().contains("channel"), "{err}");
+    // The channel criteria it names come from the registry.
+    for name in ["l1", "energy", "group-magnitude"] {
+        assert!(err.to_string().contains(name), "{name}: {err}");
+    }
     check_feasible(by_name("l1").unwrap(), &options, &resnet, &target).unwrap();
 }

@@ -8,8 +8,8 @@
 use crate::common::*;
 use burn::module::{Module, Param};
 use burn::tensor::{Tensor, TensorData};
+use prunelab::base::host::{block_on, floats};
 use prunelab::data::{Dataset, Features, Split};
-use prunelab::host::{block_on, floats};
 use prunelab::model::spec::ModelSpec;
 use prunelab::model::zoo::ModelOptions;
 use prunelab::model::{Model, Net};
@@ -139,7 +139,7 @@ fn s3_scores_planted_channels_by_their_nuclear_norms_on_both_routes() {
 /// scores.
 #[test]
 fn s3_reads_the_map_before_the_relu_and_hrank_after_it() {
-    use prunelab::device::OpenDevice;
+    use prunelab::base::device::OpenDevice;
     use prunelab::prune::{PruneOptions, Scores, Scoring, by_name};
     let (mut data, nuclear, ranks) = planted();
     let Features::Floats(x) = &mut data.features else {

@@ -9,10 +9,10 @@ use burn::tensor::Device;
 use prunelab::config::RunConfig;
 use prunelab::data::cifar::{self, Variant};
 use prunelab::data::csv;
-use prunelab::experiment::ExperimentConfig;
 use prunelab::io::model_file;
 use prunelab::io::pack::Pack;
-use prunelab::sweep::SweepConfig;
+use prunelab::runs::experiment::ExperimentConfig;
+use prunelab::runs::sweep::SweepConfig;
 use prunelab::train::checkpoint;
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {

@@ -3,8 +3,8 @@
 //! few hundred epochs where the default start stalls (docs/benchmarks.md).
 
 use crate::common::*;
+use prunelab::base::host::block_on;
 use prunelab::data::toy::{self, ToySpec};
-use prunelab::host::block_on;
 use prunelab::model::Net;
 use prunelab::model::spec::{Activation, Init, ModelSpec, PLAYGROUND_SCALE};
 use prunelab::model::zoo::ModelOptions;
@@ -113,7 +113,8 @@ fn epochs_to_90(init: Init, seed: u64, epochs: usize) -> Option<usize> {
     config.batch_size = 10;
     let mut trainer = Trainer::new(model(&spec(init), seed, &device), config, seed);
     (1..=epochs).find(|_| {
-        let m = block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet));
+        let m =
+            block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::base::events::Quiet));
         m.unwrap().test_accuracy >= 0.9
     })
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use prunelab::host::{block_on, floats};
+use prunelab::base::host::{block_on, floats};
 use prunelab::interop::{self, Format, StateDict};
 use prunelab::model::masks::WeightMasks;
 use prunelab::model::spec::{ModelSpec, Shortcut};
@@ -206,7 +206,7 @@ fn export_onnx(
 /// A plan that cuts channels of every group, the residual streams too (so
 /// option-A shortcuts carry a channel map), and removes a block.
 fn plan(spec: &ModelSpec, seed: u64) -> Plan {
-    let mut rng = prunelab::rng::stream(seed, "interop-plan", 0);
+    let mut rng = prunelab::base::rng::stream(seed, "interop-plan", 0);
     let mut plan = Plan::default();
     for g in spec.groups(true) {
         let mut kept: Vec<usize> = (0..g.size).filter(|_| rng.random::<f32>() < 0.5).collect();
@@ -246,7 +246,7 @@ fn pruned_models_export_to_onnx_for_tract() {
     }
     // Weight-masked: half of every layer's weights zeroed, exported with its zeros.
     let mut masks = WeightMasks::dense(&a);
-    let mut rng = prunelab::rng::stream(3, "interop-masks", 0);
+    let mut rng = prunelab::base::rng::stream(3, "interop-masks", 0);
     for layer in &mut masks.layers {
         for keep in &mut layer.keep {
             *keep = rng.random::<f32>() < 0.5;

@@ -1,11 +1,11 @@
 //! The playground's engine, driven natively: the same calls the page makes.
 
+use prunelab::base::device::OpenDevice;
+use prunelab::base::host::block_on;
 use prunelab::config::RunConfig;
-use prunelab::device::OpenDevice;
-use prunelab::host::block_on;
-use prunelab::lab::Lab;
 use prunelab::prune::polarization::PolarizationOptions;
 use prunelab::prune::{PruneOptions, Target};
+use prunelab::runs::lab::Lab;
 
 fn lab(model: &str, hidden: &[usize]) -> Lab {
     let mut c = RunConfig::default();

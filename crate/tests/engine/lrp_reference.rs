@@ -32,9 +32,9 @@ use burn::module::{Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::{Tensor, TensorData};
+use prunelab::base::device::OpenDevice;
+use prunelab::base::host::{block_on, floats};
 use prunelab::data::{Dataset, Features, Split};
-use prunelab::device::OpenDevice;
-use prunelab::host::{block_on, floats};
 use prunelab::model::geometry::LayerOp;
 use prunelab::model::layers::ConvBn;
 use prunelab::model::spec::{

@@ -3,11 +3,10 @@
 //! method's own promise kept.
 
 use crate::common::*;
+use prunelab::base::device::OpenDevice;
+use prunelab::base::events::Quiet;
+use prunelab::base::host::block_on;
 use prunelab::config::RunConfig;
-use prunelab::device::OpenDevice;
-use prunelab::events::Quiet;
-use prunelab::experiment;
-use prunelab::host::block_on;
 use prunelab::model::Model;
 use prunelab::model::init_model;
 use prunelab::prune::flexrel::FlexRelOptions;
@@ -17,6 +16,7 @@ use prunelab::prune::polarization::PolarizationOptions;
 use prunelab::prune::random::{RandomOptions, RandomUnit};
 use prunelab::prune::{Granularity, METHODS, Method, Outcome, Phase, PruneOptions, by_name};
 use prunelab::report::MethodResult;
+use prunelab::runs::experiment;
 
 fn config() -> RunConfig {
     let mut c = RunConfig::default();
@@ -48,6 +48,23 @@ impl Fixture {
             model: self.trained.deep_fork(),
             result: self.dense.clone(),
         }
+    }
+
+    /// Runs `run` under `config` against this fixture's dense stage.
+    fn run_with(
+        &self,
+        config: &RunConfig,
+        run: experiment::MethodRun,
+        sink: &mut dyn prunelab::base::events::Sink,
+    ) -> prunelab::Result<(prunelab::prune::Outcome, MethodResult)> {
+        let dense = self.reference();
+        let on = experiment::Comparison {
+            config,
+            dense: &dense,
+            opened: &self.device,
+            split: &self.split,
+        };
+        block_on(experiment::run_method(&on, run, sink))
     }
 
     /// The same fixture with another test set: nothing a method chooses may change.
@@ -142,18 +159,11 @@ fn run(
     } else {
         f.theta0.deep_fork()
     };
-    block_on(experiment::run_method(
+    f.run_with(
         &f.config,
-        method,
-        target.parse().unwrap(),
-        method,
-        options,
-        start,
-        &f.reference(),
-        &f.device,
-        &f.split,
+        experiment::MethodRun::new(method, target.parse().unwrap(), options, start),
         &mut Quiet,
-    ))
+    )
     .unwrap()
 }
 
@@ -418,18 +428,11 @@ fn weight_level_baselines_and_imp_reach_their_sparsity() {
 fn unfit_targets_and_methods_are_refused_clearly() {
     let f = fixture();
     let try_on = |method: &str, target: &str, start: prunelab::model::Model| {
-        block_on(experiment::run_method(
+        f.run_with(
             &f.config,
-            method,
-            target.parse().unwrap(),
-            method,
-            finetune(0),
-            start,
-            &f.reference(),
-            &f.device,
-            &f.split,
+            experiment::MethodRun::new(method, target.parse().unwrap(), finetune(0), start),
             &mut Quiet,
-        ))
+        )
         .map(|_| ())
         .unwrap_err()
         .to_string()
@@ -610,19 +613,13 @@ fn no_method_reads_the_test_set_to_choose() {
         let witness = start.clone();
         let before_bits = bits(&witness.deep_fork());
         let before = f.split.test_reads();
-        let (o, r) = block_on(experiment::run_method(
-            &f.config,
-            method,
-            target.parse().unwrap(),
-            method,
-            options.clone(),
-            start,
-            &f.reference(),
-            &f.device,
-            &f.split,
-            &mut Quiet,
-        ))
-        .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let (o, r) = f
+            .run_with(
+                &f.config,
+                experiment::MethodRun::new(method, target.parse().unwrap(), options.clone(), start),
+                &mut Quiet,
+            )
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(
             f.split.test_reads() - before,
             r.history.len() + 1,
@@ -735,7 +732,7 @@ fn zeros_of(model: &Model) -> Vec<Vec<bool>> {
         .prunable_weights()
         .iter()
         .map(|w| {
-            block_on(prunelab::host::floats(w.param.flat()))
+            block_on(prunelab::base::host::floats(w.param.flat()))
                 .unwrap()
                 .iter()
                 .map(|&v| v == 0.0)
@@ -765,7 +762,7 @@ fn held_masks(
 
 #[test]
 fn s4_algorithm_1_retrains_theta_i_with_the_schedule_resumed() {
-    use prunelab::events::Event;
+    use prunelab::base::events::Event;
     let f = fixture();
     let mut o = finetune(0);
     o.update("lottery", |l: &mut LotteryOptions| {
@@ -782,19 +779,18 @@ fn s4_algorithm_1_retrains_theta_i_with_the_schedule_resumed() {
     let mut config = f.config.clone();
     config.train.schedule = prunelab::train::schedule::Schedule::Cosine;
     let augment = config.data.augment;
-    let (outcome, _) = block_on(experiment::run_method(
-        &config,
-        "lottery",
-        "blocks=1".parse().unwrap(),
-        "lottery",
-        o,
-        f.theta0.deep_fork(),
-        &f.reference(),
-        &f.device,
-        &f.split,
-        &mut sink,
-    ))
-    .unwrap();
+    let (outcome, _) = f
+        .run_with(
+            &config,
+            experiment::MethodRun::new(
+                "lottery",
+                "blocks=1".parse().unwrap(),
+                o,
+                f.theta0.deep_fork(),
+            ),
+            &mut sink,
+        )
+        .unwrap();
     // The reference: the dense schedule to epoch 5, the same cut, then the
     // last 20 epochs with the schedule resumed at epoch 5.
     let device = f.device.autodiff();
@@ -1001,7 +997,12 @@ fn s1_dynamic_gate_heads_learn_gates_that_depend_on_the_sample() {
         .gates
         .heads
         .iter()
-        .flat_map(|h| block_on(prunelab::host::floats(h.weight.val().flatten::<1>(0, 1))).unwrap())
+        .flat_map(|h| {
+            block_on(prunelab::base::host::floats(
+                h.weight.val().flatten::<1>(0, 1),
+            ))
+            .unwrap()
+        })
         .fold(0f32, |a, v| a.max(v.abs()));
     assert!(
         moved > 1e-6,
@@ -1014,7 +1015,7 @@ fn s1_dynamic_gate_heads_learn_gates_that_depend_on_the_sample() {
         .iter()
         .map(|u| {
             let [n, c] = u.dims();
-            let x = block_on(prunelab::host::floats(u.clone().flatten::<1>(0, 1))).unwrap();
+            let x = block_on(prunelab::base::host::floats(u.clone().flatten::<1>(0, 1))).unwrap();
             (0..c)
                 .map(|j| {
                     let col = (0..n).map(|i| x[i * c + j]);
@@ -1049,8 +1050,8 @@ fn s4_grasp_removes_the_blocks_with_the_highest_s() {
         let Some((block, _)) = w.layer.rsplit_once('.') else {
             continue;
         };
-        let w = block_on(prunelab::host::floats(w.param.flat())).unwrap();
-        let hg = block_on(prunelab::host::floats(hg.clone())).unwrap();
+        let w = block_on(prunelab::base::host::floats(w.param.flat())).unwrap();
+        let hg = block_on(prunelab::base::host::floats(hg.clone())).unwrap();
         *s.entry(block.to_string()).or_default() -= w
             .iter()
             .zip(&hg)
@@ -1097,7 +1098,7 @@ fn the_labs_slider_prunes_as_a_run_does() {
     ))
     .unwrap();
     let mut lab =
-        prunelab::lab::Lab::new(f.config.clone(), f.device.clone(), f.split.clone()).unwrap();
+        prunelab::runs::lab::Lab::new(f.config.clone(), f.device.clone(), f.split.clone()).unwrap();
     lab.import(&bytes, "trained.plm").unwrap();
     for (method, amount) in [("l1", 0.5f32), ("group-magnitude", 0.3), ("magnitude", 0.6)] {
         let options = finetune(0);

@@ -4,7 +4,7 @@
 use crate::common::*;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
-use prunelab::host::block_on;
+use prunelab::base::host::block_on;
 use prunelab::io::{model_file, pack::Pack};
 use prunelab::metrics::count::count;
 use prunelab::model::spec::{ModelSpec, Shortcut};
@@ -37,7 +37,7 @@ fn every_model_maps_a_batch_to_logits_and_has_the_counted_parameters() {
         let x = Tensor::<4>::random([3, c, h, w], Distribution::Normal(0.0, 1.0), &device);
         let logits = model.valid().forward(x);
         assert_eq!(logits.dims(), [3, 10], "{name}");
-        let values = block_on(prunelab::host::floats(logits)).unwrap();
+        let values = block_on(prunelab::base::host::floats(logits)).unwrap();
         assert!(
             values.iter().all(|v| v.is_finite()),
             "{name} gives finite logits"
@@ -66,8 +66,11 @@ fn model_files_round_trip_exactly() {
     assert_eq!(loaded.spec, spec);
     assert_eq!(max_abs_diff(&weights(&model), &weights(&loaded)), 0.0);
     let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-    let a = block_on(prunelab::host::floats(model.valid().forward(x.clone()))).unwrap();
-    let b = block_on(prunelab::host::floats(loaded.valid().forward(x))).unwrap();
+    let a = block_on(prunelab::base::host::floats(
+        model.valid().forward(x.clone()),
+    ))
+    .unwrap();
+    let b = block_on(prunelab::base::host::floats(loaded.valid().forward(x))).unwrap();
     assert!(max_abs_diff(&a, &b) <= 1e-6);
 }
 
@@ -120,8 +123,8 @@ fn option_a_shortcut_pads_channels_and_subsamples() {
     let x = Tensor::<4>::random([1, 16, 32, 32], Distribution::Normal(0.0, 1.0), &device);
     let y = block.shortcut(x.clone());
     assert_eq!(y.dims(), [1, 32, 16, 16]);
-    let y = block_on(prunelab::host::floats(y)).unwrap();
-    let x = block_on(prunelab::host::floats(x)).unwrap();
+    let y = block_on(prunelab::base::host::floats(y)).unwrap();
+    let x = block_on(prunelab::base::host::floats(x)).unwrap();
     // Channel 8 of the output is input channel 0 at even rows and columns.
     assert_eq!(y[8 * 256 + 16 + 1], x[2 * 32 + 2]);
     assert!(y[..8 * 256].iter().all(|&v| v == 0.0), "padding is zero");

@@ -56,9 +56,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Int, Tensor, TensorData};
+use prunelab::base::device::OpenDevice;
+use prunelab::base::host::{block_on, floats};
 use prunelab::data::{Dataset, Features, Split};
-use prunelab::device::OpenDevice;
-use prunelab::host::{block_on, floats};
 use prunelab::model::spec::ModelSpec;
 use prunelab::model::zoo::ModelOptions;
 use prunelab::model::{Ctx, Model, Net};

@@ -132,6 +132,40 @@ fn stages_read_as_people_write_them() {
     );
 }
 
+/// `docs/methods.md`'s baselines table is the registry's too: every method
+/// that is not a seed (`S1:` … `S4:` titles), in the registry's order, its
+/// `summary` and its `source`.
+#[test]
+fn the_docs_baselines_table_is_generated_from_the_registry() {
+    let mut rows = vec![
+        "| name | what | paper |".to_string(),
+        "|---|---|---|".to_string(),
+    ];
+    let seed = |title: &str| {
+        let b = title.as_bytes();
+        b.len() > 3 && b[0] == b'S' && b[1].is_ascii_digit() && b[2] == b':'
+    };
+    for m in METHODS {
+        let info = m.info();
+        if !seed(info.title) {
+            rows.push(format!(
+                "| `{}` | {} | {} |",
+                info.name, info.summary, info.source
+            ));
+        }
+    }
+    let table = rows.join("\n");
+    assert!(rows.len() > 10, "the baselines: {table}");
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/methods.md"),
+    )
+    .unwrap();
+    assert!(
+        docs.contains(&format!("{table}\n\n")),
+        "docs/methods.md's baselines table differs from the registry; replace it with:\n{table}"
+    );
+}
+
 /// The papers' fine-tuning table in `docs/methods.md` is the registry's, row
 /// for row: it is rendered here from each method's `INFO.finetune`, in the
 /// registry's order, and must appear in the docs verbatim. When a default

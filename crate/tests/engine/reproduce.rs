@@ -1,11 +1,11 @@
 //! `prunelab reproduce`'s plans (a budget scales epochs and data, nothing
 //! else) and reports (our mean ± spread beside the paper's row).
 
-use prunelab::device::DeviceChoice;
-use prunelab::reproduce::{Budget, Seed, plan, report};
-use prunelab::sweep::RunRecord;
+use prunelab::base::device::DeviceChoice;
+use prunelab::runs::reproduce::{Budget, Seed, plan, report};
+use prunelab::runs::sweep::RunRecord;
 
-fn methods(c: &prunelab::sweep::SweepConfig) -> Vec<(String, Vec<String>, Option<String>)> {
+fn methods(c: &prunelab::runs::sweep::SweepConfig) -> Vec<(String, Vec<String>, Option<String>)> {
     c.methods
         .iter()
         .map(|m| {
@@ -42,7 +42,7 @@ fn a_budget_scales_epochs_and_data_and_keeps_the_papers_experiment() {
         assert_eq!(smoke.seeds, vec![1]);
         assert_eq!(smoke.base.data.dir.as_deref(), Some("/data/c10"));
         // Different budgets are different runs (their results never mix).
-        let ids = |c: &prunelab::sweep::SweepConfig| {
+        let ids = |c: &prunelab::runs::sweep::SweepConfig| {
             c.runs().into_iter().map(|r| r.id).collect::<Vec<_>>()
         };
         assert!(

@@ -4,7 +4,7 @@
 use crate::common::*;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
-use prunelab::host::{block_on, floats};
+use prunelab::base::host::{block_on, floats};
 use prunelab::metrics::count::count;
 use prunelab::model::spec::{ModelSpec, Shortcut};
 use prunelab::model::zoo::ModelOptions;
@@ -46,7 +46,7 @@ fn warmed(spec: &ModelSpec, seed: u64) -> Model {
 /// A random plan: each group keeps a random non-empty subset (the residual
 /// streams too when `streams`); ResNets also lose some removable blocks.
 fn random_plan_of(spec: &ModelSpec, seed: u64, streams: bool) -> Plan {
-    let mut rng = prunelab::rng::stream(seed, "test-plan", 0);
+    let mut rng = prunelab::base::rng::stream(seed, "test-plan", 0);
     let mut plan = Plan::default();
     for g in spec.groups(streams) {
         let mut kept: Vec<usize> = (0..g.size).filter(|_| rng.random::<f32>() < 0.6).collect();

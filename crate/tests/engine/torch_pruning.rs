@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use crate::common::*;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
-use prunelab::host::block_on;
+use prunelab::base::host::block_on;
 use prunelab::model::spec::{ModelSpec, Shortcut};
 use prunelab::model::zoo::ModelOptions;
 use prunelab::model::{Model, Net};
@@ -254,7 +254,7 @@ fn random_and_broken_variants_miss_torch_prunings_plan() {
 /// reduction) fails here, not only in a test that builds its own options.
 #[test]
 fn the_registered_method_ranks_as_torch_pruning_does() {
-    use prunelab::device::OpenDevice;
+    use prunelab::base::device::OpenDevice;
     use prunelab::prune::{PruneOptions, Scores, Scoring, by_name, pipeline};
     let fx = fixture();
     let model = formula_model();

@@ -2,14 +2,15 @@
 //! and it stops on a non-finite loss.
 
 use crate::common::*;
+use prunelab::base::host::block_on;
 use prunelab::data::{Features, Split};
-use prunelab::host::block_on;
 use prunelab::train::{ReadBacks, Trainer, checkpoint};
 
 fn run_epochs(trainer: &mut Trainer<prunelab::model::Model>, split: &Split, n: usize) {
     let device = cpu().autodiff();
     for _ in 0..n {
-        block_on(trainer.run_epoch(split, false, &device, &mut prunelab::events::Quiet)).unwrap();
+        block_on(trainer.run_epoch(split, false, &device, &mut prunelab::base::events::Quiet))
+            .unwrap();
     }
 }
 
@@ -129,9 +130,10 @@ fn a_non_finite_loss_stops_the_run_and_says_where() {
     }
     let device = cpu().autodiff();
     let mut trainer = Trainer::new(model(&mlp_spec(&[8]), 1, &device), adam(1, 0.01), 1);
-    let err = block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet))
-        .unwrap_err()
-        .to_string();
+    let err =
+        block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::base::events::Quiet))
+            .unwrap_err()
+            .to_string();
     assert!(
         err.contains("loss became") && err.contains("step 1"),
         "{err}"
@@ -152,8 +154,8 @@ fn cifar_shaped_training_runs_and_evaluates() {
     let mut config = adam(1, 0.01);
     config.batch_size = 16;
     let mut trainer = Trainer::new(model(&spec, 1, &device), config, 1);
-    let m =
-        block_on(trainer.run_epoch(&split, true, &device, &mut prunelab::events::Quiet)).unwrap();
+    let m = block_on(trainer.run_epoch(&split, true, &device, &mut prunelab::base::events::Quiet))
+        .unwrap();
     assert_eq!(trainer.progress.step, 3);
     assert!(m.train_loss.is_finite() && m.test_loss.is_finite());
     assert!((0.0..=1.0).contains(&m.test_accuracy));
@@ -178,7 +180,8 @@ fn a_fork_leaves_its_original_untouched_and_a_clone_does_not() {
     config.batch_size = 16;
     // Training a fork (weights and BN running statistics) changes nothing in the original.
     let mut trainer = Trainer::new(original.deep_fork(), config.clone(), 1);
-    block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet)).unwrap();
+    block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::base::events::Quiet))
+        .unwrap();
     assert!(bits(&trainer.model) != before, "the fork trained");
     assert!(
         bits(&original) == before,
@@ -186,7 +189,8 @@ fn a_fork_leaves_its_original_untouched_and_a_clone_does_not() {
     );
     // burn's `clone()` shares the running statistics: the check above can fail.
     let mut trainer = Trainer::new(original.clone(), config, 1);
-    block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet)).unwrap();
+    block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::base::events::Quiet))
+        .unwrap();
     assert!(
         bits(&original) != before,
         "a clone that trains moves the original's BN statistics"
@@ -202,7 +206,7 @@ fn events_of(reads: ReadBacks, steps: usize) -> (Vec<String>, prunelab::train::P
     trainer.reads = reads;
     let mut events = Vec::new();
     while !trainer.finished() {
-        let mut sink = |e: prunelab::events::Event| {
+        let mut sink = |e: prunelab::base::events::Event| {
             let mut v = serde_json::to_value(&e).unwrap();
             // Wall time differs between runs (and is shared evenly when deferred).
             for key in ["images_per_second", "seconds"] {
@@ -279,9 +283,10 @@ fn a_deferred_non_finite_loss_stops_the_run_at_the_read_and_says_where() {
     let device = cpu().autodiff();
     let mut trainer = Trainer::new(model(&mlp_spec(&[8]), 1, &device), adam(1, 0.01), 1);
     trainer.reads = ReadBacks::EachCall;
-    let err = block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::events::Quiet))
-        .unwrap_err()
-        .to_string();
+    let err =
+        block_on(trainer.run_epoch(&split, false, &device, &mut prunelab::base::events::Quiet))
+            .unwrap_err()
+            .to_string();
     // Read after the epoch's steps, it still names the first bad step.
     assert!(
         err.contains("loss became") && err.contains("step 1"),
@@ -290,7 +295,7 @@ fn a_deferred_non_finite_loss_stops_the_run_at_the_read_and_says_where() {
     // Read by the caller after a whole epoch and more, likewise.
     let mut trainer = Trainer::new(model(&mlp_spec(&[8]), 1, &device), adam(2, 0.01), 1);
     trainer.reads = ReadBacks::ByCaller;
-    let quiet = &mut prunelab::events::Quiet;
+    let quiet = &mut prunelab::base::events::Quiet;
     let until = prunelab::train::Until::Steps(100);
     block_on(prunelab::train::advance(
         &mut trainer,

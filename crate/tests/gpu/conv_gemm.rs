@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use crate::common::*;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
-use prunelab::host::{block_on, floats};
+use prunelab::base::host::{block_on, floats};
 use prunelab::model::conv::conv2d_gemm;
 use prunelab::model::geometry::LayerOp;
 use prunelab::model::spec::{ModelSpec, Shortcut};
@@ -63,7 +63,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// device's is global: tests running beside this one draw from it too).
 fn uniform(shape: [usize; 4], seed: u64, part: u64, scale: f32) -> Tensor<4> {
     use rand::Rng;
-    let mut rng = prunelab::rng::stream(seed, "conv-gemm", part);
+    let mut rng = prunelab::base::rng::stream(seed, "conv-gemm", part);
     let n = shape.iter().product();
     let values: Vec<f32> = (0..n)
         .map(|_| scale * (2.0 * rng.random::<f32>() - 1.0))

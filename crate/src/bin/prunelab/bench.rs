@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use prunelab::device::{self, DeviceChoice, OpenDevice};
-use prunelab::error::{Error, Result};
-use prunelab::host::block_on;
+use prunelab::base::device::{self, DeviceChoice, OpenDevice};
+use prunelab::base::error::{Error, Result};
+use prunelab::base::host::block_on;
 use prunelab::io::atomic;
 use prunelab::metrics::count::activation_floats;
 use prunelab::model::spec::ModelSpec;
@@ -75,7 +75,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let opened = device::open(choice)?;
     eprintln!("device: {}", opened.description);
     check_cpu_batch(&opened, &spec, args.batch, "--batch")?;
-    let result = block_on(prunelab::bench::bench(
+    let result = block_on(prunelab::runs::bench::bench(
         &spec,
         args.batch,
         &opened,

@@ -1,13 +1,13 @@
 //! `prunelab compare` (and its old name `run`): several methods on one model,
 //! seed and budget, from an experiment TOML; `prunelab methods` lists them.
 
-use prunelab::device;
-use prunelab::error::{Error, Result};
-use prunelab::experiment::{self, ExperimentConfig};
-use prunelab::host::block_on;
+use prunelab::base::device;
+use prunelab::base::error::{Error, Result};
+use prunelab::base::host::block_on;
 use prunelab::io::atomic;
 use prunelab::prune;
 use prunelab::report::{plot, table};
+use prunelab::runs::experiment::{self, ExperimentConfig};
 
 use crate::cli::CompareArgs;
 use crate::progress::Progress;

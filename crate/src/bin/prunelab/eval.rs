@@ -1,8 +1,8 @@
 //! `prunelab eval`: a saved model or checkpoint on a test set.
 
-use prunelab::device;
-use prunelab::error::Result;
-use prunelab::host::block_on;
+use prunelab::base::device;
+use prunelab::base::error::Result;
+use prunelab::base::host::block_on;
 use prunelab::io::atomic;
 use prunelab::metrics::count::count;
 use prunelab::train::evaluate;

@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use prunelab::base::error::{Error, Result};
 use prunelab::data::cifar::{Archive, Variant};
-use prunelab::error::{Error, Result};
 use prunelab::interop::pretrained::{self, Checkpoint};
 use sha2::{Digest, Sha256};
 

@@ -1,7 +1,7 @@
 //! `prunelab info`: per-layer and total parameters and MACs of a model, and its
 //! coupled groups.
 
-use prunelab::error::{Error, Result};
+use prunelab::base::error::{Error, Result};
 use prunelab::metrics::count::count;
 use prunelab::model::spec::ModelSpec;
 use prunelab::model::zoo::ModelOptions;

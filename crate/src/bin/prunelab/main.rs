@@ -23,7 +23,7 @@ use clap::Parser;
 
 use cli::{Cli, Command, DataArgs, DataCommand};
 use prunelab::Error;
-use prunelab::interrupt;
+use prunelab::base::interrupt;
 
 /// Training and inference free and re-allocate the same megabyte-sized
 /// tensors every step. glibc's defaults hand such blocks back to the kernel
@@ -80,7 +80,7 @@ fn run() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    if let Some(line) = prunelab::fault::notice() {
+    if let Some(line) = prunelab::base::fault::notice() {
         eprintln!("{line}");
     }
     if let Some(g) = cli.grid_g_per_kwh {

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use prunelab::error::{Error, Result};
-use prunelab::host::block_on;
+use prunelab::base::error::{Error, Result};
+use prunelab::base::host::block_on;
 use prunelab::interop::{self, Format};
 use prunelab::io::{atomic, model_file};
 use prunelab::model::masks::WeightMasks;

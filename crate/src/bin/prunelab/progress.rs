@@ -2,7 +2,7 @@
 //! summary line per epoch (or JSON lines with `--json-events`).
 
 use indicatif::{ProgressBar, ProgressStyle};
-use prunelab::events::{Event, Sink};
+use prunelab::base::events::{Event, Sink};
 
 pub struct Progress {
     json: bool,

@@ -1,15 +1,15 @@
 //! `prunelab prune`: one method on a trained model (or one at initialisation),
 //! its result and model written.
 
+use prunelab::base::device;
+use prunelab::base::error::{Error, Result};
+use prunelab::base::host::block_on;
 use prunelab::config::RunConfig;
-use prunelab::device;
-use prunelab::error::{Error, Result};
-use prunelab::experiment;
-use prunelab::host::block_on;
 use prunelab::io::atomic;
 use prunelab::model::init_model;
 use prunelab::prune::{self, Phase};
 use prunelab::report::human;
+use prunelab::runs::experiment;
 
 use crate::cli::PruneArgs;
 use crate::progress::Progress;
@@ -122,18 +122,19 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         result: dense,
     };
     let dense = &reference.result;
-    let (outcome, result) = block_on(experiment::run_method(
-        &config,
+    let on = experiment::Comparison {
+        config: &config,
+        dense: &reference,
+        opened: &opened,
+        split: &split,
+    };
+    let run = experiment::MethodRun::new(
         &config.prune.method,
         config.prune.target,
-        &config.prune.method,
         config.prune.options.clone(),
         start,
-        &reference,
-        &opened,
-        &split,
-        &mut progress,
-    ))?;
+    );
+    let (outcome, result) = block_on(experiment::run_method(&on, run, &mut progress))?;
     progress.finish();
     for line in &result.plan {
         eprintln!("  {line}");

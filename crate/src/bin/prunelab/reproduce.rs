@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use prunelab::error::{Error, Result};
+use prunelab::base::error::{Error, Result};
 use prunelab::io::atomic;
-use prunelab::reproduce::{self, Budget, DATA_VARIABLE, Seed, report};
-use prunelab::sweep;
+use prunelab::runs::reproduce::{self, Budget, DATA_VARIABLE, Seed, report};
+use prunelab::runs::sweep;
 
 use crate::cli::ReproduceArgs;
 

@@ -32,7 +32,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio_util::io::ReaderStream;
 
-use prunelab::error::{Error, Result};
+use prunelab::base::error::{Error, Result};
 
 use crate::cli::ServeArgs;
 

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use prunelab::base::error::{Error, Result};
 use prunelab::config::RunConfig;
-use prunelab::error::{Error, Result};
 
 use crate::cli::SetupArgs;
 

@@ -3,17 +3,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use prunelab::device;
-use prunelab::error::{Error, Result};
-use prunelab::events::{Event, Sink};
-use prunelab::experiment;
-use prunelab::fault;
-use prunelab::host::block_on;
+use prunelab::base::device;
+use prunelab::base::error::{Error, Result};
+use prunelab::base::events::{Event, Sink};
+use prunelab::base::fault;
+use prunelab::base::host::block_on;
 use prunelab::io::atomic;
 use prunelab::report::{plot, table};
-use prunelab::sweep::{self, RunRecord, Shard, SweepConfig};
+use prunelab::runs::experiment;
+use prunelab::runs::sweep::{self, RunRecord, Shard, SweepConfig};
+use prunelab::runs::training::Resume;
 use prunelab::train::checkpoint;
-use prunelab::training::Resume;
 
 use crate::cli::SweepArgs;
 use crate::progress::Progress;

@@ -1,13 +1,13 @@
 //! `prunelab train`: a model from flags or a TOML config, trained (resumable),
 //! its result written as JSON.
 
-use prunelab::device;
-use prunelab::error::{Error, Result};
-use prunelab::host::block_on;
+use prunelab::base::device;
+use prunelab::base::error::{Error, Result};
+use prunelab::base::host::block_on;
 use prunelab::io::atomic;
 use prunelab::report::human;
+use prunelab::runs::training::{self, Resume};
 use prunelab::train::checkpoint;
-use prunelab::training::{self, Resume};
 
 use crate::cli::TrainArgs;
 use crate::progress::Progress;

@@ -1,8 +1,8 @@
 //! BN scales as scores: each prunable channel's `|γ|` (network slimming's
 //! and Polar's ranking, and a member of Torch-Pruning's group magnitude).
 
-use crate::error::{Error, Result};
-use crate::host;
+use crate::base::error::{Error, Result};
+use crate::base::host;
 use crate::model::{Model, Net};
 use crate::prune::pruner::select::UnitScores;
 

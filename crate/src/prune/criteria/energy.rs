@@ -32,9 +32,9 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use super::Criterion;
+use crate::base::error::{Error, Result};
+use crate::base::host;
 use crate::data::Split;
-use crate::error::{Error, Result};
-use crate::host;
 use crate::model::Model;
 use crate::prune::contract::CheckOptions;
 use crate::prune::contract::{
@@ -274,6 +274,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "energy",
     title: "S3: energy-aware pruning (nuclear norm)",
     source: "Yeom, Shim, Hwang, Toward Compact Deep Neural Networks via Energy-Aware Pruning (arXiv 2103.10858)",
+    summary: "the nuclear norm of each channel's feature map before the ReLU (batch × positions), each layer's scores L1-normalised, removed iteratively",
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

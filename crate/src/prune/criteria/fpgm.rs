@@ -8,8 +8,8 @@
 //! `l1`, a large filter in a crowd is pruned and a small odd one kept.
 
 use super::Criterion;
-use crate::error::Result;
-use crate::host;
+use crate::base::error::Result;
+use crate::base::host;
 use crate::model::Model;
 use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, MethodInfo, Phase, Scores, Scoring,
@@ -53,6 +53,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "fpgm",
     title: "FPGM: filter pruning via geometric median",
     source: "He et al., Filter Pruning via Geometric Median, CVPR 2019 (arXiv 1811.00250)",
+    summary: "filters near their layer's geometric median go first: score `Σ_j ‖F_i − F_j‖₂` (per layer)",
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

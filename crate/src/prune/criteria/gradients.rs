@@ -3,8 +3,8 @@
 
 use burn::tensor::Tensor;
 
+use crate::base::error::{Error, Result};
 use crate::data::Split;
-use crate::error::{Error, Result};
 use crate::model::layers::{Kink, Kinks};
 use crate::model::{Ctx, Model};
 use crate::prune::criteria::capture::Sampling;

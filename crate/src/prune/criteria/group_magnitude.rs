@@ -14,8 +14,8 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::Criterion;
-use crate::error::{Error, Result};
-use crate::host;
+use crate::base::error::{Error, Result};
+use crate::base::host;
 use crate::model::groups::UnitGroup;
 use crate::model::{Model, Net};
 use crate::prune::contract::{
@@ -108,6 +108,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "group-magnitude",
     title: "Group magnitude (Torch-Pruning's default)",
     source: "Fang et al., DepGraph: Towards Any Structural Pruning, CVPR 2023 (arXiv 2301.12900)",
+    summary: "Torch-Pruning's default importance: per unit of a coupled group, `Σ|w|^p` over every member — the producers' filters, their BN scales, the consumers' input slices — reduced by `group_reduction` (mean), divided by the group's mean, one global ranking (p = 2). With `residual_stream = true` it makes Torch-Pruning's plan exactly (`crate/tests/engine/torch_pruning.rs`)",
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

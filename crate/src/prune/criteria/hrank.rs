@@ -5,9 +5,9 @@
 //! singular values above `max(H, W) · σ_max · ε_f32` (numpy's default).
 
 use super::Criterion;
+use crate::base::error::Result;
+use crate::base::host;
 use crate::data::Split;
-use crate::error::Result;
-use crate::host;
 use crate::model::Model;
 use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, Knob, MethodInfo, Phase, Scores, Scoring,
@@ -56,6 +56,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "hrank",
     title: "HRank (feature-map rank)",
     source: "Lin et al., HRank: Filter Pruning using High-Rank Feature Map, CVPR 2020 (arXiv 2002.10179)",
+    summary: "average rank of each image's feature map after ReLU",
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

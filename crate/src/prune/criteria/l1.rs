@@ -5,8 +5,8 @@
 use burn::tensor::Tensor;
 
 use super::Criterion;
-use crate::error::Result;
-use crate::host;
+use crate::base::error::Result;
+use crate::base::host;
 use crate::model::Model;
 use crate::model::weights::WeightParam;
 use crate::prune::contract::{
@@ -35,6 +35,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "l1",
     title: "L1-norm filter pruning",
     source: "Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017 (arXiv 1608.08710)",
+    summary: "filter L1 norm",
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

@@ -8,7 +8,7 @@
 //! magnitude distribution rather than by its scale.
 
 use super::Criterion;
-use crate::error::Result;
+use crate::base::error::Result;
 use crate::model::Model;
 use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, MethodInfo, Phase, Scores, Scoring,
@@ -43,6 +43,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "lamp",
     title: "LAMP: layer-adaptive magnitude pruning (weights)",
     source: "Lee et al., Layer-adaptive Sparsity for the Magnitude-based Pruning, ICLR 2021 (arXiv 2010.07611)",
+    summary: "layer-adaptive magnitude (weights): `w_u² / Σ_{|w_v| ≥ |w_u|} w_v²`, one global ranking; every layer's largest weight scores 1, so no layer is emptied",
     phase: Phase::AfterTraining,
     granularity: Granularity::Weights,
     needs_blocks: false,

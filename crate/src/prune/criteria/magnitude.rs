@@ -4,8 +4,8 @@
 //! also FlexRel with δ = 0 and the criterion of iterative magnitude pruning.
 
 use super::Criterion;
-use crate::error::Result;
-use crate::host;
+use crate::base::error::Result;
+use crate::base::host;
 use crate::model::Model;
 use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, MethodInfo, Phase, Scores, Scoring,
@@ -40,6 +40,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "magnitude",
     title: "Magnitude pruning (weights)",
     source: "Han et al., Learning both Weights and Connections, NeurIPS 2015 (arXiv 1506.02626)",
+    summary: "global `|w|` (weights)",
     phase: Phase::AfterTraining,
     granularity: Granularity::Weights,
     needs_blocks: false,

@@ -2,8 +2,8 @@
 //! value), and what they share — the batches they read ([`capture`]) and
 //! the gradients some of them need ([`gradients`]).
 
-use crate::error::Result;
-use crate::host::BoxFuture;
+use crate::base::error::Result;
+use crate::base::host::BoxFuture;
 use crate::model::ModelSpec;
 use crate::prune::contract::Stage;
 use crate::prune::contract::{Granularity, Job, Method, MethodInfo, Outcome, Scores, Scoring};

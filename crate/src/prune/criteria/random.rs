@@ -6,7 +6,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::Criterion;
-use crate::error::Result;
+use crate::base::error::Result;
+use crate::base::rng;
 use crate::model::groups::UnitGroup;
 use crate::model::{Model, ModelSpec};
 use crate::prune::contract::CheckOptions;
@@ -16,7 +17,6 @@ use crate::prune::contract::{
 use crate::prune::options::PruneOptions;
 use crate::prune::pruner::masks::LayerScores;
 use crate::prune::pruner::select::{Scope, UnitScores};
-use crate::rng;
 
 /// One uniform score per unit of each group, by group name.
 pub fn unit_scores(groups: &[UnitGroup], seed: u64) -> UnitScores {
@@ -82,6 +82,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "random",
     title: "Random pruning (channels, weights or blocks)",
     source: "the floor every criterion must beat",
+    summary: "random channels (`[prune.random] unit = \"channels\"`), weights or blocks",
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

@@ -3,8 +3,8 @@
 //! |w · ∂L/∂w| on a few batches of training data, usually at initialisation.
 
 use super::Criterion;
+use crate::base::error::Result;
 use crate::data::Split;
-use crate::error::Result;
 use crate::model::Model;
 use crate::prune::contract::{BoxFuture, Granularity, Knob, MethodInfo, Phase, Scores, Scoring};
 use crate::prune::criteria::capture::Sampling;
@@ -24,6 +24,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "snip",
     title: "SNIP (connection sensitivity at initialisation)",
     source: "Lee et al., SNIP: Single-shot Network Pruning, ICLR 2019 (arXiv 1810.02340)",
+    summary: "`|w·g|` at initialisation (weights), then training",
     phase: Phase::AtInit,
     granularity: Granularity::Weights,
     needs_blocks: false,

@@ -8,9 +8,9 @@
 //! needs a gate per unit and is not here.
 
 use super::Criterion;
+use crate::base::error::Result;
+use crate::base::host;
 use crate::data::Split;
-use crate::error::Result;
-use crate::host;
 use crate::model::Model;
 use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, Knob, MethodInfo, Phase, Scores, Scoring,
@@ -60,6 +60,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "taylor",
     title: "First-order Taylor importance (units)",
     source: "Molchanov et al., Importance Estimation for Neural Network Pruning, CVPR 2019 (arXiv 1906.10771)",
+    summary: "first-order Taylor: `(Σ_s g_s w_s)²` over a unit's weights per scoring batch, averaged (10 batches); global ranking",
     phase: Phase::AfterTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

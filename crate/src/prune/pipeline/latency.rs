@@ -1,7 +1,7 @@
 //! Latency targets: the per-layer latency table (measured, cached on disk)
 //! and the calibration rounds that correct it against the clock.
 
-use crate::error::Result;
+use crate::base::error::Result;
 use crate::model::ModelSpec;
 use crate::prune::contract::Job;
 use crate::prune::pruner::plan::Plan;
@@ -17,7 +17,7 @@ use burn::module::Module;
 pub async fn latency_table(
     spec: &ModelSpec,
     batch: usize,
-    device: &crate::device::OpenDevice,
+    device: &crate::base::device::OpenDevice,
     cache: Option<&std::path::Path>,
 ) -> Result<crate::prune::pruner::select::LatencyTable> {
     use std::collections::HashMap;
@@ -76,7 +76,11 @@ fn to_disk(
 
 /// What a latency table depends on: the build, the device, the batch and
 /// the architecture.
-pub fn latency_key(spec: &ModelSpec, batch: usize, device: &crate::device::OpenDevice) -> String {
+pub fn latency_key(
+    spec: &ModelSpec,
+    batch: usize,
+    device: &crate::base::device::OpenDevice,
+) -> String {
     format!(
         "prunelab {} · {} · batch {batch} · {}",
         env!("CARGO_PKG_VERSION"),

@@ -3,8 +3,8 @@
 //! blocks → train, and training a model for some epochs inside a method.
 //! [`run`] is every method's run unless its schedule is its own.
 
-use crate::error::{Error, Result};
-use crate::events::{EpochMetrics, Event};
+use crate::base::error::{Error, Result};
+use crate::base::events::{EpochMetrics, Event};
 use crate::metrics::count::count;
 use crate::model::masks::WeightMasks;
 use crate::model::{Model, ModelSpec};
@@ -67,13 +67,11 @@ pub async fn train_configured(
     let mut trainer = Trainer::new(model, config, job.seed);
     trainer.progress.epoch = start_epoch;
     configure(&mut trainer.optim, &device.clone().without_autodiff());
-    let mark = crate::metrics::energy::mark();
     while !trainer.finished() {
         trainer
             .run_epoch(job.split, job.augment, &device, &mut *job.sink)
             .await?;
     }
-    crate::metrics::energy::charge("finetune", mark);
     Ok((trainer.model, trainer.progress.history))
 }
 

@@ -4,7 +4,7 @@
 //! become masks on a fork (the caller's optimizer holds their zeros), block
 //! scores remove the lowest blocks.
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::metrics::count::{count, prunable_weights};
 use crate::model::masks::WeightMasks;
 use crate::model::{Model, ModelSpec};

@@ -1,7 +1,7 @@
 //! Weight-level (unstructured) pruning: from per-weight scores to
 //! [`WeightMasks`] (the masks themselves are the model's, `model::masks`).
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::model::masks::{LayerMask, WeightMasks};
 use crate::prune::pruner::select::Scope;
 

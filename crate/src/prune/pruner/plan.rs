@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::model::spec::block_name;
 use crate::model::{Ctx, ModelSpec};
 

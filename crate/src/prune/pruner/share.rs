@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::protect::Protection;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::metrics::count::count;
 use crate::model::ModelSpec;
 use crate::model::groups::UnitGroup;

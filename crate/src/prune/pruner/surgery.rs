@@ -26,7 +26,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use std::collections::HashMap;
 
-use crate::error::Result;
+use crate::base::error::Result;
 use crate::model::layers::ConvBn;
 use crate::model::mlp::Mlp;
 use crate::model::plain::PlainNet;

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Parsed once, where it enters (a flag, a config file, a sweep list), and
 /// typed from there to the result row; written as people write it
@@ -87,6 +87,44 @@ impl fmt::Display for Target {
     }
 }
 
+/// A result row's target: the method's, or none for the dense row (written
+/// `-`, as tables and records always showed it).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RowTarget(pub Option<Target>);
+
+impl From<Target> for RowTarget {
+    fn from(t: Target) -> Self {
+        RowTarget(Some(t))
+    }
+}
+
+impl fmt::Display for RowTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(t) => t.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+impl Serialize for RowTarget {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RowTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim() == "-" {
+            return Ok(RowTarget(None));
+        }
+        text.parse()
+            .map(|t| RowTarget(Some(t)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +147,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[0, 1)"), "{e}");
+    }
+
+    #[test]
+    fn a_rows_target_is_a_target_or_a_dash() {
+        let dense: RowTarget = serde_json::from_str("\"-\"").unwrap();
+        assert_eq!(dense, RowTarget(None));
+        assert_eq!(serde_json::to_string(&dense).unwrap(), "\"-\"");
+        let row: RowTarget = serde_json::from_str("\"macs=0.404\"").unwrap();
+        assert_eq!(row, RowTarget::from(Target::Macs(0.404)));
+        assert_eq!(row.to_string(), "macs=0.404");
+        assert!(serde_json::from_str::<RowTarget>("\"speed=2\"").is_err());
     }
 
     #[test]

@@ -22,8 +22,8 @@ use crate::prune::pruner::masks::{masks_from_scores, within};
 use crate::prune::pruner::select::Scope;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::events::Event;
+use crate::base::error::{Error, Result};
+use crate::base::events::Event;
 use crate::model::Model;
 use crate::model::masks::WeightMasks;
 use crate::train::Trainer;
@@ -96,6 +96,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "imp",
     title: "Iterative magnitude pruning with rewinding",
     source: "Frankle & Carbin, ICLR 2019 (arXiv 1803.03635); Renda et al., ICLR 2020 (arXiv 2003.02389)",
+    summary: "iterative magnitude pruning: one dense schedule keeping θ_k; each round removes the smallest surviving weights (a removed weight never returns) and retrains the last E − k epochs with the schedule resumed at k, from θ_k (`imp.rewind = \"weights\"`) or from the trained weights (`\"lr\"`, LR rewinding)",
     phase: Phase::Iterative,
     granularity: Granularity::Weights,
     needs_blocks: false,

@@ -18,7 +18,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::base::error::Result;
 use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
     Scores, Scoring,
@@ -74,6 +74,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "polar",
     title: "Polar: polarization regulariser on BN scales",
     source: "Zhuang et al., Neuron-level Structured Pruning using Polarization Regularizer, NeurIPS 2020",
+    summary: "Polar: trains from θ₀ with `λ·(t·‖γ‖₁ − ‖γ − α·γ̄‖₁)` on the prunable channels' BN scales (`γ̄` their mean; scales clamped to [0, 1] after each step; λ 1e-4, t 1, α 1 as the authors' code), then the global `|γ|` cut and fine-tuning. The natural baseline for S1 (a polarizing regulariser on BN scales rather than learned gates, with no learned budget). Differences from the authors' code: only the prunable channels' scales are penalised, the cut follows the target rather than their histogram threshold, and scales start at 1 rather than 0.5",
     phase: Phase::DuringTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::model::Net;
 use crate::prune::contract::{
     BoxFuture, Finetune, Granularity, Job, Knob, Method, MethodInfo, OptionsSpec, Outcome, Phase,
@@ -47,6 +47,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "slimming",
     title: "Network slimming (BN scales with L1 sparsity)",
     source: "Liu et al., Learning Efficient Convolutional Networks through Network Slimming, ICCV 2017 (arXiv 1708.06519)",
+    summary: "network slimming: trains from θ₀ for the training budget with `λ·Σ|γ|` on every prunable channel's BN scale (its subgradient on the scales, as the authors' code; λ 1e-5 for ResNets, 1e-4 otherwise), removes the smallest `|γ|` globally, fine-tunes; on a model trained without it (the lab) it ranks by `|γ|` alone; CNNs and ResNets only",
     phase: Phase::DuringTraining,
     granularity: Granularity::Channels,
     needs_blocks: false,

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::metrics::bytes::size;
 use crate::prune::contract::Job;
 use crate::prune::pruner::masks::{LayerScores, masks_for_sparsities};

@@ -23,10 +23,10 @@ use burn::tensor::module::unfold4d;
 use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Int, Tensor};
 
+use crate::base::device::OpenDevice;
+use crate::base::error::{Error, Result};
 use crate::data::Split;
 use crate::data::loader::Loader;
-use crate::device::OpenDevice;
-use crate::error::{Error, Result};
 use crate::model::geometry::LayerOp;
 use crate::model::{Ctx, Model};
 use serde::{Deserialize, Serialize};

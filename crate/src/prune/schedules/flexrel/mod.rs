@@ -33,8 +33,8 @@ pub mod score;
 pub use options::{FlexRelOptions, INFO, NormScope, SWEEP_FACTORS};
 pub use score::combine;
 
-use crate::error::{Error, Result};
-use crate::host;
+use crate::base::error::{Error, Result};
+use crate::base::host;
 use crate::prune::contract::{BoxFuture, Job, Method, MethodInfo, Outcome, Scores, Scoring};
 use crate::prune::pipeline::{self, Then};
 use crate::prune::pruner::masks::{LayerScores, masks_for_sparsities};

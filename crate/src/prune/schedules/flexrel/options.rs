@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::base::error::Result;
 use crate::prune::contract::{CheckOptions, require};
 use crate::prune::contract::{Finetune, Granularity, Knob, MethodInfo, OptionsSpec, Phase};
 use crate::prune::pruner::select::Scope;
@@ -134,6 +134,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "flexrel",
     title: "S2: FlexRel (magnitude + relevance)",
     source: "Chiasserini et al., Combining Relevance and Magnitude for Resource-Aware DNN Pruning (arXiv 2405.13088)",
+    summary: "a unit's magnitude and its LRP relevance combined, pruned to a bandwidth or accuracy-drop budget chosen on the validation split",
     phase: Phase::AfterTraining,
     granularity: Granularity::Weights,
     needs_blocks: false,

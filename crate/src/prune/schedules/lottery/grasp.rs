@@ -13,9 +13,9 @@
 
 use burn::tensor::Tensor;
 
+use crate::base::error::Result;
+use crate::base::host;
 use crate::data::Split;
-use crate::error::Result;
-use crate::host;
 use crate::model::{Model, params};
 use crate::prune::criteria::capture::Sampling;
 use crate::prune::criteria::gradients::{Pattern, weight_grads_with};

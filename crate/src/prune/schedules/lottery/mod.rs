@@ -28,8 +28,8 @@ pub mod options;
 
 pub use options::{Aggregate, BlockCriterion, Candidates, INFO, LotteryOptions, Rewind};
 
-use crate::error::{Error, Result};
-use crate::events::Event;
+use crate::base::error::{Error, Result};
+use crate::base::events::Event;
 use crate::metrics::count::count;
 use crate::model::groups::BlockRef;
 use crate::model::spec::ModelSpec;

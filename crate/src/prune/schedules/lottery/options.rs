@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::base::error::Result;
 use crate::prune::contract::{CheckOptions, require};
 use crate::prune::contract::{Granularity, Knob, MethodInfo, OptionsSpec, Phase};
 
@@ -110,6 +110,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "lottery",
     title: "S4: layer lottery tickets at initialisation",
     source: "Jordao et al., When Layers Play the Lottery, all Tickets Win at Initialization (arXiv 2301.10835)",
+    summary: "residual blocks scored at initialisation (SNIP or GraSP summed over each block), the highest-ranked removed, then training",
     phase: Phase::AtInit,
     granularity: Granularity::Blocks,
     needs_blocks: true,

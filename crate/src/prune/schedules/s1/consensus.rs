@@ -5,10 +5,10 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
+use crate::base::error::Result;
+use crate::base::host;
 use crate::data::Split;
 use crate::data::loader::Loader;
-use crate::error::Result;
-use crate::host;
 use crate::prune::pruner::plan::Plan;
 
 use super::gates::{GateKind, GatedModel, Gates};

@@ -62,8 +62,8 @@ pub use options::{INFO, PolarizationOptions, Polarizer};
 pub use run::{GateReport, PolarizationRun, freeze_event};
 pub use settle::{Learned, Settled};
 
-use crate::error::Result;
-use crate::events::Event;
+use crate::base::error::Result;
+use crate::base::events::Event;
 use crate::prune::contract::{BoxFuture, Job, Method, MethodInfo, Outcome};
 use crate::prune::options::PruneOptions;
 use crate::train::TrainConfig;

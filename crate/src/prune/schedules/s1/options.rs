@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::base::error::Result;
 use crate::prune::contract::{CheckOptions, require};
 use crate::prune::contract::{Granularity, Knob, MethodInfo, OptionsSpec, Phase};
 
@@ -151,6 +151,7 @@ pub static INFO: MethodInfo = MethodInfo {
     name: "polarization",
     title: "S1: consensus gates + polarization, one pass",
     source: "Zhi et al., Learning a Consensus Sub-Network with Polarization Regularization and One Pass Training (arXiv 2302.10798)",
+    summary: "learned consensus gates on every prunable channel, pushed to 0 or 1 by a polarization regulariser toward a learned FLOPs target, in one training pass from θ₀; no fine-tuning",
     phase: Phase::DuringTraining,
     granularity: Granularity::Structure,
     needs_blocks: false,

@@ -5,10 +5,10 @@
 use burn::tensor::{Device, Tensor};
 
 use super::settle::{kept_share, settle};
+use crate::base::error::{Error, Result};
+use crate::base::events::{EpochMetrics, Event, Sink};
 use crate::data::Split;
 use crate::data::loader::Loader;
-use crate::error::{Error, Result};
-use crate::events::{EpochMetrics, Event, Sink};
 use crate::model::{Model, ModelSpec};
 use crate::prune::contract::Outcome;
 use crate::prune::pruner::surgery;
@@ -345,7 +345,7 @@ impl Stepper for PolarizationRun {
         loader: &'a Loader<'a>,
         split: &'a Split,
         device: &'a Device,
-    ) -> crate::host::BoxFuture<'a, Result<Option<StepStats>>> {
+    ) -> crate::base::host::BoxFuture<'a, Result<Option<StepStats>>> {
         Box::pin(self.step(loader, split, device))
     }
 }

@@ -99,7 +99,7 @@ mod tests {
     use burn::tensor::{Device, Tensor, TensorData};
 
     use super::*;
-    use crate::host::{block_on, floats};
+    use crate::base::host::{block_on, floats};
     use crate::train::optim::{Optimizer, OptimizerSettings};
 
     #[derive(Module, Debug)]

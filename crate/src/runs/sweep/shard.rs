@@ -1,7 +1,7 @@
 //! Shards: which runs of a sweep one job of an array takes, from the
 //! scheduler's environment (Slurm, Kubernetes) or `--shard i/N`.
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Shard `index` of `count` (0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,6 +43,10 @@ pub struct EpochMetrics {
     pub test_accuracy: f32,
     pub lr: f64,
     pub seconds: f64,
+    /// What the epoch (its steps and its evaluation) took on a metered
+    /// device; what a comparison charges to training or fine-tuning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules: Option<f64>,
 }
 
 /// Anything that receives events.

@@ -5,8 +5,8 @@ use burn::module::Module;
 use serde::Serialize;
 
 use super::session::{Lab, PruneReport};
-use crate::error::Result;
-use crate::host;
+use crate::base::error::Result;
+use crate::base::host;
 use crate::metrics::count::count;
 use crate::metrics::latency::{forward_ms, per_layer};
 

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::error::{Error, Result};
 use crate::config::RunConfig;
-use crate::error::{Error, Result};
-use crate::experiment::{ExperimentConfig, MethodEntry};
 use crate::io::pack::fnv1a;
 use crate::prune::Target;
+use crate::runs::experiment::{ExperimentConfig, MethodEntry};
 
 /// The most runs one sweep file may expand to.
 pub const MAX_RUNS: usize = 10_000;
@@ -65,7 +65,7 @@ impl SweepConfig {
             Error::config(
                 "sweep file",
                 origin,
-                crate::error::clip_lines(&e.to_string()),
+                crate::base::error::clip_lines(&e.to_string()),
             )
         })?;
         RunConfig::check_keys_beside(text, origin, &["name", "seeds", "methods"])?;

@@ -34,7 +34,7 @@ impl Stat {
 pub struct Ours {
     pub label: String,
     pub method: String,
-    pub target: String,
+    pub target: crate::prune::RowTarget,
     /// The architecture (a reproduction may run more than one: S4).
     pub model: String,
     /// How it ranked and what it trained after pruning (the first seed's;

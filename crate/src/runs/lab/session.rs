@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 
+use crate::base::device::OpenDevice;
+use crate::base::error::{Error, Result};
+use crate::base::events::Event;
 use crate::config::RunConfig;
 use crate::data::Split;
-use crate::device::OpenDevice;
-use crate::error::{Error, Result};
-use crate::events::Event;
 use crate::model::masks::WeightMasks;
 use crate::model::{Model, init_model};
 use crate::prune::pipeline::ranking;
@@ -78,7 +78,7 @@ pub struct LabReport {
 
 impl LabReport {
     /// The epochs this call closed, from its `epoch` events.
-    pub fn epochs(&self) -> Vec<crate::events::EpochMetrics> {
+    pub fn epochs(&self) -> Vec<crate::base::events::EpochMetrics> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -192,7 +192,7 @@ impl Lab {
         let mut events = Vec::new();
         let mut sink = |e: Event| events.push(e);
         // A read back stalls a GPU: on WebGPU nothing is read step by step.
-        let gpu = self.device.kind == crate::device::DeviceChoice::Webgpu;
+        let gpu = self.device.kind == crate::base::device::DeviceChoice::Webgpu;
         self.trainer.reads = match gpu {
             true => ReadBacks::ByCaller,
             false => ReadBacks::EachStep,

@@ -48,7 +48,7 @@ enum Hook {
 
 static HOOK: LazyLock<Hook> = LazyLock::new(|| match std::env::var(VAR) {
     Err(_) => Hook::Off,
-    Ok(spec) => match arm(&spec, crate::clock::unix_seconds()) {
+    Ok(spec) => match arm(&spec, crate::base::clock::unix_seconds()) {
         Ok((faults, until)) => Hook::Armed(faults, until),
         Err(why) => Hook::Ignored(why),
     },
@@ -118,7 +118,7 @@ pub fn notice() -> Option<String> {
         )),
         Hook::Ignored(why) => Some(format!(
             "warning: {VAR} is set but ignored because {why}; it is a test hook \
-             (crate/src/fault.rs), unset it"
+             (crate/src/base/fault.rs), unset it"
         )),
     }
 }

@@ -7,10 +7,10 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Distribution, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::clock;
-use crate::device::OpenDevice;
-use crate::error::{Error, Result};
-use crate::host;
+use crate::base::clock;
+use crate::base::device::OpenDevice;
+use crate::base::error::{Error, Result};
+use crate::base::host;
 use crate::metrics::count::count;
 use crate::metrics::energy;
 use crate::model::ModelSpec;

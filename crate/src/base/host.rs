@@ -4,7 +4,7 @@
 
 use burn::tensor::{Int, Tensor};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// A boxed engine future (async trait methods, recursion in async code).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::rows::{Ours, Stat};
 use super::{Budget, Seed};
 use crate::report::MethodResult;
-use crate::sweep::RunRecord;
+use crate::runs::sweep::RunRecord;
 
 pub(super) fn pct(s: f64) -> String {
     format!("{:.1}%", 100.0 * s)

@@ -10,18 +10,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock;
+use crate::base::clock;
+use crate::base::device::OpenDevice;
+use crate::base::error::{Error, Result};
+use crate::base::events::{EpochMetrics, Event, Sink};
 use crate::config::RunConfig;
 use crate::data::Split;
-use crate::device::OpenDevice;
-use crate::error::{Error, Result};
-use crate::events::{EpochMetrics, Event, Sink};
 use crate::metrics::{energy, latency};
 use crate::model::Model;
 use crate::model::init_model;
 use crate::prune::{self, Job, Outcome, Phase, PruneOptions, Target};
 use crate::report::{MethodResult, measure};
-use crate::training;
+use crate::runs::training;
 
 /// A comparison, as written in an experiment TOML file: a run config (model,
 /// data, training, shared `[prune]` options) and one `[[methods]]` entry per
@@ -62,7 +62,7 @@ impl ExperimentConfig {
             Error::config(
                 "experiment file",
                 origin,
-                crate::error::clip_lines(&e.to_string()),
+                crate::base::error::clip_lines(&e.to_string()),
             )
         })?;
         RunConfig::check_keys_beside(text, origin, &["name", "methods"])?;
@@ -139,24 +139,67 @@ impl ExperimentConfig {
     }
 }
 
-/// Runs one method on `start` (trained or θ₀, as its phase needs) and
-/// measures the result against the dense stage (its row for the deltas,
-/// its model for a speed-up timed in this process beside the pruned one).
-#[allow(clippy::too_many_arguments)]
+/// What every method of one comparison runs against: the run config, the
+/// dense stage (its row for the deltas, its model for a speed-up timed in
+/// this process beside the pruned one), the device and the data.
+pub struct Comparison<'a> {
+    pub config: &'a RunConfig,
+    pub dense: &'a Dense,
+    pub opened: &'a OpenDevice,
+    pub split: &'a Split,
+}
+
+/// One method to run: which, how much, with what options, from where
+/// (trained or θ₀, as its phase needs: [`start_for`]).
+pub struct MethodRun {
+    pub method: String,
+    pub target: Target,
+    /// Its name in the table (default: the method).
+    pub label: String,
+    pub options: PruneOptions,
+    pub start: Model,
+}
+
+impl MethodRun {
+    pub fn new(method: &str, target: Target, options: PruneOptions, start: Model) -> MethodRun {
+        MethodRun {
+            method: method.into(),
+            target,
+            label: method.into(),
+            options,
+            start,
+        }
+    }
+
+    pub fn labelled(self, label: &str) -> MethodRun {
+        MethodRun {
+            label: label.into(),
+            ..self
+        }
+    }
+}
+
+/// Runs one method of a comparison and measures its row.
 pub async fn run_method(
-    config: &RunConfig,
-    method: &str,
-    target: Target,
-    label: &str,
-    options: PruneOptions,
-    start: Model,
-    reference: &Dense,
-    opened: &OpenDevice,
-    split: &Split,
+    on: &Comparison<'_>,
+    run: MethodRun,
     sink: &mut dyn Sink,
 ) -> Result<(Outcome, MethodResult)> {
+    let Comparison {
+        config,
+        dense: reference,
+        opened,
+        split,
+    } = *on;
+    let MethodRun {
+        method,
+        target,
+        label,
+        options,
+        start,
+    } = run;
     let dense = &reference.result;
-    let method_name = method;
+    let method_name = method.as_str();
     let method = prune::by_name(method_name)?;
     let stages = method.stages(&options, &config.train);
     let scope = prune::recipe::scope(method, &options);
@@ -168,7 +211,6 @@ pub async fn run_method(
     let t0 = clock::now();
     energy::follow(opened);
     let mark = energy::mark();
-    let finetuned_before = energy::phase_total("finetune");
     let options_used = options.clone();
     let outcome = method
         .run(Job {
@@ -185,12 +227,16 @@ pub async fn run_method(
         })
         .await?;
     let wall = clock::now() - t0;
-    // The method's joules less what its training charged to `finetune`.
+    // The epochs it trained are fine-tuning after training, training
+    // otherwise (at initialisation, S1's one pass); the rest is pruning.
     if let Some(run) = energy::since(mark) {
-        energy::add(
-            "prune",
-            run - (energy::phase_total("finetune") - finetuned_before),
-        );
+        let trained: f64 = outcome.history.iter().filter_map(|e| e.joules).sum();
+        let phase = match method.info().phase {
+            Phase::AfterTraining => "finetune",
+            _ => "train",
+        };
+        energy::add(phase, trained);
+        energy::add("prune", run - trained);
     }
     let eval_mark = energy::mark();
     let m = measure(
@@ -229,7 +275,7 @@ pub async fn run_method(
     let result = MethodResult {
         method: method_name.into(),
         label: label.into(),
-        target: target.to_string(),
+        target: target.into(),
         phase: serde_json::to_value(method.info().phase)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
@@ -289,7 +335,7 @@ pub async fn dense_result(
     Ok(MethodResult {
         method: "dense".into(),
         label: "dense".into(),
-        target: "-".into(),
+        target: crate::prune::RowTarget(None),
         phase: "-".into(),
         test_accuracy: m.test_accuracy,
         test_loss: m.test_loss,
@@ -461,19 +507,14 @@ pub async fn compare_from(
         let start = start_for(m.info().phase, dense_model, &theta0);
         let options = config.options_for(entry)?;
         let label = entry.label.clone().unwrap_or_else(|| entry.method.clone());
-        let (_, result) = run_method(
-            base,
-            &entry.method,
-            entry.target,
-            &label,
-            options,
-            start,
-            reference,
+        let on = Comparison {
+            config: base,
+            dense: reference,
             opened,
             split,
-            sink,
-        )
-        .await?;
+        };
+        let run = MethodRun::new(&entry.method, entry.target, options, start).labelled(&label);
+        let (_, result) = run_method(&on, run, sink).await?;
         results.push(result);
     }
     Ok(results)

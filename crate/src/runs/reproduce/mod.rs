@@ -15,9 +15,9 @@ mod verdict;
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::DeviceChoice;
-use crate::error::{Error, Result};
-use crate::sweep::SweepConfig;
+use crate::base::device::DeviceChoice;
+use crate::base::error::{Error, Result};
+use crate::runs::sweep::SweepConfig;
 
 /// One of the four founding papers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::config::{SweepConfig, SweepRun};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::prune::Target;
 use crate::report::MethodResult;
 
@@ -170,7 +170,10 @@ pub fn collect(records: &[RunRecord]) -> (Vec<MethodResult>, Vec<MethodResult>) 
     for r in records {
         for m in r.results.iter().skip(1) {
             let label = m.label.clone();
-            groups.entry((label, m.target.clone())).or_default().push(m);
+            groups
+                .entry((label, m.target.to_string()))
+                .or_default()
+                .push(m);
         }
     }
     let mean = groups

@@ -4,19 +4,19 @@
 
 use std::path::Path;
 
-use crate::clock;
+use crate::base::clock;
+use crate::base::device::OpenDevice;
+use crate::base::error::{Error, Result};
+use crate::base::events::{Event, Sink};
+use crate::base::{fault, interrupt};
 use crate::config::RunConfig;
 use crate::data::Split;
-use crate::device::OpenDevice;
-use crate::error::{Error, Result};
-use crate::events::{Event, Sink};
 use crate::io::pack::Pack;
 use crate::metrics::count::count;
 use crate::model::{Model, init_model};
 use crate::report::TrainResult;
 use crate::train::checkpoint::{self, Meta};
 use crate::train::{Trainer, Until, advance};
-use crate::{fault, interrupt};
 
 /// A checkpoint to continue from, already read and checked.
 pub struct Resume<'a> {
@@ -34,7 +34,7 @@ pub struct Checkpointing {
 
 /// Trains `config`'s model on `split`, calling `save` with checkpoint bytes
 /// as `checkpointing` says, and returns the trained model and the result.
-/// A stop request ([`crate::interrupt`]) saves a checkpoint first and then
+/// A stop request ([`crate::base::interrupt`]) saves a checkpoint first and then
 /// returns [`Error::Interrupted`]. `save` returns where it wrote (for messages).
 pub async fn train(
     config: &RunConfig,

@@ -9,7 +9,7 @@ use super::published;
 use super::verdict::verdict;
 use super::{Budget, Seed};
 use crate::report::MethodResult;
-use crate::sweep::RunRecord;
+use crate::runs::sweep::RunRecord;
 
 pub use super::rows::{Ours, Report, Stat};
 
@@ -133,7 +133,7 @@ pub fn build(seed: Seed, budget: Budget, records: &[RunRecord], missing: usize) 
         }
         dense.entry((model.clone(), r.seed)).or_insert(d);
         for m in r.results.iter().skip(1) {
-            let key = (m.label.clone(), m.target.clone());
+            let key = (m.label.clone(), m.target.to_string());
             if !groups.contains_key(&key) {
                 order.push(key.clone());
             }

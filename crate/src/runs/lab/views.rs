@@ -5,9 +5,9 @@ use burn::module::Module;
 use serde::Serialize;
 
 use super::session::{Lab, LabReport};
-use crate::error::{Error, Result};
-use crate::events::Event;
-use crate::host;
+use crate::base::error::{Error, Result};
+use crate::base::events::Event;
+use crate::base::host;
 use crate::model::Ctx;
 
 /// One layer's unit maps: `maps[u]` is unit `u`'s output over a
