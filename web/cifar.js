@@ -7,12 +7,19 @@ import { drawGates } from './views/gates.js';
 import { barAt, coupling, drawWidths } from './views/bars.js';
 import { drawExamples } from './views/images.js';
 import { cifarConfig, scoreOptions, writeState } from './state.js';
+import { publish } from './mirror.js';
+import { labSession } from './session.js';
 import { $, bind, download, modelDownloads, notice, showComparison } from './ui.js';
 
-export function cifarLab(engine, state, view) {
+// Test images shown with their predictions.
+const EXAMPLES = 16;
+
+// `catalog`: the registry's method names and when each acts (`phases`).
+export function cifarLab(engine, state, catalog) {
+  const show = (patch) => publish(patch, 'cifar');
+  const session = labSession(engine, show);
   let files = null; // {names, contents}
   let info = null;
-  let busy = false;
   let dense = null;
   const results = { comparisons: [], trained: [], pruned: null };
   // The comparison chart's points (the dense model, each method, S1's pass).
@@ -22,7 +29,7 @@ export function cifarLab(engine, state, view) {
   let groups = [];
 
   const setStatus = (phase, text) => {
-    view.cifar.state = phase;
+    show({ state: phase });
     if (text !== undefined) $('cifar-status').textContent = text;
   };
   const enable = (on) => {
@@ -30,20 +37,20 @@ export function cifarLab(engine, state, view) {
   };
 
   async function guard(phase, f) {
-    if (busy) return;
-    busy = true;
-    enable(false);
-    try {
-      setStatus(phase);
-      await f();
-      setStatus('ready');
-    } catch (e) {
-      view.cifar.error = String(e.message || e);
-      setStatus('error', `Error: ${view.cifar.error}`);
-    } finally {
-      busy = false;
-      enable(!!info);
-    }
+    await session.guard(async () => {
+      enable(false);
+      try {
+        setStatus(phase);
+        await f();
+        setStatus('ready');
+      } catch (e) {
+        const error = String(e.message || e);
+        show({ error });
+        setStatus('error', `Error: ${error}`);
+      } finally {
+        enable(!!info);
+      }
+    });
   }
 
   async function load(names, buffers) {
@@ -53,41 +60,44 @@ export function cifarLab(engine, state, view) {
       const created = await engine.call('createCifar', { config: cifarConfig(state, state.cdataset), device: state.device, names, contents });
       info = created.info;
       dense = null;
-      Object.assign(view.cifar, { losses: [], accuracies: [], kind: info.kind, device: info.device, threads: created.threads, examples: 0 });
+      session.reset();
+      show({ kind: info.kind, device: info.device, threads: created.threads, examples: 0 });
       const threads = created.threads > 1 ? ` · ${created.threads} threads` : '';
       $('cifar-status').textContent = `${info.train_examples} training and ${info.test_examples} test images · ${info.model} · ${info.device}${threads}`;
       await refresh();
     });
   }
 
-  async function refresh() {
-    drawCurves($('cchart'), view.cifar.losses, view.cifar.accuracies);
-    widths = await engine.call('widths');
-    groups = await engine.call('groups');
+  // One round trip per update: `steps` of training (if any), then the views.
+  async function frame(steps = 0) {
+    const views = await engine.call('cifarFrame', { steps, examples: EXAMPLES });
+    draw(views);
+    return views.report;
+  }
+  const refresh = () => frame(0);
+
+  function draw({ report, widths: w, groups: g, examples }) {
+    if (report) results.trained.push(...session.record(report));
+    drawCurves($('cchart'), session.losses, session.accuracies);
+    widths = w;
+    groups = g;
     drawWidths($('widths'), widths);
-    const examples = await engine.call('examples', { n: 16 });
     drawExamples($('examples'), examples, info.classes === 10 ? undefined : []);
-    view.cifar.examples = examples.labels.length;
+    show({ examples: examples.labels.length });
   }
 
   // Runs epoch by epoch until `epochs` are done or the run ends; `onReport`
   // sees each call's report (S1's gates and its cut).
   async function train(epochs, onReport = () => false) {
     for (let e = 0; e < epochs; e++) {
-      const report = await engine.call('train', { steps: info.steps_per_epoch });
-      // The engine's own progress events: one per step, one per epoch.
-      const epochs = report.events.filter((e) => e.type === 'epoch');
-      view.cifar.losses.push(...report.events.filter((e) => e.type === 'step').map((e) => e.loss));
-      for (const m of epochs) view.cifar.accuracies.push(m.test_accuracy);
-      results.trained.push(...epochs);
-      drawCurves($('cchart'), view.cifar.losses, view.cifar.accuracies);
+      const report = await frame(info.steps_per_epoch);
       if (onReport(report) || report.finished) break;
     }
   }
 
   // Where the chosen method acts: S4's lottery and SNIP prune θ₀, and the
   // ticket then trains for the whole budget rather than fine-tuning.
-  const atInit = (method) => view.phases?.[method] === 'at-init';
+  const atInit = (method) => catalog.phases?.[method] === 'at-init';
   const showPhase = () => {
     const init = atInit(state.cmethod);
     $('cfinetune').textContent = init ? `Train the ticket ${state.cepochs} epochs` : 'Fine-tune 1 epoch';
@@ -102,10 +112,7 @@ export function cifarLab(engine, state, view) {
     showComparison(report, 'c', ['acc', 'params', 'macs']);
   }
 
-  async function prune(method, amount) {
-    await engine.call('score', { method, options: scoreOptions(state.cstreams) });
-    return engine.call('prune', { amount });
-  }
+  const prune = (method, amount) => session.prune(method, scoreOptions(state.cstreams), amount);
 
   bind('cdataset', state, 'cdataset', () => writeState(state));
   bind('subset', state, 'subset', () => writeState(state), (v) => Math.max(20, Math.floor(v)));
@@ -115,7 +122,7 @@ export function cifarLab(engine, state, view) {
   bind('cstreams', state, 'cstreams', () => writeState(state));
   bind('camount', state, 'camount', () => writeState(state));
   // Every method the engine can rank, from its registry.
-  $('compare-methods').replaceChildren(...view.methods.map((m) => {
+  $('compare-methods').replaceChildren(...catalog.methods.map((m) => {
     const label = document.createElement('label');
     const box = Object.assign(document.createElement('input'), { type: 'checkbox', value: m, checked: ['random', 'l1', 'energy'].includes(m) });
     label.append(box, ` ${m}`);
@@ -161,7 +168,8 @@ export function cifarLab(engine, state, view) {
       }
       dense = null;
       points.length = 0;
-      Object.assign(view.cifar, { losses: [], accuracies: [], imported: file.name });
+      session.reset();
+      show({ imported: file.name });
       $('cifar-status').textContent = `${file.name}: ${readAs ? `read as ${readAs}` : info.model} · ${info.train_examples} training and ${info.test_examples} test images · ${info.device}`;
       await refresh();
     });
@@ -188,14 +196,11 @@ export function cifarLab(engine, state, view) {
     await load(names, buffers);
   });
 
-  $('ctrain').addEventListener('click', () => guard('training', async () => {
-    await train(state.cepochs);
-    await refresh();
-  }));
+  $('ctrain').addEventListener('click', () => guard('training', () => train(state.cepochs)));
   $('cprune').addEventListener('click', () => guard('pruning', async () => {
     const report = await prune(state.cmethod, state.camount);
     results.pruned = report;
-    view.cifar.pruned = report;
+    show({ pruned: report });
     dense = dense || report.dense;
     showReport(report);
     await refresh();
@@ -208,7 +213,7 @@ export function cifarLab(engine, state, view) {
     const text = emptied.length
       ? `This cut leaves ${emptied.map(([name, d, n]) => `${name} with ${n} of ${d} channels`).join(', ')}: too few to carry the signal, so accuracy may collapse. A lower amount, or a per-layer ranking, keeps every layer alive.`
       : '';
-    view.cifar.warning = text;
+    show({ warning: text });
     $('cwarning').textContent = text;
     $('cwarning').hidden = !text;
   };
@@ -216,7 +221,6 @@ export function cifarLab(engine, state, view) {
     const epochs = atInit(results.pruned?.method) ? state.cepochs : 1;
     await engine.call('finetune', { epochs });
     await train(epochs);
-    await refresh();
   }));
   // S1: one gated pass from scratch, the gates drawn as they polarize, then
   // the cut (to the Prune amount of MACs); its result joins the comparison.
@@ -224,13 +228,13 @@ export function cifarLab(engine, state, view) {
     const history = [];
     $('cgates').hidden = false;
     drawGates($('cgates'), history);
-    view.cifar.gates = [];
+    show({ gates: [] });
     await engine.call('startGated', { macs: state.camount, options: {} });
     let cut = null;
     await train(state.cepochs + 1, (report) => {
       if (report.gates.length) {
         history.push(...report.gates);
-        view.cifar.gates = history.map((g) => ({ epoch: g.epoch, kept: g.kept, undecided: g.undecided, frozen: g.frozen }));
+        show({ gates: history.map((g) => ({ epoch: g.epoch, kept: g.kept, undecided: g.undecided, frozen: g.frozen })) });
         drawGates($('cgates'), history);
       }
       cut = report.cut || cut;
@@ -238,8 +242,7 @@ export function cifarLab(engine, state, view) {
     });
     if (!cut) throw new Error('the gated pass ended without a cut');
     results.pruned = cut;
-    view.cifar.pruned = cut;
-    view.cifar.s1 = cut;
+    show({ pruned: cut, s1: cut });
     showReport(cut);
     points.push({ label: 'S1 (own pass)', macs: cut.pruned.macs, accuracy: cut.pruned.test_accuracy, params: cut.pruned.params });
     drawScatter($('scatter'), points);
@@ -259,11 +262,11 @@ export function cifarLab(engine, state, view) {
       results.comparisons.push(r);
       drawScatter($('scatter'), points);
     }
-    view.cifar.compared = points.filter((p) => !p.dense).length;
+    show({ compared: points.filter((p) => !p.dense).length });
   }));
   $('latency').addEventListener('click', () => guard('measuring', async () => {
     const l = await engine.call('latency', { batch: 128, repeats: 3 });
-    view.cifar.latency = l;
+    show({ latency: l });
     $('latency-out').textContent = `dense ${l.dense_ms.toFixed(1)} ms, pruned ${l.shown_ms.toFixed(1)} ms per ${l.batch} images · ${(l.dense_ms / l.shown_ms).toFixed(2)}× faster for ${(l.dense_macs / l.shown_macs).toFixed(2)}× fewer MACs`;
     showLayerTimes(l.layers);
   }));

@@ -4,18 +4,12 @@ import { startEngine } from './engine.js';
 import { applyMethods, readState, writeState } from './state.js';
 import { toyLab } from './toy.js';
 import { cifarLab } from './cifar.js';
+import { publish } from './mirror.js';
 import { $, bind, notice } from './ui.js';
 
 const state = readState();
 // Read before the hash is rewritten: tests and tutorials start training on load.
 const autoplay = new URLSearchParams(location.hash.slice(1)).get('autoplay') === '1';
-
-// What the page shows (the views' data), also read by the browser tests.
-const view = window.__prunelab = {
-  state: 'starting', device: null, kind: null, error: null,
-  losses: [], accuracies: [], boundaryFrames: 0, gates: [], pruned: null, network: [], params: 0,
-  cifar: { state: 'empty', losses: [], accuracies: [] },
-};
 
 // Test hooks, apart from the views' data: the browser tests lose the GPU on purpose.
 window.__prunelabTest = { loseDevice: () => engine.call('loseDevice') };
@@ -26,16 +20,18 @@ let lostOnce = false;
 const engine = startEngine({
   onLost: (e) => { if (!lostOnce) { lostOnce = true; onLost(e); } },
   // The worker's head start on V8's optimiser (web/worker.js), for the benchmarks.
-  onEvent: (e) => { if (e.event === 'warmup') view.warmup = { state: e.state, epochs: e.epochs, ms: e.ms.map(Math.round) }; },
+  onEvent: (e) => { if (e.event === 'warmup') publish({ warmup: { state: e.state, epochs: e.epochs, ms: e.ms.map(Math.round) } }); },
 });
 // The CIFAR lab's convolutions use every core where the page is cross-origin
 // isolated; the toy lab's tiny steps would only pay the threads' overhead.
 const cifarEngine = startEngine({ threads: true });
 
+let lost = false;
 async function onLost(error) {
   // A lost GPU: keep the settings, restart the engine on the CPU, say so.
-  if (view.lost) return;
-  view.lost = true;
+  if (lost) return;
+  lost = true;
+  publish({ lost });
   engine.restart();
   state.device = 'cpu';
   $('device').value = 'cpu';
@@ -48,12 +44,13 @@ async function onLost(error) {
 
 // The method lists come from the engine's registry.
 const catalog = await engine.call('methods');
-view.methods = applyMethods(catalog, state).map((m) => m.name);
+const methods = applyMethods(catalog, state).map((m) => m.name);
 // When each method acts: at-initialisation ones (S4's lottery, SNIP) rank θ₀.
-view.phases = Object.fromEntries(catalog.map((m) => [m.name, m.phase]));
+const phases = Object.fromEntries(catalog.map((m) => [m.name, m.phase]));
+publish({ methods, phases });
 
-const toy = toyLab(engine, state, view, onLost);
-const cifar = cifarLab(cifarEngine, state, view);
+const toy = toyLab(engine, state, onLost);
+const cifar = cifarLab(cifarEngine, state, { methods, phases });
 
 function showLab(name) {
   state.lab = name;

@@ -6,6 +6,8 @@ import { drawNetwork } from './views/network.js';
 import { drawCurves } from './views/charts.js';
 import { drawGates } from './views/gates.js';
 import { scoreOptions, toyConfig, writeState } from './state.js';
+import { publish } from './mirror.js';
+import { labSession } from './session.js';
 import { $, bind, human, modelDownloads, notice, pct, showComparison } from './ui.js';
 
 const DATASETS = ['spiral', 'circles', 'xor', 'gaussians', 'moons', 'tfp-spiral'];
@@ -18,7 +20,8 @@ const UNIT_RES = 20; // each hidden unit's own map in the network view
 // CPU as fallback (the engine's `auto`), said in a notice.
 const deviceFor = (choice) => ({ auto: 'cpu', webgpu: 'auto' }[choice] ?? choice);
 
-export function toyLab(engine, state, view, onLost) {
+export function toyLab(engine, state, onLost) {
+  const session = labSession(engine, (patch) => publish(patch));
   let data = null;         // points and labels
   let info = null;         // engine info
   let csvText = null;      // an uploaded CSV, kept for resets
@@ -26,14 +29,16 @@ export function toyLab(engine, state, view, onLost) {
   let generation = 0;
   let selected = null;     // {layer, unit} shown in the output panel
   let gateHistory = [];
-  let snapshot = null;     // the model after the last epoch, kept on the host
-  let snapshotAt = 0;      // when it was taken (performance.now())
   let chunk = 1;           // epochs per engine call, grown while a call fits in a frame
+  let status = 'starting';
+  let frames = 0;          // boundaries drawn
+  let timing = null;       // what the frames cost (for the benchmarks)
 
   const save = () => writeState(state);
 
   function setStatus(phase) {
-    view.state = phase;
+    status = phase;
+    publish({ state: phase });
     document.body.dataset.state = phase;
   }
 
@@ -53,16 +58,19 @@ export function toyLab(engine, state, view, onLost) {
       drawBoundary($('boundary'), boundary, RES, info.classes, EXTENT, data.test.points, data.test.labels);
       $('boundary-caption').textContent = 'Decision boundary over the test points';
     }
-    view.boundaryFrames += 1;
-    view.network = layers.map((l) => ({ name: l.name, outputs: l.outputs, alive: l.unit_alive.filter(Boolean).length, gates: !!l.gates }));
+    frames += 1;
     // Maps the engine sent for hidden units (the output layer has none drawn).
     const hidden = new Set(layers.slice(0, -1).map((l) => l.name));
-    view.unitMaps = maps.filter((m) => hidden.has(m.layer)).reduce((n, m) => n + m.maps.length, 0);
+    publish({
+      boundaryFrames: frames,
+      network: layers.map((l) => ({ name: l.name, outputs: l.outputs, alive: l.unit_alive.filter(Boolean).length, gates: !!l.gates })),
+      unitMaps: maps.filter((m) => hidden.has(m.layer)).reduce((n, m) => n + m.maps.length, 0),
+    });
     drawNetwork($('network'), layers, {
       classes: info.classes, selected, maps,
       onUnit: (layer, unit) => { selected = { layer, unit }; redraw(); },
     });
-    drawCurves($('chart'), view.losses, view.accuracies);
+    drawCurves($('chart'), session.losses, session.accuracies);
   }
 
   // Whether the sizes table shows a pruned column; until it does, the dense
@@ -72,7 +80,7 @@ export function toyLab(engine, state, view, onLost) {
     const set = (id, v) => ($(id).textContent = v);
     prunedShown = !!report;
     if (!report) {
-      set('acc-dense', pct(view.accuracies.at(-1)));
+      set('acc-dense', pct(session.accuracies.at(-1)));
       set('params-dense', human(info.params));
       set('macs-dense', human(info.macs));
       set('bytes-dense', human(4 * info.params));
@@ -80,7 +88,7 @@ export function toyLab(engine, state, view, onLost) {
       $('plan').replaceChildren();
       return;
     }
-    view.pruned = report;
+    publish({ pruned: report });
     showComparison(report, '', ['acc', 'params', 'macs', 'bytes']);
     $('plan').replaceChildren(...report.plan.slice(0, 8).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
   }
@@ -94,28 +102,25 @@ export function toyLab(engine, state, view, onLost) {
     selected = null;
     if (!resume) {
       gateHistory = [];
-      snapshot = null;
-      snapshotAt = 0;
       chunk = 1;
-      Object.assign(view, { losses: [], accuracies: [], pruned: null, gates: [] });
+      session.reset();
+      publish({ pruned: null, gates: [] });
       // A new session is dense until S1 is run again.
       if (state.mode !== 'dense') { state.mode = 'dense'; save(); }
     }
-    view.error = null;
+    publish({ error: null });
     setStatus('starting');
     try {
       const created = await engine.call('create', {
         config: toyConfig(state), device: deviceFor(state.device),
         csv: state.dataset === 'csv' ? csvText : null,
-        snapshot: resume ? snapshot : null,
+        snapshot: resume ? session.snapshot : null,
         warm: !trainsNow,
       });
       if (mine !== generation) return;
       ({ info } = created);
       data = created;
-      view.device = info.device;
-      view.kind = info.kind;
-      view.params = info.params;
+      publish({ device: info.device, kind: info.kind, params: info.params });
       $('device-info').textContent = info.device.replace(/: WebGPU is unavailable.*$/s, '');
       $('epoch').textContent = '0';
       notice(info.kind === 'cpu' && state.device === 'webgpu'
@@ -133,10 +138,11 @@ export function toyLab(engine, state, view, onLost) {
 
   function fail(e) {
     if (e.restarted) return; // superseded by the session that replaced it
-    view.error = String(e.message || e);
+    const error = String(e.message || e);
+    publish({ error });
     setStatus('error');
     if (e.lost) onLost(e);
-    else notice(`Error: ${view.error}`);
+    else notice(`Error: ${error}`);
   }
 
   async function trainLoop(epochsToRun = Infinity) {
@@ -165,15 +171,12 @@ export function toyLab(engine, state, view, onLost) {
         const msPerEpoch = (performance.now() - next.at) / next.epochs;
         chunk = Math.max(1, Math.min(64, Math.round(45 / msPerEpoch)));
         next = running && !report.finished && !report.cut && requested < epochsToRun ? ask() : null;
-        // The engine's own progress events: one per step, one per epoch.
-        const epochs = report.events.filter((e) => e.type === 'epoch');
-        view.losses.push(...report.events.filter((e) => e.type === 'step').map((e) => e.loss));
-        for (const e of epochs) view.accuracies.push(e.test_accuracy);
-        if (epochs.length && !prunedShown) $('acc-dense').textContent = pct(view.accuracies.at(-1));
+        const epochs = session.record(report);
+        if (epochs.length && !prunedShown) $('acc-dense').textContent = pct(session.accuracies.at(-1));
         $('epoch').textContent = String(report.epoch);
         if (report.gates.length) {
           gateHistory.push(...report.gates);
-          view.gates = gateHistory.map((g) => ({ epoch: g.epoch, kept: g.kept, undecided: g.undecided, frozen: g.frozen }));
+          publish({ gates: gateHistory.map((g) => ({ epoch: g.epoch, kept: g.kept, undecided: g.undecided, frozen: g.frozen })) });
           drawGates($('gates'), gateHistory);
         }
         if (report.cut) {
@@ -187,20 +190,16 @@ export function toyLab(engine, state, view, onLost) {
             notice(`S1 learned to remove ${pct(learned.removed)} of the MACs (target ${pct(learned.target)}), ${pct(learned.decided_share)} of gates decided${flips}.`);
           }
         }
-        // A host copy of the model at most every 2 s, so a lost GPU costs
-        // at most that much progress (a copy per epoch cost as much as the epoch).
-        // Queued behind the frame in flight; not waited for.
-        if (epochs.length && !report.gates.length && performance.now() - snapshotAt > 2000) {
-          snapshotAt = performance.now();
-          engine.call('modelFile').then((file) => { if (mine === generation) snapshot = file; }, () => {});
-        }
+        // S1's gated pass is not resumable from a snapshot.
+        if (epochs.length && !report.gates.length) session.keepSnapshot(() => mine === generation);
         const d0 = performance.now();
         await redraw(views);
-        view.timing = view.timing || { frames: 0, drawMs: 0, epochs: 0, steps: 0, reads: 0 };
-        Object.assign(view.timing, { frames: view.timing.frames + 1, drawMs: view.timing.drawMs + performance.now() - d0, chunk });
-        view.timing.epochs += epochs.length;
-        view.timing.steps += report.events.filter((e) => e.type === 'step').length;
-        view.timing.reads += views.reads ?? 0;
+        timing ??= { frames: 0, drawMs: 0, epochs: 0, steps: 0, reads: 0 };
+        Object.assign(timing, { frames: timing.frames + 1, drawMs: timing.drawMs + performance.now() - d0, chunk });
+        timing.epochs += epochs.length;
+        timing.steps += report.events.filter((e) => e.type === 'step').length;
+        timing.reads += views.reads ?? 0;
+        publish({ timing: { ...timing } });
         if (report.finished) {
           running = false;
           setStatus('done');
@@ -213,7 +212,7 @@ export function toyLab(engine, state, view, onLost) {
       fail(e);
     }
     $('play').textContent = '▶ Train';
-    if (view.state === 'training') setStatus('paused');
+    if (status === 'training') setStatus('paused');
   }
 
   // Controls that change quickly (the slider, then the streams choice) start
@@ -225,12 +224,10 @@ export function toyLab(engine, state, view, onLost) {
     const mine = ++pruneGeneration;
     try {
       setStatus('pruning');
-      // The engine keeps the scores until the model changes: asking again is free.
-      await engine.call('score', { method: state.method, options: scoreOptions(state.streams) });
-      const report = await engine.call('prune', { amount: state.amount });
+      const report = await session.prune(state.method, scoreOptions(state.streams), state.amount);
       if (mine !== pruneGeneration) return;
       showSizes(report);
-      view.params = report.pruned.params;
+      publish({ params: report.pruned.params });
       await redraw();
       if (mine !== pruneGeneration) return;
       setStatus('pruned');
@@ -300,7 +297,8 @@ export function toyLab(engine, state, view, onLost) {
   $('s1').addEventListener('click', async () => {
     if (running) return;
     gateHistory = [];
-    Object.assign(view, { losses: [], accuracies: [], gates: [] });
+    session.reset({ keepSnapshot: true });
+    publish({ gates: [] });
     state.mode = 's1';
     save();
     await engine.call('startGated', { macs: state.s1target, options: {} });
@@ -330,7 +328,7 @@ export function toyLab(engine, state, view, onLost) {
     /** After a lost device: a CPU session from the last snapshot, then train on. */
     async resume() {
       await create(true);
-      if (!view.error) trainLoop();
+      if (status !== 'error') trainLoop();
     },
   };
 }

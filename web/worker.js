@@ -201,10 +201,6 @@ const handlers = {
     const info = withFallback(session.info(), opened.fallback);
     return { info, threads: info.kind === 'cpu' && opened.pkg === cpuPkg ? threads : null };
   },
-  train: ({ steps }) => session.train(steps),
-  boundary: ({ resolution, extent }) => session.boundary(resolution, extent),
-  unitMap: ({ layer, unit, resolution, extent }) => session.unitMap(layer, unit, resolution, extent),
-  network: () => session.network(),
   // One animation frame in one round trip: train `steps` (if any), then what
   // the page draws — the boundary (or the selected unit's map), every hidden
   // unit's map, the network. On WebGPU the engine reads it all back at once;
@@ -214,19 +210,26 @@ const handlers = {
     const frame = await session.frame(steps, resolution, extent, unitResolution, unit?.layer, unit?.unit);
     return { ...frame, reads: gpuWaits - before };
   },
-  score: ({ method, options }) => session.score(method, options),
-  prune: ({ amount }) => session.prune(amount),
+  // The CIFAR lab's frame, likewise in one round trip: `steps` of training
+  // (if any), then its views — the layer widths, the coupled groups and
+  // `examples` test images with their predictions.
+  async cifarFrame({ steps, examples }) {
+    const report = steps ? await session.train(steps) : null;
+    return { report, widths: session.widths(), groups: session.groups(), examples: await session.examples(examples) };
+  },
+  // A cut in one round trip: the method's scores (the engine keeps them
+  // until the model changes), then the cut of `amount`.
+  async prune({ method, options, amount }) {
+    await session.score(method, options);
+    return session.prune(amount);
+  },
   finetune: ({ epochs }) => session.finetune(epochs),
   startGated: ({ macs, options }) => session.startGated(macs, options),
   info: () => session.info(),
-  widths: () => session.widths(),
-  groups: () => session.groups(),
-  examples: ({ n }) => session.examples(n),
   latency: ({ batch, repeats }) => session.latency(batch, repeats),
   modelFile: () => session.modelFile(),
   importModel: ({ bytes, name }) => session.importModel(bytes, name),
   exportModel: ({ format }) => session.exportModel(format),
-  forgetGpu: async () => (gpuPkg ? (await gpuPkg).forgetGpu() : undefined),
   methods: () => cpuPkg.methods(),
   loseDevice: () => { for (const d of devices) d.destroy(); return devices.length; },
 };
@@ -241,7 +244,7 @@ function describe(fallback) {
 
 // Requests that train end the warm-up: from here on training warms itself.
 const trains = ({ type, steps, epochs }) =>
-  type === 'train' || (type === 'frame' && steps > 0) || (type === 'finetune' && epochs > 0) || type === 'startGated';
+  ((type === 'frame' || type === 'cifarFrame') && steps > 0) || (type === 'finetune' && epochs > 0) || type === 'startGated';
 
 self.onmessage = ({ data }) => {
   const { id, type, ...args } = data;
@@ -251,7 +254,7 @@ self.onmessage = ({ data }) => {
     try {
       await ready;
       if (!handlers[type]) throw new Error(`unknown request ${type}`);
-      if (!['create', 'createCifar', 'forgetGpu', 'loseDevice', 'methods'].includes(type) && !session) throw new Error('no session yet');
+      if (!['create', 'createCifar', 'loseDevice', 'methods'].includes(type) && !session) throw new Error('no session yet');
       const result = await handlers[type](args);
       self.postMessage({ id, ok: true, result });
     } catch (e) {

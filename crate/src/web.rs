@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use burn::module::Module;
 use js_sys::Promise;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -100,12 +99,6 @@ async fn open(choice: DeviceChoice) -> Result<OpenDevice, Error> {
         GPU.with(|g| *g.borrow_mut() = Some(open.clone()));
     }
     Ok(open)
-}
-
-/// Forget a lost WebGPU device so the next session asks again (or falls back).
-#[wasm_bindgen(js_name = forgetGpu)]
-pub fn forget_gpu() {
-    GPU.with(|g| *g.borrow_mut() = None);
 }
 
 #[derive(Serialize)]
@@ -266,33 +259,6 @@ impl Session {
         })
     }
 
-    /// Class probabilities over a grid (see `report::boundary`).
-    pub fn boundary(&self, resolution: u32, extent: f32) -> Promise {
-        let lab = self.lab.clone();
-        future_to_promise(async move {
-            let values = lab
-                .borrow()
-                .boundary(resolution as usize, extent)
-                .await
-                .map_err(js_error)?;
-            Ok(js_sys::Float32Array::from(values.as_slice()).into())
-        })
-    }
-
-    /// One hidden unit's output over the grid.
-    #[wasm_bindgen(js_name = unitMap)]
-    pub fn unit_map(&self, layer: String, unit: u32, resolution: u32, extent: f32) -> Promise {
-        let lab = self.lab.clone();
-        future_to_promise(async move {
-            let values = lab
-                .borrow()
-                .unit_map(&layer, unit as usize, resolution as usize, extent)
-                .await
-                .map_err(js_error)?;
-            Ok(js_sys::Float32Array::from(values.as_slice()).into())
-        })
-    }
-
     /// One toy-lab frame: `steps` of training (none: `report` is null),
     /// then what the page draws, `{report, boundary, maps, network}`
     /// (`boundary` is the selected unit's map when `layer` is given). On
@@ -327,12 +293,6 @@ impl Session {
                 Ok(Frame { report, views })
             })
         })
-    }
-
-    /// The layers with their weights and what pruning removed.
-    pub fn network(&self) -> Promise {
-        let lab = self.lab.clone();
-        future_to_promise(async move { to_js(&lab.borrow().network().await.map_err(js_error)?) })
     }
 
     /// Computes `method`'s importances on the trained model (options: a partial `[prune]` table).
@@ -472,17 +432,5 @@ impl Session {
     /// them and the layers that read them (what is removed with a unit).
     pub fn groups(&self) -> Result<JsValue, JsValue> {
         to_js(&self.lab.borrow().groups())
-    }
-
-    /// The dense model's test accuracy and size, and the view's.
-    #[wasm_bindgen(js_name = viewReport)]
-    pub fn view_report(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.lab.borrow().view_report())
-    }
-
-    /// The model being shown, valid-mode, for debugging from the console.
-    #[wasm_bindgen(js_name = modelName)]
-    pub fn model_name(&self) -> String {
-        self.lab.borrow().shown().valid().spec.name()
     }
 }

@@ -259,7 +259,13 @@ const tests = {
       check(!(await page.evaluate(() => location.hash)).includes('cdataset'), 'back to the default: not in the URL');
       await page.selectOption('#cdataset', 'cifar100');
       check((await page.evaluate(() => location.hash)).includes('cdataset=cifar100'), 'a changed data set is in the URL');
-      return `${methods.length} methods from the engine`;
+      // What the page shows is mirrored for tests, written only by the page (web/mirror.js).
+      const refused = await page.evaluate(() => {
+        const tries = [() => { window.__prunelab.state = 'x'; }, () => { window.__prunelab.cifar.state = 'x'; }, () => window.__prunelab.losses.push(1)];
+        return tries.map((f) => { try { f(); return false; } catch { return true; } });
+      });
+      check(refused.every(Boolean) && (await page.evaluate(() => window.__prunelab.losses.length)) === 0, `the mirror is read-only: ${refused}`);
+      return `${methods.length} methods from the engine, a read-only mirror`;
     });
   },
 
