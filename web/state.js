@@ -100,7 +100,9 @@ export function toyConfig(state) {
   return {
     seed: state.seed,
     model: { name: state.model, hidden: state.model === 'resmlp' ? state.hidden.map(() => state.hidden[0]) : state.hidden, activation: state.activation, init: state.init },
-    data: { dataset: state.dataset === 'csv' ? 'spiral' : state.dataset, noise: state.noise, train_points: state.points, test_points: Math.max(100, Math.round(state.points / 2)), augment: false },
+    // No validation hold-out: every point trains, as in TensorFlow Playground
+    // (the engine routes the data as the CLI does, which holds out 10%).
+    data: { dataset: state.dataset === 'csv' ? 'spiral' : state.dataset, noise: state.noise, train_points: state.points, test_points: Math.max(100, Math.round(state.points / 2)), augment: false, valid_fraction: 0 },
     train: { epochs: state.epochs, batch_size: state.batch, lr: state.lr, optimizer: 'adam', weight_decay: 0, schedule: 'constant' },
   };
 }

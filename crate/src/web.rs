@@ -14,8 +14,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::base::device::{DeviceChoice, OpenDevice};
 use crate::base::error::Error;
 use crate::config::RunConfig;
-use crate::data::cifar::{self, Variant};
-use crate::data::{Features, Split};
+use crate::data::{Features, Given, Split};
 use crate::metrics::count::count;
 use crate::prune::{PruneOptions, Target};
 use crate::runs::lab::Lab;
@@ -151,31 +150,17 @@ impl Session {
         snapshot: Option<Vec<u8>>,
     ) -> Result<Session, JsValue> {
         let config: RunConfig = from_js(config, "config")?;
-        let split = match &csv {
-            Some(text) => {
-                let points =
-                    crate::data::csv::parse(text.as_bytes(), std::path::Path::new("uploaded.csv"))
-                        .map_err(js_error)?;
-                crate::data::csv::split(
-                    points,
-                    config.data.test_fraction,
-                    config.seed,
-                    "uploaded.csv",
-                )
-            }
-            None => match config.data.source().map_err(js_error)? {
-                crate::data::DataSource::Toy(spec) => {
-                    crate::data::toy::generate(&spec, config.seed).map_err(js_error)?
-                }
-                _ => {
-                    return Err(js_error(Error::config(
-                        "dataset",
-                        &config.data.dataset,
-                        "load CIFAR files with createCifar",
-                    )));
-                }
+        let given = match &csv {
+            Some(text) => Given::Csv {
+                name: "uploaded.csv",
+                bytes: text.as_bytes(),
             },
+            None => Given::Nothing,
         };
+        let split = config
+            .data
+            .load_given(given, config.seed)
+            .map_err(js_error)?;
         let session = Session::with_split(config, device, split).await?;
         if let Some(bytes) = snapshot {
             session.lab.borrow_mut().restore(&bytes).map_err(js_error)?;
@@ -202,15 +187,9 @@ impl Session {
                     .map(|c| js_sys::Uint8Array::new(&c).to_vec()),
             )
             .collect();
-        let variant = if config.data.dataset == "cifar100" {
-            Variant::Cifar100
-        } else {
-            Variant::Cifar10
-        };
-        let split = cifar::from_files(&files, variant).map_err(js_error)?;
         let split = config
             .data
-            .apply_subsets(split, config.seed)
+            .load_given(Given::Cifar(&files), config.seed)
             .map_err(js_error)?;
         Session::with_split(config, device, split).await
     }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cifar::Variant;
+use super::cifar::{self, Variant};
+use super::csv;
 use super::dataset::Split;
 use super::source::DataSource;
 use super::toy::{self, ToySpec};
@@ -160,13 +161,6 @@ impl DataConfig {
         })
     }
 
-    /// Loads the data and applies the subsets (native).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn load(&self, seed: u64) -> Result<Split> {
-        let split = Split::load(&self.source()?, seed)?;
-        self.apply_subsets(split, seed)
-    }
-
     /// The subsets, then the validation hold-out (from the training subset).
     pub fn apply_subsets(&self, mut split: Split, seed: u64) -> Result<Split> {
         if let Some(n) = self.train_subset {
@@ -177,5 +171,74 @@ impl DataConfig {
             split = split.with_test(test);
         }
         split.hold_out(self.valid_fraction, seed)
+    }
+}
+
+/// Data its caller already holds as bytes — the page reads no paths — or
+/// none, for a problem that is generated.
+pub enum Given<'a> {
+    Nothing,
+    /// An `x,y,label` file's text, named for messages.
+    Csv {
+        name: &'a str,
+        bytes: &'a [u8],
+    },
+    /// CIFAR binary batches, `(file name, bytes)`: the training batches and
+    /// the one whose name has "test".
+    Cifar(&'a [(String, Vec<u8>)]),
+}
+
+impl DataConfig {
+    /// The one route from a data config to a split, for the CLI and the page
+    /// alike: generated, parsed or read, then subset and held out
+    /// ([`DataConfig::apply_subsets`]) the same way.
+    pub fn load_given(&self, given: Given<'_>, seed: u64) -> Result<Split> {
+        let split = match given {
+            Given::Csv { name, bytes } => {
+                let points = csv::parse(bytes, std::path::Path::new(name))?;
+                csv::split(points, self.test_fraction, seed, name)
+            }
+            Given::Cifar(files) => {
+                let variant = match self.dataset.as_str() {
+                    "cifar100" => Variant::Cifar100,
+                    _ => Variant::Cifar10,
+                };
+                cifar::from_files(files, variant)?
+            }
+            Given::Nothing => match self.source()? {
+                DataSource::Toy(spec) => toy::generate(&spec, seed)?,
+                _ => {
+                    return Err(Error::config(
+                        "dataset",
+                        &self.dataset,
+                        "its data comes from files: give them (a CSV's text, CIFAR's batches)",
+                    ));
+                }
+            },
+        };
+        self.apply_subsets(split, seed)
+    }
+
+    /// Loads the data from where the config points (native: reads files).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(&self, seed: u64) -> Result<Split> {
+        match self.source()? {
+            DataSource::Toy(_) => self.load_given(Given::Nothing, seed),
+            DataSource::Csv { path, .. } => {
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                self.load_given(
+                    Given::Csv {
+                        name: &path,
+                        bytes: &bytes,
+                    },
+                    seed,
+                )
+            }
+            // Read by name from the directory, with errors that name the
+            // missing file; then the same subsets and hold-out.
+            DataSource::Cifar { dir, variant } => {
+                self.apply_subsets(cifar::load_dir(std::path::Path::new(&dir), variant)?, seed)
+            }
+        }
     }
 }

@@ -12,5 +12,6 @@ mod source;
 pub mod toy;
 
 pub use config::DataConfig;
+pub use config::Given;
 pub use dataset::{Dataset, Features, Split};
 pub use source::DataSource;

@@ -1,13 +1,9 @@
-//! Where a run's data comes from ([`DataSource`]), and loading it.
+//! Where a run's data comes from ([`DataSource`]); `DataConfig::load` and
+//! `load_given` (config.rs) read it.
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(not(target_arch = "wasm32"))]
-use super::csv;
-use super::dataset::Split;
 use super::{cifar, toy};
-#[cfg(not(target_arch = "wasm32"))]
-use crate::base::error::{Error, Result};
 
 /// Where a run's data comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,25 +23,4 @@ pub enum DataSource {
 
 fn default_variant() -> cifar::Variant {
     cifar::Variant::Cifar10
-}
-
-impl Split {
-    /// Loads `source` (native: reads files).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn load(source: &DataSource, seed: u64) -> Result<Split> {
-        match source {
-            DataSource::Toy(spec) => toy::generate(spec, seed),
-            DataSource::Csv {
-                path,
-                test_fraction,
-            } => {
-                let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-                let points = csv::parse(&bytes, std::path::Path::new(path))?;
-                Ok(csv::split(points, *test_fraction, seed, path))
-            }
-            DataSource::Cifar { dir, variant } => {
-                cifar::load_dir(std::path::Path::new(dir), *variant)
-            }
-        }
-    }
 }

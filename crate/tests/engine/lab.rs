@@ -274,3 +274,49 @@ fn at_initialisation_methods_rank_theta0_even_after_training() {
         untrained.dense.test_accuracy
     );
 }
+
+/// The page hands the engine bytes (an uploaded CSV) or nothing (a toy
+/// problem); the CLI hands it paths. Both take one route, so the same config
+/// gives the same split — subsets and validation hold-out included.
+#[test]
+fn the_page_and_the_cli_route_data_the_same_way() {
+    let fingerprint = |s: &prunelab::data::Split| {
+        let part = |d: &prunelab::data::Dataset| (format!("{:?}", d.features), d.labels.clone());
+        (part(&s.train), part(&s.valid), part(&s.test()))
+    };
+    let mut c = RunConfig::default();
+    c.data.dataset = "moons".into();
+    c.data.valid_fraction = 0.2;
+    let cli = c.data.load(c.seed).unwrap();
+    let page = c
+        .data
+        .load_given(prunelab::data::Given::Nothing, c.seed)
+        .unwrap();
+    assert!(!cli.valid.is_empty(), "the hold-out applies");
+    assert_eq!(fingerprint(&cli), fingerprint(&page));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("points.csv");
+    let text: String = (0..60)
+        .map(|i| format!("{},{},{}\n", i as f32 / 7.0, (i * i % 11) as f32, i % 3))
+        .collect();
+    std::fs::write(&path, &text).unwrap();
+    let mut c = RunConfig::default();
+    c.data.dataset = "csv".into();
+    c.data.path = Some(path.display().to_string());
+    c.data.valid_fraction = 0.2;
+    let cli = c.data.load(c.seed).unwrap();
+    let name = path.display().to_string();
+    let page = c
+        .data
+        .load_given(
+            prunelab::data::Given::Csv {
+                name: &name,
+                bytes: text.as_bytes(),
+            },
+            c.seed,
+        )
+        .unwrap();
+    assert!(!cli.valid.is_empty());
+    assert_eq!(fingerprint(&cli), fingerprint(&page));
+}
