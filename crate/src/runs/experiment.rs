@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::base::clock;
 use crate::base::device::OpenDevice;
 use crate::base::error::{Error, Result};
-use crate::base::events::{EpochMetrics, Event, Sink};
+use crate::base::events::{Event, Sink};
 use crate::config::RunConfig;
 use crate::data::Split;
 use crate::metrics::{energy, latency};
@@ -21,7 +21,7 @@ use crate::model::Model;
 use crate::model::init_model;
 use crate::prune::{self, Job, Outcome, Phase, PruneOptions, Target};
 use crate::report::{MethodResult, measure};
-use crate::runs::training;
+pub use crate::runs::dense::{Dense, dense_key, dense_result, train_dense};
 
 /// A comparison, as written in an experiment TOML file: a run config (model,
 /// data, training, shared `[prune]` options) and one `[[methods]]` entry per
@@ -309,158 +309,6 @@ pub async fn run_method(
 
 fn dense_spec(dense: &MethodResult) -> Option<crate::model::ModelSpec> {
     serde_json::from_value(dense.details.get("spec")?.clone()).ok()
-}
-
-/// The dense reference row for a trained `model`.
-pub async fn dense_result(
-    model: &Model,
-    history: Vec<EpochMetrics>,
-    wall: f64,
-    split: &Split,
-    config: &RunConfig,
-    opened: &OpenDevice,
-) -> Result<MethodResult> {
-    energy::follow(opened);
-    let mark = energy::mark();
-    let m = measure(
-        model,
-        None,
-        split,
-        config.train.eval_batch_size,
-        &opened.device,
-    )
-    .await?;
-    let latency = latency::measure(model, split, config.train.batch_size, &opened.device).await?;
-    energy::charge("eval", mark);
-    Ok(MethodResult {
-        method: "dense".into(),
-        label: "dense".into(),
-        target: crate::prune::RowTarget(None),
-        phase: "-".into(),
-        test_accuracy: m.test_accuracy,
-        test_loss: m.test_loss,
-        delta_vs_dense: 0.0,
-        params: m.params,
-        macs: m.macs,
-        bytes: m.bytes,
-        nonzero_params: m.nonzero_params,
-        params_reduction: 0.0,
-        macs_reduction: 0.0,
-        bytes_reduction: 0.0,
-        wall_seconds: wall,
-        train_epochs: history.len(),
-        plan: Vec::new(),
-        // Its measurement only: training it is the run's `train` phase.
-        metered: energy::Metered::since(mark, false),
-        latency: Some(latency),
-        speedup: Some(1.0),
-        paired: None,
-        recipe: "-".into(),
-        stages: Vec::new(),
-        scope: "-".into(),
-        history,
-        details: serde_json::json!({ "spec": model.spec }),
-        verdict: None,
-    })
-}
-
-/// A comparison's dense stage: the trained model and its reference row.
-/// Every method of one seed starts from it (after-training methods) or from
-/// the θ₀ it was trained from, which [`init_model`] rebuilds from the seed.
-pub struct Dense {
-    pub model: Model,
-    pub result: MethodResult,
-}
-
-impl Dense {
-    /// A model file whose notes carry the reference row and the config, so
-    /// `prunelab eval` reads it like any other.
-    pub async fn to_bytes(&self, base: &RunConfig) -> Result<Vec<u8>> {
-        crate::io::model_file::to_bytes(
-            &self.model,
-            serde_json::json!({ "dense": self.result, "config": base, "key": dense_key(base) }),
-        )
-        .await
-    }
-
-    /// Reads [`Dense::to_bytes`]'s file, refusing one made for another config.
-    pub fn from_bytes(
-        bytes: &[u8],
-        path: &std::path::Path,
-        base: &RunConfig,
-        device: &burn::tensor::Device,
-    ) -> Result<Dense> {
-        let (model, notes) = crate::io::model_file::from_bytes(bytes, path, device)?;
-        let bad = |problem: String| Error::BadCheckpoint {
-            path: path.to_path_buf(),
-            problem,
-        };
-        if notes.get("key").and_then(|k| k.as_str()) != Some(dense_key(base).as_str()) {
-            return Err(bad(format!(
-                "it holds a dense model for another config (not key {}); delete it to retrain",
-                dense_key(base)
-            )));
-        }
-        let result = serde_json::from_value(notes.get("dense").cloned().unwrap_or_default())
-            .map_err(|e| {
-                bad(format!(
-                    "its dense row is not readable by this prunelab: {e}"
-                ))
-            })?;
-        Ok(Dense { model, result })
-    }
-}
-
-/// The run config without its device (where a run executes, which resuming
-/// may change too), hashed: runs with one key share one dense model. The
-/// shared `[prune]` options stay in, though the dense stage never reads them,
-/// so that a checkpoint always belongs to exactly one config.
-pub fn dense_key(base: &RunConfig) -> String {
-    let mut value = serde_json::to_value(base).expect("plain data");
-    if let Some(map) = value.as_object_mut() {
-        map.remove("device");
-    }
-    format!(
-        "{:016x}",
-        crate::io::pack::fnv1a(value.to_string().as_bytes())
-    )
-}
-
-/// Trains the dense model of `base` (through [`training::train`], so a caller
-/// that saves its checkpoints can resume it) and measures its reference row.
-pub async fn train_dense(
-    base: &RunConfig,
-    opened: &OpenDevice,
-    split: &Split,
-    resume: Option<training::Resume<'_>>,
-    sink: &mut dyn Sink,
-    save: &mut dyn FnMut(Vec<u8>) -> Result<String>,
-) -> Result<Dense> {
-    let spec = base.model_spec(split.train.classes, split.train.shape[0])?;
-    sink.emit(Event::Phase {
-        name: "dense".into(),
-        detail: format!("training {} for {} epochs", spec.name(), base.train.epochs),
-    });
-    let (model, trained) = training::train(
-        base,
-        opened,
-        split,
-        resume,
-        training::Checkpointing::default(),
-        sink,
-        save,
-    )
-    .await?;
-    let result = dense_result(
-        &model,
-        trained.epochs,
-        trained.wall_seconds,
-        split,
-        base,
-        opened,
-    )
-    .await?;
-    Ok(Dense { model, result })
 }
 
 /// The whole comparison: dense training, then every method.

@@ -4,6 +4,7 @@
 //! below `runs` uses it.
 
 pub mod training;
+pub mod dense;
 pub mod experiment;
 pub mod sweep;
 pub mod reproduce;

@@ -110,6 +110,31 @@ pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], len: usize, f: impl Fn(usiz
     }
 }
 
+/// `f(i, chunk, scratch)` for each `len`-long chunk of `out`, in parallel
+/// with rayon, with a `scratch`-long buffer per worker reused across its
+/// chunks (one allocation per rayon split, not one per chunk).
+pub(crate) fn for_each_chunk_with<T: Send + bytemuck::Pod>(
+    out: &mut [T],
+    len: usize,
+    scratch: usize,
+    f: impl Fn(usize, &mut [T], &mut [T]) + Sync + Send,
+) {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(len.max(1))
+            .enumerate()
+            .for_each_init(|| alloc::vec![<T as bytemuck::Zeroable>::zeroed(); scratch], |buf, (i, o)| f(i, o, buf));
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut buf = alloc::vec![<T as bytemuck::Zeroable>::zeroed(); scratch];
+        for (i, o) in out.chunks_mut(len.max(1)).enumerate() {
+            f(i, o, &mut buf);
+        }
+    }
+}
+
 /// `f(i)` for `i` in `0..n` (in parallel with rayon).
 pub(crate) fn map_range<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync + Send) -> alloc::vec::Vec<R> {
     #[cfg(feature = "rayon")]
