@@ -1114,3 +1114,77 @@ fn pytorch_checkpoints_are_pruned_and_leave_as_onnx_and_safetensors() {
     ]
     .concat());
 }
+
+/// Two output flags naming one file (`--checkpoint X --out X`, `--save X
+/// --out X`, also through another spelling of the path) are refused before
+/// any work: one output would silently replace the other.
+#[test]
+fn two_outputs_naming_one_file_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let other_spelling = dir.path().join(".").join("b.plm").display().to_string();
+    let train = [
+        "train",
+        "--dataset",
+        "xor",
+        "--points",
+        "40",
+        "--epochs",
+        "1",
+    ];
+    for (extra, flags) in [
+        (
+            vec!["--checkpoint", &at("a.ckpt"), "--out", &at("a.ckpt")],
+            ("--checkpoint", "out"),
+        ),
+        (
+            vec!["--out", &at("b.plm"), "--save", &other_spelling],
+            ("--out", "save"),
+        ),
+        (
+            vec![
+                "--checkpoint",
+                &at("c.plm"),
+                "--save",
+                &at("c.plm"),
+                "--overwrite",
+            ],
+            ("--checkpoint", "save"),
+        ),
+    ] {
+        let args: Vec<&str> = train
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .collect();
+        let err = fails(&args);
+        assert!(
+            err.contains("names the same file") && err.contains(flags.0) && err.contains(flags.1),
+            "{args:?}: {err}"
+        );
+    }
+    let err = fails(&[
+        "prune",
+        "--dataset",
+        "xor",
+        "--points",
+        "40",
+        "--epochs",
+        "1",
+        "--method",
+        "random",
+        "--target",
+        "0.5",
+        "--save",
+        &at("m.plm"),
+        "--out",
+        &at("m.plm"),
+    ]);
+    assert!(err.contains("names the same file"), "{err}");
+    // Nothing was written: the refusal came first.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // Different files are fine.
+    let mut args: Vec<String> = train.iter().map(|s| s.to_string()).collect();
+    args.extend(["--out".into(), at("r.json"), "--save".into(), at("r.plm")]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}

@@ -133,6 +133,35 @@ pub fn check_writable(path: &Path) -> Result<()> {
     fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))
 }
 
+/// Checks a command's outputs before any work: each writable
+/// ([`check_writable`]) and no two naming the same file (compared by their
+/// canonical folder and name), since one would silently replace the other.
+/// `outputs`: each flag (`--out`) with its path, if given.
+pub fn check_outputs(outputs: &[(&str, Option<&Path>)]) -> Result<()> {
+    let mut seen: Vec<(&str, std::path::PathBuf)> = Vec::new();
+    for (flag, path) in outputs {
+        let Some(path) = path else { continue };
+        check_writable(path)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let dir = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+        let same = dir.join(path.file_name().unwrap_or_default());
+        if let Some((other, _)) = seen.iter().find(|(_, p)| *p == same) {
+            return Err(Error::config(
+                flag,
+                path.display(),
+                format!(
+                    "{other} names the same file, and one output would replace the other; give each its own path"
+                ),
+            ));
+        }
+        seen.push((flag, same));
+    }
+    Ok(())
+}
+
 /// Writes JSON (pretty, with a trailing newline) atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value)

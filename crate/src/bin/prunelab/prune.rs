@@ -67,9 +67,10 @@ fn prune_config(args: &PruneArgs) -> Result<RunConfig> {
 
 pub fn prune(args: PruneArgs) -> Result<()> {
     let config = prune_config(&args)?;
-    for path in [&args.out, &args.save].into_iter().flatten() {
-        atomic::check_writable(path)?;
-    }
+    atomic::check_outputs(&[
+        ("--out", args.out.as_deref()),
+        ("--save", args.save.as_deref()),
+    ])?;
     if let Some(path) = &args.save {
         crate::models::check_save_path(path, "save")?;
     }

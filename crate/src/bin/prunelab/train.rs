@@ -15,13 +15,13 @@ use crate::setup::run_config;
 
 pub fn train(args: TrainArgs) -> Result<()> {
     let config = run_config(&args.setup)?;
-    // Outputs first: an unwritable path fails now, not after the training.
-    for path in [&args.out, &args.save, &args.checkpoint]
-        .into_iter()
-        .flatten()
-    {
-        atomic::check_writable(path)?;
-    }
+    // Outputs first: an unwritable path, or two flags naming one file, fails
+    // now, not after the training.
+    atomic::check_outputs(&[
+        ("--out", args.out.as_deref()),
+        ("--save", args.save.as_deref()),
+        ("--checkpoint", args.checkpoint.as_deref()),
+    ])?;
     if let Some(path) = &args.save {
         crate::models::check_save_path(path, "save")?;
     }
