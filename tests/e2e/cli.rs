@@ -1152,34 +1152,23 @@ fn two_outputs_naming_one_file_are_refused_before_any_work() {
             ("--checkpoint", "save"),
         ),
     ] {
-        let args: Vec<&str> = train
-            .iter()
-            .copied()
-            .chain(extra.iter().copied())
-            .collect();
+        let args: Vec<&str> = train.iter().copied().chain(extra.iter().copied()).collect();
         let err = fails(&args);
         assert!(
             err.contains("names the same file") && err.contains(flags.0) && err.contains(flags.1),
             "{args:?}: {err}"
         );
     }
-    let err = fails(&[
-        "prune",
-        "--dataset",
-        "xor",
-        "--points",
-        "40",
-        "--epochs",
-        "1",
-        "--method",
-        "random",
-        "--target",
-        "0.5",
-        "--save",
-        &at("m.plm"),
-        "--out",
-        &at("m.plm"),
-    ]);
+    // The same data and budget, pruned.
+    let (save, out) = (at("m.plm"), at("m.plm"));
+    let prune: Vec<&str> = ["prune"]
+        .into_iter()
+        .chain(train[1..].iter().copied())
+        .chain([
+            "--method", "random", "--target", "0.5", "--save", &save, "--out", &out,
+        ])
+        .collect();
+    let err = fails(&prune);
     assert!(err.contains("names the same file"), "{err}");
     // Nothing was written: the refusal came first.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
