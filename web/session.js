@@ -13,7 +13,6 @@ export function labSession(engine, publishTo) {
   return {
     get losses() { return losses; },
     get accuracies() { return accuracies; },
-    get busy() { return busy; },
     get snapshot() { return snapshot; },
 
     /** A new model: no history; the snapshot stays only when resuming from it. */

@@ -98,6 +98,15 @@ impl DataConfig {
         Ok(())
     }
 
+    /// Which CIFAR the data set names (CIFAR-10 unless it says `cifar100`).
+    fn cifar_variant(&self) -> Variant {
+        if self.dataset == "cifar100" {
+            Variant::Cifar100
+        } else {
+            Variant::Cifar10
+        }
+    }
+
     /// Where the data comes from.
     pub fn source(&self) -> Result<DataSource> {
         let need = |field: &Option<String>, name: &str, what: &str| {
@@ -112,11 +121,7 @@ impl DataConfig {
         Ok(match self.dataset.as_str() {
             "cifar10" | "cifar100" => DataSource::Cifar {
                 dir: need(&self.dir, "data.dir", "a directory (--data DIR)")?,
-                variant: if self.dataset == "cifar10" {
-                    Variant::Cifar10
-                } else {
-                    Variant::Cifar100
-                },
+                variant: self.cifar_variant(),
             },
             "csv" => DataSource::Csv {
                 path: need(&self.path, "data.path", "a CSV file (--csv FILE)")?,
@@ -198,13 +203,7 @@ impl DataConfig {
                 let points = csv::parse(bytes, std::path::Path::new(name))?;
                 csv::split(points, self.test_fraction, seed, name)
             }
-            Given::Cifar(files) => {
-                let variant = match self.dataset.as_str() {
-                    "cifar100" => Variant::Cifar100,
-                    _ => Variant::Cifar10,
-                };
-                cifar::from_files(files, variant)?
-            }
+            Given::Cifar(files) => cifar::from_files(files, self.cifar_variant())?,
             Given::Nothing => match self.source()? {
                 DataSource::Toy(spec) => toy::generate(&spec, seed)?,
                 _ => {

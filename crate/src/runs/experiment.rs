@@ -21,7 +21,7 @@ use crate::model::Model;
 use crate::model::init_model;
 use crate::prune::{self, Job, Outcome, Phase, PruneOptions, Target};
 use crate::report::{MethodResult, measure};
-pub use crate::runs::dense::{Dense, dense_key, dense_result, train_dense};
+use crate::runs::dense::{Dense, train_dense};
 
 /// A comparison, as written in an experiment TOML file: a run config (model,
 /// data, training, shared `[prune]` options) and one `[[methods]]` entry per

@@ -16,7 +16,7 @@ use prunelab::prune::polarization::PolarizationOptions;
 use prunelab::prune::random::{RandomOptions, RandomUnit};
 use prunelab::prune::{Granularity, METHODS, Method, Outcome, Phase, PruneOptions, by_name};
 use prunelab::report::MethodResult;
-use prunelab::runs::experiment;
+use prunelab::runs::{dense, experiment};
 
 fn config() -> RunConfig {
     let mut c = RunConfig::default();
@@ -43,8 +43,8 @@ struct Fixture {
 impl Fixture {
     /// The dense stage a method is measured against (its row, and a fork of
     /// its model for the paired speed-up).
-    fn reference(&self) -> experiment::Dense {
-        experiment::Dense {
+    fn reference(&self) -> dense::Dense {
+        dense::Dense {
             model: self.trained.deep_fork(),
             result: self.dense.clone(),
         }
@@ -123,7 +123,7 @@ fn fixture_on(config: RunConfig, split: prunelab::data::Split, floor: f32) -> Fi
     while !trainer.finished() {
         block_on(trainer.run_epoch(&split, false, &device.autodiff(), &mut Quiet)).unwrap();
     }
-    let dense = block_on(experiment::dense_result(
+    let dense = block_on(dense::dense_result(
         &trainer.model,
         vec![],
         0.0,

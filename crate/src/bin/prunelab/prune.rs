@@ -9,7 +9,7 @@ use prunelab::io::atomic;
 use prunelab::model::init_model;
 use prunelab::prune::{self, Phase};
 use prunelab::report::human;
-use prunelab::runs::experiment;
+use prunelab::runs::{dense, experiment};
 
 use crate::cli::PruneArgs;
 use crate::progress::Progress;
@@ -110,7 +110,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         ),
     };
     let mut progress = Progress::new(args.json_events);
-    let dense = block_on(experiment::dense_result(
+    let dense = block_on(dense::dense_result(
         &start,
         Vec::new(),
         0.0,
@@ -118,7 +118,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         &config,
         &opened,
     ))?;
-    let reference = experiment::Dense {
+    let reference = dense::Dense {
         model: start.deep_fork(),
         result: dense,
     };

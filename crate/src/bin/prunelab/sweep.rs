@@ -10,9 +10,9 @@ use prunelab::base::fault;
 use prunelab::base::host::block_on;
 use prunelab::io::atomic;
 use prunelab::report::{plot, table};
-use prunelab::runs::experiment;
 use prunelab::runs::sweep::{self, RunRecord, Shard, SweepConfig};
 use prunelab::runs::training::Resume;
+use prunelab::runs::{dense, experiment};
 use prunelab::train::checkpoint;
 
 use crate::cli::SweepArgs;
@@ -163,13 +163,13 @@ async fn run_one(
     sink: &mut Progress,
 ) -> Result<Vec<prunelab::report::MethodResult>> {
     let base = &run.experiment.base;
-    let key = experiment::dense_key(base);
+    let key = dense::dense_key(base);
     let dir = out.join("dense");
     let done = dir.join(format!("{key}.model"));
     let device = opened.autodiff();
     let dense = if done.exists() {
         let bytes = std::fs::read(&done).map_err(|e| Error::io(&done, e))?;
-        let dense = experiment::Dense::from_bytes(&bytes, &done, base, &device)?;
+        let dense = dense::Dense::from_bytes(&bytes, &done, base, &device)?;
         sink.emit(Event::Notice {
             text: format!(
                 "dense: {} trained earlier in this sweep, read from {}",
@@ -203,7 +203,7 @@ async fn run_one(
             atomic::write(&partial, &bytes)?;
             Ok(format!("dense training saved to {}", partial.display()))
         };
-        let dense = experiment::train_dense(base, opened, split, resume, sink, &mut save).await?;
+        let dense = dense::train_dense(base, opened, split, resume, sink, &mut save).await?;
         let published = atomic::write_new(&done, &dense.to_bytes(base).await?)?;
         let _ = std::fs::remove_file(&partial);
         if published {
@@ -213,7 +213,7 @@ async fn run_one(
             // every run of the sweep is measured against one dense model
             // (on another device the two may differ in the last bits).
             let bytes = std::fs::read(&done).map_err(|e| Error::io(&done, e))?;
-            experiment::Dense::from_bytes(&bytes, &done, base, &device)?
+            dense::Dense::from_bytes(&bytes, &done, base, &device)?
         }
     };
     experiment::compare_from(&run.experiment, &dense, opened, split, sink).await
