@@ -169,6 +169,7 @@ build_site() {
   # without a 404 (offer_data fills it in for ./build.sh serve).
   mkdir -p "$dir/data"
   echo '[]' > "$dir/data/index.json"
+  offer_pretrained "$dir"
   # GitHub Pages: serve the files as they are (no Jekyll).
   touch "$dir/.nojekyll"
 }
@@ -186,6 +187,27 @@ offer_data() {
   done
   (IFS=,; echo "[${names[*]}]") > "$site/data/index.json"
   say "offering $data to the CIFAR lab"
+}
+
+# The public pretrained ResNet-20 (BSD-2-Clause; its licence beside it) as
+# the page reads it: a .plm that records its input normalisation, written
+# into SITE/pretrained/ by the native CLI from the .th that `prunelab data
+# fetch resnet20-cifar10` (or ../shared/data) holds. The CIFAR lab offers
+# "Start from a trained ResNet-20" when the file is there.
+offer_pretrained() {
+  local site="$1" th=""
+  for dir in "${PRUNELAB_DATA:-data}/pretrained" ../shared/data/pretrained; do
+    [ -f "$dir/resnet20-12fca82f.th" ] && { th="$dir/resnet20-12fca82f.th"; break; }
+  done
+  if [ -z "$th" ] || [ ! -x "$BIN" ]; then
+    say "no pretrained start in the page: needs ./build.sh build and \`prunelab data fetch resnet20-cifar10\`"
+    return 0
+  fi
+  mkdir -p "$site/pretrained"
+  [ "$site/pretrained/resnet20-cifar10.plm" -nt "$th" ] ||
+    "$BIN" export "$th" --to "$site/pretrained/resnet20-cifar10.plm" > /dev/null
+  cp crate/src/interop/pretrained-license.txt "$site/pretrained/LICENSE.txt"
+  say "offering the pretrained ResNet-20 ($th) to the CIFAR lab"
 }
 
 # The page needs only the CPU wasm package and static files: no native
@@ -214,6 +236,7 @@ serve_page() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   if [ -x "$BIN" ]; then
+    offer_pretrained static
     say "serving the playground with $BIN"
     "$BIN" serve --dir static --web web "$@" &
   else
@@ -242,6 +265,7 @@ run_tests() {
   build_wasm
   need_browser
   need_node_deps
+  offer_pretrained static
   say "Rust tests (unit, integration, CLI end-to-end)"
   # The same dependency graph as the CLI above: nothing is compiled twice.
   cargo test --release -p prunelab

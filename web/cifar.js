@@ -189,11 +189,31 @@ export function cifarLab(engine, state, catalog) {
   fetch('data/index.json').then((r) => r.json()).then((list) => {
     if (list.includes('test_batch.bin')) $('server-data').hidden = false;
   }).catch(() => {});
-  $('server-data').addEventListener('click', async () => {
+  const serverData = async () => {
     const names = ['data_batch_1.bin', 'test_batch.bin'];
     setStatus('loading', 'Reading the server\'s CIFAR-10…');
     const buffers = await Promise.all(names.map((n) => fetch(`data/${n}`).then((r) => r.arrayBuffer())));
     await load(names, buffers);
+  };
+  $('server-data').addEventListener('click', serverData);
+
+  // A trained ResNet-20 (the public CIFAR-10 checkpoint, 91.73%, BSD-2:
+  // pretrained/LICENSE), where the server or site ships it: the visitor
+  // prunes a converged network in seconds instead of training one for
+  // minutes. The file records the normalisation it was trained with.
+  const PRETRAINED = 'pretrained/resnet20-cifar10.plm';
+  fetch(PRETRAINED, { method: 'HEAD' }).then((r) => { if (r.ok) $('cpretrained').hidden = false; }).catch(() => {});
+  $('cpretrained').addEventListener('click', async () => {
+    if (state.cmodel !== 'resnet20') {
+      state.cmodel = 'resnet20';
+      $('cmodel').value = 'resnet20';
+      writeState(state);
+      if (files) await load(files.names, files.buffers);
+    }
+    if (!info && !$('server-data').hidden) await serverData();
+    const bytes = await fetch(PRETRAINED).then((r) => r.arrayBuffer());
+    await importModel(new File([bytes], 'resnet20-cifar10.plm'));
+    if (info) $('cprune').click();
   });
 
   $('ctrain').addEventListener('click', () => guard('training', () => train(state.cepochs)));

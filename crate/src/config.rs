@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::device::DeviceChoice;
 use crate::base::error::{Error, Result};
-use crate::data::DataConfig;
-use crate::model::{ModelConfig, ModelSpec};
+use crate::data::{DataConfig, Split};
+use crate::model::{Model, ModelConfig, ModelSpec};
 use crate::prune::PruneConfig;
 use crate::train::TrainConfig;
 
@@ -100,6 +100,9 @@ fn toml_file(text: &str, origin: &str) -> Result<serde_json::Value> {
 fn known_keys() -> serde_json::Value {
     let mut known = serde_json::to_value(RunConfig::default()).expect("plain data");
     known["train"]["warmup_epochs"] = 0.into();
+    // Unset by default (and so left out of the serialised default).
+    known["model"]["normalize"] = "imagenet".into();
+    known["model"]["from"] = "".into();
     known
 }
 
@@ -125,9 +128,38 @@ impl RunConfig {
         check_known_keys(&json, &known_keys(), "")
     }
 
-    /// The architecture this config builds for data with `classes` classes.
+    /// The architecture this config builds for data with `classes` classes
+    /// (what a foreign file is read as; it records no input normalisation).
     pub fn model_spec(&self, classes: usize, inputs: usize) -> Result<ModelSpec> {
         self.model.spec(classes, inputs)
+    }
+
+    /// The architecture a new model trains as on `split`, recording the
+    /// input normalisation it will see, so its files say it.
+    pub fn model_spec_for(&self, split: &Split) -> Result<ModelSpec> {
+        let spec = self.model_spec(split.train.classes, split.train.shape[0])?;
+        let input = self.model.normalize.map(|n| n.0).or(split.norm);
+        Ok(spec.with_input(input))
+    }
+
+    /// Makes a model read from a file and the data agree on the input
+    /// normalisation: `--normalize` if given, else what the model records,
+    /// else the data set's own (recorded from then on). Every command that
+    /// evaluates, prunes or trains a loaded model calls it once, right after
+    /// loading, so a checkpoint trained on other statistics is fed its own.
+    pub fn fit_input(&self, model: &mut Model, split: &mut Split) {
+        if split.norm.is_none() {
+            return; // features, not images: nothing is normalised
+        }
+        let input = self.recorded_input(&model.spec).or(split.norm);
+        model.spec = model.spec.clone().with_input(input);
+        split.norm = input;
+    }
+
+    /// The input normalisation of a model read from a file: `--normalize`
+    /// if given, else what the file records (none: the data set's own).
+    pub fn recorded_input(&self, spec: &ModelSpec) -> Option<crate::data::augment::Normalization> {
+        self.model.normalize.map(|n| n.0).or(spec.input())
     }
 
     /// Range checks with messages that say what would work.

@@ -45,3 +45,20 @@ pub fn cifar_dir() -> Option<PathBuf> {
         None
     }
 }
+
+/// A public pretrained checkpoint of `../shared/data/pretrained/` (by its
+/// upstream file name), or `None` with a SKIPPED line.
+pub fn pretrained(file: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/pretrained")
+        .join(file);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: the pretrained checkpoint {} is absent (`prunelab data fetch` downloads it)",
+            path.display()
+        );
+        None
+    }
+}

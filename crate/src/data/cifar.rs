@@ -67,14 +67,8 @@ impl Variant {
     /// The published training-set statistics.
     pub fn normalization(self) -> Normalization {
         match self {
-            Variant::Cifar10 => Normalization {
-                mean: [0.4914, 0.4822, 0.4465],
-                std: [0.2470, 0.2435, 0.2616],
-            },
-            Variant::Cifar100 => Normalization {
-                mean: [0.5071, 0.4865, 0.4409],
-                std: [0.2673, 0.2564, 0.2762],
-            },
+            Variant::Cifar10 => Normalization::CIFAR10,
+            Variant::Cifar100 => Normalization::CIFAR100,
         }
     }
 

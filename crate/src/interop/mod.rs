@@ -125,7 +125,22 @@ pub fn read_model(
             ));
         }
     };
-    import(&dict, path, configured, device)
+    let mut loaded = import(&dict, path, configured, device)?;
+    #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
+    if loaded.model.spec.input().is_none()
+        && let Some(published) = pretrained::recognise(bytes)
+    {
+        loaded.model.spec = loaded.model.spec.clone().with_input(Some(published.input));
+        loaded.read_as = Some(format!(
+            "{}; the published {} checkpoint ({:.2}% on CIFAR-10), so its input is normalised \
+             with {} mean/std as it was trained (--normalize overrides)",
+            loaded.read_as.unwrap_or_default(),
+            published.name,
+            100.0 * published.accuracy,
+            published.input.describe()
+        ));
+    }
+    Ok(loaded)
 }
 
 /// Writes `model` as `format`: the bytes, and what the file costs to ship

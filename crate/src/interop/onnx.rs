@@ -8,6 +8,10 @@
 //! stride-2 subsample), Pad (the new zero channels) or, once streams were
 //! cut, Pad + Gather (each channel's source). Input `input`: `[batch, C, H, W]`
 //! (`[batch, features]` for an MLP); output `logits`: `[batch, classes]`.
+//! An image model that records its input normalisation takes raw pixels in
+//! [0, 1]: a leading Sub and Div apply its mean/std, so a runtime needs no
+//! preprocessing but `/ 255` (metadata `prunelab.input` says which input
+//! the file expects).
 
 use burn::nn::conv::Conv2d;
 
@@ -16,6 +20,7 @@ use crate::base::error::{Error, Result};
 use crate::io::pack::Pack;
 use crate::model::layers::ConvBn;
 use crate::model::masks::WeightMasks;
+use crate::data::augment::Normalization;
 use crate::model::spec::Activation;
 use crate::model::{Model, Net};
 
@@ -90,6 +95,33 @@ impl Graph<'_> {
             .bytes(9, &raw);
         self.initializers.push(t);
         Ok(path.to_string())
+    }
+
+    /// A float constant `[dims]` named after `name`.
+    fn floats(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
+        let name = format!("{name}_{}", self.next);
+        self.next += 1;
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut t = Msg::default();
+        t.ints(1, &dims.iter().map(|&d| d as i64).collect::<Vec<_>>())
+            .int(2, FLOAT)
+            .string(8, &name)
+            .bytes(9, &raw);
+        self.initializers.push(t);
+        name
+    }
+
+    /// `(input − mean) / std` per channel, for a model recording its
+    /// normalisation; the input itself otherwise.
+    fn normalised_input(&mut self, input: Option<Normalization>, channels: usize) -> String {
+        let Some(n) = input else {
+            return "input".into();
+        };
+        let per_channel = |v: [f32; 3]| (0..channels).map(|c| v[c.min(2)]).collect::<Vec<_>>();
+        let mean = self.floats("mean", &[1, channels, 1, 1], &per_channel(n.mean));
+        let std = self.floats("std", &[1, channels, 1, 1], &per_channel(n.std));
+        let centred = self.node("Sub", &["input", &mean], &[]);
+        self.node("Div", &[&centred, &std], &[])
     }
 
     fn int64s(&mut self, name: &str, values: &[i64]) -> String {
@@ -217,7 +249,7 @@ pub async fn write(
             g.linear("net.Mlp.out", &x, Some(output))?;
         }
         Net::Plain(p) => {
-            let mut x = "input".to_string();
+            let mut x = g.normalised_input(model.spec.input(), c);
             for (i, (unit, &pool)) in p.convs.iter().zip(&p.pool_after).enumerate() {
                 let z = g.conv_bn(&format!("net.Plain.convs.{i}"), unit, &x)?;
                 x = g.node("Relu", &[&z], &[]);
@@ -237,7 +269,8 @@ pub async fn write(
             g.linear("net.Plain.fc", &flat, Some(output))?;
         }
         Net::Resnet(r) => {
-            let stem = g.conv_bn("net.Resnet.stem", &r.stem, "input")?;
+            let input = g.normalised_input(model.spec.input(), c);
+            let stem = g.conv_bn("net.Resnet.stem", &r.stem, &input)?;
             let mut x = g.node("Relu", &[&stem], &[]);
             for (k, block) in r.blocks.iter().enumerate() {
                 let base = format!("net.Resnet.blocks.{k}");
@@ -309,6 +342,7 @@ pub async fn write(
             serde_json::to_string(&model.spec).expect("plain data"),
         ),
         ("prunelab.notes", notes.to_string()),
+        ("prunelab.input", input_note(&model.spec)),
         ("prunelab.nonzero_params", size.nonzero_params.to_string()),
         ("prunelab.sparse_bytes", size.bytes.to_string()),
     ] {
@@ -317,4 +351,20 @@ pub async fn write(
         onnx.msg(14, &entry);
     }
     Ok(onnx.0)
+}
+
+/// What the file's `input` expects, in words (metadata `prunelab.input`).
+fn input_note(spec: &crate::model::ModelSpec) -> String {
+    match (spec, spec.input()) {
+        (crate::model::ModelSpec::Mlp(_), _) => "features as the training data had them".into(),
+        (_, Some(n)) => format!(
+            "raw pixels in [0, 1] (bytes / 255); the graph normalises them with mean {:?}, std {:?} ({})",
+            n.mean,
+            n.std,
+            n.describe()
+        ),
+        (_, None) => "pixels in [0, 1] already normalised with the training data's \
+                      per-channel mean/std (the model records no normalisation)"
+            .into(),
+    }
 }

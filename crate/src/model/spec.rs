@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::base::error::{Error, Result};
+use crate::data::augment::Normalization;
 
 /// Upper bounds on what a spec may declare. Model files and configs are
 /// checked against them before anything is allocated, so a hand-made 2 KB
@@ -83,6 +84,10 @@ pub struct PlainSpec {
     /// Conv layers (`conv1`, `conv2`, … in order) and 2×2 max-pools.
     pub layers: Vec<PlainLayer>,
     pub classes: usize,
+    /// The input normalisation it was trained with (absent in files from
+    /// before it was recorded: then the data set's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Normalization>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +126,9 @@ pub struct ResNetSpec {
     /// for 2-D toy data — `resmlp`.
     #[serde(default = "default_kernel")]
     pub kernel: usize,
+    /// As [`PlainSpec::input`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Normalization>,
 }
 
 fn default_kernel() -> usize {
@@ -166,6 +174,25 @@ impl ModelSpec {
             ModelSpec::Plain(p) => p.name.clone(),
             ModelSpec::Resnet(r) => r.name.clone(),
         }
+    }
+
+    /// The input normalisation the model records, if any (image models).
+    pub fn input(&self) -> Option<Normalization> {
+        match self {
+            ModelSpec::Mlp(_) => None,
+            ModelSpec::Plain(p) => p.input,
+            ModelSpec::Resnet(r) => r.input,
+        }
+    }
+
+    /// The same architecture recording `input` (an MLP records none).
+    pub fn with_input(mut self, input: Option<Normalization>) -> ModelSpec {
+        match &mut self {
+            ModelSpec::Mlp(_) => {}
+            ModelSpec::Plain(p) => p.input = input,
+            ModelSpec::Resnet(r) => r.input = input,
+        }
+        self
     }
 
     pub fn classes(&self) -> usize {
@@ -288,6 +315,13 @@ impl ModelSpec {
                     "it would remove every unit of this layer; lower the target or exclude the layer",
                 ));
             }
+        }
+        if let Some(input) = self.input().filter(|n| !n.is_sane()) {
+            return Err(Error::config(
+                "input normalisation",
+                format!("{input:?}"),
+                "every mean must be finite and every std above 0 (at most 10)",
+            ));
         }
         if let ModelSpec::Resnet(r) = self {
             for (s, stage) in r.stages.iter().enumerate() {

@@ -118,6 +118,7 @@ impl ModelSpec {
                     shortcut: Shortcut::A,
                     classes,
                     kernel: 1,
+                    input: None,
                 })
             }
             "cnn" => ModelSpec::Plain(PlainSpec {
@@ -126,6 +127,7 @@ impl ModelSpec {
                 image_size: 32,
                 layers: plain_layers(&[16, 0, 32, 0, 64, 0]),
                 classes,
+                input: None,
             }),
             "vgg16" => ModelSpec::Plain(PlainSpec {
                 name: "vgg16".into(),
@@ -135,6 +137,7 @@ impl ModelSpec {
                     64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
                 ]),
                 classes,
+                input: None,
             }),
             _ => {
                 // One list of accepted names: what parses is what `MODEL_NAMES` lists.
@@ -179,6 +182,7 @@ impl ResNetSpec {
             shortcut,
             classes,
             kernel: 3,
+            input: None,
         }
     }
 }

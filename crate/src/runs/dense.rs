@@ -127,8 +127,72 @@ pub fn dense_key(base: &RunConfig) -> String {
     )
 }
 
+/// The data of `base` for `seed`, normalised as its model expects: as
+/// `[model] normalize` says, else as the trained model `[model] from` names
+/// records (a published checkpoint: ImageNet's mean/std), else with the data
+/// set's own statistics. Every command that opens data for a config opens it here.
+pub fn open_split(base: &RunConfig, seed: u64) -> Result<Split> {
+    let mut split = base.data.load(seed)?;
+    if split.norm.is_none() {
+        return Ok(split); // features, not images
+    }
+    if let Some(mut model) = read_start(base, &split, &burn::tensor::Device::flex())? {
+        base.fit_input(&mut model, &mut split);
+    } else if let Some(n) = base.model.normalize {
+        split.norm = Some(n.0);
+    }
+    Ok(split)
+}
+
+/// The trained model `[model] from` names (a file, or a published
+/// checkpoint's name), read as the config's model where the file does not
+/// say, with the input normalisation it records or `--normalize` gives.
+pub fn read_start(
+    base: &RunConfig,
+    split: &Split,
+    device: &burn::tensor::Device,
+) -> Result<Option<Model>> {
+    let Some(from) = &base.model.from else {
+        return Ok(None);
+    };
+    #[cfg(not(all(not(target_arch = "wasm32"), feature = "native")))]
+    {
+        let _ = (split, device);
+        Err(Error::config(
+            "from",
+            from,
+            "a comparison starts from a file in the command-line prunelab; in the page, open the file",
+        ))
+    }
+    #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
+    {
+        let path = crate::interop::pretrained::locate(from, base.data.dir.as_deref())?;
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let (classes, shape) = (split.train.classes, split.train.shape);
+        let configured = base.model_spec(classes, shape[0]).ok();
+        let mut model =
+            crate::interop::read_model(&bytes, &path, configured.as_ref(), device)?.model;
+        model.spec.check_data(classes, shape)?;
+        if model.spec.name() != base.model.name {
+            return Err(Error::config(
+                "from",
+                from,
+                format!(
+                    "it holds a {}, but [model] name is {}: name the model it holds",
+                    model.spec.name(),
+                    base.model.name
+                ),
+            ));
+        }
+        let input = base.recorded_input(&model.spec);
+        model.spec = model.spec.clone().with_input(input);
+        Ok(Some(model))
+    }
+}
+
 /// Trains the dense model of `base` (through [`training::train`], so a caller
-/// that saves its checkpoints can resume it) and measures its reference row.
+/// that saves its checkpoints can resume it) and measures its reference row;
+/// with `[model] from`, reads that trained model instead and measures it.
 pub async fn train_dense(
     base: &RunConfig,
     opened: &OpenDevice,
@@ -137,7 +201,28 @@ pub async fn train_dense(
     sink: &mut dyn Sink,
     save: &mut dyn FnMut(Vec<u8>) -> Result<String>,
 ) -> Result<Dense> {
-    let spec = base.model_spec(split.train.classes, split.train.shape[0])?;
+    if let Some(model) = read_start(base, split, &opened.autodiff())? {
+        if model.spec.input() != split.norm {
+            return Err(Error::Execution(format!(
+                "the data were opened for input {:?} but {} expects {:?}: open them with \
+                 runs::dense::open_split",
+                split.norm,
+                base.model.from.as_deref().unwrap_or_default(),
+                model.spec.input()
+            )));
+        }
+        sink.emit(Event::Phase {
+            name: "dense".into(),
+            detail: format!(
+                "{} from {}, trained elsewhere: measured, not trained",
+                model.spec.name(),
+                base.model.from.as_deref().unwrap_or_default()
+            ),
+        });
+        let result = dense_result(&model, Vec::new(), 0.0, split, base, opened).await?;
+        return Ok(Dense { model, result });
+    }
+    let spec = base.model_spec_for(split)?;
     sink.emit(Event::Phase {
         name: "dense".into(),
         detail: format!("training {} for {} epochs", spec.name(), base.train.epochs),

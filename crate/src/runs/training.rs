@@ -56,7 +56,7 @@ pub async fn train(
                 .check_data(split.train.classes, split.train.shape)?;
             r.meta.spec.clone()
         }
-        None => config.model_spec(split.train.classes, split.train.shape[0])?,
+        None => config.model_spec_for(split)?,
     };
     let mut trainer = Trainer::new(
         init_model(&spec, config.seed, &device),

@@ -187,7 +187,23 @@ fn export_onnx(
         &[0x08, 0x07],
         "{name}: an ONNX model of IR version 7"
     );
-    let ours = logits(&masks.map_or(model.clone(), |m| m.apply(model)), x, shape);
+    // A model recording its normalisation takes raw pixels: the graph's
+    // leading Sub/Div must do what the data loader does for prunelab.
+    let fed: Vec<f32> = match model.spec.input() {
+        Some(n) => {
+            let plane = shape[2] * shape[3];
+            let c = shape[1];
+            x.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let ch = (i / plane) % c;
+                    (v - n.mean[ch]) / n.std[ch]
+                })
+                .collect()
+        }
+        None => x.to_vec(),
+    };
+    let ours = logits(&masks.map_or(model.clone(), |m| m.apply(model)), &fed, shape);
     assert!(
         ours.iter().all(|v| v.is_finite()),
         "{name}: prunelab's logits are finite"
@@ -234,6 +250,15 @@ fn pruned_models_export_to_onnx_for_tract() {
     let a = read("resnet20-a.safetensors", None).model;
     let b = read("resnet20-b.pt", None).model;
     export_onnx("resnet20-a-dense", &a, None, &x, shape);
+    // The published checkpoints' normalisation, as a model file records it:
+    // raw [0, 1] pixels in, the mean/std applied inside the graph.
+    let mut normalised = a.clone();
+    normalised.spec = a
+        .spec
+        .clone()
+        .with_input(Some(prunelab::data::augment::Normalization::IMAGENET));
+    let pixels: Vec<f32> = x.iter().map(|v| 0.5 + 0.5 * v).collect();
+    export_onnx("resnet20-a-raw-pixels", &normalised, None, &pixels, shape);
     for (name, model) in [("resnet20-a", &a), ("resnet20-b", &b)] {
         let p = plan(&model.spec, 1);
         let cut_model = cut(model, &p).unwrap();

@@ -17,6 +17,7 @@ mod lab;
 mod lrp_reference;
 mod methods;
 mod models;
+mod pretrained_start;
 mod reference;
 mod registry;
 mod reproduce;

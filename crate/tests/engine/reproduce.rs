@@ -18,9 +18,9 @@ fn methods(c: &prunelab::runs::sweep::SweepConfig) -> Vec<(String, Vec<String>, 
 #[test]
 fn a_budget_scales_epochs_and_data_and_keeps_the_papers_experiment() {
     for seed in Seed::ALL {
-        let full = plan(seed, Budget::Full, None, None, None).unwrap();
-        let cpu = plan(seed, Budget::Cpu, None, None, None).unwrap();
-        let smoke = plan(seed, Budget::Smoke, None, Some("/data/c10"), None).unwrap();
+        let full = plan(seed, Budget::Full, None, None, None, None).unwrap();
+        let cpu = plan(seed, Budget::Cpu, None, None, None, None).unwrap();
+        let smoke = plan(seed, Budget::Smoke, None, Some("/data/c10"), None, None).unwrap();
         // The shipped file is the full schedule.
         assert_eq!(full.base.train.epochs, 200, "{seed:?}");
         assert_eq!(full.base.data.train_subset, None, "{seed:?}: all the data");
@@ -50,7 +50,7 @@ fn a_budget_scales_epochs_and_data_and_keeps_the_papers_experiment() {
             "{seed:?}"
         );
     }
-    let s2 = plan(Seed::S2, Budget::Smoke, None, None, None).unwrap();
+    let s2 = plan(Seed::S2, Budget::Smoke, None, None, None, None).unwrap();
     for m in &s2.methods {
         let samples = &m.options["flexrel"]["samples"];
         assert_eq!(
@@ -61,12 +61,46 @@ fn a_budget_scales_epochs_and_data_and_keeps_the_papers_experiment() {
         );
     }
     assert_eq!(
-        plan(Seed::S3, Budget::Cpu, Some(5), None, None)
+        plan(Seed::S3, Budget::Cpu, Some(5), None, None, None)
             .unwrap()
             .seeds,
         vec![1, 2, 3, 4, 5]
     );
-    assert!(plan(Seed::S3, Budget::Cpu, Some(0), None, None).is_err());
+    assert!(plan(Seed::S3, Budget::Cpu, Some(0), None, None, None).is_err());
+}
+
+/// The `pretrained` budget prunes the public ResNet-56 (S2 and S3 only),
+/// fed its own input normalisation, and fine-tunes every row with one
+/// recipe; the papers that train from scratch refuse it, saying why.
+#[test]
+fn the_pretrained_budget_starts_s2_and_s3_from_the_published_network_with_one_recipe() {
+    use prunelab::data::augment::Normalization;
+    for seed in [Seed::S2, Seed::S3] {
+        let c = plan(seed, Budget::Pretrained, None, Some("/data/c10"), None, None).unwrap();
+        let full = plan(seed, Budget::Full, None, None, None, None).unwrap();
+        assert_eq!(methods(&c), methods(&full), "{seed:?}: the paper's rows");
+        assert_eq!(c.base.model.name, "resnet56", "{seed:?}");
+        assert_eq!(c.base.model.from.as_deref(), Some("resnet56-cifar10"));
+        assert_eq!(c.base.model.normalize.map(|n| n.0), Some(Normalization::IMAGENET));
+        assert_eq!((c.base.data.train_subset, c.base.data.test_subset), (None, None));
+        let o = &c.base.prune.options;
+        assert_eq!((o.finetune_epochs, o.finetune_lr), (Some(12), Some(0.01)));
+        assert_eq!(o.finetune_recipe, prunelab::prune::options::Recipe::Shared);
+        assert_eq!(c.base.train.epochs, 12, "[train] describes the fine-tuning only");
+        assert!(c.base.train.milestones.is_empty() && c.base.train.warmup_epochs == 0);
+        assert!(c.methods.iter().all(|m| m.model.is_none()));
+        assert_eq!(c.seeds, vec![1, 2]);
+        // Another start is named with --from, at any budget.
+        let own = plan(seed, Budget::Quick, None, None, None, Some("my.plm")).unwrap();
+        assert_eq!(own.base.model.from.as_deref(), Some("my.plm"));
+        assert_eq!(own.base.model.normalize, None, "a file says its own");
+    }
+    for seed in [Seed::S1, Seed::S4] {
+        let e = plan(seed, Budget::Pretrained, None, None, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("from scratch") && e.contains("--budget cpu"), "{e}");
+    }
 }
 
 fn row(

@@ -124,6 +124,12 @@ pub struct SetupArgs {
     /// ResNet shortcut: a (zero-pad) or b (1x1 projection).
     #[arg(long)]
     pub shortcut: Option<String>,
+    /// Input normalisation of a model file that does not record one (or of a new
+    /// model): cifar10, cifar100, imagenet, none, MEAN,STD or M1,M2,M3,S1,S2,S3.
+    /// Default: what the file records, the published one for a public checkpoint,
+    /// else the data set's own.
+    #[arg(long)]
+    pub normalize: Option<String>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// auto, cpu or vulkan.
@@ -235,10 +241,17 @@ pub struct ReproduceArgs {
     /// or s4 (layer lottery at initialisation).
     pub seed: String,
     /// smoke (a minute or two, CPU), cpu (2,000 images, 15 epochs: ~16 min
-    /// a row on 2 cores), quick (all the data, a short schedule, GPU), full
-    /// (the paper's schedule). Only epochs and data change.
+    /// a row on 2 cores), pretrained (S2, S3: the public pretrained ResNet-56,
+    /// all the data, one 12-epoch fine-tune for every row: about an hour a row
+    /// on 2 cores; records kept in results/), quick (all the data, a short
+    /// schedule, GPU), full (the paper's schedule).
     #[arg(long, default_value = "cpu")]
     pub budget: String,
+    /// Start from this trained network instead of training one (S2, S3): a
+    /// model file or a published checkpoint's name (resnet56-cifar10, the
+    /// pretrained budget's default).
+    #[arg(long)]
+    pub from: Option<String>,
     /// Seeds 1..=N (default: 1 for smoke, 3 otherwise).
     #[arg(long)]
     pub seeds: Option<usize>,

@@ -22,7 +22,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     atomic::check_writable(&args.out.join("results.json"))?;
     let opened = device::open(config.base.device)?;
     eprintln!("device: {}", opened.description);
-    let split = config.base.data.load(config.base.seed)?;
+    let split = prunelab::runs::dense::open_split(&config.base, config.base.seed)?;
     let mut progress = Progress::new(args.json_events);
     let results = block_on(experiment::compare(&config, &opened, &split, &mut progress))?;
     progress.finish();

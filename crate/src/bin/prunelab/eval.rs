@@ -13,14 +13,15 @@ use crate::setup::run_config;
 pub fn eval(args: EvalArgs) -> Result<()> {
     let config = run_config(&args.setup)?;
     let opened = device::open(config.device)?;
-    let split = config.data.load(config.seed)?;
+    let mut split = prunelab::runs::dense::open_split(&config, config.seed)?;
     let configured = config
         .model_spec(split.train.classes, split.train.shape[0])
         .ok();
-    let model = crate::models::load(&args.file, configured.as_ref(), &opened.device)?;
+    let mut model = crate::models::load(&args.file, configured.as_ref(), &opened.device)?;
     model
         .spec
         .check_data(split.train.classes, split.train.shape)?;
+    config.fit_input(&mut model, &mut split);
     let (loss, accuracy) = block_on(evaluate(
         &model,
         split.test(),
@@ -36,6 +37,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         "test_accuracy": accuracy,
         "test_loss": loss,
         "test_examples": split.test_len(),
+        "input_normalization": model.spec.input().map(|n| n.describe()),
         "params": counted.params,
         "macs": counted.macs,
     });

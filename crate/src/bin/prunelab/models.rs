@@ -73,7 +73,9 @@ pub fn export(args: ExportArgs) -> Result<()> {
     // The configured architecture only matters for a foreign file without
     // prunelab's metadata (and one a CIFAR ResNet's keys do not describe).
     let configured = config.model_spec(args.classes, inputs).ok();
-    let (bytes, loaded) = read(&args.file, configured.as_ref(), &Device::flex())?;
+    let (bytes, mut loaded) = read(&args.file, configured.as_ref(), &Device::flex())?;
+    let input = config.recorded_input(&loaded.model.spec);
+    loaded.model.spec = loaded.model.spec.clone().with_input(input);
     // A weight-pruned .plm carries its masks: the export says what is sparse.
     let masks = match Format::sniff(&bytes) {
         Some(Format::Plm) => model_file::masks(&bytes, &args.file, &loaded.model)?,

@@ -77,17 +77,18 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     let method = prune::by_name(&config.prune.method)?;
     let opened = device::open(config.device)?;
     eprintln!("device: {}", opened.description);
-    let split = config.data.load(config.seed)?;
+    let mut split = prunelab::runs::dense::open_split(&config, config.seed)?;
     let device = opened.autodiff();
     let (start, trained) = match &args.model_file {
         Some(path) => {
             let configured = config
                 .model_spec(split.train.classes, split.train.shape[0])
                 .ok();
-            let model = crate::models::load(path, configured.as_ref(), &device)?;
+            let mut model = crate::models::load(path, configured.as_ref(), &device)?;
             model
                 .spec
                 .check_data(split.train.classes, split.train.shape)?;
+            config.fit_input(&mut model, &mut split);
             (model, true)
         }
         None if method.info().phase == Phase::AfterTraining => {
@@ -102,7 +103,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         }
         None => (
             init_model(
-                &config.model_spec(split.train.classes, split.train.shape[0])?,
+                &config.model_spec_for(&split)?,
                 config.seed,
                 &device,
             ),

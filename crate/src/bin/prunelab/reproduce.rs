@@ -31,10 +31,17 @@ pub fn reproduce(args: ReproduceArgs) -> Result<()> {
         args.seeds,
         data.as_deref().and_then(Path::to_str),
         device,
+        args.from.as_deref(),
     )?;
     check_data(config.base.data.dir.as_deref(), data.is_some())?;
+    // The pretrained budget's records are committed (results/): a later run
+    // on a fresh machine continues from them.
+    let folder = match budget {
+        Budget::Pretrained => "results",
+        _ => "out",
+    };
     let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("out/reproduce-{}-{}", seed.name(), budget.name()))
+        PathBuf::from(format!("{folder}/reproduce-{}-{}", seed.name(), budget.name()))
     });
     // The resolved experiment, for `prunelab sweep` arrays and for the record.
     let text = reproduce::sweep_toml(&config)?;

@@ -107,6 +107,9 @@ pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
     if let Some(v) = &args.shortcut {
         c.model.shortcut = parse("shortcut", v)?;
     }
+    if let Some(v) = &args.normalize {
+        c.model.normalize = Some(prunelab::model::config::NormalizeArg::try_from(v.clone())?);
+    }
     if let Some(v) = &args.device {
         c.device = v.parse()?;
     }

@@ -96,7 +96,7 @@ pub fn run_shard(
         let split = match splits.entry(run.seed) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(config.base.data.load(run.seed)?)
+                e.insert(prunelab::runs::dense::open_split(&config.base, run.seed)?)
             }
         };
         let results = match block_on(run_one(run, &opened, split, out, &mut progress)) {

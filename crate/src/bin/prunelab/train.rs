@@ -36,7 +36,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     }
     let opened = device::open(config.device)?;
     eprintln!("device: {}", opened.description);
-    let split = config.data.load(config.seed)?;
+    let split = prunelab::runs::dense::open_split(&config, config.seed)?;
     eprintln!(
         "data: {} ({} train, {} validation, {} test, {} classes)",
         split.source,

@@ -107,7 +107,7 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(config: RunConfig, device: OpenDevice, split: Split) -> Result<Lab> {
-        let spec = config.model_spec(split.train.classes, split.train.shape[0])?;
+        let spec = config.model_spec_for(&split)?;
         let model = init_model(&spec, config.seed, &device.autodiff());
         let trainer = Trainer::new(model, config.train.clone(), config.seed);
         Ok(Lab {
@@ -141,10 +141,11 @@ impl Lab {
             Some(&self.trainer.model.spec),
             &self.device.autodiff(),
         )?;
-        let model = loaded.model;
+        let mut model = loaded.model;
         model
             .spec
             .check_data(self.split.train.classes, self.split.train.shape)?;
+        self.config.fit_input(&mut model, &mut self.split);
         let mut config = self.trainer.config.clone();
         config.epochs = config.epochs.max(1);
         self.trainer = Trainer::new(model, config, self.config.seed);
@@ -403,9 +404,7 @@ impl Lab {
 
     /// Starts S1's one gated pass from fresh weights (same seed) for `target`.
     pub fn start_gated(&mut self, target: Target, options: &PruneOptions) -> Result<()> {
-        let spec = self
-            .config
-            .model_spec(self.split.train.classes, self.split.train.shape[0])?;
+        let spec = self.config.model_spec_for(&self.split)?;
         let device = self.device.autodiff();
         let model = init_model(&spec, self.config.seed, &device);
         self.gated_reference =

@@ -81,6 +81,10 @@ pub enum Budget {
     Smoke,
     /// A 2-core CPU: 2,000 images, 15 epochs (S4's rows took ~16 min each).
     Cpu,
+    /// A 2-core CPU from a trained network (S2, S3): the public pretrained
+    /// ResNet-56, all of CIFAR-10, the full test set, every row fine-tuned
+    /// with one short recipe — about an hour a row here.
+    Pretrained,
     /// All of the data, a short schedule: minutes per row on a GPU.
     Quick,
     /// The paper's schedule.
@@ -93,12 +97,13 @@ impl std::str::FromStr for Budget {
         match s {
             "smoke" => Ok(Budget::Smoke),
             "cpu" => Ok(Budget::Cpu),
+            "pretrained" => Ok(Budget::Pretrained),
             "quick" => Ok(Budget::Quick),
             "full" => Ok(Budget::Full),
             _ => Err(Error::config(
                 "--budget",
                 s,
-                "choose one of smoke, cpu, quick, full",
+                "choose one of smoke, cpu, pretrained, quick, full",
             )),
         }
     }
@@ -126,6 +131,7 @@ impl Budget {
         match self {
             Budget::Smoke => "smoke",
             Budget::Cpu => "cpu",
+            Budget::Pretrained => "pretrained",
             Budget::Quick => "quick",
             Budget::Full => "full",
         }
@@ -163,6 +169,13 @@ impl Budget {
                 device: DeviceChoice::Cpu,
                 seeds: 3,
             },
+            Budget::Pretrained => Scale {
+                epochs: None,
+                finetune_epochs: Some(PRETRAINED_FINETUNE.epochs),
+                device: DeviceChoice::Cpu,
+                seeds: 2,
+                ..none
+            },
             Budget::Quick => Scale {
                 epochs: Some(30),
                 finetune_epochs: Some(10),
@@ -172,6 +185,22 @@ impl Budget {
         }
     }
 }
+
+/// The one fine-tuning recipe of the `pretrained` budget, for every row:
+/// SGD (momentum 0.9, weight decay 5e-4, batch 128) from `lr` down a cosine
+/// to 0 over `epochs` epochs of the 45,000 training images. Sized to about
+/// an hour a row on two cores (docs/results.md has the measured times); the
+/// papers fine-tune 40 (S3's code), 200 (S3's paper) or 20 (S2) epochs.
+pub struct FinetuneRecipe {
+    pub epochs: usize,
+    pub lr: f64,
+}
+
+pub const PRETRAINED_FINETUNE: FinetuneRecipe = FinetuneRecipe { epochs: 12, lr: 0.01 };
+
+/// The trained network a `pretrained` reproduction starts from, unless
+/// `--from` names another.
+pub const PRETRAINED_START: &str = "resnet56-cifar10";
 
 /// Where the CIFAR-10 files are, when the caller does not say: the
 /// `PRUNELAB_CIFAR10` variable, else the shipped files' own path.
@@ -184,6 +213,7 @@ pub fn plan(
     seeds: Option<usize>,
     data_dir: Option<&str>,
     device: Option<DeviceChoice>,
+    from: Option<&str>,
 ) -> Result<SweepConfig> {
     let origin = format!("the shipped {} experiment", seed.name());
     let mut config = SweepConfig::from_toml(seed.template(), &origin)?;
@@ -199,6 +229,14 @@ pub fn plan(
     if let Some(dir) = data_dir {
         base.data.dir = Some(dir.into());
     }
+    let from = match (budget, from) {
+        (Budget::Pretrained, from) => Some(from.unwrap_or(PRETRAINED_START)),
+        (_, from) => from,
+    };
+    if let Some(from) = from {
+        start_from(seed, from, &mut config)?;
+    }
+    let base = &mut config.base;
     if let Some(cap) = scale.epochs {
         let full = base.train.epochs;
         let epochs = cap.min(full);
@@ -216,6 +254,17 @@ pub fn plan(
     }
     if let (Some(cap), Some(f)) = (scale.finetune_epochs, base.prune.options.finetune_epochs) {
         base.prune.options.finetune_epochs = Some(cap.min(f));
+    }
+    if budget == Budget::Pretrained {
+        // One recipe for every row: what `[prune]` fine-tunes with, on the
+        // cosine the trained network's own schedule would end on.
+        base.prune.options.finetune_epochs = Some(PRETRAINED_FINETUNE.epochs);
+        base.prune.options.finetune_lr = Some(PRETRAINED_FINETUNE.lr);
+        base.prune.options.finetune_recipe = crate::prune::options::Recipe::Shared;
+        base.train.schedule = crate::train::schedule::Schedule::Cosine;
+        base.train.milestones.clear();
+        base.train.warmup_epochs = 0;
+        base.train.epochs = PRETRAINED_FINETUNE.epochs;
     }
     if let Some(n) = scale.train_subset {
         base.data.train_subset = Some(n);
@@ -240,6 +289,39 @@ pub fn plan(
     }
     // Checked as a file would be: the runs, the targets, the data.
     SweepConfig::from_toml(&sweep_toml(&config)?, &origin)
+}
+
+/// Points a seed's experiment at a trained network: the dense stage is read
+/// from `from`, not trained. Only the papers that prune a trained model (S2,
+/// S3) start there; S1's one pass and S4's lottery start at initialisation.
+fn start_from(seed: Seed, from: &str, config: &mut SweepConfig) -> Result<()> {
+    if matches!(seed, Seed::S1 | Seed::S4) {
+        return Err(Error::config(
+            "--from",
+            from,
+            format!(
+                "{} prunes {} and trains from scratch, so it cannot start from a trained \
+                 network: use --budget cpu (or quick, full)",
+                seed.name(),
+                match seed {
+                    Seed::S1 => "in one pass while training",
+                    _ => "at initialisation",
+                }
+            ),
+        ));
+    }
+    let base = &mut config.base;
+    if let Some(c) = crate::interop::pretrained::by_name(from) {
+        // The published network, on its own input normalisation.
+        base.model.name = c.model.into();
+        base.model.normalize = Some(crate::model::config::NormalizeArg(c.input));
+    }
+    base.model.from = Some(from.into());
+    // Every entry prunes that network (S4's per-entry architectures do not apply).
+    for m in &mut config.methods {
+        m.model = None;
+    }
+    Ok(())
 }
 
 /// `config` as a sweep file (TOML has no null: unset values are left out).
