@@ -125,8 +125,16 @@ pub fn read_model(
             ));
         }
     };
-    let mut loaded = import(&dict, path, configured, device)?;
+    let loaded = import(&dict, path, configured, device)?;
     #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
+    let loaded = published_input(loaded, bytes);
+    Ok(loaded)
+}
+
+/// A published checkpoint (known by its bytes) records nothing but tensors:
+/// it gets the input normalisation it was trained with.
+#[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
+fn published_input(mut loaded: Loaded, bytes: &[u8]) -> Loaded {
     if loaded.model.spec.input().is_none()
         && let Some(published) = pretrained::recognise(bytes)
     {
@@ -140,7 +148,7 @@ pub fn read_model(
             published.input.describe()
         ));
     }
-    Ok(loaded)
+    loaded
 }
 
 /// Writes `model` as `format`: the bytes, and what the file costs to ship

@@ -131,6 +131,7 @@ pub fn dense_key(base: &RunConfig) -> String {
 /// `[model] normalize` says, else as the trained model `[model] from` names
 /// records (a published checkpoint: ImageNet's mean/std), else with the data
 /// set's own statistics. Every command that opens data for a config opens it here.
+#[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 pub fn open_split(base: &RunConfig, seed: u64) -> Result<Split> {
     let mut split = base.data.load(seed)?;
     if split.norm.is_none() {
@@ -147,6 +148,7 @@ pub fn open_split(base: &RunConfig, seed: u64) -> Result<Split> {
 /// The trained model `[model] from` names (a file, or a published
 /// checkpoint's name), read as the config's model where the file does not
 /// say, with the input normalisation it records or `--normalize` gives.
+#[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 pub fn read_start(
     base: &RunConfig,
     split: &Split,
@@ -155,38 +157,42 @@ pub fn read_start(
     let Some(from) = &base.model.from else {
         return Ok(None);
     };
-    #[cfg(not(all(not(target_arch = "wasm32"), feature = "native")))]
-    {
-        let _ = (split, device);
-        Err(Error::config(
+    let path = crate::interop::pretrained::locate(from, base.data.dir.as_deref())?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let (classes, shape) = (split.train.classes, split.train.shape);
+    let configured = base.model_spec(classes, shape[0]).ok();
+    let mut model = crate::interop::read_model(&bytes, &path, configured.as_ref(), device)?.model;
+    model.spec.check_data(classes, shape)?;
+    if model.spec.name() != base.model.name {
+        return Err(Error::config(
             "from",
             from,
-            "a comparison starts from a file in the command-line prunelab; in the page, open the file",
-        ))
+            format!(
+                "it holds a {}, but [model] name is {}: name the model it holds",
+                model.spec.name(),
+                base.model.name
+            ),
+        ));
     }
-    #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
-    {
-        let path = crate::interop::pretrained::locate(from, base.data.dir.as_deref())?;
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let (classes, shape) = (split.train.classes, split.train.shape);
-        let configured = base.model_spec(classes, shape[0]).ok();
-        let mut model =
-            crate::interop::read_model(&bytes, &path, configured.as_ref(), device)?.model;
-        model.spec.check_data(classes, shape)?;
-        if model.spec.name() != base.model.name {
-            return Err(Error::config(
-                "from",
-                from,
-                format!(
-                    "it holds a {}, but [model] name is {}: name the model it holds",
-                    model.spec.name(),
-                    base.model.name
-                ),
-            ));
-        }
-        let input = base.recorded_input(&model.spec);
-        model.spec = model.spec.clone().with_input(input);
-        Ok(Some(model))
+    let input = base.recorded_input(&model.spec);
+    model.spec = model.spec.clone().with_input(input);
+    Ok(Some(model))
+}
+
+/// In the page a trained model is opened, not named.
+#[cfg(not(all(not(target_arch = "wasm32"), feature = "native")))]
+pub fn read_start(
+    base: &RunConfig,
+    _split: &Split,
+    _device: &burn::tensor::Device,
+) -> Result<Option<Model>> {
+    match &base.model.from {
+        None => Ok(None),
+        Some(from) => Err(Error::config(
+            "from",
+            from,
+            "a comparison starts from a named file in the command-line prunelab; in the page, open the file",
+        )),
     }
 }
 
