@@ -982,7 +982,7 @@ fn reproduce_says_where_the_data_should_be() {
     let err = fails(&["reproduce", "s5", "--budget", "smoke"]);
     assert!(err.contains("choose one of s1, s2, s3, s4"), "{err}");
     let err = fails(&["reproduce", "s3", "--budget", "tiny"]);
-    assert!(err.contains("smoke, cpu, quick, full"), "{err}");
+    assert!(err.contains("smoke, cpu, pretrained, quick, full"), "{err}");
 }
 
 /// `--data DIR` alone follows the files: CIFAR-100's `train.bin`/`test.bin`
@@ -1214,4 +1214,50 @@ fn two_outputs_naming_one_file_are_refused_before_any_work() {
     let mut args: Vec<String> = train.iter().map(|s| s.to_string()).collect();
     args.extend(["--out".into(), at("r.json"), "--save".into(), at("r.plm")]);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// A 1.3 MB model within every documented bound (one conv of 16,384
+/// channels) needs hundreds of GB of activations at the evaluation batch:
+/// `eval`, `prune` and `train` refuse it before a batch is made, naming the
+/// setting to lower (issue 33, M1: it used to abort on a failed 6.7 GB
+/// allocation).
+#[test]
+fn a_model_whose_activations_cannot_fit_is_refused_by_every_command() {
+    use prunelab::model::spec::{ModelSpec, PlainLayer, PlainSpec};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("cifar");
+    std::fs::create_dir(&data).unwrap();
+    let records: Vec<u8> = (0..10u8)
+        .flat_map(|i| std::iter::once(i).chain(std::iter::repeat_n(i, 3072)))
+        .collect();
+    for f in prunelab::data::cifar::Variant::Cifar10.train_files() {
+        std::fs::write(data.join(f), &records).unwrap();
+    }
+    std::fs::write(data.join("test_batch.bin"), &records).unwrap();
+    let spec = ModelSpec::Plain(PlainSpec {
+        name: "cnn".into(),
+        in_channels: 3,
+        image_size: 32,
+        layers: vec![PlainLayer::Conv(16_384)],
+        classes: 10,
+        input: None,
+    });
+    let model = prunelab::model::Model::new(&spec, &burn::tensor::Device::flex());
+    let file = tmp.path().join("wide.plm");
+    let bytes = prunelab::base::host::block_on(prunelab::io::model_file::to_bytes(
+        &model,
+        serde_json::Value::Null,
+    ))
+    .unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    let (file, data) = (file.to_str().unwrap(), data.to_str().unwrap());
+    for args in [
+        vec!["eval", file, "--data", data],
+        vec!["prune", "--model-file", file, "--data", data, "--method", "l1", "--target", "macs=0.5"],
+    ] {
+        let e = fails(&[&args[..], &["--device", "cpu"]].concat());
+        assert!(e.contains("for its activations") && e.contains("lower"), "{args:?}: {e}");
+    }
+    let e = fails(&["train", "--model", "vgg16", "--data", data, "--batch-size", "60000", "--device", "cpu"]);
+    assert!(e.contains("for its activations") && e.contains("batch_size"), "{e}");
 }

@@ -304,6 +304,32 @@ fn a_flood_of_stuck_clients_at_a_low_file_limit_does_not_stop_the_server() {
     assert!(server.child.try_wait().unwrap().is_none(), "still running");
 }
 
+/// Clients that take every slot and then stop reading (each asked for the
+/// big file twenty times over) cannot keep a new client out: it gets the
+/// slot of the connection idle longest (issue 33, H2: they used to hold
+/// every slot for the 15-minute connection lifetime).
+#[test]
+fn clients_that_hold_every_slot_without_reading_cannot_keep_others_out() {
+    let root = site();
+    let server = start(root.path(), None, &[]);
+    let port = server.port;
+    let one = format!("GET /app.wasm HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let mut stuck = Vec::new();
+    for _ in 0..256 + 4 {
+        // 256: the server's MAX_CONNECTIONS.
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+        let _ = s.write_all(one.repeat(20).as_bytes());
+        stuck.push(s);
+    }
+    // Past the time after which an idle connection yields its slot.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, text) = get(port, "/");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("hello"));
+    drop(stuck);
+}
+
 /// The page carries its CSP as a `<meta>` tag for static hosts; it must be
 /// the policy `prunelab serve` sends, less `frame-ancestors` (which a meta
 /// tag cannot carry), or the page would behave differently on each.

@@ -20,16 +20,34 @@ pub fn read(path: &Path) -> std::result::Result<StateDict, String> {
     let mut dict = StateDict::default();
     let mut tensors: Vec<_> = reader.into_tensors().into_iter().collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let width = |dtype: &DType| match dtype {
+        DType::F32 => Some(4u64),
+        DType::F64 => Some(8),
+        DType::F16 | DType::BF16 => Some(2),
+        _ => None,
+    };
+    // Sized from the shapes alone, before any storage is read: a deflated
+    // storage, or one read under many names, would otherwise be unpacked
+    // (and copied per name) before anything compared it with the file.
+    let (mut stored, mut allocated) = (0u64, 0u64);
+    for (_, tensor) in &tensors {
+        if let Some(w) = width(&tensor.dtype()) {
+            let numel = tensor
+                .shape()
+                .iter()
+                .fold(1u64, |a, &d| a.saturating_mul(d as u64));
+            stored = stored.saturating_add(numel.saturating_mul(w));
+            allocated = allocated.saturating_add(numel.saturating_mul(4));
+        }
+    }
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    crate::io::budget::check_tensors(stored, allocated, file_len)?;
     for (name, tensor) in tensors {
-        let width = match tensor.dtype() {
-            DType::F32 => 4,
-            DType::F64 => 8,
-            DType::F16 | DType::BF16 => 2,
-            _ => {
-                dict.others.push(name);
-                continue;
-            }
+        let Some(width) = width(&tensor.dtype()) else {
+            dict.others.push(name);
+            continue;
         };
+        let width = width as usize;
         let bytes = tensor
             .read()
             .map_err(|e| format!("tensor `{name}` cannot be read: {e}"))?;

@@ -24,7 +24,15 @@ pub fn read(bytes: &[u8]) -> std::result::Result<StateDict, String> {
         format!("not a readable safetensors file ({e}); was it cut short?")
     };
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(not_readable)?;
+    // The format keeps every tensor inside the file and disjoint
+    // (`deserialize` checks it); what they become as floats must fit too.
     let file = SafeTensors::deserialize(bytes).map_err(not_readable)?;
+    let allocated: u64 = file
+        .tensors()
+        .iter()
+        .map(|(_, v)| v.shape().iter().product::<usize>() as u64 * 4)
+        .sum();
+    crate::io::budget::check_tensors(bytes.len() as u64, allocated, bytes.len() as u64)?;
     let mut dict = StateDict {
         metadata: meta.metadata().clone().unwrap_or_default(),
         ..StateDict::default()

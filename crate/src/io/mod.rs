@@ -5,5 +5,6 @@
 pub mod atomic;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cache;
+pub mod budget;
 pub mod model_file;
 pub mod pack;

@@ -180,13 +180,31 @@ impl Pack {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
+        // Each entry inside the data section, and no two sharing a value:
+        // the sum of the entries' sizes is then at most the bytes the file
+        // really holds, which is what every size check downstream trusts
+        // (an entry listed many times at one offset would inflate it).
+        let mut spans = Vec::with_capacity(header.tensors.len());
         for e in &header.tensors {
             let len = e.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             let end = len.and_then(|l| e.offset.checked_add(l));
-            if end.is_none_or(|end| end > data.len()) {
+            match end {
+                Some(end) if end <= data.len() => spans.push((e.offset, end, &e.name)),
+                _ => {
+                    return Err(bad(format!(
+                        "tensor `{}` lies outside the data section",
+                        e.name
+                    )));
+                }
+            }
+        }
+        spans.sort();
+        for pair in spans.windows(2) {
+            let ((_, end, first), (start, _, second)) = (&pair[0], &pair[1]);
+            if start < end {
                 return Err(bad(format!(
-                    "tensor `{}` lies outside the data section",
-                    e.name
+                    "tensors `{first}` and `{second}` share stored values (their ranges overlap): \
+                     the file was not written by prunelab; re-create it"
                 )));
             }
         }

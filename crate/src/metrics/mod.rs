@@ -4,3 +4,4 @@ pub mod bytes;
 pub mod count;
 pub mod energy;
 pub mod latency;
+pub mod memory;

@@ -58,6 +58,8 @@ pub async fn train(
         }
         None => config.model_spec_for(split)?,
     };
+    // The train command, a comparison's dense stage and a resumed run.
+    crate::metrics::memory::check_batch(opened.kind, &spec, config.train.batch_size, "batch_size")?;
     let mut trainer = Trainer::new(
         init_model(&spec, config.seed, &device),
         config.train.clone(),

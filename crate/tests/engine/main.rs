@@ -11,6 +11,7 @@ mod conv;
 mod criteria;
 mod criteria_known;
 mod fuzz_regressions;
+mod hostile;
 mod init;
 mod interop;
 mod lab;

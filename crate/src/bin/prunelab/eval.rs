@@ -22,6 +22,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         .spec
         .check_data(split.train.classes, split.train.shape)?;
     config.fit_input(&mut model, &mut split);
+    prunelab::metrics::memory::check_batch(
+        opened.kind,
+        &model.spec,
+        config.train.eval_batch_size,
+        "eval_batch_size",
+    )?;
     let (loss, accuracy) = block_on(evaluate(
         &model,
         split.test(),

@@ -13,6 +13,7 @@ mod setup;
 mod fetch;
 mod models;
 mod progress;
+mod connections;
 mod serve;
 mod reproduce;
 mod sweep;

@@ -6,6 +6,7 @@ use prunelab::base::error::{Error, Result};
 use prunelab::base::host::block_on;
 use prunelab::config::RunConfig;
 use prunelab::io::atomic;
+use prunelab::metrics::memory::check_batch;
 use prunelab::model::init_model;
 use prunelab::prune::{self, Phase};
 use prunelab::report::human;
@@ -110,6 +111,15 @@ pub fn prune(args: PruneArgs) -> Result<()> {
             false,
         ),
     };
+    let largest = [
+        config.train.batch_size,
+        config.train.eval_batch_size,
+        config.prune.options.score_batch_size,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(1);
+    check_batch(opened.kind, &start.spec, largest, "batch-size")?;
     let mut progress = Progress::new(args.json_events);
     let dense = block_on(dense::dense_result(
         &start,

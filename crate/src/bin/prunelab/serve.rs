@@ -3,9 +3,11 @@
 //! Content-Security-Policy, loopback only, and limits so that no client —
 //! careless or hostile — can stop it or take the machine's memory:
 //!
-//! - at most [`MAX_CONNECTIONS`] connections at once (the rest wait in the
-//!   kernel's backlog), each with a header deadline ([`HEADER_TIMEOUT`]),
-//!   a header size cap ([`MAX_HEADER_BYTES`]) and a lifetime cap;
+//! - at most [`MAX_CONNECTIONS`] connections at once, each with a header
+//!   deadline ([`HEADER_TIMEOUT`]), a header size cap ([`MAX_HEADER_BYTES`])
+//!   and a lifetime cap; one that moves no byte for 30 s is closed, and a
+//!   waiting client takes the slot of the connection idle longest, so idle
+//!   or non-reading clients cannot starve others (`connections`);
 //! - files are streamed in 64 KiB chunks, never read whole;
 //! - a failed `accept()` (too many open files, say) is logged and retried;
 //!   only a listener that keeps failing for a minute ends the server, with
@@ -18,11 +20,13 @@
 //! docs/operations.md states this security model.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::select;
 use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
@@ -35,13 +39,34 @@ use tokio_util::io::ReaderStream;
 use prunelab::base::error::{Error, Result};
 
 use crate::cli::ServeArgs;
+use crate::connections::Slots;
 
-/// Scripts and wasm from this origin only; no network access elsewhere.
-/// `frame-ancestors *` is deliberate: tutorials embed the page (embed.html).
-pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-    worker-src 'self' blob:; style-src 'self'; img-src 'self' data: blob:; \
-    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
-    frame-ancestors *";
+/// The page's response headers — its Content-Security-Policy, cross-origin
+/// isolation, nosniff — from the one file that defines them for every host:
+/// `static/_headers`, which Netlify and Cloudflare Pages read as it is and
+/// this server compiles in. (Hosts that send no headers get the policy from
+/// the pages' `<meta>` tags, which tests/e2e/serve.rs holds equal to it.)
+const HEADERS_FILE: &str = include_str!("../../../../static/_headers");
+
+/// `HEADERS_FILE`'s `Name: value` lines under `/*`, parsed once.
+fn page_headers() -> &'static [(header::HeaderName, HeaderValue)] {
+    static PARSED: std::sync::OnceLock<Vec<(header::HeaderName, HeaderValue)>> =
+        std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        HEADERS_FILE
+            .lines()
+            .filter(|l| l.starts_with(char::is_whitespace))
+            .filter_map(|l| l.trim().split_once(": "))
+            .map(|(name, value)| {
+                (
+                    header::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                        .expect("static/_headers: a valid header name"),
+                    HeaderValue::from_str(value).expect("static/_headers: a valid header value"),
+                )
+            })
+            .collect()
+    })
+}
 
 /// Connections served at once; more wait until one closes.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -242,11 +267,11 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, site: Arc<Site>) -> Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS);
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
-        // Wait for a free slot before accepting: excess clients queue in the backlog.
-        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        // One client accepted at a time; it waits here for a slot (a free
+        // one, or an idle connection's), the rest in the kernel's backlog.
         let (stream, peer) = match listener.accept().await {
             Ok(c) => {
                 failing_since = None;
@@ -269,9 +294,10 @@ async fn accept_loop(listener: tokio::net::TcpListener, site: Arc<Site>) -> Resu
                 continue;
             }
         };
+        let held = slots.take().await;
         let site = site.clone();
+        let slots = slots.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             let service = service_fn(move |req| {
                 let site = site.clone();
                 async move { Ok::<_, std::convert::Infallible>(respond(&site, req, peer).await) }
@@ -280,8 +306,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, site: Arc<Site>) -> Resu
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEADER_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+                .serve_connection(TokioIo::new(slots.track(stream, &held)), service);
+            // Ends at its end, or its lifetime, or after moving nothing for
+            // a while, or when a waiting client takes its idle slot.
+            let served = pin!(tokio::time::timeout(CONNECTION_LIFETIME, connection));
+            let (stalled, evicted) = (pin!(slots.stalled(&held)), pin!(held.evict.notified()));
+            let cut = select(stalled, evicted);
+            let _ = select(served, cut).await;
         });
     }
 }
@@ -306,28 +337,11 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 /// The headers every response carries.
 fn finish(mut response: Response<Body>) -> Response<Body> {
     let h = response.headers_mut();
-    h.insert("content-security-policy", HeaderValue::from_static(CSP));
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    for (name, value) in page_headers() {
+        h.insert(name.clone(), value.clone());
+    }
+    // A development server: the browser asks again for every file.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Cross-origin isolation: it lets the page share memory between workers
-    // (the CIFAR lab's multi-threaded CPU). Everything the page loads is
-    // ours; the resource policy lets a tutorial that is isolated itself
-    // embed the page.
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        "cross-origin-embedder-policy",
-        HeaderValue::from_static("require-corp"),
-    );
-    h.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("cross-origin"),
-    );
     response
 }
 

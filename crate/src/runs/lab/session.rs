@@ -108,6 +108,7 @@ pub struct Lab {
 impl Lab {
     pub fn new(config: RunConfig, device: OpenDevice, split: Split) -> Result<Lab> {
         let spec = config.model_spec_for(&split)?;
+        crate::metrics::memory::check_batch(device.kind, &spec, config.train.batch_size, "batch_size")?;
         let model = init_model(&spec, config.seed, &device.autodiff());
         let trainer = Trainer::new(model, config.train.clone(), config.seed);
         Ok(Lab {
@@ -146,6 +147,12 @@ impl Lab {
             .spec
             .check_data(self.split.train.classes, self.split.train.shape)?;
         self.config.fit_input(&mut model, &mut self.split);
+        crate::metrics::memory::check_batch(
+            self.device.kind,
+            &model.spec,
+            self.trainer.config.batch_size,
+            "batch_size",
+        )?;
         let mut config = self.trainer.config.clone();
         config.epochs = config.epochs.max(1);
         self.trainer = Trainer::new(model, config, self.config.seed);
