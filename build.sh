@@ -149,22 +149,17 @@ build_wasm_threads() {
   sed -i "s#import('../../..')#import('../../../prunelab.js')#" static/pkg-mt/snippets/*/src/workerHelpers.js
 }
 
-# The page's own files in static/, besides its packages and web/ modules.
-PAGE_FILES=(index.html embed.html style.css _headers)
-
-# The static site: the page, its modules and the wasm package(s), with
-# relative URLs only, so any static host serves it under any sub-path.
+# The static site: static/ as it is — the page's folder is its served
+# layout (HTML, web/ modules, wasm packages, _headers) — with relative URLs
+# only, so any static host serves it under any sub-path.
 build_site() {
   local dir="$1"
   build_wasm
   say "writing the static site to $dir"
   rm -rf "$dir"
   mkdir -p "$dir"
-  for f in "${PAGE_FILES[@]}"; do cp "static/$f" "$dir/"; done
-  cp -r web "$dir/web"
-  cp -r static/pkg "$dir/pkg"
-  cp -r static/pkg-gpu "$dir/pkg-gpu"
-  [ -d static/pkg-mt ] && cp -r static/pkg-mt "$dir/pkg-mt"
+  cp -r static/. "$dir/"
+  rm -rf "$dir"/pkg*.new.*
   # No data on a static host: an empty listing, which the CIFAR lab reads
   # without a 404 (offer_data fills it in for ./build.sh serve).
   mkdir -p "$dir/data"
@@ -238,17 +233,15 @@ serve_page() {
   if [ -x "$BIN" ]; then
     offer_pretrained static
     say "serving the playground with $BIN"
-    "$BIN" serve --dir static --web web "$@" &
+    "$BIN" serve --dir static "$@" &
   else
     local site="$TARGET_DIR/site" port="${PORT:-8080}"
     rm -rf "$site"
     mkdir -p "$site/data"
     # Linked, not copied: the WebGPU package lands in static/ when its
     # background build ends, and is served from then on.
-    for f in "${PAGE_FILES[@]}" pkg pkg-gpu pkg-mt; do
-      ln -s "$PWD/static/$f" "$site/$f"
-    done
-    ln -s "$PWD/web" "$site/web"
+    for f in static/* static/_headers; do ln -s "$PWD/$f" "$site/"; done
+    for f in pkg pkg-gpu pkg-mt; do [ -e "$site/$f" ] || ln -s "$PWD/static/$f" "$site/$f"; done
     echo '[]' > "$site/data/index.json"
     offer_data "$site"
     say "serving the playground on http://127.0.0.1:$port/ (Python's static server; ./build.sh build adds the native CLI)"

@@ -20,7 +20,7 @@ const webgpu = process.argv.at(-1) === '--webgpu';
 if (webgpu) process.argv.pop();
 // `--after S` (last two arguments): press Train S seconds after the page is
 // ready, as a person does, instead of at once (`autoplay`); the worker uses
-// the wait to warm V8's optimiser (web/worker.js). Without it the clock
+// the wait to warm V8's optimiser (static/web/worker.js). Without it the clock
 // starts the moment the page is ready.
 const afterAt = process.argv.indexOf('--after');
 const after = afterAt > 0 ? Number(process.argv[afterAt + 1]) : null;

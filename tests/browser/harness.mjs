@@ -23,7 +23,7 @@ async function freePort() {
 export async function serve() {
   const bin = process.env.PRUNELAB_BIN || path.join(ROOT, 'target/release/prunelab');
   const port = await freePort();
-  const child = spawn(bin, ['serve', '--dir', 'static', '--web', 'web'], {
+  const child = spawn(bin, ['serve', '--dir', 'static'], {
     cwd: ROOT, env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise((resolve, reject) => {

@@ -193,7 +193,7 @@ const tests = {
 
   async 'warming V8 before Train is pressed leaves the run unchanged'() {
     // While the page waits for a click, the worker trains a throwaway copy so
-    // that V8 has optimised the hot code (web/worker.js). The run the person
+    // that V8 has optimised the hot code (static/web/worker.js). The run the person
     // then starts must be the run an immediate start gives.
     const cold = await withPage(`#device=cpu&${TOY}&autoplay=1`, { webgpu: false }, async ({ page }) => waitForView(page, 'done'));
     check(!cold.warmup, `no warm-up when training starts at once: ${JSON.stringify(cold.warmup)}`);
@@ -260,7 +260,7 @@ const tests = {
       check(!(await page.evaluate(() => location.hash)).includes('cdataset'), 'back to the default: not in the URL');
       await page.selectOption('#cdataset', 'cifar100');
       check((await page.evaluate(() => location.hash)).includes('cdataset=cifar100'), 'a changed data set is in the URL');
-      // What the page shows is mirrored for tests, written only by the page (web/mirror.js).
+      // What the page shows is mirrored for tests, written only by the page (static/web/mirror.js).
       const refused = await page.evaluate(() => {
         const tries = [() => { window.__prunelab.state = 'x'; }, () => { window.__prunelab.cifar.state = 'x'; }, () => window.__prunelab.losses.push(1)];
         return tries.map((f) => { try { f(); return false; } catch { return true; } });

@@ -31,13 +31,13 @@ impl Drop for Server {
 fn site() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    for d in ["static", "web", "data", "data/sub", "secret"] {
+    for d in ["static", "static/web", "data", "data/sub", "secret"] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
     std::fs::write(r.join("static/index.html"), "<!doctype html>hello").unwrap();
     std::fs::write(r.join("static/app.wasm"), vec![7u8; 300_000]).unwrap();
     std::fs::write(r.join("static/.env"), "TOKEN=1").unwrap();
-    std::fs::write(r.join("web/main.js"), "export {}").unwrap();
+    std::fs::write(r.join("static/web/main.js"), "export {}").unwrap();
     std::fs::write(r.join("secret/key.txt"), "secret").unwrap();
     std::fs::write(r.join("data/test_batch.bin"), [1u8; 3073]).unwrap();
     std::fs::write(r.join("data/notes.txt"), "notes").unwrap();
@@ -46,7 +46,7 @@ fn site() -> tempfile::TempDir {
     let link = |to: &str, at: &str| std::os::unix::fs::symlink(r.join(to), r.join(at)).unwrap();
     link("secret/key.txt", "static/leak.txt");
     link("secret", "static/secretdir");
-    link("secret/key.txt", "web/leak.js");
+    link("secret/key.txt", "static/web/leak.js");
     link("secret/key.txt", "data/link.bin");
     root
 }
@@ -59,7 +59,7 @@ fn start(root: &Path, files: Option<u32>, extra: &[&str]) -> Server {
     start_in(root, files, &args)
 }
 
-/// `prunelab serve` of `root`'s static/ and web/, run in `root`, with `extra` flags.
+/// `prunelab serve` of `root`'s static/ (the page's folder, web/ inside it), run in `root`, with `extra` flags.
 fn start_in(root: &Path, files: Option<u32>, extra: &[&str]) -> Server {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
@@ -70,8 +70,6 @@ fn start_in(root: &Path, files: Option<u32>, extra: &[&str]) -> Server {
         "serve".into(),
         "--dir".into(),
         root.join("static").display().to_string(),
-        "--web".into(),
-        root.join("web").display().to_string(),
         "--port".into(),
         port.to_string(),
     ];
@@ -237,13 +235,13 @@ fn missing_folders_are_refused_at_start() {
     let out = bin()
         .args(["serve", "--dir"])
         .arg(root.path().join("static"))
-        .args(["--port", "0", "--web", "/nonexistent/web"])
+        .args(["--port", "0", "--data", "/nonexistent/data"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("web") && err.contains("/nonexistent/web"),
+        err.contains("data") && err.contains("/nonexistent/data"),
         "{err}"
     );
 }

@@ -218,7 +218,7 @@ pub fn disable_fusion() -> Result<()> {
 pub async fn open_async(choice: DeviceChoice) -> Result<OpenDevice> {
     // The page's CPU modules (`web-bindings` alone, and `web-threads`) are
     // built without WebGPU, so that the page starts on a small module
-    // (web/worker.js fetches the WebGPU one only when it is needed).
+    // (static/web/worker.js fetches the WebGPU one only when it is needed).
     const CPU: &str = if cfg!(feature = "web-threads") {
         "cpu (burn flex in WebAssembly, multi-threaded)"
     } else {

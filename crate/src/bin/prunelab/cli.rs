@@ -374,12 +374,10 @@ pub struct FetchArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Directory to serve.
+    /// Directory to serve: the page's folder as it is (`static/`: the HTML,
+    /// its modules in web/, the wasm packages).
     #[arg(long, default_value = "static")]
     pub dir: PathBuf,
-    /// The front-end modules, served under /web/.
-    #[arg(long, default_value = "web")]
-    pub web: PathBuf,
     /// Port (default: $PORT or 8080).
     #[arg(long)]
     pub port: Option<u16>,

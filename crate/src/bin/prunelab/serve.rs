@@ -150,7 +150,6 @@ pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
 /// What the server serves, fixed at start.
 struct Site {
     dir: PathBuf,
-    web: PathBuf,
     data: Option<PathBuf>,
     /// The `Host` values this server answers to.
     hosts: Vec<String>,
@@ -201,11 +200,6 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         ));
     }
     let dir = check_dir("dir", &args.dir, "give the folder holding index.html")?;
-    let web = check_dir(
-        "web",
-        &args.web,
-        "give the folder of the page's modules (web/)",
-    )?;
     let data = args
         .data
         .as_deref()
@@ -257,7 +251,6 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
         let site = Arc::new(Site {
             dir,
-            web,
             data,
             hosts,
         });
@@ -395,8 +388,6 @@ async fn respond(site: &Site, req: Request<Incoming>, _peer: SocketAddr) -> Resp
             _ => None,
         };
         (file, None)
-    } else if let Some(rest) = path.strip_prefix("/web/") {
-        (resolve(&site.web, rest), None)
     } else {
         (resolve(&site.dir, path), None::<&str>)
     };

@@ -71,7 +71,7 @@ async function moduleFor(device) {
 }
 
 // A CPU session that stands in for WebGPU says why, as the GPU module's own
-// fallback does ("…: WebGPU is unavailable (reason)"; web/toy.js shows it).
+// fallback does ("…: WebGPU is unavailable (reason)"; static/web/toy.js shows it).
 function withFallback(info, fallback) {
   if (fallback) info.device = `${info.device}: WebGPU is unavailable (${fallback})`;
   return info;

@@ -1,6 +1,6 @@
 // The page's handle on the worker: call(type, args) → Promise of the result.
 // Errors carry `lost` when the GPU device went away.
-// `threads`: a multi-threaded CPU where the page allows it (web/worker.js).
+// `threads`: a multi-threaded CPU where the page allows it (static/web/worker.js).
 export function startEngine({ onLost = () => {}, onEvent = () => {}, threads = false } = {}) {
   let worker = null;
   let next = 0;

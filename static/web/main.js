@@ -19,7 +19,7 @@ if (state.embed) document.body.classList.add('embed');
 let lostOnce = false;
 const engine = startEngine({
   onLost: (e) => { if (!lostOnce) { lostOnce = true; onLost(e); } },
-  // The worker's head start on V8's optimiser (web/worker.js), for the benchmarks.
+  // The worker's head start on V8's optimiser (static/web/worker.js), for the benchmarks.
   onEvent: (e) => { if (e.event === 'warmup') publish({ warmup: { state: e.state, epochs: e.epochs, ms: e.ms.map(Math.round) } }); },
 });
 // The CIFAR lab's convolutions use every core where the page is cross-origin

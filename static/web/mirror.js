@@ -13,7 +13,7 @@ const readOnly = (target) => new Proxy(target, {
     const value = Reflect.get(t, key);
     return value && typeof value === 'object' ? readOnly(value) : value;
   },
-  set() { throw new TypeError('window.__prunelab is read-only: the page writes it through publish() (web/mirror.js)'); },
+  set() { throw new TypeError('window.__prunelab is read-only: the page writes it through publish() (static/web/mirror.js)'); },
   deleteProperty() { return false; },
   defineProperty() { return false; },
 });
