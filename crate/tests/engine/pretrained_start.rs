@@ -109,3 +109,28 @@ fn a_spec_without_a_recorded_normalisation_reads_and_a_zero_std_is_refused() {
     let e = hostile.validate().unwrap_err().to_string();
     assert!(e.contains("std"), "{e}");
 }
+
+/// The page's lab feeds an imported model the normalisation it records
+/// (the "Start from a trained ResNet-20" file records ImageNet's), where its
+/// data were opened with CIFAR-10's own.
+#[test]
+fn the_lab_feeds_an_imported_model_its_recorded_normalisation() {
+    let tmp = tempfile::tempdir().unwrap();
+    fake_cifar(tmp.path(), 10);
+    let mut c = config(tmp.path(), tmp.path());
+    c.model.from = None;
+    c.train.batch_size = 16;
+    let split = c.data.load(c.seed).unwrap();
+    assert_eq!(split.norm, Some(Normalization::CIFAR10));
+    let mut lab = prunelab::runs::lab::Lab::new(c, device::OpenDevice::cpu("cpu"), split).unwrap();
+    let spec = ModelSpec::named("cnn", &Default::default())
+        .unwrap()
+        .with_input(Some(Normalization::IMAGENET));
+    let bytes = block_on(prunelab::io::model_file::to_bytes(
+        &model(&spec, 2, &cpu()),
+        serde_json::Value::Null,
+    ))
+    .unwrap();
+    lab.import(&bytes, "trained.plm").unwrap();
+    assert_eq!(lab.split.norm, Some(Normalization::IMAGENET));
+}
