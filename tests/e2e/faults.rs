@@ -845,3 +845,46 @@ finetune_epochs = 1
         "the dense row, the l1 and the magnitude rows, epoch by epoch"
     );
 }
+
+/// A device, a FIFO or a folder given as a model or a CSV is refused from
+/// its metadata, before a byte is read (`/dev/zero` used to grow without
+/// bound, a FIFO to hang): the probe's L1.
+#[test]
+fn a_device_a_fifo_or_a_folder_as_an_input_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (fifo, folder) = (fifo.to_str().unwrap(), dir.path().to_str().unwrap());
+    for args in [
+        vec!["eval", "/dev/zero", "--dataset", "spiral"],
+        vec!["eval", fifo, "--dataset", "spiral"],
+        vec!["eval", folder, "--dataset", "spiral"],
+        vec!["train", "--csv", fifo, "--epochs", "1"],
+        vec!["train", "--csv", "/dev/zero", "--epochs", "1"],
+    ] {
+        let e = fails(&[&args[..], &["--device", "cpu"]].concat());
+        assert!(e.contains("not a regular file"), "{args:?}: {e}");
+    }
+}
+
+/// A legal 245-character output name is written (its temporary file's name
+/// is shortened), and split shares that leave nothing sensible to train or
+/// test on are refused: the probe's L8 and L6.
+#[test]
+fn long_output_names_work_and_impossible_split_shares_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("{}.json", "r".repeat(240)));
+    let base = ["train", "--dataset", "moons", "--epochs", "1", "--device", "cpu"];
+    ok(&[&base[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(json(&out)["test_accuracy"].is_number());
+    for (shares, says) in [
+        ("test_fraction = 1.0", "data.test_fraction"),
+        ("test_fraction = -0.5", "data.test_fraction"),
+        ("test_fraction = 0.6\nvalid_fraction = 0.6", "sum under 0.9"),
+    ] {
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, format!("[data]\ndataset = \"moons\"\n{shares}\n")).unwrap();
+        let e = fails(&[&base[..], &["--config", config.to_str().unwrap()]].concat());
+        assert!(e.contains(says), "{shares}: {e}");
+    }
+}

@@ -48,6 +48,12 @@ fn site() -> tempfile::TempDir {
     link("secret", "static/secretdir");
     link("secret/key.txt", "static/web/leak.js");
     link("secret/key.txt", "data/link.bin");
+    // Inside the roots, but leading to a dotfile, to notes, to a folder.
+    link("static/.env", "static/env.txt");
+    link("data/.ssh_key", "data/key.bin");
+    link("data/notes.txt", "data/notes.bin");
+    std::fs::create_dir_all(r.join("data/dir.bin")).unwrap();
+    std::fs::write(r.join("data/dir.bin/index.html"), "listing").unwrap();
     root
 }
 
@@ -174,6 +180,10 @@ fn serves_only_what_it_was_asked_to_on_its_own_names() {
         "/data/.ssh_key",
         "/data/sub/x.bin",
         "/data/link.bin",
+        "/env.txt",
+        "/data/key.bin",
+        "/data/notes.bin",
+        "/data/dir.bin",
         "/../secret/key.txt",
         "/%2e%2e/secret/key.txt",
     ] {

@@ -24,3 +24,34 @@ pub fn available() -> Option<u64> {
 pub fn gb(bytes: u64) -> String {
     format!("{:.1} GB", bytes as f64 / 1e9)
 }
+
+/// The largest model file or checkpoint any command reads (the largest
+/// model prunelab builds within its bounds is far smaller).
+pub const MAX_MODEL_FILE: u64 = 4 << 30;
+/// The largest CSV data file.
+pub const MAX_CSV_FILE: u64 = 1 << 30;
+
+/// Reads the file at `path` whole, after its metadata says it is a regular
+/// file of at most `cap` bytes that the machine can hold: a FIFO (which would
+/// hang), a device such as `/dev/zero` (which never ends) or a huge file is
+/// refused before a byte is read, naming what was found.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_file(path: &std::path::Path, cap: u64) -> crate::base::error::Result<Vec<u8>> {
+    use crate::base::error::Error;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let refuse = |why: String| Error::io(path, std::io::Error::other(why));
+    if !meta.is_file() {
+        return Err(refuse(
+            "not a regular file (a folder, a FIFO or a device): give a file".into(),
+        ));
+    }
+    let cap = available().map_or(cap, |spare| cap.min(spare / 2));
+    if meta.len() > cap {
+        return Err(refuse(format!(
+            "{} bytes, more than the {} this reads: is it the file you meant?",
+            meta.len(),
+            gb(cap)
+        )));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}

@@ -95,6 +95,22 @@ impl DataConfig {
                 ));
             }
         }
+        // A share of the data each; together they must leave some to train on.
+        for (field, f) in [
+            ("data.test_fraction", self.test_fraction),
+            ("data.valid_fraction", self.valid_fraction),
+        ] {
+            if !(0.0..1.0).contains(&f) {
+                return Err(Error::config(field, f, "use a share from 0 up to (not including) 1"));
+            }
+        }
+        if self.test_fraction + self.valid_fraction >= 0.9 {
+            return Err(Error::config(
+                "data.test_fraction + data.valid_fraction",
+                self.test_fraction + self.valid_fraction,
+                "keep their sum under 0.9, so that at least a tenth of the data trains",
+            ));
+        }
         Ok(())
     }
 
@@ -157,7 +173,10 @@ impl DataConfig {
             DataSource::Cifar { variant, .. } => (variant.classes(), [3, 32, 32]),
             #[cfg(not(target_arch = "wasm32"))]
             DataSource::Csv { path, .. } => {
-                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let bytes = crate::base::memory::read_file(
+                    std::path::Path::new(&path),
+                    crate::base::memory::MAX_CSV_FILE,
+                )?;
                 let points = super::csv::parse(&bytes, std::path::Path::new(&path))?;
                 (points.classes, points.shape)
             }
@@ -224,7 +243,10 @@ impl DataConfig {
         match self.source()? {
             DataSource::Toy(_) => self.load_given(Given::Nothing, seed),
             DataSource::Csv { path, .. } => {
-                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let bytes = crate::base::memory::read_file(
+                    std::path::Path::new(&path),
+                    crate::base::memory::MAX_CSV_FILE,
+                )?;
                 self.load_given(
                     Given::Csv {
                         name: &path,

@@ -87,7 +87,13 @@ fn publish(path: &Path, bytes: &[u8], mode: Publish) -> Result<bool> {
 /// with a new nonce rather than shared.
 fn create_temporary(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
     loop {
-        let tmp = dir.join(format!(".{name}.tmp-{:016x}", nonce()));
+        // The name shortened to its first 200 bytes (at a char boundary):
+        // a legal 255-byte name must still leave room for the suffix.
+        let mut end = name.len().min(200);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let tmp = dir.join(format!(".{}.tmp-{:016x}", &name[..end], nonce()));
         match OpenOptions::new().write(true).create_new(true).open(&tmp) {
             Ok(file) => return Ok((tmp, file)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

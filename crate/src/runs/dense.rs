@@ -158,7 +158,7 @@ pub fn read_start(
         return Ok(None);
     };
     let path = crate::interop::pretrained::locate(from, base.data.dir.as_deref())?;
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = crate::base::memory::read_file(&path, crate::base::memory::MAX_MODEL_FILE)?;
     let (classes, shape) = (split.train.classes, split.train.shape);
     let configured = base.model_spec(classes, shape[0]).ok();
     let mut model = crate::interop::read_model(&bytes, &path, configured.as_ref(), device)?.model;

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use prunelab::base::error::{Error, Result};
+use prunelab::base::error::Result;
+use prunelab::base::memory::{MAX_MODEL_FILE, read_file};
 use prunelab::base::host::block_on;
 use prunelab::interop::{self, Format};
 use prunelab::io::{atomic, model_file};
@@ -28,7 +29,7 @@ fn read(
     configured: Option<&ModelSpec>,
     device: &Device,
 ) -> Result<(Vec<u8>, interop::Loaded)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_file(path, MAX_MODEL_FILE)?;
     let loaded = interop::read_model(&bytes, path, configured, device)?;
     if let Some(how) = &loaded.read_as {
         eprintln!("{}: read as {how}", path.display());

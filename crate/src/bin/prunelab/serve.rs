@@ -141,10 +141,14 @@ pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     if out.is_dir() {
         out.push("index.html");
     }
-    // Symlinks inside the root are fine; ones that lead out of it are not.
+    // Symlinks inside the root are fine; ones that lead out of it, or to a
+    // dotfile or into a dot-folder inside it, are not.
     let real = out.canonicalize().ok()?;
     let root = root.canonicalize().ok()?;
-    (real.starts_with(&root) && real.is_file()).then_some(real)
+    let hidden = real.strip_prefix(&root).ok()?.components().any(|c| {
+        matches!(c, Component::Normal(p) if p.to_string_lossy().starts_with('.'))
+    });
+    (!hidden && real.is_file()).then_some(real)
 }
 
 /// What the server serves, fixed at start.
@@ -166,7 +170,14 @@ impl Site {
             .map(|entries| {
                 entries
                     .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .filter(|n| n.ends_with(".bin") && resolve(dir, n).is_some())
+                    // The file a name leads to is a `.bin` too (not a
+                    // link named like one to notes or a key, not a folder).
+                    .filter(|n| {
+                        n.ends_with(".bin")
+                            && resolve(dir, n).is_some_and(|real| {
+                                real.extension().is_some_and(|e| e == "bin")
+                            })
+                    })
                     .collect()
             })
             .unwrap_or_default();
