@@ -553,11 +553,21 @@ fn the_published_resnet20_evaluates_at_its_published_accuracy() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let plm = tmp.path().join("r20.plm");
-    ok(&["export", th.to_str().unwrap(), "--to", plm.to_str().unwrap()]);
+    ok(&[
+        "export",
+        th.to_str().unwrap(),
+        "--to",
+        plm.to_str().unwrap(),
+    ]);
     let eval = |file: &Path, extra: &[&str]| {
         let out = tmp.path().join("eval.json");
         let args = [
-            &["eval", file.to_str().unwrap(), "--data", data.to_str().unwrap()][..],
+            &[
+                "eval",
+                file.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+            ][..],
             &["--device", "cpu", "--out", out.to_str().unwrap()],
             extra,
         ]
@@ -1253,11 +1263,37 @@ fn a_model_whose_activations_cannot_fit_is_refused_by_every_command() {
     let (file, data) = (file.to_str().unwrap(), data.to_str().unwrap());
     for args in [
         vec!["eval", file, "--data", data],
-        vec!["prune", "--model-file", file, "--data", data, "--method", "l1", "--target", "macs=0.5"],
+        vec![
+            "prune",
+            "--model-file",
+            file,
+            "--data",
+            data,
+            "--method",
+            "l1",
+            "--target",
+            "macs=0.5",
+        ],
     ] {
         let e = fails(&[&args[..], &["--device", "cpu"]].concat());
-        assert!(e.contains("for its activations") && e.contains("lower"), "{args:?}: {e}");
+        assert!(
+            e.contains("for its activations") && e.contains("lower"),
+            "{args:?}: {e}"
+        );
     }
-    let e = fails(&["train", "--model", "vgg16", "--data", data, "--batch-size", "60000", "--device", "cpu"]);
-    assert!(e.contains("for its activations") && e.contains("batch_size"), "{e}");
+    let e = fails(&[
+        "train",
+        "--model",
+        "vgg16",
+        "--data",
+        data,
+        "--batch-size",
+        "60000",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        e.contains("for its activations") && e.contains("batch_size"),
+        "{e}"
+    );
 }

@@ -853,7 +853,13 @@ finetune_epochs = 1
 fn a_device_a_fifo_or_a_folder_as_an_input_file_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("model.fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let (fifo, folder) = (fifo.to_str().unwrap(), dir.path().to_str().unwrap());
     for args in [
         vec!["eval", "/dev/zero", "--dataset", "spiral"],
@@ -874,7 +880,15 @@ fn a_device_a_fifo_or_a_folder_as_an_input_file_is_refused_at_once() {
 fn long_output_names_work_and_impossible_split_shares_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(format!("{}.json", "r".repeat(240)));
-    let base = ["train", "--dataset", "moons", "--epochs", "1", "--device", "cpu"];
+    let base = [
+        "train",
+        "--dataset",
+        "moons",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ];
     ok(&[&base[..], &["--out", out.to_str().unwrap()]].concat());
     assert!(json(&out)["test_accuracy"].is_number());
     for (shares, says) in [

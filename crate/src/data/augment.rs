@@ -86,7 +86,10 @@ impl Normalization {
     /// with it too: a zero std would turn every input into infinities).
     pub fn is_sane(&self) -> bool {
         self.mean.iter().all(|m| m.is_finite() && m.abs() <= 10.0)
-            && self.std.iter().all(|s| s.is_finite() && *s > 1e-6 && *s <= 10.0)
+            && self
+                .std
+                .iter()
+                .all(|s| s.is_finite() && *s > 1e-6 && *s <= 10.0)
     }
 
     /// The name `parse` reads back, or the numbers.
@@ -167,15 +170,23 @@ mod tests {
 
     #[test]
     fn normalize_reads_names_pairs_and_six_numbers_and_refuses_the_rest() {
-        assert_eq!(Normalization::parse("imagenet").unwrap(), Normalization::IMAGENET);
+        assert_eq!(
+            Normalization::parse("imagenet").unwrap(),
+            Normalization::IMAGENET
+        );
         assert_eq!(Normalization::parse("none").unwrap(), Normalization::NONE);
         let pair = Normalization::parse("0.5,0.25").unwrap();
         assert_eq!((pair.mean, pair.std), ([0.5; 3], [0.25; 3]));
         let six = Normalization::parse("0.1, 0.2,0.3,0.4,0.5,0.6").unwrap();
         assert_eq!((six.mean, six.std), ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6]));
-        for bad in ["", "cifar", "0.5", "0.5,0", "1,2,3", "0.5,-1", "nan,1", "a,b"] {
+        for bad in [
+            "", "cifar", "0.5", "0.5,0", "1,2,3", "0.5,-1", "nan,1", "a,b",
+        ] {
             let e = Normalization::parse(bad).unwrap_err().to_string();
-            assert!(e.contains("imagenet") && e.contains("MEAN,STD"), "{bad}: {e}");
+            assert!(
+                e.contains("imagenet") && e.contains("MEAN,STD"),
+                "{bad}: {e}"
+            );
         }
         for n in [Normalization::CIFAR10, Normalization::IMAGENET, six] {
             assert_eq!(Normalization::parse(&n.describe()).unwrap(), n);

@@ -101,7 +101,11 @@ impl DataConfig {
             ("data.valid_fraction", self.valid_fraction),
         ] {
             if !(0.0..1.0).contains(&f) {
-                return Err(Error::config(field, f, "use a share from 0 up to (not including) 1"));
+                return Err(Error::config(
+                    field,
+                    f,
+                    "use a share from 0 up to (not including) 1",
+                ));
             }
         }
         if self.test_fraction + self.valid_fraction >= 0.9 {

@@ -17,10 +17,10 @@ use burn::nn::conv::Conv2d;
 
 use super::proto::Msg;
 use crate::base::error::{Error, Result};
+use crate::data::augment::Normalization;
 use crate::io::pack::Pack;
 use crate::model::layers::ConvBn;
 use crate::model::masks::WeightMasks;
-use crate::data::augment::Normalization;
 use crate::model::spec::Activation;
 use crate::model::{Model, Net};
 

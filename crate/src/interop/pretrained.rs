@@ -92,7 +92,10 @@ pub fn recognise(bytes: &[u8]) -> Option<&'static Checkpoint> {
 /// `$PRUNELAB_DATA/pretrained/`, `./data/pretrained/`, and
 /// `pretrained/` beside the CIFAR folder `data_dir` — else `from` is a path.
 #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
-pub fn locate(from: &str, data_dir: Option<&str>) -> crate::base::error::Result<std::path::PathBuf> {
+pub fn locate(
+    from: &str,
+    data_dir: Option<&str>,
+) -> crate::base::error::Result<std::path::PathBuf> {
     use std::path::{Path, PathBuf};
     let Some(c) = by_name(from) else {
         return Ok(PathBuf::from(from));
@@ -106,19 +109,23 @@ pub fn locate(from: &str, data_dir: Option<&str>) -> crate::base::error::Result<
         places.push(parent.join("pretrained"));
     }
     let candidates: Vec<PathBuf> = places.iter().map(|p| p.join(c.file)).collect();
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        crate::base::error::Error::config(
-            "from",
-            from,
-            format!(
-                "no {} in {}: run `prunelab data fetch {}` (or name the file's path)",
-                c.file,
-                looked.join(", "),
-                c.name
-            ),
-        )
-    })
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            crate::base::error::Error::config(
+                "from",
+                from,
+                format!(
+                    "no {} in {}: run `prunelab data fetch {}` (or name the file's path)",
+                    c.file,
+                    looked.join(", "),
+                    c.name
+                ),
+            )
+        })
 }
 
 /// Every name, for messages.

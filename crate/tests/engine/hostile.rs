@@ -12,7 +12,9 @@ use prunelab::interop;
 use prunelab::io::{model_file, pack};
 
 fn hostile(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/fixtures/hostile").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/interop/fixtures/hostile")
+        .join(name)
 }
 
 fn refused(path: &Path) -> String {
@@ -30,7 +32,8 @@ fn a_model_file_whose_tensors_share_values_is_refused() {
     let m = model(&mlp_spec(&[8]), 1, &cpu());
     let bytes = block_on(model_file::to_bytes(&m, serde_json::Value::Null)).unwrap();
     let header_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + header_len]).unwrap();
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&bytes[20..20 + header_len]).unwrap();
     let data = &bytes[20 + header_len..bytes.len() - 8];
     let first = header["tensors"][0].clone();
     for i in 0..3 {
@@ -49,7 +52,10 @@ fn a_model_file_whose_tensors_share_values_is_refused() {
         .err()
         .expect("the forged file is refused")
         .to_string();
-    assert!(e.contains("share stored values") && e.contains("ov.plm"), "{e}");
+    assert!(
+        e.contains("share stored values") && e.contains("ov.plm"),
+        "{e}"
+    );
 }
 
 /// PyTorch files whose tensors claim more than the file holds (H1b): one

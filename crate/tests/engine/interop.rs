@@ -203,7 +203,11 @@ fn export_onnx(
         }
         None => x.to_vec(),
     };
-    let ours = logits(&masks.map_or(model.clone(), |m| m.apply(model)), &fed, shape);
+    let ours = logits(
+        &masks.map_or(model.clone(), |m| m.apply(model)),
+        &fed,
+        shape,
+    );
     assert!(
         ours.iter().all(|v| v.is_finite()),
         "{name}: prunelab's logits are finite"

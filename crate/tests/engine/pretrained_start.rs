@@ -56,17 +56,28 @@ fn a_comparison_from_a_trained_file_is_measured_on_the_files_normalisation() {
     let file = tmp.path().join("trained.plm");
     std::fs::write(
         &file,
-        block_on(prunelab::io::model_file::to_bytes(&trained, serde_json::Value::Null)).unwrap(),
+        block_on(prunelab::io::model_file::to_bytes(
+            &trained,
+            serde_json::Value::Null,
+        ))
+        .unwrap(),
     )
     .unwrap();
     let base = config(tmp.path(), &file);
 
     let split = open_split(&base, 1).unwrap();
-    assert_eq!(split.norm, Some(Normalization::IMAGENET), "the file's record");
+    assert_eq!(
+        split.norm,
+        Some(Normalization::IMAGENET),
+        "the file's record"
+    );
     let opened = device::open(DeviceChoice::Cpu).unwrap();
     let mut sink = |_: prunelab::base::events::Event| {};
     let mut save = |_: Vec<u8>| Ok(String::new());
-    let dense = block_on(train_dense(&base, &opened, &split, None, &mut sink, &mut save)).unwrap();
+    let dense = block_on(train_dense(
+        &base, &opened, &split, None, &mut sink, &mut save,
+    ))
+    .unwrap();
     assert!(dense.result.history.is_empty(), "measured, not trained");
     assert_eq!(weights(&dense.model), weights(&trained));
     let (_, accuracy) = block_on(evaluate(
@@ -84,8 +95,10 @@ fn a_comparison_from_a_trained_file_is_measured_on_the_files_normalisation() {
     explicit.model.normalize = Some(NormalizeArg(Normalization::CIFAR10));
     let split = open_split(&explicit, 1).unwrap();
     assert_eq!(split.norm, Some(Normalization::CIFAR10));
-    let dense =
-        block_on(train_dense(&explicit, &opened, &split, None, &mut sink, &mut save)).unwrap();
+    let dense = block_on(train_dense(
+        &explicit, &opened, &split, None, &mut sink, &mut save,
+    ))
+    .unwrap();
     assert_eq!(dense.model.spec.input(), Some(Normalization::CIFAR10));
 
     // A file holding another network than `[model] name` says is refused.

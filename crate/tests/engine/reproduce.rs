@@ -76,17 +76,34 @@ fn a_budget_scales_epochs_and_data_and_keeps_the_papers_experiment() {
 fn the_pretrained_budget_starts_s2_and_s3_from_the_published_network_with_one_recipe() {
     use prunelab::data::augment::Normalization;
     for seed in [Seed::S2, Seed::S3] {
-        let c = plan(seed, Budget::Pretrained, None, Some("/data/c10"), None, None).unwrap();
+        let c = plan(
+            seed,
+            Budget::Pretrained,
+            None,
+            Some("/data/c10"),
+            None,
+            None,
+        )
+        .unwrap();
         let full = plan(seed, Budget::Full, None, None, None, None).unwrap();
         assert_eq!(methods(&c), methods(&full), "{seed:?}: the paper's rows");
         assert_eq!(c.base.model.name, "resnet56", "{seed:?}");
         assert_eq!(c.base.model.from.as_deref(), Some("resnet56-cifar10"));
-        assert_eq!(c.base.model.normalize.map(|n| n.0), Some(Normalization::IMAGENET));
-        assert_eq!((c.base.data.train_subset, c.base.data.test_subset), (None, None));
+        assert_eq!(
+            c.base.model.normalize.map(|n| n.0),
+            Some(Normalization::IMAGENET)
+        );
+        assert_eq!(
+            (c.base.data.train_subset, c.base.data.test_subset),
+            (None, None)
+        );
         let o = &c.base.prune.options;
         assert_eq!((o.finetune_epochs, o.finetune_lr), (Some(12), Some(0.01)));
         assert_eq!(o.finetune_recipe, prunelab::prune::options::Recipe::Shared);
-        assert_eq!(c.base.train.epochs, 12, "[train] describes the fine-tuning only");
+        assert_eq!(
+            c.base.train.epochs, 12,
+            "[train] describes the fine-tuning only"
+        );
         assert!(c.base.train.milestones.is_empty() && c.base.train.warmup_epochs == 0);
         assert!(c.methods.iter().all(|m| m.model.is_none()));
         assert_eq!(c.seeds, vec![1, 2]);
@@ -99,7 +116,10 @@ fn the_pretrained_budget_starts_s2_and_s3_from_the_published_network_with_one_re
         let e = plan(seed, Budget::Pretrained, None, None, None, None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("from scratch") && e.contains("--budget cpu"), "{e}");
+        assert!(
+            e.contains("from scratch") && e.contains("--budget cpu"),
+            "{e}"
+        );
     }
 }
 

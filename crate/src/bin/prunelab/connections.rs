@@ -91,11 +91,14 @@ impl Slots {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let last = Arc::new(AtomicU64::new(self.now_ms()));
         let evict = Arc::new(Notify::new());
-        self.open.lock().expect("no panics while locked").push(Entry {
-            id,
-            last: last.clone(),
-            evict: evict.clone(),
-        });
+        self.open
+            .lock()
+            .expect("no panics while locked")
+            .push(Entry {
+                id,
+                last: last.clone(),
+                evict: evict.clone(),
+            });
         Held {
             _permit: permit,
             slots: self.clone(),

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use prunelab::base::error::Result;
-use prunelab::base::memory::{MAX_MODEL_FILE, read_file};
 use prunelab::base::host::block_on;
+use prunelab::base::memory::{MAX_MODEL_FILE, read_file};
 use prunelab::interop::{self, Format};
 use prunelab::io::{atomic, model_file};
 use prunelab::model::masks::WeightMasks;

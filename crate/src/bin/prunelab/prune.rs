@@ -103,11 +103,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
             ));
         }
         None => (
-            init_model(
-                &config.model_spec_for(&split)?,
-                config.seed,
-                &device,
-            ),
+            init_model(&config.model_spec_for(&split)?, config.seed, &device),
             false,
         ),
     };

@@ -41,7 +41,11 @@ pub fn reproduce(args: ReproduceArgs) -> Result<()> {
         _ => "out",
     };
     let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("{folder}/reproduce-{}-{}", seed.name(), budget.name()))
+        PathBuf::from(format!(
+            "{folder}/reproduce-{}-{}",
+            seed.name(),
+            budget.name()
+        ))
     });
     // The resolved experiment, for `prunelab sweep` arrays and for the record.
     let text = reproduce::sweep_toml(&config)?;

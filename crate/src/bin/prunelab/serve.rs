@@ -20,8 +20,8 @@
 //! docs/operations.md states this security model.
 
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::path::{Component, Path, PathBuf};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,9 +145,11 @@ pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     // dotfile or into a dot-folder inside it, are not.
     let real = out.canonicalize().ok()?;
     let root = root.canonicalize().ok()?;
-    let hidden = real.strip_prefix(&root).ok()?.components().any(|c| {
-        matches!(c, Component::Normal(p) if p.to_string_lossy().starts_with('.'))
-    });
+    let hidden = real
+        .strip_prefix(&root)
+        .ok()?
+        .components()
+        .any(|c| matches!(c, Component::Normal(p) if p.to_string_lossy().starts_with('.')));
     (!hidden && real.is_file()).then_some(real)
 }
 
@@ -174,9 +176,8 @@ impl Site {
                     // link named like one to notes or a key, not a folder).
                     .filter(|n| {
                         n.ends_with(".bin")
-                            && resolve(dir, n).is_some_and(|real| {
-                                real.extension().is_some_and(|e| e == "bin")
-                            })
+                            && resolve(dir, n)
+                                .is_some_and(|real| real.extension().is_some_and(|e| e == "bin"))
                     })
                     .collect()
             })
@@ -260,11 +261,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 hosts.push(format!("{}:{port}", h.to_ascii_lowercase()));
             }
         }
-        let site = Arc::new(Site {
-            dir,
-            data,
-            hosts,
-        });
+        let site = Arc::new(Site { dir, data, hosts });
         println!("prunelab playground: http://127.0.0.1:{port}/");
         accept_loop(listener, site).await
     })

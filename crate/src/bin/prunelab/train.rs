@@ -48,7 +48,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let bytes;
     let resume = match (&args.checkpoint, args.resume) {
         (Some(path), true) if path.exists() => {
-            bytes = prunelab::base::memory::read_file(path, prunelab::base::memory::MAX_MODEL_FILE)?;
+            bytes =
+                prunelab::base::memory::read_file(path, prunelab::base::memory::MAX_MODEL_FILE)?;
             let (pack, meta) = checkpoint::read(&bytes, path)?;
             Some(Resume { pack, meta, path })
         }

@@ -108,7 +108,12 @@ pub struct Lab {
 impl Lab {
     pub fn new(config: RunConfig, device: OpenDevice, split: Split) -> Result<Lab> {
         let spec = config.model_spec_for(&split)?;
-        crate::metrics::memory::check_batch(device.kind, &spec, config.train.batch_size, "batch_size")?;
+        crate::metrics::memory::check_batch(
+            device.kind,
+            &spec,
+            config.train.batch_size,
+            "batch_size",
+        )?;
         let model = init_model(&spec, config.seed, &device.autodiff());
         let trainer = Trainer::new(model, config.train.clone(), config.seed);
         Ok(Lab {

@@ -196,7 +196,10 @@ pub struct FinetuneRecipe {
     pub lr: f64,
 }
 
-pub const PRETRAINED_FINETUNE: FinetuneRecipe = FinetuneRecipe { epochs: 12, lr: 0.01 };
+pub const PRETRAINED_FINETUNE: FinetuneRecipe = FinetuneRecipe {
+    epochs: 12,
+    lr: 0.01,
+};
 
 /// The trained network a `pretrained` reproduction starts from, unless
 /// `--from` names another.
