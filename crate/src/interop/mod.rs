@@ -109,7 +109,7 @@ pub fn read_model(
         }
         Some(Format::Safetensors) => safetensors::read(bytes).map_err(bad)?,
         #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
-        Some(Format::Pytorch) => pytorch::read(path).map_err(bad)?,
+        Some(Format::Pytorch) => pytorch::read(path, bytes.len() as u64).map_err(bad)?,
         #[cfg(not(all(not(target_arch = "wasm32"), feature = "native")))]
         Some(Format::Pytorch) => {
             return Err(bad(

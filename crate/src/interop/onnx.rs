@@ -99,14 +99,18 @@ impl Graph<'_> {
 
     /// A float constant `[dims]` named after `name`.
     fn floats(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        self.constant(name, &dims, FLOAT, &raw)
+    }
+
+    /// A constant initializer of `dtype` and shape `dims` holding `raw`
+    /// (little-endian), named after `name` and made unique.
+    fn constant(&mut self, name: &str, dims: &[i64], dtype: i64, raw: &[u8]) -> String {
         let name = format!("{name}_{}", self.next);
         self.next += 1;
-        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut t = Msg::default();
-        t.ints(1, &dims.iter().map(|&d| d as i64).collect::<Vec<_>>())
-            .int(2, FLOAT)
-            .string(8, &name)
-            .bytes(9, &raw);
+        t.ints(1, dims).int(2, dtype).string(8, &name).bytes(9, raw);
         self.initializers.push(t);
         name
     }
@@ -125,16 +129,8 @@ impl Graph<'_> {
     }
 
     fn int64s(&mut self, name: &str, values: &[i64]) -> String {
-        let name = format!("{name}_{}", self.next);
-        self.next += 1;
         let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mut t = Msg::default();
-        t.int(1, values.len() as i64)
-            .int(2, INT64)
-            .string(8, &name)
-            .bytes(9, &raw);
-        self.initializers.push(t);
-        name
+        self.constant(name, &[values.len() as i64], INT64, &raw)
     }
 
     /// Adds `op(inputs)` and returns its output's name.

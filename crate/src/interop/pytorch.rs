@@ -13,8 +13,9 @@ use super::state_dict::{Named, StateDict};
 
 use burn_store::pytorch_reader::DType;
 
-/// The tensors of the checkpoint at `path`; floats of any width become `f32`.
-pub fn read(path: &Path) -> std::result::Result<StateDict, String> {
+/// The tensors of the checkpoint at `path`, whose bytes number `file_len`
+/// (as the caller read them); floats of any width become `f32`.
+pub fn read(path: &Path, file_len: u64) -> std::result::Result<StateDict, String> {
     let reader = PytorchReader::new(path)
         .map_err(|e| format!("not a PyTorch checkpoint this reader understands ({e})"))?;
     let mut dict = StateDict::default();
@@ -40,7 +41,6 @@ pub fn read(path: &Path) -> std::result::Result<StateDict, String> {
             allocated = allocated.saturating_add(numel.saturating_mul(4));
         }
     }
-    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     crate::io::budget::check_tensors(stored, allocated, file_len)?;
     for (name, tensor) in tensors {
         let Some(width) = width(&tensor.dtype()) else {

@@ -242,8 +242,8 @@ pub struct ReproduceArgs {
     pub seed: String,
     /// smoke (a minute or two, CPU), cpu (2,000 images, 15 epochs: ~16 min
     /// a row on 2 cores), pretrained (S2, S3: the public pretrained ResNet-56,
-    /// all the data, one 12-epoch fine-tune for every row: about an hour a row
-    /// on 2 cores; records kept in results/), quick (all the data, a short
+    /// all the data, one 12-epoch fine-tune for every row: 1-2 h a row on 2
+    /// cores; records kept in results/), quick (all the data, a short
     /// schedule, GPU), full (the paper's schedule).
     #[arg(long, default_value = "cpu")]
     pub budget: String,

@@ -83,7 +83,8 @@ pub enum Budget {
     Cpu,
     /// A 2-core CPU from a trained network (S2, S3): the public pretrained
     /// ResNet-56, all of CIFAR-10, the full test set, every row fine-tuned
-    /// with one short recipe — about an hour a row here.
+    /// with one short recipe (a 12-epoch fine-tune: 5.6–10.8 min an epoch
+    /// measured here, with builds sharing the cores).
     Pretrained,
     /// All of the data, a short schedule: minutes per row on a GPU.
     Quick,
@@ -169,9 +170,8 @@ impl Budget {
                 device: DeviceChoice::Cpu,
                 seeds: 3,
             },
+            // Its one recipe is set in `plan` (`PRETRAINED_FINETUNE`).
             Budget::Pretrained => Scale {
-                epochs: None,
-                finetune_epochs: Some(PRETRAINED_FINETUNE.epochs),
                 device: DeviceChoice::Cpu,
                 seeds: 2,
                 ..none
@@ -188,8 +188,9 @@ impl Budget {
 
 /// The one fine-tuning recipe of the `pretrained` budget, for every row:
 /// SGD (momentum 0.9, weight decay 5e-4, batch 128) from `lr` down a cosine
-/// to 0 over `epochs` epochs of the 45,000 training images. Sized to about
-/// an hour a row on two cores (docs/results.md has the measured times); the
+/// to 0 over `epochs` epochs of the 45,000 training images. Meant as about
+/// an hour a row on two cores; the one row measured so far took 1 h 52 min
+/// with builds sharing the cores (docs/results.md); the
 /// papers fine-tune 40 (S3's code), 200 (S3's paper) or 20 (S2) epochs.
 pub struct FinetuneRecipe {
     pub epochs: usize,
