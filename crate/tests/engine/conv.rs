@@ -182,6 +182,27 @@ fn three_by_three_same_padding() {
     check(BASE);
 }
 
+/// A size-keeping convolution whose shifts reach two pixels: two columns
+/// wrap around on each side, which `im2col` and `col2im` mask per column.
+#[test]
+fn five_by_five_same_padding() {
+    check(Case {
+        k: [5, 5],
+        pad: [(2, 2), (2, 2)],
+        ..BASE
+    });
+}
+
+/// Size-keeping with padding smaller than the kernel's half in one direction.
+#[test]
+fn same_size_with_uneven_kernel() {
+    check(Case {
+        k: [3, 2],
+        pad: [(1, 1), (1, 0)],
+        ..BASE
+    });
+}
+
 #[test]
 fn strides_two_and_three_without_padding() {
     check(Case {

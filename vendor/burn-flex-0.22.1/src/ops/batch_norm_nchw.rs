@@ -6,13 +6,15 @@
 //! of tensor operations — each reduction swaps the batch and channel axes
 //! and copies the tensor contiguous first (four such copies per layer and
 //! step), and the broadcasts allocate a tensor each. Here each channel's
-//! statistics are two passes over its planes (sums in f64), and the output
-//! one more, with the same formulas as the defaults.
+//! statistics are two passes over its planes (each plane summed in the
+//! element type across many lanes, the planes added in f64: `lanes.rs`), and
+//! the output one more, with the same formulas as the defaults.
 
 use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_std::{Bytes, Shape};
 
+use super::lanes::{channel_sum, channel_sum_and_dot, channel_sum_squares, image_scale_shift, image_scale_shift2};
 use super::real::{Kernel, Real, for_each_chunk, in_precision, map_range};
 use crate::{FlexTensor, Layout};
 
@@ -45,32 +47,22 @@ pub(crate) fn train<T: Real>(
     let xs: &[T] = x.storage();
     let (gamma, beta) = (values::<T>(&gamma), values::<T>(&beta));
     let count = (n * hw) as f64;
-    let planes = |ch: usize| (0..n).map(move |b| &xs[(b * c + ch) * hw..(b * c + ch + 1) * hw]);
     let stats: Vec<(f64, f64)> = map_range(c, |ch| {
-        let mean = planes(ch).flat_map(|p| p.iter()).map(|v| v.to_f64()).sum::<f64>() / count;
-        let var = planes(ch)
-            .flat_map(|p| p.iter())
-            .map(|v| (v.to_f64() - mean).powi(2))
-            .sum::<f64>()
-            / count;
+        let mean = channel_sum(xs, c, hw, ch) / count;
+        let var = channel_sum_squares(xs, c, hw, ch, T::from_f64(-mean)) / count;
         (mean, var)
     });
     // y = x·a + b per channel, a = γ/√(σ²+ε), b = β − μ·a.
-    let affine: Vec<(f64, f64)> = stats
+    let affine: Vec<(T, T)> = stats
         .iter()
         .enumerate()
         .map(|(ch, &(mean, var))| {
             let a = gamma[ch].to_f64() / (var + epsilon).sqrt();
-            (a, beta[ch].to_f64() - mean * a)
+            (T::from_f64(a), T::from_f64(beta[ch].to_f64() - mean * a))
         })
         .collect();
     let mut out: Vec<T> = alloc::vec![T::from_f64(0.0); xs.len()];
-    for_each_chunk(&mut out, hw, |i, o| {
-        let (a, b) = affine[i % c];
-        for (y, v) in o.iter_mut().zip(&xs[i * hw..(i + 1) * hw]) {
-            *y = T::from_f64(v.to_f64() * a + b);
-        }
-    });
+    for_each_chunk(&mut out, c * hw, |b, o| image_scale_shift(o, &xs[b * c * hw..(b + 1) * c * hw], hw, &affine));
     let output = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(shape), dtype);
     let mean = vector(stats.iter().map(|s| T::from_f64(s.0)).collect(), dtype);
     let var = vector(stats.iter().map(|s| T::from_f64(s.1)).collect(), dtype);
@@ -100,12 +92,7 @@ pub(crate) fn inference<T: Real>(
         })
         .collect();
     let mut out: Vec<T> = alloc::vec![T::from_f64(0.0); xs.len()];
-    for_each_chunk(&mut out, hw, |i, o| {
-        let (a, b) = affine[i % c];
-        for (y, &v) in o.iter_mut().zip(&xs[i * hw..(i + 1) * hw]) {
-            *y = v * a + b;
-        }
-    });
+    for_each_chunk(&mut out, c * hw, |b, o| image_scale_shift(o, &xs[b * c * hw..(b + 1) * c * hw], hw, &affine));
     FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(shape), dtype)
 }
 
@@ -128,31 +115,26 @@ pub(crate) fn train_backward<T: Real>(
     let (gamma, mean, var) = (values::<T>(&gamma), values::<T>(&mean), values::<T>(&variance));
     let count = (n * hw) as f64;
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v.to_f64() + epsilon).sqrt()).collect();
-    // (Σ dy, Σ dy·x̂) per channel.
+    // (Σ dy, Σ dy·x̂) per channel, x̂·√(σ²+ε) = x − μ summed first.
     let sums: Vec<(f64, f64)> = map_range(c, |ch| {
-        let (m, s) = (mean[ch].to_f64(), inv[ch]);
-        let (mut sum, mut dot) = (0.0, 0.0);
-        for b in 0..n {
-            let range = (b * c + ch) * hw..(b * c + ch + 1) * hw;
-            for (g, v) in dys[range.clone()].iter().zip(&xs[range]) {
-                let g = g.to_f64();
-                sum += g;
-                dot += g * (v.to_f64() - m) * s;
-            }
-        }
-        (sum, dot)
+        let (sum, dot) = channel_sum_and_dot(dys, xs, c, hw, ch, T::from_f64(-mean[ch].to_f64()));
+        (sum, dot * inv[ch])
     });
+    // dx = γs·(dy − mean(dy) − (x − μ)·s·mean(dy·x̂)) = A·dy + B·x + C per channel.
+    let coefficients: Vec<(T, T, T)> = (0..c)
+        .map(|ch| {
+            let (m, s) = (mean[ch].to_f64(), inv[ch]);
+            let (mean_dy, mean_dot) = (sums[ch].0 / count, sums[ch].1 / count);
+            let scale = gamma[ch].to_f64() * s;
+            let slope = -scale * s * mean_dot;
+            (T::from_f64(scale), T::from_f64(slope), T::from_f64(-scale * mean_dy - slope * m))
+        })
+        .collect();
     let mut dx: Vec<T> = alloc::vec![T::from_f64(0.0); xs.len()];
-    for_each_chunk(&mut dx, hw, |i, o| {
-        let ch = i % c;
-        let (m, s) = (mean[ch].to_f64(), inv[ch]);
-        let (mean_dy, mean_dot) = (sums[ch].0 / count, sums[ch].1 / count);
-        let scale = gamma[ch].to_f64() * s;
-        let range = i * hw..(i + 1) * hw;
-        for ((d, g), v) in o.iter_mut().zip(&dys[range.clone()]).zip(&xs[range]) {
-            let xhat = (v.to_f64() - m) * s;
-            *d = T::from_f64(scale * (g.to_f64() - mean_dy - xhat * mean_dot));
-        }
+    let image = c * hw;
+    for_each_chunk(&mut dx, image, |b, o| {
+        let range = b * image..(b + 1) * image;
+        image_scale_shift2(o, &dys[range.clone()], &xs[range], hw, &coefficients)
     });
     let x_grad = FlexTensor::new(Bytes::from_elems(dx), Layout::contiguous(shape), dtype);
     let gamma_grad = vector(sums.iter().map(|s| T::from_f64(s.1)).collect(), dtype);

@@ -9,7 +9,10 @@
 //! copies, a 131,072-row im2col and a serial kernel transpose. The forward
 //! path also converts every input to NHWC on one thread. Here:
 //! - forward: `y_b[co, p] = Σ_c W[co, c] · col_b[c, p]`
-//! - input gradient: `col_b = Wᵀ · dy_b`, scattered back (col2im)
+//! - input gradient: for a centred size-keeping convolution (ResNet's
+//!   3×3s), the forward convolution of `dy` with the kernel turned half a
+//!   turn and its channel axes swapped; otherwise `col_b = Wᵀ · dy_b`,
+//!   scattered back (col2im)
 //! - weight gradient: `dW += dy_b · col_bᵀ`, one accumulator per thread
 //!
 //! where `c` runs over (input channel, kernel row, kernel column) of one
@@ -21,193 +24,9 @@ use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
+use super::conv2d_cols::{Geometry, col2im, im2col};
 use super::real::{Kernel, Real, for_each_chunk_with, in_precision};
 use crate::{FlexTensor, Layout};
-
-/// The sizes of one 2-D convolution.
-#[derive(Clone, Copy, Debug)]
-struct Geometry {
-    batch: usize,
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dilation: [usize; 2],
-    groups: usize,
-}
-
-impl Geometry {
-    fn new(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Self {
-        let out = |i: usize, size: usize, k: usize| {
-            let (begin, end) = options.padding[i];
-            (size + begin + end - options.dilation[i] * (k - 1) - 1) / options.stride[i] + 1
-        };
-        Self {
-            batch: x[0],
-            c_in: x[1],
-            h: x[2],
-            w: x[3],
-            c_out: weight[0],
-            kh: weight[2],
-            kw: weight[3],
-            oh: out(0, x[2], weight[2]),
-            ow: out(1, x[3], weight[3]),
-            stride: options.stride,
-            pad: [options.padding[0].0, options.padding[1].0],
-            dilation: options.dilation,
-            groups: options.groups,
-        }
-    }
-    fn c_in_group(&self) -> usize {
-        self.c_in / self.groups
-    }
-    fn c_out_group(&self) -> usize {
-        self.c_out / self.groups
-    }
-    /// Rows of one group's im2col buffer.
-    fn col_rows(&self) -> usize {
-        self.c_in_group() * self.kh * self.kw
-    }
-    fn spatial(&self) -> usize {
-        self.oh * self.ow
-    }
-    /// Stride 1, no dilation, and the output the input's size, with the
-    /// kernel inside the padding (every shift at most the padding).
-    fn keeps_size(&self) -> bool {
-        self.stride == [1, 1]
-            && self.dilation == [1, 1]
-            && self.oh == self.h
-            && self.ow == self.w
-            && self.pad[0] < self.kh
-            && self.pad[1] < self.kw
-    }
-    /// `[lo, hi)`: the output columns whose input column `ox·s + off` is inside the image.
-    fn valid_cols(&self, off: isize) -> (usize, usize) {
-        let s = self.stride[1] as isize;
-        let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
-        let hi = if (self.w as isize) <= off {
-            0
-        } else {
-            ((self.w as isize - off + s - 1) / s).min(self.ow as isize)
-        };
-        let lo = (lo as usize).min(self.ow);
-        (lo, (hi.max(0) as usize).max(lo))
-    }
-    /// The input row read by output row `oy` at kernel row `i`, if inside the image.
-    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
-        let y = (oy * self.stride[0] + i * self.dilation[0]) as isize - self.pad[0] as isize;
-        (y >= 0 && (y as usize) < self.h).then_some(y as usize)
-    }
-}
-
-/// One image's (`x`: `[c_in_group, h, w]` of group `g`) patches as
-/// `col[(c, i, j), p]`.
-fn im2col<T: Real>(g: &Geometry, x: &[T], col: &mut [T]) {
-    if g.keeps_size() {
-        return im2col_same(g, x, col);
-    }
-    let (hw, sp) = (g.h * g.w, g.spatial());
-    for c in 0..g.c_in_group() {
-        let plane = &x[c * hw..(c + 1) * hw];
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let row = &mut col[((c * g.kh + i) * g.kw + j) * sp..][..sp];
-                let off = (j * g.dilation[1]) as isize - g.pad[1] as isize;
-                let (lo, hi) = g.valid_cols(off);
-                for oy in 0..g.oh {
-                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    let Some(y) = g.input_row(oy, i) else {
-                        out.fill(T::zero());
-                        continue;
-                    };
-                    let src = &plane[y * g.w..(y + 1) * g.w];
-                    out[..lo].fill(T::zero());
-                    out[hi..].fill(T::zero());
-                    if g.stride[1] == 1 {
-                        let start = (lo as isize + off) as usize;
-                        out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-                    } else {
-                        for (ox, v) in out.iter_mut().enumerate().take(hi).skip(lo) {
-                            *v = src[(ox as isize * g.stride[1] as isize + off) as usize];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `im2col` for a size-keeping convolution (stride 1, no dilation, the
-/// output as large as the input: a 3×3 with padding 1). Each patch row is
-/// then the whole input plane shifted by `dy·w + dx` — one copy, not one per
-/// output row (rows of 8 to 32 values, each a `memcpy` call, were a fifth of
-/// a ResNet-20 training step) — with the rows shifted in from outside the
-/// image and the columns that wrapped around set to zero.
-fn im2col_same<T: Real>(g: &Geometry, x: &[T], col: &mut [T]) {
-    let (h, w) = (g.h, g.w);
-    let hw = h * w;
-    for c in 0..g.c_in_group() {
-        let plane = &x[c * hw..(c + 1) * hw];
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let row = &mut col[((c * g.kh + i) * g.kw + j) * hw..][..hw];
-                let dy = i as isize - g.pad[0] as isize;
-                let dx = j as isize - g.pad[1] as isize;
-                let shift = dy * w as isize + dx;
-                // Output positions whose source index lies in the plane.
-                let lo = (-shift).clamp(0, hw as isize) as usize;
-                let hi = (hw as isize - shift).clamp(lo as isize, hw as isize) as usize;
-                row[..lo].fill(T::zero());
-                row[hi..].fill(T::zero());
-                let start = (lo as isize + shift) as usize;
-                row[lo..hi].copy_from_slice(&plane[start..start + (hi - lo)]);
-                // Columns whose source wrapped onto the neighbouring row.
-                let (c0, c1) = if dx < 0 { (0, (-dx) as usize) } else { (w.saturating_sub(dx as usize), w) };
-                for oy in 0..h {
-                    for ox in c0..c1.min(w) {
-                        row[oy * w + ox] = T::zero();
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of `im2col`: adds each patch entry back onto its pixel.
-fn col2im<T: Real>(g: &Geometry, col: &[T], dx: &mut [T]) {
-    let (hw, sp) = (g.h * g.w, g.spatial());
-    for c in 0..g.c_in_group() {
-        let plane = &mut dx[c * hw..(c + 1) * hw];
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let row = &col[((c * g.kh + i) * g.kw + j) * sp..][..sp];
-                let off = (j * g.dilation[1]) as isize - g.pad[1] as isize;
-                let (lo, hi) = g.valid_cols(off);
-                for oy in 0..g.oh {
-                    let Some(y) = g.input_row(oy, i) else { continue };
-                    let src = &row[oy * g.ow..(oy + 1) * g.ow];
-                    let dst = &mut plane[y * g.w..(y + 1) * g.w];
-                    if g.stride[1] == 1 {
-                        let start = (lo as isize + off) as usize;
-                        for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
-                            *d += *s;
-                        }
-                    } else {
-                        for ox in lo..hi {
-                            dst[(ox as isize * g.stride[1] as isize + off) as usize] += src[ox];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, each given by (row stride, column
 /// stride); `dst` row-major with row stride `dst_rs`.
@@ -286,9 +105,13 @@ pub(crate) fn conv2d<T: Real>(
 ) -> FlexTensor {
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
     let g = Geometry::new(&shape4(&x), &shape4(&weight), options);
-    let (xs, ws): (&[T], &[T]) = (x.storage(), weight.storage());
     let bias = bias.map(|b| b.to_contiguous());
-    let bs: Option<&[T]> = bias.as_ref().map(|b| b.storage());
+    let out = convolve::<T>(&g, x.storage(), weight.storage(), bias.as_ref().map(|b| b.storage()));
+    tensor(out, [g.batch, g.c_out, g.oh, g.ow], dtype)
+}
+
+/// `y = conv(x, w) (+ b)` on NCHW data as one GEMM per image and group.
+fn convolve<T: Real>(g: &Geometry, xs: &[T], ws: &[T], bs: Option<&[T]>) -> Vec<T> {
     let (rows, sp, cog) = (g.col_rows(), g.spatial(), g.c_out_group());
     let mut out = vec![T::zero(); g.batch * g.c_out * sp];
     // im2col writes every entry of its buffer, so one per worker serves all
@@ -296,7 +119,7 @@ pub(crate) fn conv2d<T: Real>(
     for_each_chunk_with(&mut out, g.c_out * sp, rows * sp, |b, y, col| {
         for grp in 0..g.groups {
             let xb = &xs[(b * g.c_in + grp * g.c_in_group()) * g.h * g.w..];
-            im2col(&g, xb, col);
+            im2col(g, xb, col);
             let yg = &mut y[grp * cog * sp..(grp + 1) * cog * sp];
             if let Some(bs) = bs {
                 for (co, plane) in yg.chunks_mut(sp).enumerate() {
@@ -317,7 +140,26 @@ pub(crate) fn conv2d<T: Real>(
             };
         }
     });
-    tensor(out, [g.batch, g.c_out, g.oh, g.ow], dtype)
+    out
+}
+
+/// `w'[c, co, i, j] = w[co, c, kh−1−i, kw−1−j]`: the kernel of
+/// [`Geometry::transposed`].
+fn rotated<T: Real>(g: &Geometry, ws: &[T]) -> Vec<T> {
+    let (kh, kw, taps) = (g.kh, g.kw, g.kh * g.kw);
+    let mut out = vec![T::zero(); ws.len()];
+    for co in 0..g.c_out {
+        for c in 0..g.c_in {
+            let src = &ws[(co * g.c_in + c) * taps..][..taps];
+            let dst = &mut out[(c * g.c_out + co) * taps..][..taps];
+            for i in 0..kh {
+                for j in 0..kw {
+                    dst[i * kw + j] = src[(kh - 1 - i) * kw + (kw - 1 - j)];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The gradient with respect to the input.
@@ -331,6 +173,16 @@ pub(crate) fn conv2d_x_backward<T: Real>(
     let (weight, dy) = (weight.to_contiguous(), output_grad.to_contiguous());
     let g = Geometry::new(&shape4(&x), &shape4(&weight), options);
     let (ws, dys): (&[T], &[T]) = (weight.storage(), dy.storage());
+    if let Some(t) = g.transposed() {
+        // A centred size-keeping convolution's input gradient is the same
+        // convolution of `dy` with the kernel turned half a turn and its
+        // channel axes swapped. As a forward pass it is one GEMM with the sum
+        // over `c_out · kh · kw` writing `dx` itself; the route below sums
+        // over `c_out` alone (16 in ResNet's first stage) into a 9× larger
+        // buffer that col2im then adds back.
+        let dx = convolve(&t, dys, &rotated(&g, ws), None);
+        return tensor(dx, [g.batch, g.c_in, g.h, g.w], dtype);
+    }
     let (rows, sp, cog) = (g.col_rows(), g.spatial(), g.c_out_group());
     let mut dx = vec![T::zero(); g.batch * g.c_in * g.h * g.w];
     // The GEMM overwrites the whole buffer: one per worker.

@@ -98,7 +98,9 @@ pub mod comparison;
 mod conv_common;
 pub mod conv;
 mod batch_norm_nchw; // prunelab patch
+mod conv2d_cols; // prunelab patch
 mod conv2d_nchw; // prunelab patch
+mod lanes; // prunelab patch
 mod real; // prunelab patch
 pub mod conv_transpose;
 pub mod cumulative;
