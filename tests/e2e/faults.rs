@@ -378,6 +378,42 @@ fn a_stop_with_nothing_saved_does_not_ask_for_a_requeue() {
     );
 }
 
+/// `prune` (like `eval`, `export` and `bench`) has no step to stop at: a
+/// signal ends it with the documented 130 and it removes its private runtime
+/// folder (probe 2, L9: exit 143 and one `prunelab-runtime-*` folder left in
+/// the temporary folder per kill).
+#[test]
+fn a_signal_stops_prune_with_130_and_leaves_no_runtime_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let child = bin()
+        .args(["prune", "--dataset", "moons", "--points", "300"])
+        .args(["--batch-size", "50", "--device", "cpu", "--method", "snip"])
+        // SNIP prunes at initialisation, then trains: long enough to signal.
+        .args(["--target", "sparsity=0.5", "--epochs", "100000"])
+        .env("TMPDIR", tmp.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped by signal"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("prunelab-runtime-"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 #[test]
 fn an_out_of_memory_panic_becomes_a_diagnosable_error() {
     let dir = tempfile::tempdir().unwrap();

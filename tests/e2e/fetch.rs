@@ -317,3 +317,87 @@ fn fetch_puts_a_pretrained_checkpoint_and_its_licence_in_place() {
         "{err}"
     );
 }
+
+/// Two fetches into one folder: the second is refused at once, by name, and
+/// the first one's download is left alone (probe 2, L5: they appended to
+/// each other's `.part`, then both failed and deleted it).
+#[test]
+fn a_second_fetch_into_the_same_folder_is_refused_while_the_first_runs() {
+    // A server that accepts and never answers keeps the first fetch going.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/cifar-10-binary.tar.gz",
+        listener.local_addr().unwrap()
+    );
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sha = "0".repeat(64);
+    let mut first = crate::support::bin()
+        .args(fetch_args(dir.path(), &url, &sha))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let part = dir.path().join("cifar-10-binary.tar.gz.part");
+    let since = std::time::Instant::now();
+    while !part.exists() && since.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(part.exists(), "the first fetch never started its download");
+    let e = fails(&fetch_args(dir.path(), &url, &sha));
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(
+        e.contains("another `prunelab data fetch` is downloading"),
+        "{e}"
+    );
+    assert!(part.exists(), "the first fetch's download was deleted");
+}
+
+/// The official archive with a link added at `name`, pointing at `target`.
+fn archive_with_link(name: &str, target: &str) -> Vec<u8> {
+    use std::io::Read;
+    let plain = archive(&[]);
+    let mut source = tar::Archive::new(flate2::read::GzDecoder::new(&plain[..]));
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut out = tar::Builder::new(gz);
+    for entry in source.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        out.append(&header, &data[..]).unwrap();
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    header.set_mode(0o777);
+    out.append_link(&mut header, name, target).unwrap();
+    out.into_inner().unwrap().finish().unwrap()
+}
+
+/// An archive from `--url` that puts a link in the data folder (to a file
+/// anywhere on the machine) is refused, and neither the folder nor the
+/// staging folder is left (probe 2, L4: accepted as "ready").
+#[test]
+fn fetch_refuses_an_archive_that_holds_a_link() {
+    let body = archive_with_link("cifar-10-batches-bin/readme.html", "/etc/hostname");
+    let sha = sha256(&body);
+    let (base, _) = serve(body, None);
+    let url = format!("{base}/a.tar.gz");
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let err = fails(&fetch_args(&dir, &url, &sha));
+    assert!(err.contains("as a link"), "{err}");
+    assert!(
+        !dir.join("cifar-10-batches-bin").exists(),
+        "the folder was installed"
+    );
+    assert!(
+        !dir.join(".unpack-cifar-10-batches-bin").exists(),
+        "the staging folder was left"
+    );
+}

@@ -280,13 +280,19 @@ fn map(
 pub fn guess_resnet(dict: &StateDict) -> Option<ModelSpec> {
     // The shortest name ending in `suffix`: the stem's `conv1.weight`, not
     // a block's `layer1.0.conv1.weight`, whatever prefix the file adds.
-    let shape = |suffix: &str| {
-        dict.floats
-            .iter()
-            .filter(|t| t.name == suffix || t.name.ends_with(&format!(".{suffix}")))
-            .min_by_key(|t| t.name.len())
-            .map(|t| t.shape.clone())
-    };
+    // Every dot-separated suffix of every name is indexed once, so a file of
+    // N tensors costs O(N) and not a scan per block (20,000 names: 19 s).
+    let mut by_suffix: HashMap<&str, &Named> = HashMap::new();
+    for t in &dict.floats {
+        let dots = t.name.match_indices('.').map(|(i, _)| i + 1);
+        for start in std::iter::once(0).chain(dots) {
+            let entry = by_suffix.entry(&t.name[start..]).or_insert(t);
+            if t.name.len() < entry.name.len() {
+                *entry = t;
+            }
+        }
+    }
+    let shape = |suffix: &str| by_suffix.get(suffix).map(|t| t.shape.clone());
     let stem = shape("conv1.weight").filter(|s| s.len() == 4)?;
     if stem[2] != 3 {
         return None;

@@ -161,6 +161,55 @@ pub async fn write(
         ),
         ("prunelab.sparse_bytes".to_string(), size.bytes.to_string()),
     ]);
-    ::safetensors::serialize(tensors.iter().map(|(n, r)| (n.clone(), r)), Some(metadata))
-        .map_err(|e| Error::Execution(format!("writing safetensors failed: {e}")))
+    let bytes =
+        ::safetensors::serialize(tensors.iter().map(|(n, r)| (n.clone(), r)), Some(metadata))
+            .map_err(|e| Error::Execution(format!("writing safetensors failed: {e}")))?;
+    Ok(with_sorted_header(bytes))
+}
+
+/// The file with its JSON header's keys in sorted order. The crate writes
+/// its metadata map in `HashMap` order, so exports of one model differed
+/// from run to run in the header alone. The sorted header holds the same
+/// keys and values, so it has the same length and every tensor offset
+/// stands; a header that would not round-trip that way is left as written.
+fn with_sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    else {
+        return bytes;
+    };
+    let Some(header) = bytes
+        .get(8..8 + len)
+        .and_then(|h| std::str::from_utf8(h).ok())
+    else {
+        return bytes;
+    };
+    let text = header.trim_end_matches(' ');
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return bytes;
+    };
+    let sorted = sorted_keys(value).to_string();
+    if sorted.len() == text.len() {
+        bytes[8..8 + sorted.len()].copy_from_slice(sorted.as_bytes());
+    }
+    bytes
+}
+
+/// `value` with every object's keys inserted in sorted order (serde_json
+/// keeps insertion order when a dependency turns on `preserve_order`).
+fn sorted_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        other => other,
+    }
 }

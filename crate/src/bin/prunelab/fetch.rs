@@ -70,6 +70,7 @@ pub fn fetch(args: FetchArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let part = dir.join(format!("{}.part", official.file));
+    let _held = lock(&part)?;
     download(&url, &part)?;
     eprintln!("checking the SHA-256 of {}", part.display());
     let got = sha256_of(&part)?;
@@ -94,6 +95,37 @@ pub fn fetch(args: FetchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `part`, held by this process alone until the returned file is dropped:
+/// two fetches into one folder appended to each other's download, and both
+/// then failed and deleted it. The lock (`flock`) ends with the process,
+/// however it ends, so a killed fetch never blocks the next one.
+fn lock(part: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(part)
+        .map_err(|e| Error::io(part, e))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Execution(format!(
+            "another `prunelab data fetch` is downloading into {} now; wait for it to finish, \
+             or fetch into another --dir",
+            part.display()
+        )));
+    }
+    // The fetch that held it may have renamed or deleted the file between
+    // our open and our lock: then the lock guards a file no one will use.
+    match (file.metadata(), std::fs::metadata(part)) {
+        (Ok(held), Ok(now)) if held.ino() == now.ino() && held.dev() == now.dev() => Ok(file),
+        _ => Err(Error::Execution(format!(
+            "another `prunelab data fetch` has just finished with {}; run the command again",
+            part.display()
+        ))),
+    }
+}
+
 /// GETs `url` into `part`, continuing after the bytes already there when the
 /// server takes a range request (206); a server that answers 200 sends the
 /// whole file again, so it starts over.
@@ -102,6 +134,8 @@ fn download(url: &str, part: &Path) -> Result<()> {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(30)))
+            // A server that takes the connection and never answers.
+            .timeout_recv_response(Some(Duration::from_secs(60)))
             // No whole-body limit (170 MB over a slow link); a stalled
             // connection still ends after this long without a byte.
             .timeout_recv_body(Some(Duration::from_secs(6 * 3600)))
@@ -141,7 +175,7 @@ fn download(url: &str, part: &Path) -> Result<()> {
             )));
         }
     };
-    let total = length.map(|n| n + start);
+    let total = length.map(|n| n.saturating_add(start));
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -225,14 +259,16 @@ fn unpack(archive: &Path, dir: &Path, official: Archive, variant: Variant) -> Re
     let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     // `unpack` keeps every entry inside `staging` (no `..`, no absolute paths).
-    tar.unpack(&staging).map_err(|e| {
-        Error::Execution(format!(
-            "cannot unpack {}: {e} (is the disk full?)",
+    if let Err(e) = tar.unpack(&staging) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(Error::Execution(format!(
+            "cannot unpack {}: {e} (an entry that leads out of the folder, or a full disk; \
+             nothing was kept)",
             archive.display()
-        ))
-    })?;
+        )));
+    }
     let inner = staging.join(official.folder);
-    let checked = variant.check_layout(&inner);
+    let checked = no_links(&inner).and_then(|()| variant.check_layout(&inner));
     if let Err(e) = checked {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
@@ -240,6 +276,38 @@ fn unpack(archive: &Path, dir: &Path, official: Archive, variant: Variant) -> Re
     let folder = dir.join(official.folder);
     std::fs::rename(&inner, &folder).map_err(|e| Error::io(&folder, e))?;
     let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
+}
+
+/// The unpacked folder and everything in it must be plain folders and files:
+/// an archive from `--url` could otherwise install the folder, or a batch
+/// file, as a link to anywhere on the machine.
+fn no_links(folder: &Path) -> Result<()> {
+    let refuse = |path: &Path| {
+        Err(Error::Execution(format!(
+            "the archive holds {} as a link; a data folder must hold plain files, so it was not kept",
+            path.display()
+        )))
+    };
+    let meta = std::fs::symlink_metadata(folder).map_err(|e| Error::io(folder, e))?;
+    if meta.file_type().is_symlink() {
+        return refuse(folder);
+    }
+    if !meta.is_dir() {
+        return Ok(()); // check_layout says what is missing
+    }
+    for entry in std::fs::read_dir(folder).map_err(|e| Error::io(folder, e))? {
+        let path = entry.map_err(|e| Error::io(folder, e))?.path();
+        let kind = std::fs::symlink_metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .file_type();
+        if kind.is_symlink() {
+            return refuse(&path);
+        }
+        if kind.is_dir() {
+            no_links(&path)?;
+        }
+    }
     Ok(())
 }
 
@@ -291,6 +359,7 @@ fn fetch_checkpoint(args: &FetchArgs, checkpoint: &Checkpoint) -> Result<()> {
     }
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let part = dir.join(format!("{}.part", checkpoint.file));
+    let _held = lock(&part)?;
     download(&url, &part)?;
     let got = sha256_of(&part)?;
     if got != sha256 {

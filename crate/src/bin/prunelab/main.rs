@@ -63,7 +63,7 @@ fn main() -> ExitCode {
             runtime_dir = Some(dir);
         }
     }
-    let code = run();
+    let code = run(runtime_dir.clone());
     if let Some(dir) = runtime_dir {
         // Only if empty: whatever a driver left there is not ours to delete.
         let _ = std::fs::remove_dir(dir);
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     code
 }
 
-fn run() -> ExitCode {
+fn run(runtime_dir: Option<std::path::PathBuf>) -> ExitCode {
     // Not `Cli::parse()`: it exits the process (for --help too) before the
     // runtime directory is removed.
     let cli = match Cli::try_parse() {
@@ -111,9 +111,15 @@ fn run() -> ExitCode {
             stop_on_signals();
             train::train(args)
         }
-        Command::Eval(args) => eval::eval(args),
+        Command::Eval(args) => {
+            exit_on_signals(runtime_dir);
+            eval::eval(args)
+        }
         Command::Info(args) => info::info(args),
-        Command::Prune(args) => prune::prune(args),
+        Command::Prune(args) => {
+            exit_on_signals(runtime_dir);
+            prune::prune(args)
+        }
         Command::Compare(args) => {
             stop_on_signals();
             compare::compare(args)
@@ -127,12 +133,18 @@ fn run() -> ExitCode {
             reproduce::reproduce(args)
         }
         Command::Methods => compare::methods(),
-        Command::Bench(args) => bench::bench(args),
+        Command::Bench(args) => {
+            exit_on_signals(runtime_dir);
+            bench::bench(args)
+        }
         Command::Serve(args) => serve::serve(args),
         Command::Data(DataArgs {
             command: DataCommand::Fetch(args),
         }) => fetch::fetch(args),
-        Command::Export(args) => models::export(args),
+        Command::Export(args) => {
+            exit_on_signals(runtime_dir);
+            models::export(args)
+        }
     });
     if let (true, Err(e)) = (json_events, &result) {
         // A log reader sees how the run ended, not just that stdout stopped.
@@ -186,6 +198,29 @@ fn stop_on_signals() {
     for signal in [SIGINT, SIGTERM, SIGUSR1] {
         let _ = signal_hook::flag::register(signal, flag.clone());
     }
+}
+
+/// For commands with no step to stop at (`prune`, `eval`, `export`,
+/// `bench`): a signal still ends them at once, but here rather than by the
+/// default action. The status is then the documented 130 (stopped, nothing
+/// saved) instead of 128 + the signal, and the private runtime directory is
+/// removed (each default SIGTERM death left one behind in the temporary
+/// folder). Outputs go to a temporary name that is renamed once complete,
+/// so nothing half-written is left, as before.
+fn exit_on_signals(runtime_dir: Option<std::path::PathBuf>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            if let Some(dir) = &runtime_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
+            eprintln!("stopped by signal {signal}; nothing was saved");
+            std::process::exit(interrupt::EXIT_STOPPED.into());
+        }
+    });
 }
 
 /// burn's GPU runtimes panic where they cannot allocate or lose the device;
