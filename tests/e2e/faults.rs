@@ -56,6 +56,16 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// SIGTERM to `child`, then all it printed and its status.
+fn terminate(child: std::process::Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -325,12 +335,7 @@ fn sigterm_saves_a_checkpoint_and_exits_for_requeue() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(75), "{err}");
     assert!(
@@ -364,12 +369,7 @@ fn a_stop_with_nothing_saved_does_not_ask_for_a_requeue() {
         .unwrap();
     // Past startup (the signal handlers are installed before any data loads).
     std::thread::sleep(Duration::from_millis(1500));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(
@@ -397,12 +397,7 @@ fn a_signal_stops_prune_with_130_and_leaves_no_runtime_folder() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("stopped by signal"), "{err}");
