@@ -64,6 +64,8 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// Serves `body` at `/a.tar.gz` (404 elsewhere), honouring `Range:
 /// bytes=N-`; the first response is cut after `cut` bytes when given.
+/// `/moved` redirects to it, `/to-file` to `file:///etc/passwd`, `/loop`
+/// to itself.
 /// Returns the base URL and the Range headers it saw, in order.
 fn serve(body: Vec<u8>, cut: Option<usize>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -88,6 +90,22 @@ fn serve(body: Vec<u8>, cut: Option<usize>) -> (String, Arc<Mutex<Vec<String>>>)
                 }
             }
             seen.lock().unwrap().push(range.clone());
+            let redirect = [
+                ("GET /moved ", "/a.tar.gz"),
+                ("GET /to-file ", "file:///etc/passwd"),
+                ("GET /loop ", "/loop"),
+            ]
+            .into_iter()
+            .find(|(from, _)| request.starts_with(from));
+            if let Some((_, to)) = redirect {
+                let _ = stream.write_all(
+                    format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                continue;
+            }
             if !request.starts_with("GET /a.tar.gz ") {
                 let _ = stream.write_all(
                     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -233,8 +251,24 @@ fn fetch_refuses_a_bad_checksum_a_missing_file_and_entries_outside_the_folder() 
     let err = fails(&["data", "fetch", "mnist"]);
     assert!(err.contains("cifar10 or cifar100"), "{err}");
 
-    // A hostile archive unpacks its data folder and nothing outside it.
-    ok(&fetch_args(&dir, &url, &sha));
+    // A redirect it will not follow is named (probe 2, L4: "too many redirects").
+    let to_file = format!("{base}/to-file");
+    let err = fails(&fetch_args(&dir, &to_file, &sha));
+    assert!(
+        err.contains("redirects to file:///etc/passwd") && err.contains("does not follow"),
+        "{err}"
+    );
+    let looping = format!("{base}/loop");
+    let err = fails(&fetch_args(&dir, &looping, &sha));
+    assert!(
+        err.contains("redirects to /loop") && err.contains("up to 10 redirects"),
+        "{err}"
+    );
+
+    // A hostile archive, through a redirect, unpacks its data folder and
+    // nothing outside it.
+    let moved = format!("{base}/moved");
+    ok(&fetch_args(&dir, &moved, &sha));
     assert!(dir.join("cifar-10-batches-bin/test_batch.bin").is_file());
     assert!(!root.path().join("escaped.txt").exists());
     assert!(!Path::new("/tmp/absolute.txt").exists());

@@ -226,6 +226,30 @@ fn serves_only_what_it_was_asked_to_on_its_own_names() {
     assert_eq!(status, 200);
     assert!(text.to_ascii_lowercase().contains("content-length: 300000"));
     assert!(text.ends_with("\r\n\r\n"), "HEAD has no body");
+    // Two Host headers: 400 (probe 2, L3: accepted when the first was good).
+    let (status, text) = request(
+        port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example.com\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 400, "{text}");
+    // hyper's own answer to a head it cannot parse carries the page's
+    // headers too (probe 2, L3: a bare 400).
+    let (status, text) = request(
+        port,
+        &format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nBad Header: x\r\n\r\n"),
+    );
+    assert_eq!(status, 400, "{text}");
+    let lower = text.to_ascii_lowercase();
+    for h in [
+        "content-security-policy:",
+        "x-content-type-options: nosniff",
+        "cross-origin-opener-policy: same-origin",
+        "cache-control: no-cache",
+    ] {
+        assert!(lower.contains(h), "{h} missing: {text}");
+    }
     // An oversized request head is refused, not buffered.
     let big = "a".repeat(64 * 1024);
     let (status, _) = request(

@@ -126,6 +126,26 @@ fn lock(part: &Path) -> Result<std::fs::File> {
     }
 }
 
+/// Redirects a download follows.
+const MAX_REDIRECTS: u32 = 10;
+
+/// Where a redirect from `from` to `location` leads, if it is an http(s)
+/// address: absolute, or a path on the same server.
+fn redirect_target(from: &str, location: &str) -> Option<String> {
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        return Some(location.to_string());
+    }
+    if location.starts_with('/') && !location.starts_with("//") {
+        let scheme_end = from.find("://")? + 3;
+        let host_end = from[scheme_end..]
+            .find('/')
+            .map_or(from.len(), |i| scheme_end + i);
+        return Some(format!("{}{location}", &from[..host_end]));
+    }
+    None
+}
+
 /// GETs `url` into `part`, continuing after the bytes already there when the
 /// server takes a range request (206); a server that answers 200 sends the
 /// whole file again, so it starts over.
@@ -140,25 +160,54 @@ fn download(url: &str, part: &Path) -> Result<()> {
             // connection still ends after this long without a byte.
             .timeout_recv_body(Some(Duration::from_secs(6 * 3600)))
             .http_status_as_error(false)
+            .max_redirects(0)
             .build(),
     );
-    let mut request = agent.get(url);
     if have > 0 {
         eprintln!(
             "resuming the download of {url} after {} already in {}",
             mb(have),
             part.display()
         );
-        request = request.header("Range", format!("bytes={have}-"));
     } else {
         eprintln!("downloading {url}");
     }
-    let response = request.call().map_err(|e| {
-        Error::Execution(format!(
-            "cannot download {url}: {e} (check the network or a proxy; \
-             run the same command again to retry)"
-        ))
-    })?;
+    // Redirects are followed here, not by ureq, so that one it cannot
+    // follow (to file://, say) is named as such, not as "too many".
+    let mut at = url.to_string();
+    let mut hops = 0;
+    let response = loop {
+        let mut request = agent.get(&at);
+        if have > 0 {
+            request = request.header("Range", format!("bytes={have}-"));
+        }
+        let response = request.call().map_err(|e| {
+            Error::Execution(format!(
+                "cannot download {at}: {e} (check the network or a proxy; \
+                 run the same command again to retry)"
+            ))
+        })?;
+        if !response.status().is_redirection() {
+            break response;
+        }
+        let to = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("nowhere (no Location header)")
+            .to_string();
+        hops += 1;
+        match redirect_target(&at, &to) {
+            Some(next) if hops <= MAX_REDIRECTS => at = next,
+            _ => {
+                return Err(Error::Execution(format!(
+                    "{at} redirects to {to}, which `data fetch` does not follow (it follows up \
+                     to {MAX_REDIRECTS} redirects, to http and https addresses only); give the \
+                     file's own address with --url"
+                )));
+            }
+        }
+    };
     let status = response.status().as_u16();
     let length = response
         .headers()

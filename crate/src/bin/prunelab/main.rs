@@ -14,6 +14,7 @@ mod fetch;
 mod models;
 mod progress;
 mod connections;
+mod error_heads;
 mod serve;
 mod reproduce;
 mod sweep;

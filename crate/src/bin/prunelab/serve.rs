@@ -15,7 +15,10 @@
 //! - GET and HEAD only; the `Host` header must name this server (DNS
 //!   rebinding), `--allow-host` adds names;
 //! - no dotfiles, no symlinks that lead out of the served folders, and under
-//!   `/data/` only the CIFAR files `index.json` lists.
+//!   `/data/` only the CIFAR files `index.json` lists (scanned off the
+//!   runtime's threads, the listing reused for [`LISTING_FRESH`]);
+//! - every answer carries the page's headers, hyper's own parse-error
+//!   answers included (`error_heads`).
 //!
 //! docs/operations.md states this security model.
 
@@ -40,6 +43,7 @@ use prunelab::base::error::{Error, Result};
 
 use crate::cli::ServeArgs;
 use crate::connections::Slots;
+use crate::error_heads::WithHeaders;
 
 /// The page's response headers — its Content-Security-Policy, cross-origin
 /// isolation, nosniff — from the one file that defines them for every host:
@@ -65,6 +69,23 @@ fn page_headers() -> &'static [(header::HeaderName, HeaderValue)] {
                 )
             })
             .collect()
+    })
+}
+
+/// The headers every response carries (the page's, and Cache-Control) as
+/// `name: value\r\n` lines: what `error_heads` adds to hyper's own answers.
+fn header_lines() -> &'static [u8] {
+    static LINES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        let mut out = Vec::new();
+        for (name, value) in page_headers() {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"cache-control: no-cache\r\n");
+        out
     })
 }
 
@@ -159,7 +180,13 @@ struct Site {
     data: Option<PathBuf>,
     /// The `Host` values this server answers to.
     hosts: Vec<String>,
+    /// The last listing of the data folder and when it was made: a burst
+    /// of requests scans the folder once, off the runtime's threads.
+    listing: tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<Vec<String>>)>>,
 }
+
+/// How long a listing of the data folder is reused.
+const LISTING_FRESH: Duration = Duration::from_secs(2);
 
 impl Site {
     /// The CIFAR files the page may read: regular top-level `*.bin` files
@@ -172,17 +199,42 @@ impl Site {
             .map(|entries| {
                 entries
                     .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    // The file a name leads to is a `.bin` too (not a
-                    // link named like one to notes or a key, not a folder).
-                    .filter(|n| {
-                        n.ends_with(".bin")
-                            && resolve(dir, n)
-                                .is_some_and(|real| real.extension().is_some_and(|e| e == "bin"))
-                    })
+                    .filter(|n| self.is_data_file(n))
                     .collect()
             })
             .unwrap_or_default();
         names.sort();
+        names
+    }
+
+    /// Whether the listing holds `name`, from that one name: a top-level
+    /// `*.bin` whose file is a `.bin` too (not a link named like one to
+    /// notes or a key, not a folder).
+    fn is_data_file(&self, name: &str) -> bool {
+        let Some(dir) = &self.data else {
+            return false;
+        };
+        !name.contains('/')
+            && name.ends_with(".bin")
+            && resolve(dir, name).is_some_and(|real| real.extension().is_some_and(|e| e == "bin"))
+    }
+
+    /// [`Site::data_files`], at most [`LISTING_FRESH`] old, scanned on a
+    /// blocking thread (a 30,000-file folder takes a third of a second).
+    async fn listing(self: &Arc<Self>) -> Arc<Vec<String>> {
+        let mut cached = self.listing.lock().await;
+        if let Some((made, names)) = &*cached
+            && made.elapsed() < LISTING_FRESH
+        {
+            return names.clone();
+        }
+        let site = self.clone();
+        let names = Arc::new(
+            tokio::task::spawn_blocking(move || site.data_files())
+                .await
+                .unwrap_or_default(),
+        );
+        *cached = Some((tokio::time::Instant::now(), names.clone()));
         names
     }
 }
@@ -261,7 +313,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 hosts.push(format!("{}:{port}", h.to_ascii_lowercase()));
             }
         }
-        let site = Arc::new(Site { dir, data, hosts });
+        let site = Arc::new(Site {
+            dir,
+            data,
+            hosts,
+            listing: tokio::sync::Mutex::new(None),
+        });
         println!("prunelab playground: http://127.0.0.1:{port}/");
         accept_loop(listener, site).await
     })
@@ -301,13 +358,16 @@ async fn accept_loop(listener: tokio::net::TcpListener, site: Arc<Site>) -> Resu
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let site = site.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&site, req, peer).await) }
+                async move { Ok::<_, std::convert::Infallible>(respond(site, req, peer).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEADER_BYTES)
-                .serve_connection(TokioIo::new(slots.track(stream, &held)), service);
+                .serve_connection(
+                    TokioIo::new(WithHeaders::new(slots.track(stream, &held), header_lines())),
+                    service,
+                );
             // Ends at its end, or its lifetime, or after moving nothing for
             // a while, or when a waiting client takes its idle slot.
             let served = pin!(tokio::time::timeout(CONNECTION_LIFETIME, connection));
@@ -346,7 +406,7 @@ fn finish(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-async fn respond(site: &Site, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+async fn respond(site: Arc<Site>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
     let head = match *req.method() {
         Method::GET => false,
         Method::HEAD => true,
@@ -357,10 +417,14 @@ async fn respond(site: &Site, req: Request<Incoming>, _peer: SocketAddr) -> Resp
             return r;
         }
     };
+    // Two Host headers make the request ambiguous (RFC 9112, 3.2: answer 400).
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let (host, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return plain(StatusCode::BAD_REQUEST, "more than one Host header\n");
+    }
     // A page on another name that rebinds its DNS to 127.0.0.1 must not read our files.
-    let host = req
-        .headers()
-        .get(header::HOST)
+    let host = host
         .and_then(|h| h.to_str().ok())
         .map(str::to_ascii_lowercase);
     if !host.is_some_and(|h| site.hosts.contains(&h)) {
@@ -372,7 +436,7 @@ async fn respond(site: &Site, req: Request<Incoming>, _peer: SocketAddr) -> Resp
     }
     let path = req.uri().path();
     let (file, content_type) = if path == "/data/index.json" {
-        let body = serde_json::to_vec(&site.data_files()).expect("plain data");
+        let body = serde_json::to_vec(&*site.listing().await).expect("plain data");
         let len = body.len();
         let body = if head {
             Empty::new().map_err(|never| match never {}).boxed()
@@ -390,11 +454,17 @@ async fn respond(site: &Site, req: Request<Incoming>, _peer: SocketAddr) -> Resp
         );
     } else if let Some(rest) = path.strip_prefix("/data/") {
         // Only the files index.json lists: never anything else under --data.
-        let listed = percent_decode(rest).is_some_and(|n| site.data_files().contains(&n));
-        let file = match (&site.data, listed) {
-            (Some(d), true) => resolve(d, rest),
-            _ => None,
-        };
+        let (site, rest) = (site.clone(), rest.to_string());
+        let file = tokio::task::spawn_blocking(move || {
+            let listed = percent_decode(&rest).is_some_and(|n| site.is_data_file(&n));
+            match (&site.data, listed) {
+                (Some(d), true) => resolve(d, &rest),
+                _ => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten();
         (file, None)
     } else {
         (resolve(&site.dir, path), None::<&str>)
