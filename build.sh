@@ -14,7 +14,8 @@
 #                      only the WebGPU one (static/pkg-gpu)
 #   ./build.sh wasm-threads
 #                      the CIFAR lab's multi-threaded CPU module (static/pkg-mt;
-#                      nightly Rust, not part of `test`: docs/operations.md)
+#                      nightly Rust; serve and site build it where nightly
+#                      is installed; not part of `test`: docs/operations.md)
 #
 # It installs what it needs when missing: the wasm32 target, wasm-bindgen-cli
 # (pinned to the wasm-bindgen crate's version), and for the browser tests
@@ -127,7 +128,7 @@ wasm_package() {
 # uses it when it is cross-origin isolated and static/pkg-mt exists.
 build_wasm_threads() {
   need_wasm_tools
-  if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q rust-src; then
+  if ! has_nightly; then
     say "installing nightly Rust with rust-src (for -Z build-std)"
     rustup toolchain install nightly --profile minimal --component rust-src --target wasm32-unknown-unknown
   fi
@@ -141,12 +142,40 @@ build_wasm_threads() {
     --target wasm32-unknown-unknown --profile wasm --no-default-features --features web-threads -- \
     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls \
     -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
-  rm -rf static/pkg-mt
-  wasm-bindgen --target web --no-typescript --out-dir static/pkg-mt \
-    "$TARGET_DIR/mt/wasm32-unknown-unknown/wasm/prunelab.wasm"
+  local built="$TARGET_DIR/mt/wasm32-unknown-unknown/wasm/prunelab.wasm"
+  # Nothing rebuilt since the package was made: keep it.
+  if [ static/pkg-mt/prunelab_bg.wasm -nt "$built" ] && [ static/pkg-mt/prunelab.js -nt "$built" ]; then
+    return 0
+  fi
+  # Made beside and swapped in, as wasm_package does: never half-written.
+  local made
+  made="$(mktemp -d static/pkg-mt.new.XXXXXX)"
+  wasm-bindgen --target web --no-typescript --out-dir "$made" "$built"
   # wasm-bindgen-rayon's worker imports its package as '../../..', which only
   # a bundler resolves; point it at the module's file.
-  sed -i "s#import('../../..')#import('../../../prunelab.js')#" static/pkg-mt/snippets/*/src/workerHelpers.js
+  sed -i "s#import('../../..')#import('../../../prunelab.js')#" "$made"/snippets/*/src/workerHelpers.js
+  chmod 755 "$made"
+  rm -rf static/pkg-mt
+  mv "$made" static/pkg-mt
+}
+
+# Nightly Rust with the std sources, which the threaded module's
+# `-Z build-std` needs (installed by `./build.sh wasm-threads`, not by serve).
+has_nightly() {
+  rustup component list --toolchain nightly --installed 2>/dev/null | grep -q rust-src
+}
+
+# What `serve` and `site` say where nightly Rust is missing.
+NIGHTLY_HINT="the CIFAR lab runs on one thread: for every core, install nightly Rust (rustup toolchain install nightly --profile minimal --component rust-src --target wasm32-unknown-unknown) and run this again"
+
+# A package built from older engine sources than the page's would meet a
+# newer page: put it away until its build replaces it.
+put_away_stale() {
+  local dir="$1"
+  if [ -d "$dir" ] && [ -n "$(find crate/src crate/Cargo.toml Cargo.toml Cargo.lock vendor \
+      -newer "$dir/prunelab_bg.wasm" -print -quit 2>/dev/null)" ]; then
+    rm -rf "$dir"
+  fi
 }
 
 # The static site: static/ as it is — the page's folder is its served
@@ -155,6 +184,12 @@ build_wasm_threads() {
 build_site() {
   local dir="$1"
   build_wasm
+  # The threaded module too, where nightly Rust is (PRUNELAB_SITE_THREADS=0
+  # skips it: the test suite's site check, which CI's time budget keeps to
+  # the two stable modules).
+  if [ "${PRUNELAB_SITE_THREADS:-1}" = 1 ]; then
+    if has_nightly; then build_wasm_threads; else say "$NIGHTLY_HINT"; fi
+  fi
   say "writing the static site to $dir"
   rm -rf "$dir"
   mkdir -p "$dir"
@@ -213,18 +248,25 @@ offer_pretrained() {
 serve_page() {
   need_wasm_tools
   wasm_package static/pkg web-bindings "$TARGET_DIR/cpu"
-  # A WebGPU package older than the engine's sources would meet a newer page
-  # and CPU package: put it away until the background build replaces it.
-  if [ -d static/pkg-gpu ] && [ -n "$(find crate/src crate/Cargo.toml Cargo.toml Cargo.lock vendor \
-      -newer static/pkg-gpu/prunelab_bg.wasm -print -quit 2>/dev/null)" ]; then
-    rm -rf static/pkg-gpu
-  fi
+  # Packages older than the engine's sources would meet a newer page and
+  # CPU package: put away until the background builds replace them.
+  put_away_stale static/pkg-gpu
+  put_away_stale static/pkg-mt
   local gpu_log="$TARGET_DIR/wasm-gpu.log"
   say "building the WebGPU package in the background (log: $gpu_log); until it is there, a WebGPU session runs on the CPU"
+  # Then the CIFAR lab's threaded CPU module, one build after the other
+  # (two cores), where nightly Rust is; until it is there, one thread.
+  local background="./build.sh wasm-gpu"
+  if has_nightly; then
+    say "then the CIFAR lab's multi-threaded module (same log); until it is there, the lab uses one thread"
+    background="$background && ./build.sh wasm-threads"
+  else
+    say "$NIGHTLY_HINT"
+  fi
   # Its own session (so Ctrl-C reaches only this script); the traps stop it
   # and the server on Ctrl-C, on `kill` and on any other exit. The server
   # runs in the background so that `wait` lets the traps run at once.
-  setsid ./build.sh wasm-gpu > "$gpu_log" 2>&1 < /dev/null &
+  setsid bash -c "$background" > "$gpu_log" 2>&1 < /dev/null &
   local gpu=$!
   SERVER=""
   trap 'kill -- -'"$gpu"' 2>/dev/null || true; [ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null || true' EXIT
@@ -267,7 +309,7 @@ run_tests() {
   say "browser tests (headless Chromium)"
   PRUNELAB_BIN="$BIN" node tests/browser/run.mjs
   say "browser tests of the static site (./build.sh site) under a sub-path of Python's static server"
-  build_site "$TARGET_DIR/site-test"
+  PRUNELAB_SITE_THREADS=0 build_site "$TARGET_DIR/site-test"
   PRUNELAB_SITE="$TARGET_DIR/site-test" PRUNELAB_BIN="$BIN" node tests/browser/run.mjs
   say "Slurm job-array test (sweep shards, a failed shard, re-submission, USR1 requeue)"
   need_slurm

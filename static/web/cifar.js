@@ -9,10 +9,17 @@ import { drawExamples } from './views/images.js';
 import { cifarConfig, scoreOptions, writeState } from './state.js';
 import { publish } from './mirror.js';
 import { labSession } from './session.js';
-import { $, bind, download, modelDownloads, notice, showComparison } from './ui.js';
+import { $, bind, download, human, modelDownloads, notice, pct, showComparison } from './ui.js';
 
 // Test images shown with their predictions.
 const EXAMPLES = 16;
+// Training images per second on one thread of the CPU module, before this
+// page has measured its own (docs/benchmarks.md, "The CIFAR lab's
+// defaults"): what the time estimate starts from.
+const PRIOR_RATE = { cnn: 900, resnet20: 55 };
+// A training call's length: long enough that the round trip is noise,
+// short enough that progress moves.
+const CALL_MS = 1500;
 
 // `catalog`: the registry's method names and when each acts (`phases`).
 export function cifarLab(engine, state, catalog) {
@@ -53,6 +60,14 @@ export function cifarLab(engine, state, catalog) {
     });
   }
 
+  // The dense column shows the model as it trains (until a cut is shown).
+  function showDense() {
+    $('cacc-dense').textContent = pct(session.accuracies.at(-1));
+    $('cparams-dense').textContent = info ? human(info.params) : '–';
+    $('cmacs-dense').textContent = info ? human(info.macs) : '–';
+    for (const k of ['acc', 'params', 'macs']) $(`c${k}-pruned`).textContent = '–';
+  }
+
   async function load(names, buffers) {
     files = { names, buffers };
     await guard('loading', async () => {
@@ -60,7 +75,9 @@ export function cifarLab(engine, state, catalog) {
       const created = await engine.call('createCifar', { config: cifarConfig(state, state.cdataset), device: state.device, names, contents });
       info = created.info;
       dense = null;
+      results.pruned = null;
       session.reset();
+      showDense();
       show({ kind: info.kind, device: info.device, threads: created.threads, examples: 0 });
       const threads = created.threads > 1 ? ` · ${created.threads} threads` : '';
       $('cifar-status').textContent = `${info.train_examples} training and ${info.test_examples} test images · ${info.model} · ${info.device}${threads}`;
@@ -77,7 +94,12 @@ export function cifarLab(engine, state, catalog) {
   const refresh = () => frame(0);
 
   function draw({ report, widths: w, groups: g, examples }) {
-    if (report) results.trained.push(...session.record(report));
+    if (report) {
+      const epochs = session.record(report);
+      results.trained.push(...epochs);
+      // A cut model that trains on (fine-tuning, a ticket) is the pruned column.
+      if (epochs.length) $(results.pruned ? 'cacc-pruned' : 'cacc-dense').textContent = pct(session.accuracies.at(-1));
+    }
     drawCurves($('cchart'), session.losses, session.accuracies);
     widths = w;
     groups = g;
@@ -86,13 +108,50 @@ export function cifarLab(engine, state, catalog) {
     show({ examples: examples.labels.length });
   }
 
-  // Runs epoch by epoch until `epochs` are done or the run ends; `onReport`
-  // sees each call's report (S1's gates and its cut).
-  async function train(epochs, onReport = () => false) {
-    for (let e = 0; e < epochs; e++) {
-      const report = await frame(info.steps_per_epoch);
-      if (onReport(report) || report.finished) break;
+  // Measured training rates (images/s) by model, for the time estimate.
+  const rates = {};
+  // Runs up to `epochs` epochs in calls of about CALL_MS, saying the rate
+  // and the time left after each, until they are done or the run ends;
+  // `onReport` sees each call's report (S1's gates and its cut).
+  // (`shown`: the epochs the progress line counts, where `epochs` leaves a
+  // margin for a run that ends itself, S1's pass.)
+  async function train(epochs, onReport = () => false, shown = epochs) {
+    const total = epochs * info.steps_per_epoch;
+    const batch = info.train_examples / info.steps_per_epoch;
+    let done = 0, chunk = Math.min(8, info.steps_per_epoch), seconds = 0;
+    while (done < total) {
+      const steps = Math.min(chunk, total - done);
+      const t0 = performance.now();
+      const report = await frame(steps);
+      const ms = performance.now() - t0;
+      done += steps;
+      seconds += ms / 1000;
+      chunk = Math.max(1, Math.min(info.steps_per_epoch, Math.round((CALL_MS * steps) / ms)));
+      const rate = (done * batch) / seconds;
+      rates[state.cmodel] = rate;
+      const left = ((total - done) * batch) / rate;
+      const progress = { epoch: Math.min(shown, Math.floor(done / info.steps_per_epoch) + (done < total ? 1 : 0)), epochs: shown, imagesPerSecond: Math.round(rate), secondsLeft: Math.round(Math.max(0, left - (epochs - shown) * info.train_examples / rate)) };
+      show({ progress });
+      $('cprogress').hidden = false;
+      const ended = onReport(report) || report.finished || done >= total;
+      $('cprogress').textContent = ended
+        ? `${progress.epoch} epoch${progress.epoch > 1 ? 's' : ''} in ${Math.round(seconds)} s · ${progress.imagesPerSecond} images/s`
+        : `epoch ${progress.epoch} of ${shown} · ${progress.imagesPerSecond} images/s · about ${progress.secondsLeft} s left`;
+      if (ended) break;
     }
+    showEstimate();
+  }
+
+  // What the chosen data, model and epochs will take here: this page's own
+  // rate once it has trained that model, the documented one before.
+  function showEstimate() {
+    const measured = rates[state.cmodel];
+    const rate = measured ?? PRIOR_RATE[state.cmodel] ?? PRIOR_RATE.cnn;
+    // Each epoch also tests: a measured rate includes it; before, inference
+    // is taken at about three times training's rate.
+    const seconds = (state.subset * state.cepochs + (measured ? 0 : (state.ctest * state.cepochs) / 3)) / rate;
+    const time = seconds < 90 ? `${Math.max(1, Math.round(seconds))} s` : `${Math.round(seconds / 60)} min`;
+    $('cestimate').textContent = `Training takes about ${time} here (${state.subset} images × ${state.cepochs} epochs at ${Math.round(rate)} images/s, ${measured ? 'measured in this page' : 'one core of a 2-core server; measured here after the first run'}).`;
   }
 
   // Where the chosen method acts: S4's lottery and SNIP prune θ₀, and the
@@ -114,10 +173,13 @@ export function cifarLab(engine, state, catalog) {
 
   const prune = (method, amount) => session.prune(method, scoreOptions(state.cstreams), amount);
 
+  const saveAndEstimate = () => { writeState(state); showEstimate(); };
   bind('cdataset', state, 'cdataset', () => writeState(state));
-  bind('subset', state, 'subset', () => writeState(state), (v) => Math.max(20, Math.floor(v)));
-  bind('cmodel', state, 'cmodel', () => writeState(state));
-  bind('cepochs', state, 'cepochs', () => writeState(state), (v) => Math.max(1, Math.floor(v)));
+  bind('subset', state, 'subset', saveAndEstimate, (v) => Math.max(20, Math.floor(v)));
+  bind('ctest', state, 'ctest', saveAndEstimate, (v) => Math.max(100, Math.floor(v)));
+  bind('cmodel', state, 'cmodel', saveAndEstimate);
+  bind('cepochs', state, 'cepochs', saveAndEstimate, (v) => Math.max(1, Math.floor(v)));
+  showEstimate();
   bind('cmethod', state, 'cmethod', () => { writeState(state); showPhase(); });
   bind('cstreams', state, 'cstreams', () => writeState(state));
   bind('camount', state, 'camount', () => writeState(state));
@@ -141,15 +203,16 @@ export function cifarLab(engine, state, catalog) {
 
   const read = async (list) => {
     // Data and a model may come in one drop: the data first, then the model
-    // (tested on that data). A .pt says how to convert it.
-    const model = [...list].find((f) => /\.(safetensors|plm|pt|pth)$/i.test(f.name));
+    // (tested on that data): safetensors, .plm, or PyTorch's own checkpoint.
+    const model = [...list].find((f) => /\.(safetensors|plm|pt|pth|th)$/i.test(f.name));
     const chosen = [...list].filter((f) => f.name.endsWith('.bin'));
     if (chosen.length) await load(chosen.map((f) => f.name), await Promise.all(chosen.map((f) => f.arrayBuffer())));
     if (model) await importModel(model);
   };
   $('cifar-files').addEventListener('change', (e) => read(e.target.files));
-  // A trained model (a PyTorch state_dict saved as .safetensors, or a .plm)
-  // replaces the lab's: read here, nothing uploaded.
+  // A trained model (a PyTorch checkpoint as torch.save wrote it, a
+  // state_dict saved as .safetensors, or a .plm) replaces the lab's: read
+  // here, nothing uploaded.
   async function importModel(file) {
     if (!info) {
       setStatus('error', `Load the CIFAR data first, then ${file.name}: its images are what the model is tested on.`);
@@ -167,8 +230,10 @@ export function cifarLab(engine, state, catalog) {
         writeState(state);
       }
       dense = null;
+      results.pruned = null;
       points.length = 0;
       session.reset();
+      showDense();
       show({ imported: file.name });
       $('cifar-status').textContent = `${file.name}: ${readAs ? `read as ${readAs}` : info.model} · ${info.train_examples} training and ${info.test_examples} test images · ${info.device}`;
       await refresh();
@@ -259,12 +324,12 @@ export function cifarLab(engine, state, catalog) {
       }
       cut = report.cut || cut;
       return !!report.cut;
-    });
+    }, state.cepochs);
     if (!cut) throw new Error('the gated pass ended without a cut');
     results.pruned = cut;
     show({ pruned: cut, s1: cut });
     showReport(cut);
-    points.push({ label: 'S1 (own pass)', macs: cut.pruned.macs, accuracy: cut.pruned.test_accuracy, params: cut.pruned.params });
+    points.push({ label: 'S1 (own pass)', macs: cut.pruned.macs, accuracy: cut.pruned.test_accuracy, params: cut.pruned.params, n: info.test_examples });
     drawScatter($('scatter'), points);
     await refresh();
     warnNearlyEmpty();
@@ -277,12 +342,14 @@ export function cifarLab(engine, state, catalog) {
       const r = await prune(m, state.camount);
       // The dense point is the trained model; at-initialisation methods are
       // measured on their untrained ticket, and say so.
-      if (!atInit(m) && !points.some((p) => p.dense)) points.push({ label: 'dense', macs: r.dense.macs, accuracy: r.dense.test_accuracy, dense: true });
-      points.push({ label: atInit(m) ? `${m} (θ₀, untrained)` : m, macs: r.pruned.macs, accuracy: r.pruned.test_accuracy, params: r.pruned.params });
+      const n = info.test_examples;
+      if (!atInit(m) && !points.some((p) => p.dense)) points.push({ label: 'dense', macs: r.dense.macs, accuracy: r.dense.test_accuracy, dense: true, n });
+      points.push({ label: atInit(m) ? `${m} (θ₀, untrained)` : m, macs: r.pruned.macs, accuracy: r.pruned.test_accuracy, params: r.pruned.params, n });
       results.comparisons.push(r);
       drawScatter($('scatter'), points);
     }
-    show({ compared: points.filter((p) => !p.dense).length });
+    show({ compared: points.filter((p) => !p.dense).length, points: points.map(({ label, accuracy, macs, n }) => ({ label, accuracy, macs, n })) });
+    $('scatter-caption').textContent = `Bars: the 95% interval of each accuracy on ${info.test_examples} test images; points whose bars overlap are not told apart.`;
   }));
   $('latency').addEventListener('click', () => guard('measuring', async () => {
     const l = await engine.call('latency', { batch: 128, repeats: 3 });

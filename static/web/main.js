@@ -53,6 +53,8 @@ const toy = toyLab(engine, state, onLost);
 const cifar = cifarLab(cifarEngine, state, { methods, phases });
 
 function showLab(name) {
+  // A notice belongs to the lab that raised it (S1's summary, a saved file).
+  if (name !== state.lab) notice('');
   state.lab = name;
   writeState(state);
   $('toy-lab').hidden = name !== 'toy';

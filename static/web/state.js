@@ -23,7 +23,8 @@ export const SETTINGS = [
   // Adam at 0.01: at Playground's SGD rate (0.03) Adam bounces on the spiral.
   { name: 'lr', type: 'number', default: 0.01, min: 0.0001, max: 1, step: 0.001 },
   { name: 'batch', type: 'number', default: 32, min: 1, max: 1000, step: 1 },
-  { name: 'epochs', type: 'number', default: 60, min: 1, max: 1000, step: 1 },
+  // 0: train until paused, as TensorFlow Playground does; a number stops there (a link may set one).
+  { name: 'epochs', type: 'number', default: 0, min: 0, max: 100000, step: 1 },
   // Toy lab: pruning.
   { name: 'method', type: 'string', default: 'l1', options: 'methods' },
   { name: 'amount', type: 'number', default: 0, min: 0, max: 0.95, step: 0.05 },
@@ -34,8 +35,12 @@ export const SETTINGS = [
   // CIFAR lab.
   { name: 'cdataset', type: 'string', default: 'cifar10', options: ['cifar10', 'cifar100'], labels: ['CIFAR-10', 'CIFAR-100'] },
   { name: 'cmodel', type: 'string', default: 'cnn', options: ['cnn', 'resnet20'], labels: ['small CNN', 'ResNet-20'] },
-  { name: 'subset', type: 'number', default: 1000, min: 20, max: 50000, step: 100 },
-  { name: 'cepochs', type: 'number', default: 2, min: 1, max: 200, step: 1 },
+  // Under a minute on one thread of the CPU module for the small CNN (47 s,
+  // dense 51% ± 2: docs/benchmarks.md, "The CIFAR lab's defaults"): enough
+  // data and epochs that methods differ by more than the test set's spread.
+  { name: 'subset', type: 'number', default: 10000, min: 20, max: 50000, step: 100 },
+  { name: 'ctest', type: 'number', default: 2000, min: 100, max: 10000, step: 100 },
+  { name: 'cepochs', type: 'number', default: 5, min: 1, max: 200, step: 1 },
   { name: 'cmethod', type: 'string', default: 'energy', options: 'methods' },
   { name: 'camount', type: 'number', default: 0.5, min: 0, max: 0.95, step: 0.05 },
   { name: 'cstreams', type: 'string', default: 'free', options: ['free', 'stream'], labels: ['inside blocks', 'residual stream too'] },
@@ -103,16 +108,24 @@ export function toyConfig(state) {
     // No validation hold-out: every point trains, as in TensorFlow Playground
     // (the engine routes the data as the CLI does, which holds out 10%).
     data: { dataset: state.dataset === 'csv' ? 'spiral' : state.dataset, noise: state.noise, train_points: state.points, test_points: Math.max(100, Math.round(state.points / 2)), augment: false, valid_fraction: 0 },
-    train: { epochs: state.epochs, batch_size: state.batch, lr: state.lr, optimizer: 'adam', weight_decay: 0, schedule: 'constant' },
+    train: { epochs: state.epochs || UNTIL_PAUSED, batch_size: state.batch, lr: state.lr, optimizer: 'adam', weight_decay: 0, schedule: 'constant' },
   };
 }
+
+/** The toy lab's epoch count for "until paused": the engine's largest (a
+ *  constant schedule does not depend on it). */
+export const UNTIL_PAUSED = 100000;
+
+/** S1's one pass needs an end: the set epochs, or this many when training
+ *  runs until paused. */
+export const S1_EPOCHS = 60;
 
 /** The engine's run config for the CIFAR lab. */
 export function cifarConfig(state, dataset = 'cifar10') {
   return {
     seed: state.seed,
     model: { name: state.cmodel },
-    data: { dataset, dir: '(browser files)', train_subset: state.subset, test_subset: Math.max(100, Math.round(state.subset / 5)), augment: true },
+    data: { dataset, dir: '(browser files)', train_subset: state.subset, test_subset: state.ctest, augment: true },
     train: { epochs: state.cepochs, batch_size: 32, lr: 0.05, optimizer: 'sgd', momentum: 0.9, weight_decay: 5e-4, schedule: 'cosine', eval_batch_size: 100 },
   };
 }

@@ -5,7 +5,7 @@ import { drawBoundary, drawUnitMap } from './views/boundary.js';
 import { drawNetwork } from './views/network.js';
 import { drawCurves } from './views/charts.js';
 import { drawGates } from './views/gates.js';
-import { scoreOptions, toyConfig, writeState } from './state.js';
+import { S1_EPOCHS, scoreOptions, toyConfig, writeState } from './state.js';
 import { publish } from './mirror.js';
 import { labSession } from './session.js';
 import { $, bind, human, modelDownloads, notice, pct, showComparison } from './ui.js';
@@ -257,7 +257,7 @@ export function toyLab(engine, state, onLost) {
   bind('seed', state, 'seed', changed, (v) => Math.max(0, Math.floor(v)));
   bind('lr', state, 'lr', changed);
   bind('batch', state, 'batch', changed, (v) => Math.max(1, Math.floor(v)));
-  bind('epochs', state, 'epochs', changed, (v) => Math.max(1, Math.floor(v)));
+  bind('epochs', state, 'epochs', changed, (v) => Math.max(0, Math.floor(v)));
   bind('model', state, 'model', changed);
   bind('activation', state, 'activation', changed);
   bind('init', state, 'init', changed);
@@ -301,7 +301,7 @@ export function toyLab(engine, state, onLost) {
     publish({ gates: [] });
     state.mode = 's1';
     save();
-    await engine.call('startGated', { macs: state.s1target, options: {} });
+    await engine.call('startGated', { macs: state.s1target, options: { polarization: { epochs: state.epochs || S1_EPOCHS } } });
     trainLoop();
   });
   $('boundary').addEventListener('click', () => { if (selected) { selected = null; redraw(); } });

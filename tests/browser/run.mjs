@@ -49,6 +49,16 @@ async function withPage(url, options, body) {
   }
 }
 
+/** Loads `files` into the CIFAR lab and waits for it; returns that wait
+ *  (the lab ready or in error, its controls back) for later steps. */
+async function loadCifar(page, files) {
+  await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
+  await page.setInputFiles('#cifar-files', files);
+  const settled = () => page.waitForFunction(() => ['ready', 'error'].includes(window.__prunelab.cifar.state) && !document.querySelector('#ctrain').disabled, null, { timeout: 300_000 });
+  await settled();
+  return settled;
+}
+
 const canvasData = (page, id) => page.evaluate((i) => document.getElementById(i).toDataURL(), id);
 
 const tests = {
@@ -286,6 +296,20 @@ const tests = {
     });
   },
 
+  async 'the toy lab trains until paused by default, and stops at a set epoch count'() {
+    // TensorFlow Playground trains until paused; the lab stopped at 60 epochs, half-trained (issue 34).
+    return withPage('#device=cpu&dataset=xor&hidden=4&autoplay=1', { webgpu: false }, async ({ page }) => {
+      await page.waitForFunction(() => window.__prunelab?.accuracies?.length > 80, null, { timeout: 120_000 });
+      const state = await page.evaluate(() => window.__prunelab.state);
+      check(state === 'training', `still training after 80 epochs: ${state}`);
+      check(!/epochs=/.test(await page.evaluate(() => location.hash)), 'no epoch limit in the URL by default');
+      await page.click('#play');
+      await page.waitForFunction(() => window.__prunelab.state === 'paused', null, { timeout: 30_000 });
+      const epochs = await page.evaluate(() => window.__prunelab.accuracies.length);
+      return `${epochs} epochs, then paused`;
+    });
+  },
+
   async 'S1 trains one gated pass, the gates polarize, and the network is cut to the target'() {
     return withPage('#device=cpu&dataset=gaussians&model=resmlp&hidden=8,8,8&epochs=10&lr=0.03&mode=s1&s1target=0.5&autoplay=1', { webgpu: false }, async ({ page }) => {
       const view = await waitForView(page, 'done');
@@ -294,6 +318,10 @@ const tests = {
       check(last.frozen && Math.abs(last.kept - 0.5) <= 0.05, `kept ${last.kept}`);
       check(view.pruned && view.pruned.pruned.macs < view.pruned.dense.macs, 'the cut is reported');
       await page.screenshot({ path: path.join(ARTIFACTS, 'toy-s1.png') });
+      // S1's summary is the toy lab's: it leaves with it (issue 34: it stayed over the CIFAR lab).
+      check(/S1 learned/.test(await page.textContent('#notice')) && await page.isVisible('#notice'), 'S1 says what it learned');
+      await page.click('.tab[data-lab="cifar"]');
+      check(!(await page.isVisible('#notice')), 'the toy lab\'s notice is gone in the CIFAR lab');
       return `${(100 * (1 - view.pruned.pruned.macs / view.pruned.dense.macs)).toFixed(1)}% of MACs removed, ${last.undecided} gates undecided`;
     });
   },
@@ -415,7 +443,7 @@ const tests = {
     const real = path.join(ROOT, '../shared/data/cifar-10-batches-bin');
     if (!existsSync(plm)) return 'skipped: no pretrained/resnet20-cifar10.plm (./build.sh test writes it where the checkpoint is)';
     if (!existsSync(path.join(real, 'test_batch.bin'))) return 'skipped: the real CIFAR-10 is not in ../shared/data';
-    return withPage('#lab=cifar&device=cpu&subset=1000&cmodel=resnet20&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {
+    return withPage('#lab=cifar&device=cpu&subset=1000&ctest=500&cmodel=resnet20&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {
       await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
       await page.waitForSelector('#cpretrained', { state: 'visible', timeout: 30_000 });
       const start = Date.now();
@@ -478,10 +506,7 @@ const tests = {
   async 'the CIFAR lab runs S4 at initialisation and S1 with live gates on ResNet-20'() {
     const files = cifarFiles(120, 40);
     return withPage('#lab=cifar&device=cpu&subset=100&cepochs=2&cmodel=resnet20&cmethod=lottery&camount=0.5', { webgpu: false }, async ({ page, errors }) => {
-      await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
-      await page.setInputFiles('#cifar-files', files);
-      const settled = () => page.waitForFunction(() => ['ready', 'error'].includes(window.__prunelab.cifar.state) && !document.querySelector('#ctrain').disabled, null, { timeout: 300_000 });
-      await settled();
+      const settled = await loadCifar(page, files);
       // S4: the lottery ranks θ₀ (nothing trained yet), removes blocks, and
       // the ticket trains for the whole budget.
       check(/initialisation/.test(await page.textContent('#cphase')), 'the lab says where the method acts');
@@ -514,10 +539,7 @@ const tests = {
     const files = cifarFiles(120, 40);
     const fixture = path.join(ROOT, 'tests/interop/fixtures/resnet20-a.safetensors');
     return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmodel=cnn&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page, errors }) => {
-      await page.waitForSelector('#cifar-files:enabled', { state: 'attached', timeout: 120_000 });
-      await page.setInputFiles('#cifar-files', files);
-      const settled = () => page.waitForFunction(() => ['ready', 'error'].includes(window.__prunelab.cifar.state) && !document.querySelector('#ctrain').disabled, null, { timeout: 300_000 });
-      await settled();
+      const settled = await loadCifar(page, files);
       // The lab was set up as the small CNN; the file is a PyTorch ResNet-20.
       await page.setInputFiles('#cmodel-file', fixture);
       await page.waitForFunction(() => window.__prunelab.cifar.imported || window.__prunelab.cifar.state === 'error', null, { timeout: 120_000 });
@@ -560,6 +582,50 @@ const tests = {
     });
   },
 
+  async 'the CIFAR lab reads a PyTorch checkpoint as torch.save wrote it'() {
+    // "Prune your PyTorch model in a tab, no Python" (issue 34: the page
+    // refused .pt). The page's tensors must be the CLI's, which
+    // crate/tests/engine/interop.rs holds to PyTorch's logits.
+    const files = cifarFiles(120, 40);
+    const pt = path.join(ROOT, 'tests/interop/fixtures/resnet20-b.pt');
+    const th = path.join(ROOT, '../shared/data/pretrained/resnet20-12fca82f.th');
+    return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmodel=cnn', { webgpu: false }, async ({ page, errors }) => {
+      const settled = await loadCifar(page, files);
+      const drop = async (file) => {
+        await page.setInputFiles('#cmodel-file', file);
+        await page.waitForFunction((name) => window.__prunelab.cifar.imported === name || window.__prunelab.cifar.state === 'error', path.basename(file), { timeout: 120_000 });
+        await settled();
+        const error = await page.evaluate(() => window.__prunelab.cifar.error);
+        check(!error, error);
+        return page.textContent('#cifar-status');
+      };
+      const status = await drop(pt);
+      check(/resnet20-b\.pt: read as resnet20/.test(status), `status: ${status}`);
+      const dir = tempDir('pt-');
+      const [d] = await Promise.all([page.waitForEvent('download'), page.click('#cdownload-safetensors')]);
+      const fromPage = path.join(dir, 'page.safetensors');
+      await d.saveAs(fromPage);
+      const fromCli = path.join(dir, 'cli.safetensors');
+      const out = spawnSync(BIN, ['export', pt, '--to', fromCli], { encoding: 'utf8' });
+      check(out.status === 0, `prunelab export: ${out.stderr}`);
+      const [a, b] = [readSafetensors(fromPage), readSafetensors(fromCli)];
+      check(Object.keys(a).length === Object.keys(b).length && Object.keys(a).length > 50, `${Object.keys(a).length} vs ${Object.keys(b).length} tensors`);
+      for (const [name, t] of Object.entries(b)) {
+        check(a[name] && Buffer.compare(a[name].bytes, t.bytes) === 0, `${name}: the page read other values than the CLI`);
+      }
+      let published = 'the published .th is not in ../shared/data';
+      if (existsSync(th)) {
+        // The legacy container, nested under state_dict with DataParallel's
+        // prefix, known by its hash: it gets the ImageNet input it was trained with.
+        const s = await drop(th);
+        check(/published resnet20-cifar10 checkpoint/.test(s) && /imagenet/i.test(s), `status: ${s}`);
+        published = 'the published .th known by its hash';
+      }
+      check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
+      return `${Object.keys(a).length} tensors as the CLI reads them; ${published}`;
+    });
+  },
+
   async 'the CIFAR lab trains and prunes on a tiny generated CIFAR file'() {
     const files = cifarFiles(120, 40);
     return withPage('#lab=cifar&device=cpu&subset=100&cepochs=1&cmethod=l1&camount=0.5', { webgpu: false }, async ({ page }) => {
@@ -567,10 +633,26 @@ const tests = {
       await page.setInputFiles('#cifar-files', files);
       const wait = (s) => page.waitForFunction((want) => ['error', want].includes(window.__prunelab.cifar.state), s, { timeout: 240_000 });
       await wait('ready');
+      // Every control stays inside its column (issue 34: the Method list ran 22 px past it).
+      const overflow = await page.evaluate(() => [...document.querySelectorAll('#cifar-lab select, #cifar-lab input, #cifar-lab button')]
+        .filter((el) => el.offsetParent)
+        .map((el) => [el.id, el.getBoundingClientRect().right - el.closest('.column').getBoundingClientRect().right])
+        .filter(([, over]) => over > 0.5));
+      check(overflow.length === 0, `past their column: ${JSON.stringify(overflow)}`);
+      check(/Training takes about/.test(await page.textContent('#cestimate')), 'the page says how long training takes');
       await page.click('#ctrain');
       await page.waitForFunction(() => window.__prunelab.cifar.accuracies.length >= 1 && window.__prunelab.cifar.state === 'ready', null, { timeout: 240_000 });
+      // The trained model's accuracy is in the dense column before any prune (it showed "–").
+      const trained = (await page.evaluate(() => window.__prunelab)).cifar;
+      const denseCell = await page.textContent('#cacc-dense');
+      check(denseCell === `${(100 * trained.accuracies.at(-1)).toFixed(1)}%`, `dense test acc. after training: ${denseCell}`);
+      check(trained.progress?.imagesPerSecond > 0 && /images\/s/.test(await page.textContent('#cprogress')), `progress: ${JSON.stringify(trained.progress)}`);
+      check(/measured in this page/.test(await page.textContent('#cestimate')), 'the estimate uses the measured rate');
       await page.click('#cprune');
       await page.waitForFunction(() => window.__prunelab.cifar.pruned && window.__prunelab.cifar.state === 'ready', null, { timeout: 240_000 });
+      await page.click('#compare');
+      await page.waitForFunction(() => window.__prunelab.cifar.compared && window.__prunelab.cifar.state === 'ready', null, { timeout: 240_000 });
+      check(/95% interval of each accuracy on 40 test images/.test(await page.textContent('#scatter-caption')), 'the comparison states its spread');
       await page.click('#latency');
       await page.waitForFunction(() => window.__prunelab.cifar.latency && window.__prunelab.cifar.state === 'ready', null, { timeout: 240_000 });
       const v = (await page.evaluate(() => window.__prunelab)).cifar;

@@ -535,10 +535,61 @@ fn trains_on_real_cifar10_above_chance() {
         acc > 0.2,
         "2 epochs on 2000 images beat chance (0.1): {acc}"
     );
-    // 10% of the training subset is held out for validation.
-    assert_eq!(r["train_examples"], 1800);
-    assert_eq!(r["valid_examples"], 200);
+    // `train` selects nothing: the whole subset trains (issue 34).
+    assert_eq!(r["train_examples"], 2000);
+    assert_eq!(r["valid_examples"], 0);
     assert_eq!(r["test_examples"], 1000);
+}
+
+/// `train` holds no validation split out unless asked, by flag or by file
+/// (it carved 10% silently: `--train-subset 4000` trained on 3,600).
+#[test]
+fn train_holds_nothing_out_unless_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r.json");
+    let config = tmp.path().join("c.toml");
+    std::fs::write(&config, "[data]\nvalid_fraction = 0.2\n").unwrap();
+    let config = config.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let args = [
+            &[
+                "train",
+                "--dataset",
+                "moons",
+                "--points",
+                "400",
+                "--epochs",
+                "1",
+            ][..],
+            &["--device", "cpu", "--out", out.to_str().unwrap()],
+            extra,
+        ]
+        .concat();
+        let (_, err) = ok(&args);
+        let r = json(&out);
+        (
+            r["train_examples"].as_u64().unwrap(),
+            r["valid_examples"].as_u64().unwrap(),
+            err,
+        )
+    };
+    let (train, valid, err) = run(&[]);
+    assert_eq!((train, valid), (400, 0), "{err}");
+    assert!(err.contains("400 train, 0 validation"), "{err}");
+    let (train, valid, _) = run(&["--valid-fraction", "0.25"]);
+    assert_eq!((train, valid), (300, 100), "the flag");
+    let (train, valid, _) = run(&["--config", config]);
+    assert_eq!((train, valid), (320, 80), "the file");
+    let e = fails(&[
+        "train",
+        "--dataset",
+        "moons",
+        "--valid-fraction",
+        "1.5",
+        "--device",
+        "cpu",
+    ]);
+    assert!(e.contains("valid_fraction"), "{e}");
 }
 
 /// The published ResNet-20 (Idelbayev's, 91.73%) evaluates at its published

@@ -14,6 +14,7 @@ pub mod onnx;
 mod proto;
 #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 pub mod pytorch;
+pub mod torch;
 pub mod safetensors;
 mod import;
 mod state_dict;
@@ -110,14 +111,9 @@ pub fn read_model(
         Some(Format::Safetensors) => safetensors::read(bytes).map_err(bad)?,
         #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
         Some(Format::Pytorch) => pytorch::read(path, bytes.len() as u64).map_err(bad)?,
+        // The page has no files to hand burn-store's reader: its own, from bytes.
         #[cfg(not(all(not(target_arch = "wasm32"), feature = "native")))]
-        Some(Format::Pytorch) => {
-            return Err(bad(
-                "PyTorch .pt files are read by the command-line prunelab; in the page, \
-                 save the state_dict as safetensors (safetensors.torch.save_file) and drop that"
-                    .into(),
-            ));
-        }
+        Some(Format::Pytorch) => torch::read(bytes).map_err(bad)?,
         Some(Format::Onnx) | None => {
             return Err(bad(
                 "not a prunelab model (.plm), a safetensors file or a PyTorch checkpoint (.pt)"
@@ -126,14 +122,11 @@ pub fn read_model(
         }
     };
     let loaded = import(&dict, path, configured, device)?;
-    #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
-    let loaded = published_input(loaded, bytes);
-    Ok(loaded)
+    Ok(published_input(loaded, bytes))
 }
 
 /// A published checkpoint (known by its bytes) records nothing but tensors:
 /// it gets the input normalisation it was trained with.
-#[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 fn published_input(mut loaded: Loaded, bytes: &[u8]) -> Loaded {
     if loaded.model.spec.input().is_none()
         && let Some(published) = pretrained::recognise(bytes)

@@ -77,7 +77,8 @@ export function drawScatter(canvas, points) {
   if (!points.length) return;
   const maxMacs = Math.max(...points.map((p) => p.macs));
   const accs = points.map((p) => p.accuracy);
-  const lo = Math.max(0, Math.min(...accs) - 0.05), hi = Math.min(1, Math.max(...accs) + 0.03);
+  const spread = Math.max(0, ...points.map((p) => (p.n ? 1.96 * Math.sqrt(0.25 / p.n) : 0)));
+  const lo = Math.max(0, Math.min(...accs) - 0.05 - spread), hi = Math.min(1, Math.max(...accs) + 0.03 + spread);
   const px = (m) => pad.l + (m / (maxMacs * 1.25)) * (width - pad.l - pad.r);
   const py = (a) => pad.t + (1 - (a - lo) / Math.max(1e-6, hi - lo)) * (height - pad.t - pad.b);
   ctx.fillText(`${(100 * hi).toFixed(0)}%`, 4, pad.t + 8);
@@ -85,6 +86,12 @@ export function drawScatter(canvas, points) {
   const colours = ['#1971c2', '#e8590c', '#2f9e44', '#ae3ec9', '#f08c00', '#0ca678', '#c2255c'];
   points.forEach((p, i) => {
     ctx.fillStyle = p.dense ? '#1d2330' : colours[i % colours.length];
+    // The test set's own spread: a 95% (normal-approximation) interval of
+    // an accuracy measured on `n` images.
+    if (p.n) {
+      const half = 1.96 * Math.sqrt((p.accuracy * (1 - p.accuracy)) / p.n);
+      ctx.fillRect(px(p.macs) - 1, py(Math.min(1, p.accuracy + half)), 2, py(Math.max(0, p.accuracy - half)) - py(Math.min(1, p.accuracy + half)));
+    }
     ctx.beginPath();
     ctx.arc(px(p.macs), py(p.accuracy), p.dense ? 6 : 5, 0, 2 * Math.PI);
     ctx.fill();

@@ -79,6 +79,11 @@ pub struct SetupArgs {
     pub train_subset: Option<usize>,
     #[arg(long)]
     pub test_subset: Option<usize>,
+    /// Share of each class of the training data held out for what a method
+    /// selects (FlexRel's factor and δ, S1's target). Default 0.1; 0 for
+    /// `train`, where nothing selects.
+    #[arg(long)]
+    pub valid_fraction: Option<f32>,
     /// Toy problems: training points.
     #[arg(long)]
     pub points: Option<usize>,

@@ -44,6 +44,26 @@ pub fn read_config_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
 
+/// [`run_config`] for a command that selects nothing on a validation
+/// split (`train`): every training example trains unless the file or
+/// `--valid-fraction` holds some out. (It used to carve 10% silently: a
+/// `--train-subset 4000` trained on 3,600.)
+pub fn run_config_without_selection(args: &SetupArgs) -> Result<RunConfig> {
+    let mut c = run_config(args)?;
+    let in_file = match &args.config {
+        Some(path) => read_config_file(path)?
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("data")?.get("valid_fraction").cloned())
+            .is_some(),
+        None => false,
+    };
+    if args.valid_fraction.is_none() && !in_file {
+        c.data.valid_fraction = 0.0;
+    }
+    Ok(c)
+}
+
 /// The config file (if any) with the flags laid over it.
 pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
     let mut c = match &args.config {
@@ -80,6 +100,9 @@ pub fn run_config(args: &SetupArgs) -> Result<RunConfig> {
         };
     }
     c.data.train_subset = args.train_subset.or(c.data.train_subset);
+    if let Some(v) = args.valid_fraction {
+        c.data.valid_fraction = v;
+    }
     c.data.test_subset = args.test_subset.or(c.data.test_subset);
     set!(points => data.train_points, noise => data.noise, epochs => train.epochs,
          batch_size => train.batch_size, lr => train.lr, momentum => train.momentum,

@@ -11,10 +11,10 @@ use prunelab::train::checkpoint;
 
 use crate::cli::TrainArgs;
 use crate::progress::Progress;
-use crate::setup::run_config;
+use crate::setup::run_config_without_selection;
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    let config = run_config(&args.setup)?;
+    let config = run_config_without_selection(&args.setup)?;
     // Outputs first: an unwritable path, or two flags naming one file, fails
     // now, not after the training.
     atomic::check_outputs(&[
