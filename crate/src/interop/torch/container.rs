@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use super::dtype::element_width;
 use super::pickle::{self, Value};
 
 /// A checkpoint's root value and its storages' byte ranges, by key.
@@ -146,7 +147,7 @@ fn open_legacy(b: &[u8]) -> Result<Opened, String> {
     let widths: HashMap<String, Option<usize>> = main
         .storages
         .iter()
-        .map(|s| (s.key.clone(), super::element_width(&s.kind)))
+        .map(|s| (s.key.clone(), element_width(&s.kind)))
         .collect();
     let keys = pickle::load(b, main.end)?;
     let mut at = keys.end;

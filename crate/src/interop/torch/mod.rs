@@ -13,6 +13,7 @@
 //! model reader shares, `io::budget`).
 
 mod container;
+mod dtype;
 mod pickle;
 
 use std::rc::Rc;
@@ -20,25 +21,8 @@ use std::rc::Rc;
 use burn::tensor::{bf16, f16};
 
 use super::state_dict::{Named, StateDict};
+use dtype::{element_width, is_float};
 use pickle::{Value, View};
-
-/// Bytes per element of a storage type; `None` for a type read as "other".
-pub(crate) fn element_width(kind: &str) -> Option<usize> {
-    Some(match kind.rsplit('.').next()? {
-        "FloatStorage" | "IntStorage" => 4,
-        "DoubleStorage" | "LongStorage" => 8,
-        "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
-        "ByteStorage" | "CharStorage" | "BoolStorage" => 1,
-        _ => return None,
-    })
-}
-
-fn is_float(kind: &str) -> bool {
-    matches!(
-        kind.rsplit('.').next(),
-        Some("FloatStorage" | "DoubleStorage" | "HalfStorage" | "BFloat16Storage")
-    )
-}
 
 /// The tensors under `v` by dotted name: a dict's keys joined with `.`.
 fn flatten(v: &Value, prefix: &str, depth: usize, out: &mut Vec<(String, Rc<View>)>) {
