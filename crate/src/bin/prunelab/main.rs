@@ -16,6 +16,7 @@ mod progress;
 mod connections;
 mod error_heads;
 mod serve;
+mod site;
 mod reproduce;
 mod sweep;
 
