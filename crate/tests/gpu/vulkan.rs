@@ -109,15 +109,17 @@ fn cpu_and_vulkan_agree_on_forward_and_backward() {
         let x_host = block_on(floats(x.clone())).unwrap();
         let labels = TensorData::new(vec![1i64, 3, 5, 7], [4]);
 
+        // Forks, not clones: a clone shares BatchNorm's running state, which
+        // each training-mode forward below updates.
         let (cpu_out, cpu_w) = forward_and_step(
-            model.clone(),
+            model.deep_fork(),
             x,
             Tensor::from_data(labels.clone(), &cpu_dev),
         );
         let vk_dev = vulkan.autodiff();
         let on_vulkan = || {
             forward_and_step(
-                model.clone().to_device(&vk_dev),
+                model.deep_fork().to_device(&vk_dev),
                 Tensor::from_data(TensorData::new(x_host.clone(), [4, c, h, w]), &vk_dev),
                 Tensor::from_data(labels.clone(), &vk_dev),
             )

@@ -66,15 +66,14 @@ fn reach(t: &View) -> Option<u64> {
 
 /// A view's values, row-major, as f32.
 fn values(t: &View, bytes: &[u8], width: usize) -> Vec<f32> {
-    let read = |i: usize| -> f32 {
-        let b = &bytes[i * width..(i + 1) * width];
-        match t.storage.kind.rsplit('.').next() {
-            Some("FloatStorage") => f32::from_le_bytes(b.try_into().expect("4 bytes")),
-            Some("DoubleStorage") => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
-            Some("HalfStorage") => f16::from_le_bytes([b[0], b[1]]).to_f32(),
-            _ => bf16::from_le_bytes([b[0], b[1]]).to_f32(),
-        }
+    // The element decoder, chosen once per tensor (not per element).
+    let decode: fn(&[u8]) -> f32 = match t.storage.kind.rsplit('.').next() {
+        Some("FloatStorage") => |b| f32::from_le_bytes(b.try_into().expect("4 bytes")),
+        Some("DoubleStorage") => |b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+        Some("HalfStorage") => |b| f16::from_le_bytes([b[0], b[1]]).to_f32(),
+        _ => |b| bf16::from_le_bytes([b[0], b[1]]).to_f32(),
     };
+    let read = |i: usize| decode(&bytes[i * width..(i + 1) * width]);
     let numel: usize = t.shape.iter().product();
     // Row-major strides (what a state_dict holds): one run of the storage.
     let mut expected = 1;
